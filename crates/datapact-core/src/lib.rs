@@ -1,0 +1,17 @@
+//! The domain model of datapact and the rules that need no I/O.
+//!
+//! Everything here is deterministic and side-effect free so it can be tested exhaustively:
+//! time values and the [`Clock`] seam, [`Post`]s and their authors, the ingest line format,
+//! licensee API key formats, and pagination tokens. Storage and HTTP live in other crates.
+
+pub mod ingest;
+pub mod key;
+pub mod licensee;
+pub mod pagination;
+pub mod post;
+pub mod time;
+
+pub use key::{ApiKey, KeyHash, KeyPrefix};
+pub use licensee::{KeyRecord, Licensee, LicenseeStatus};
+pub use post::{Author, Post, PostId, PublicMetrics, ReferencedPost, UserId};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};

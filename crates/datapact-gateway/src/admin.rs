@@ -1,0 +1,272 @@
+//! The admin API: what the CLI offers, over HTTP, behind the admin token.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use datapact_core::ingest::MAX_LINE_BYTES;
+use datapact_core::{KeyPrefix, PostId, Timestamp};
+use datapact_store::IngestEffect;
+use datapact_store::ops::{IngestBatcher, LineRejection, issue_key};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::extract::{JsonBody, TypedQuery};
+use crate::params::parse_id;
+use crate::problem::Problem;
+
+type AdminResult = Result<Response, Problem>;
+
+/// At most this many rejections are listed in one ingest response (all are counted).
+const MAX_LISTED_REJECTIONS: usize = 1_000;
+
+/// `POST /admin/posts`: an NDJSON body of ingest lines, streamed into the store in batches.
+pub async fn ingest(State(state): State<AppState>, body: Body) -> AdminResult {
+    let mut batcher = IngestBatcher::new(state.store.as_ref());
+    let mut rejected: Vec<LineRejection> = Vec::new();
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut line_number = 0u64;
+    // Past the line limit we stop buffering and only look for the line's end.
+    let mut overlong = false;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            Problem::invalid_request(format!("could not read the request body: {e}"))
+        })?;
+        let mut rest: &[u8] = &chunk;
+        while !rest.is_empty() {
+            match rest.iter().position(|&b| b == b'\n') {
+                Some(end) => {
+                    line_number += 1;
+                    if overlong {
+                        rejected.push(overlong_line(line_number));
+                        overlong = false;
+                    } else {
+                        buffer.extend_from_slice(&rest[..end]);
+                        if buffer.last() == Some(&b'\r') {
+                            buffer.pop();
+                        }
+                        batcher
+                            .push(line_number, &buffer, state.clock.now())
+                            .await?;
+                    }
+                    buffer.clear();
+                    rest = &rest[end + 1..];
+                }
+                None => {
+                    if !overlong && buffer.len() + rest.len() > MAX_LINE_BYTES {
+                        overlong = true;
+                        buffer.clear();
+                    }
+                    if !overlong {
+                        buffer.extend_from_slice(rest);
+                    }
+                    rest = &[];
+                }
+            }
+        }
+        rejected.extend(batcher.take_rejections());
+    }
+    if overlong {
+        rejected.push(overlong_line(line_number + 1));
+    } else if !buffer.is_empty() {
+        batcher
+            .push(line_number + 1, &buffer, state.clock.now())
+            .await?;
+    }
+    batcher.flush(state.clock.now()).await?;
+    rejected.extend(batcher.take_rejections());
+    rejected.sort_by_key(|rejection| rejection.line);
+    let counts = batcher.counts();
+    let listed: Vec<&LineRejection> = rejected.iter().take(MAX_LISTED_REJECTIONS).collect();
+    tracing::info!(
+        ?counts,
+        rejected = rejected.len(),
+        "ingested posts through the admin API"
+    );
+    Ok(Json(json!({
+        "lines": batcher.lines(),
+        "counts": counts,
+        "rejected_count": rejected.len(),
+        "rejected": listed,
+    }))
+    .into_response())
+}
+
+fn overlong_line(line: u64) -> LineRejection {
+    LineRejection {
+        line,
+        reason: format!("line is longer than {MAX_LINE_BYTES} bytes"),
+        raw: Vec::new(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DeleteRequest {
+    ids: Vec<String>,
+    deleted_at: Option<String>,
+}
+
+/// `POST /admin/posts/delete` `{"ids": ["1", "2"]}`: deletions, with their effect per id.
+pub async fn delete_posts(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<DeleteRequest>,
+) -> AdminResult {
+    let deleted_at = match &request.deleted_at {
+        Some(text) => Some(
+            Timestamp::parse_rfc3339(text)
+                .map_err(|e| Problem::invalid_request(format!("`deleted_at`: {e}")))?,
+        ),
+        None => None,
+    };
+    let ids: Vec<PostId> = request
+        .ids
+        .iter()
+        .map(|id| parse_id("ids", id))
+        .collect::<Result<_, _>>()?;
+    let effects = delete(&state, &ids, deleted_at).await?;
+    Ok(Json(json!({ "results": effects })).into_response())
+}
+
+/// `DELETE /admin/posts/:id`
+pub async fn delete_post(State(state): State<AppState>, Path(id): Path<String>) -> AdminResult {
+    let id: PostId = parse_id("id", &id)?;
+    let effects = delete(&state, &[id], None).await?;
+    if effects[0]["result"] == "not_found" {
+        return Err(Problem::not_found(format!("no post with id {id}")));
+    }
+    Ok(Json(effects[0].clone()).into_response())
+}
+
+async fn delete(
+    state: &AppState,
+    ids: &[PostId],
+    deleted_at: Option<Timestamp>,
+) -> Result<Vec<Value>, Problem> {
+    let records = ids
+        .iter()
+        .map(|&id| datapact_core::ingest::IngestRecord::Delete { id, deleted_at })
+        .collect();
+    let effects = state.store.ingest(records, state.clock.now()).await?;
+    Ok(ids
+        .iter()
+        .zip(effects)
+        .map(|(id, effect)| {
+            let result = match effect {
+                IngestEffect::Deleted => "deleted",
+                IngestEffect::AlreadyDeleted => "already_deleted",
+                _ => "not_found",
+            };
+            json!({ "id": id, "result": result })
+        })
+        .collect())
+}
+
+#[derive(Deserialize)]
+pub struct CreateLicensee {
+    name: String,
+}
+
+pub async fn create_licensee(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<CreateLicensee>,
+) -> AdminResult {
+    let licensee = state
+        .store
+        .create_licensee(&request.name, state.clock.now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(licensee)).into_response())
+}
+
+pub async fn list_licensees(State(state): State<AppState>) -> AdminResult {
+    Ok(Json(json!({ "licensees": state.store.licensees().await? })).into_response())
+}
+
+pub async fn show_licensee(State(state): State<AppState>, Path(name): Path<String>) -> AdminResult {
+    let licensee = state
+        .store
+        .licensee(&name)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no licensee named {name:?}")))?;
+    let keys = state.store.keys(Some(&name)).await?;
+    Ok(Json(json!({ "licensee": licensee, "keys": keys })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct IssueKey {
+    expires_at: Option<String>,
+}
+
+/// `POST /admin/licensees/:name/keys`: the key is in this response and nowhere else, ever.
+pub async fn issue_licensee_key(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> AdminResult {
+    // The body is optional: no body means a key that never expires.
+    let request: IssueKey = if body.iter().all(u8::is_ascii_whitespace) {
+        IssueKey { expires_at: None }
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Problem::invalid_request(format!("invalid JSON body: {e}")))?
+    };
+    let expires_at = match request.expires_at.as_deref() {
+        Some(text) => Some(
+            Timestamp::parse_rfc3339(text)
+                .map_err(|e| Problem::invalid_request(format!("`expires_at`: {e}")))?,
+        ),
+        None => None,
+    };
+    let (key, record) =
+        issue_key(state.store.as_ref(), &name, expires_at, state.clock.now()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "key": key.as_str(), "record": record })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct KeyFilter {
+    licensee: Option<String>,
+}
+
+pub async fn list_keys(
+    State(state): State<AppState>,
+    TypedQuery(filter): TypedQuery<KeyFilter>,
+) -> AdminResult {
+    Ok(
+        Json(json!({ "keys": state.store.keys(filter.licensee.as_deref()).await? }))
+            .into_response(),
+    )
+}
+
+pub async fn revoke_key(State(state): State<AppState>, Path(prefix): Path<String>) -> AdminResult {
+    let record = state
+        .store
+        .revoke_key(&KeyPrefix(prefix), state.clock.now())
+        .await?;
+    Ok(Json(record).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct BackupRequest {
+    out: String,
+}
+
+/// `POST /admin/backup` `{"out": "/path/to/new/dir"}`: a consistent copy, written on the server.
+pub async fn backup(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<BackupRequest>,
+) -> AdminResult {
+    let out = std::path::PathBuf::from(&request.out);
+    datapact_store::ops::backup_data_dir(state.store.as_ref(), &state.data_dir, &out).await?;
+    Ok(Json(json!({ "out": out })).into_response())
+}
+
+pub async fn stats(State(state): State<AppState>) -> AdminResult {
+    Ok(Json(state.store.stats().await?).into_response())
+}

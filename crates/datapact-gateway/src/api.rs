@@ -1,0 +1,317 @@
+//! The licensee API: X API v2 read endpoints for posts and users.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use datapact_core::pagination;
+use datapact_core::{Post, PostId, UserId};
+use datapact_store::{MAX_LOOKUP_IDS, TimelineQuery, UserRecord};
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::params::{Names, QueryParams, parse_id};
+use crate::problem::{Problem, resource_not_found};
+use crate::render::{post_json, user_json};
+
+type ApiResult = Result<Response, Problem>;
+
+/// The field and expansion choices shared by every post endpoint.
+struct PostView {
+    post_fields: Names,
+    user_fields: Names,
+    expand_authors: bool,
+}
+
+impl PostView {
+    fn from_params(params: &QueryParams) -> Result<Self, Problem> {
+        let expansions = params.names(&["expansions"])?;
+        Ok(PostView {
+            post_fields: params.names(&["tweet.fields", "post.fields"])?,
+            user_fields: params.names(&["user.fields"])?,
+            expand_authors: expansions.contains("author_id"),
+        })
+    }
+
+    /// `includes.users` for the authors of `posts`, when `expansions=author_id` asked for them.
+    async fn includes(&self, state: &AppState, posts: &[Post]) -> Result<Option<Value>, Problem> {
+        if !self.expand_authors || posts.is_empty() {
+            return Ok(None);
+        }
+        let mut author_ids: Vec<UserId> = posts.iter().map(|post| post.author_id).collect();
+        author_ids.sort_unstable();
+        author_ids.dedup();
+        let users = state.store.users_by_ids(&author_ids).await?;
+        let users: Vec<Value> = users
+            .iter()
+            .map(|user| user_json(user, &self.user_fields))
+            .collect();
+        Ok(Some(json!({ "users": users })))
+    }
+}
+
+fn json_response(body: Map<String, Value>) -> Response {
+    Json(Value::Object(body)).into_response()
+}
+
+/// `GET /2/tweets/:id`
+pub async fn post_by_id(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
+    let id: PostId = parse_id("id", &id)?;
+    let params = QueryParams::parse(query.as_deref())?;
+    let view = PostView::from_params(&params)?;
+    let posts: Vec<Post> = state
+        .store
+        .posts_by_ids(&[id])
+        .await?
+        .into_iter()
+        .filter(|post| post.deleted_at.is_none())
+        .collect();
+    let mut body = Map::new();
+    match posts.first() {
+        Some(post) => {
+            body.insert("data".into(), post_json(post, &view.post_fields));
+            if let Some(includes) = view.includes(&state, &posts).await? {
+                body.insert("includes".into(), includes);
+            }
+        }
+        None => {
+            body.insert(
+                "errors".into(),
+                json!([resource_not_found("tweet", "id", &id.to_string())]),
+            );
+        }
+    }
+    Ok(json_response(body))
+}
+
+/// `GET /2/tweets?ids=`: found posts in the order asked, the rest in `errors` (status 200).
+pub async fn posts_by_ids(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
+    let params = QueryParams::parse(query.as_deref())?;
+    let ids: Vec<PostId> = params.id_list("ids", MAX_LOOKUP_IDS)?;
+    let view = PostView::from_params(&params)?;
+    let found: HashMap<PostId, Post> = state
+        .store
+        .posts_by_ids(&ids)
+        .await?
+        .into_iter()
+        .filter(|post| post.deleted_at.is_none())
+        .map(|post| (post.id, post))
+        .collect();
+    let mut posts = Vec::with_capacity(ids.len());
+    let mut errors = Vec::new();
+    for id in &ids {
+        match found.get(id) {
+            Some(post) if !posts.iter().any(|p: &Post| p.id == *id) => posts.push(post.clone()),
+            Some(_) => {}
+            None => errors.push(resource_not_found("tweet", "ids", &id.to_string())),
+        }
+    }
+    let mut body = Map::new();
+    if !posts.is_empty() {
+        body.insert(
+            "data".into(),
+            posts
+                .iter()
+                .map(|post| post_json(post, &view.post_fields))
+                .collect(),
+        );
+    }
+    if let Some(includes) = view.includes(&state, &posts).await? {
+        body.insert("includes".into(), includes);
+    }
+    if !errors.is_empty() {
+        body.insert("errors".into(), Value::Array(errors));
+    }
+    Ok(json_response(body))
+}
+
+/// `GET /2/users/:id/tweets`: an author's posts, newest first, paginated.
+pub async fn user_timeline(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
+    let author: UserId = parse_id("id", &id)?;
+    let params = QueryParams::parse(query.as_deref())?;
+    let view = PostView::from_params(&params)?;
+    let limit = params.bounded("max_results", 5, 100, 10)?;
+    let since_id: Option<PostId> = params.id("since_id")?;
+    let until_id: Option<PostId> = params.id("until_id")?;
+    let start_time = params.time("start_time")?;
+    let end_time = params.time("end_time")?;
+    if let (Some(start), Some(end)) = (start_time, end_time) {
+        if start >= end {
+            return Err(Problem::invalid_parameter(
+                "start_time",
+                &start.to_x_string(),
+                "`start_time` must be before `end_time`",
+            ));
+        }
+    }
+    let token_name = if params.get("pagination_token").is_some() {
+        "pagination_token"
+    } else {
+        "next_token"
+    };
+    let cursor = match params.get(token_name) {
+        None => None,
+        Some(token) => Some(pagination::parse_token(token).ok_or_else(|| {
+            Problem::invalid_parameter(
+                token_name,
+                token,
+                format!("The `{token_name}` query parameter value [{token}] is not a valid token"),
+            )
+        })?),
+    };
+    if state.store.users_by_ids(&[author]).await?.is_empty() {
+        let mut body = Map::new();
+        body.insert(
+            "errors".into(),
+            json!([resource_not_found("user", "id", &author.to_string())]),
+        );
+        return Ok(json_response(body));
+    }
+    let before_id = match (cursor, until_id) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    // One extra row tells whether another page exists, so `next_token` is never a dead end.
+    let mut posts = state
+        .store
+        .timeline(
+            author,
+            TimelineQuery {
+                before_id,
+                after_id: since_id,
+                start_time,
+                end_time,
+                limit: limit + 1,
+            },
+        )
+        .await?;
+    let has_more = posts.len() > limit;
+    posts.truncate(limit);
+
+    let mut meta = Map::new();
+    meta.insert("result_count".into(), json!(posts.len()));
+    if let (Some(newest), Some(oldest)) = (posts.first(), posts.last()) {
+        meta.insert("newest_id".into(), json!(newest.id));
+        meta.insert("oldest_id".into(), json!(oldest.id));
+        if has_more {
+            meta.insert(
+                "next_token".into(),
+                json!(pagination::next_token(oldest.id)),
+            );
+        }
+    }
+    let mut body = Map::new();
+    if !posts.is_empty() {
+        body.insert(
+            "data".into(),
+            posts
+                .iter()
+                .map(|post| post_json(post, &view.post_fields))
+                .collect(),
+        );
+    }
+    if let Some(includes) = view.includes(&state, &posts).await? {
+        body.insert("includes".into(), includes);
+    }
+    body.insert("meta".into(), Value::Object(meta));
+    Ok(json_response(body))
+}
+
+fn users_body(users: &[UserRecord], fields: &Names, single: bool, errors: Vec<Value>) -> Response {
+    let mut body = Map::new();
+    let data: Vec<Value> = users.iter().map(|user| user_json(user, fields)).collect();
+    if single {
+        if let Some(user) = data.into_iter().next() {
+            body.insert("data".into(), user);
+        }
+    } else if !data.is_empty() {
+        body.insert("data".into(), Value::Array(data));
+    }
+    if !errors.is_empty() {
+        body.insert("errors".into(), Value::Array(errors));
+    }
+    json_response(body)
+}
+
+/// `GET /2/users?ids=`
+pub async fn users_by_ids(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
+    let params = QueryParams::parse(query.as_deref())?;
+    let ids: Vec<UserId> = params.id_list("ids", MAX_LOOKUP_IDS)?;
+    let fields = params.names(&["user.fields"])?;
+    params.names(&["expansions", "tweet.fields", "post.fields"])?;
+    let found: HashMap<UserId, UserRecord> = state
+        .store
+        .users_by_ids(&ids)
+        .await?
+        .into_iter()
+        .map(|user| (user.author.id, user))
+        .collect();
+    let mut users: Vec<UserRecord> = Vec::new();
+    let mut errors = Vec::new();
+    for id in &ids {
+        match found.get(id) {
+            Some(user) if !users.iter().any(|u| u.author.id == *id) => users.push(user.clone()),
+            Some(_) => {}
+            None => errors.push(resource_not_found("user", "ids", &id.to_string())),
+        }
+    }
+    Ok(users_body(&users, &fields, false, errors))
+}
+
+/// `GET /2/users/:id`
+pub async fn user_by_id(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
+    let id: UserId = parse_id("id", &id)?;
+    let params = QueryParams::parse(query.as_deref())?;
+    let fields = params.names(&["user.fields"])?;
+    params.names(&["expansions", "tweet.fields", "post.fields"])?;
+    let users = state.store.users_by_ids(&[id]).await?;
+    let errors = if users.is_empty() {
+        vec![resource_not_found("user", "id", &id.to_string())]
+    } else {
+        Vec::new()
+    };
+    Ok(users_body(&users, &fields, true, errors))
+}
+
+/// `GET /2/users/by/username/:username`
+pub async fn user_by_username(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
+    let valid = !username.is_empty()
+        && username.len() <= datapact_core::ingest::MAX_USERNAME_CHARS
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(Problem::invalid_parameter(
+            "username",
+            &username,
+            format!("The `username` value [{username}] does not match ^[A-Za-z0-9_]{{1,50}}$"),
+        ));
+    }
+    let params = QueryParams::parse(query.as_deref())?;
+    let fields = params.names(&["user.fields"])?;
+    params.names(&["expansions", "tweet.fields", "post.fields"])?;
+    let user = state.store.user_by_username(&username).await?;
+    let errors = if user.is_none() {
+        vec![resource_not_found("user", "username", &username)]
+    } else {
+        Vec::new()
+    };
+    Ok(users_body(user.as_slice(), &fields, true, errors))
+}

@@ -1,0 +1,166 @@
+//! datapact's HTTP side: the licensee API (X API v2 compatible) and the admin API, as axum
+//! routers, plus the server that runs both listeners.
+//!
+//! Behaviour is composed as tower layers: client attribution, request ids, tracing, timeouts,
+//! body limits and panic containment wrap every route; authentication wraps each API.
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod client_addr;
+pub mod extract;
+pub mod params;
+pub mod problem;
+pub mod render;
+mod server;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use datapact_core::Clock;
+use datapact_store::Store;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use auth::KeyCache;
+pub use client_addr::TrustedProxies;
+pub use server::{GatewayConfig, RunningGateway, TlsFiles, serve};
+
+use crate::problem::Problem;
+
+/// The largest request body the licensee API accepts (it has only GET endpoints).
+const PUBLIC_BODY_LIMIT: usize = 64 * 1024;
+/// The largest JSON body the admin API accepts, ingest excepted (it streams).
+const ADMIN_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Everything a request handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Arc<KeyCache>,
+    pub admin_token: Arc<str>,
+    pub data_dir: Arc<Path>,
+}
+
+/// The licensee API, on `--listen`.
+pub fn licensee_router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/2/tweets", get(api::posts_by_ids))
+        .route("/2/tweets/{id}", get(api::post_by_id))
+        .route("/2/users", get(api::users_by_ids))
+        .route("/2/users/{id}", get(api::user_by_id))
+        .route("/2/users/{id}/tweets", get(api::user_timeline))
+        .route(
+            "/2/users/by/username/{username}",
+            get(api::user_by_username),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_licensee,
+        ));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT))
+        .with_state(state)
+}
+
+/// The admin API, on `--admin-listen`.
+pub fn admin_router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route(
+            "/admin/posts",
+            post(admin::ingest).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/admin/posts/delete", post(admin::delete_posts))
+        .route("/admin/posts/{id}", delete(admin::delete_post))
+        .route(
+            "/admin/licensees",
+            get(admin::list_licensees).post(admin::create_licensee),
+        )
+        .route("/admin/licensees/{name}", get(admin::show_licensee))
+        .route(
+            "/admin/licensees/{name}/keys",
+            post(admin::issue_licensee_key),
+        )
+        .route("/admin/keys", get(admin::list_keys))
+        .route("/admin/keys/{prefix}/revoke", post(admin::revoke_key))
+        .route("/admin/backup", post(admin::backup))
+        .route("/admin/stats", get(admin::stats))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ));
+    Router::new()
+        .merge(admin)
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
+        .with_state(state)
+}
+
+/// The layers every listener shares, outermost first.
+pub fn common_layers(
+    router: Router,
+    proxies: Arc<TrustedProxies>,
+    request_timeout: Duration,
+) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(axum::middleware::from_fn_with_state(
+                proxies,
+                client_addr::attribute_client,
+            ))
+            .layer(TraceLayer::new_for_http().make_span_with(server::request_span))
+            .layer(CatchPanicLayer::custom(server::panic_response))
+            .layer(HandleErrorLayer::new(timeout_response))
+            .timeout(request_timeout),
+    )
+}
+
+async fn timeout_response(_: tower::BoxError) -> Response {
+    Problem::plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        problem::ABOUT_BLANK,
+        "Service Unavailable",
+        "the request took too long and was abandoned; retry later",
+    )
+    .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn not_found() -> Problem {
+    Problem::plain(
+        StatusCode::NOT_FOUND,
+        problem::ABOUT_BLANK,
+        "Not Found",
+        "Sorry, that page does not exist",
+    )
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::plain(
+        StatusCode::METHOD_NOT_ALLOWED,
+        problem::ABOUT_BLANK,
+        "Method Not Allowed",
+        "this endpoint does not take that HTTP method",
+    )
+}

@@ -1,0 +1,158 @@
+//! Errors as RFC 9457 problem details, in the shape the X API uses.
+//!
+//! X puts parameter errors in an `errors` array beside `title`, `detail` and `type`; clients such
+//! as tweepy read `errors[].message`, then `detail`, then `title`. Every error response here has
+//! all three, with `status`, and the `application/problem+json` content type.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use datapact_store::StoreError;
+use serde_json::{Value, json};
+
+pub const INVALID_REQUEST: &str = "https://api.twitter.com/2/problems/invalid-request";
+pub const RESOURCE_NOT_FOUND: &str = "https://api.twitter.com/2/problems/resource-not-found";
+pub const CONFLICT: &str = "https://api.twitter.com/2/problems/duplicate-rules";
+pub const ABOUT_BLANK: &str = "about:blank";
+
+/// An error response. Build with the constructors; render with `IntoResponse`.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    /// X's `errors` array: one entry per offending parameter.
+    pub errors: Vec<Value>,
+}
+
+impl Problem {
+    /// A bad query parameter, as X reports it: `errors[{parameters: {name: [value]}, message}]`.
+    pub fn invalid_parameter(name: &str, value: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Problem {
+            status: StatusCode::BAD_REQUEST,
+            kind: INVALID_REQUEST,
+            title: "Invalid Request",
+            detail: "One or more parameters to your request was invalid.".into(),
+            errors: vec![json!({ "parameters": { name: [value] }, "message": message })],
+        }
+    }
+
+    /// A bad request that is not about one parameter (a malformed body, query string, path).
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        let message = message.into();
+        Problem {
+            status: StatusCode::BAD_REQUEST,
+            kind: INVALID_REQUEST,
+            title: "Invalid Request",
+            detail: message.clone(),
+            errors: vec![json!({ "message": message })],
+        }
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::plain(
+            StatusCode::UNAUTHORIZED,
+            ABOUT_BLANK,
+            "Unauthorized",
+            detail,
+        )
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::plain(
+            StatusCode::NOT_FOUND,
+            RESOURCE_NOT_FOUND,
+            "Not Found Error",
+            detail,
+        )
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::plain(StatusCode::CONFLICT, ABOUT_BLANK, "Conflict", detail)
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ABOUT_BLANK,
+            "Service Unavailable",
+            detail,
+        )
+    }
+
+    pub fn plain(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        let detail = detail.into();
+        Problem {
+            status,
+            kind,
+            title,
+            errors: vec![json!({ "message": detail })],
+            detail,
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "title": self.title,
+            "detail": self.detail,
+            "type": self.kind,
+            "status": self.status.as_u16(),
+            "errors": self.errors,
+        })
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.to_json())).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(detail) => Problem::not_found(detail),
+            StoreError::Conflict(detail) => Problem::conflict(detail),
+            StoreError::Invalid(detail) => Problem::invalid_request(detail),
+            StoreError::Unavailable(detail) => {
+                tracing::error!(%detail, "store unavailable");
+                Problem::unavailable("the data store is unavailable; retry shortly")
+            }
+        }
+    }
+}
+
+/// A per-resource error inside a 200 response (`errors[]` beside `data`), as X reports unknown ids.
+pub fn resource_not_found(resource_type: &str, parameter: &str, id: &str) -> Value {
+    let noun = if resource_type == "tweet" {
+        "tweet"
+    } else {
+        "user"
+    };
+    json!({
+        "value": id,
+        "detail": format!("Could not find {noun} with {parameter}: [{id}]."),
+        "title": "Not Found Error",
+        "resource_type": resource_type,
+        "parameter": parameter,
+        "resource_id": id,
+        "type": RESOURCE_NOT_FOUND,
+    })
+}

@@ -1,0 +1,170 @@
+//! Storage for datapact: the [`Store`] trait and its embedded SQLite implementation.
+//!
+//! The store is the single source of truth. The CLI writes it directly; a running gateway reads
+//! it and polls [`Store::change_counter`] to notice changes to licensees and keys made elsewhere.
+//! Every method is async and takes plain domain values, so a PostgreSQL implementation can sit
+//! behind the same trait.
+
+pub mod ops;
+mod sqlite;
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use datapact_core::ingest::IngestRecord;
+use datapact_core::{
+    Author, KeyHash, KeyPrefix, KeyRecord, Licensee, Post, PostId, Timestamp, UserId,
+};
+
+pub use sqlite::SqliteStore;
+
+/// The file name of the SQLite database inside a data directory.
+pub const SQLITE_FILE: &str = "datapact.db";
+/// The most ids one lookup may name.
+pub const MAX_LOOKUP_IDS: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    /// The store could not do its job (I/O, corruption, a lock held too long).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What happened to one ingest record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IngestEffect {
+    /// A post the store had not seen.
+    Inserted,
+    /// A known id with new text: kept as a new revision.
+    Corrected {
+        revision: u32,
+    },
+    /// The same id and text again: nothing changed.
+    Unchanged,
+    Deleted,
+    /// A deletion of a post already deleted.
+    AlreadyDeleted,
+    /// Valid on its own but refused by the store (e.g. an unknown author, an unknown id to delete).
+    Refused(String),
+}
+
+/// Counts over one ingest batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestCounts {
+    pub inserted: u64,
+    pub corrected: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
+    pub refused: u64,
+}
+
+impl IngestCounts {
+    pub fn add(&mut self, effect: &IngestEffect) {
+        match effect {
+            IngestEffect::Inserted => self.inserted += 1,
+            IngestEffect::Corrected { .. } => self.corrected += 1,
+            IngestEffect::Unchanged => self.unchanged += 1,
+            IngestEffect::Deleted | IngestEffect::AlreadyDeleted => self.deleted += 1,
+            IngestEffect::Refused(_) => self.refused += 1,
+        }
+    }
+}
+
+/// Which posts of one author to list, newest first.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TimelineQuery {
+    /// Only ids strictly below this (the pagination cursor, or `until_id`).
+    pub before_id: Option<PostId>,
+    /// Only ids strictly above this (`since_id`).
+    pub after_id: Option<PostId>,
+    /// Only posts created at or after this.
+    pub start_time: Option<Timestamp>,
+    /// Only posts created strictly before this.
+    pub end_time: Option<Timestamp>,
+    pub limit: usize,
+}
+
+/// An author with the counts the users endpoints report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    pub author: Author,
+    /// Posts by this author that are not deleted.
+    pub post_count: u64,
+}
+
+/// What the gateway needs to authenticate one key, kept in its in-memory cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyGrant {
+    pub hash: KeyHash,
+    pub record: KeyRecord,
+    pub licensee_id: i64,
+}
+
+/// Totals for health and demo output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStats {
+    pub posts: u64,
+    pub deleted_posts: u64,
+    pub authors: u64,
+    pub licensees: u64,
+    pub keys: u64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies records in order inside one durable transaction; one effect per record.
+    async fn ingest(
+        &self,
+        records: Vec<IngestRecord>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<IngestEffect>>;
+
+    /// Posts with these ids, in no particular order; deleted posts are included (with `deleted_at`)
+    /// so callers can report them; unknown ids are simply absent.
+    async fn posts_by_ids(&self, ids: &[PostId]) -> StoreResult<Vec<Post>>;
+
+    /// An author's posts that are not deleted, newest (highest id) first.
+    async fn timeline(&self, author: UserId, query: TimelineQuery) -> StoreResult<Vec<Post>>;
+
+    async fn users_by_ids(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>>;
+
+    /// Case-insensitive, as X's usernames are.
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+
+    async fn create_licensee(&self, name: &str, now: Timestamp) -> StoreResult<Licensee>;
+    async fn licensees(&self) -> StoreResult<Vec<Licensee>>;
+    async fn licensee(&self, name: &str) -> StoreResult<Option<Licensee>>;
+
+    /// Records a new key for a licensee; the secret itself is never stored.
+    async fn insert_key(
+        &self,
+        licensee: &str,
+        prefix: &KeyPrefix,
+        hash: KeyHash,
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<KeyRecord>;
+    /// Keys of one licensee, or of all when `None`, oldest first.
+    async fn keys(&self, licensee: Option<&str>) -> StoreResult<Vec<KeyRecord>>;
+    async fn revoke_key(&self, prefix: &KeyPrefix, now: Timestamp) -> StoreResult<KeyRecord>;
+    /// Every key, revoked ones included (so a refusal can say why), for the gateway's cache.
+    async fn key_grants(&self) -> StoreResult<Vec<KeyGrant>>;
+    /// Records when keys were last used; the gateway batches these.
+    async fn record_key_use(&self, uses: Vec<(KeyPrefix, Timestamp)>) -> StoreResult<()>;
+
+    /// A number that grows whenever licensees or keys change, from any process.
+    async fn change_counter(&self) -> StoreResult<i64>;
+
+    async fn stats(&self) -> StoreResult<StoreStats>;
+
+    /// Writes a consistent copy of the database to `out` while the store stays in use.
+    async fn backup_to(&self, out: &Path) -> StoreResult<()>;
+}

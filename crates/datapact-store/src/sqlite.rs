@@ -1,0 +1,726 @@
+//! The embedded store: one SQLite database in WAL mode with `synchronous=FULL`.
+//!
+//! One writer connection (SQLite allows one writer at a time anyway) behind a mutex, and a pool
+//! of read-only connections. Blocking calls run on tokio's blocking pool.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datapact_core::ingest::{IngestRecord, NewPost};
+use datapact_core::{
+    Author, KeyHash, KeyPrefix, KeyRecord, Licensee, LicenseeStatus, Post, PostId, PublicMetrics,
+    ReferencedPost, Timestamp, UserId,
+};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params, params_from_iter};
+
+use crate::{
+    IngestEffect, KeyGrant, SQLITE_FILE, Store, StoreError, StoreResult, StoreStats, TimelineQuery,
+    UserRecord,
+};
+
+/// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("sqlite/0001_initial.sql")];
+const READ_CONNECTIONS: u32 = 8;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Arc<Mutex<Connection>>,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        unavailable(error)
+    }
+}
+
+fn is_constraint(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`, and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            unavailable(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        Self::open_file(&data_dir.join(SQLITE_FILE))
+    }
+
+    pub fn open_file(path: &Path) -> StoreResult<Self> {
+        let mut writer = Connection::open(path)
+            .map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
+        writer.busy_timeout(BUSY_TIMEOUT)?;
+        writer.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )?;
+        // Durability is a promise the ledger makes: refuse to run if SQLite did not take it.
+        let synchronous: i64 = writer.query_row("PRAGMA synchronous", [], |row| row.get(0))?;
+        if synchronous != 2 {
+            return Err(unavailable(format!(
+                "SQLite refused synchronous=FULL (got {synchronous})"
+            )));
+        }
+        migrate(&mut writer)?;
+        let manager = SqliteConnectionManager::file(path).with_init(|conn| {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.execute_batch("PRAGMA query_only = ON; PRAGMA foreign_keys = ON;")
+        });
+        let readers = r2d2::Pool::builder()
+            .max_size(READ_CONNECTIONS)
+            .min_idle(Some(1))
+            .build(manager)
+            .map_err(unavailable)?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The `synchronous` setting of the writer connection (2 = FULL).
+    pub async fn synchronous_level(&self) -> StoreResult<i64> {
+        self.write(|conn| Ok(conn.query_row("PRAGMA synchronous", [], |row| row.get(0))?))
+            .await
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let writer = Arc::clone(&self.writer);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer
+                .lock()
+                .map_err(|_| unavailable("writer connection poisoned"))?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.get().map_err(unavailable)?;
+            work(&conn)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let version: usize =
+        conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        return Err(unavailable(format!(
+            "the database has schema version {version}, newer than this datapact knows ({}); upgrade datapact",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = index + 1, "applied store migration");
+    }
+    Ok(())
+}
+
+const POST_COLUMNS: &str = "id, author_id, text, revision, created_at, lang, conversation_id, \
+    in_reply_to_user_id, referenced_posts, edit_history, retweet_count, reply_count, like_count, \
+    quote_count, bookmark_count, impression_count, deleted_at";
+
+fn post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
+    let json_error = |index: usize, error: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            Box::new(error),
+        )
+    };
+    let referenced: Option<String> = row.get(8)?;
+    let referenced_posts: Vec<ReferencedPost> = match referenced {
+        Some(json) => serde_json::from_str(&json).map_err(|e| json_error(8, e))?,
+        None => Vec::new(),
+    };
+    let edit_history: String = row.get(9)?;
+    let count = |index: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, i64>(index)? as u64) };
+    Ok(Post {
+        id: PostId::new(row.get(0)?),
+        author_id: UserId::new(row.get(1)?),
+        text: row.get(2)?,
+        revision: row.get(3)?,
+        created_at: Timestamp(row.get(4)?),
+        lang: row.get(5)?,
+        conversation_id: PostId::new(row.get(6)?),
+        in_reply_to_user_id: row.get::<_, Option<i64>>(7)?.map(UserId::new),
+        referenced_posts,
+        edit_history: serde_json::from_str(&edit_history).map_err(|e| json_error(9, e))?,
+        public_metrics: PublicMetrics {
+            retweet_count: count(10)?,
+            reply_count: count(11)?,
+            like_count: count(12)?,
+            quote_count: count(13)?,
+            bookmark_count: count(14)?,
+            impression_count: count(15)?,
+        },
+        deleted_at: row.get::<_, Option<i64>>(16)?.map(Timestamp),
+    })
+}
+
+const USER_COLUMNS: &str = "a.id, a.username, a.name, a.created_at, a.description, a.location, \
+    a.verified, a.protected, \
+    (SELECT COUNT(*) FROM posts p WHERE p.author_id = a.id AND p.deleted_at IS NULL)";
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
+    Ok(UserRecord {
+        author: Author {
+            id: UserId::new(row.get(0)?),
+            username: row.get(1)?,
+            name: row.get(2)?,
+            created_at: Timestamp(row.get(3)?),
+            description: row.get(4)?,
+            location: row.get(5)?,
+            verified: row.get(6)?,
+            protected: row.get(7)?,
+        },
+        post_count: row.get::<_, i64>(8)? as u64,
+    })
+}
+
+fn licensee_from_row(row: &Row<'_>) -> rusqlite::Result<Licensee> {
+    let status: String = row.get(2)?;
+    Ok(Licensee {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        status: LicenseeStatus::parse(&status).unwrap_or(LicenseeStatus::Blocked),
+        created_at: Timestamp(row.get(3)?),
+    })
+}
+
+const KEY_COLUMNS: &str =
+    "k.prefix, l.name, k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.hash, l.id";
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
+    Ok(KeyRecord {
+        prefix: KeyPrefix(row.get(0)?),
+        licensee: row.get(1)?,
+        created_at: Timestamp(row.get(2)?),
+        expires_at: row.get::<_, Option<i64>>(3)?.map(Timestamp),
+        revoked_at: row.get::<_, Option<i64>>(4)?.map(Timestamp),
+        last_used_at: row.get::<_, Option<i64>>(5)?.map(Timestamp),
+    })
+}
+
+fn placeholders(count: usize) -> String {
+    vec!["?"; count].join(",")
+}
+
+/// Applies one batch of ingest records in the caller's transaction.
+struct Ingester<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    now: Timestamp,
+    /// Authors written or confirmed in this batch, so each is touched once.
+    authors_seen: HashMap<UserId, Option<Author>>,
+}
+
+impl Ingester<'_> {
+    fn apply(&mut self, record: IngestRecord) -> StoreResult<IngestEffect> {
+        match record {
+            IngestRecord::Post(post) => self.post(*post),
+            IngestRecord::Delete { id, deleted_at } => {
+                self.delete(id, deleted_at.unwrap_or(self.now))
+            }
+        }
+    }
+
+    fn author(&mut self, id: UserId, author: Option<Author>) -> StoreResult<Result<(), String>> {
+        if let Some(seen) = self.authors_seen.get(&id) {
+            if author.is_none() || seen.as_ref() == author.as_ref() {
+                return Ok(Ok(()));
+            }
+        }
+        match &author {
+            Some(a) => {
+                let mut upsert = self.tx.prepare_cached(
+                    "INSERT INTO authors (id, username, name, created_at, description, location, verified, protected)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (id) DO UPDATE SET username = excluded.username, name = excluded.name,
+                       description = excluded.description, location = excluded.location,
+                       verified = excluded.verified, protected = excluded.protected",
+                )?;
+                let result = upsert.execute(params![
+                    a.id.get(),
+                    a.username,
+                    a.name,
+                    a.created_at.0,
+                    a.description,
+                    a.location,
+                    a.verified,
+                    a.protected
+                ]);
+                match result {
+                    Ok(_) => {}
+                    Err(e) if is_constraint(&e) => {
+                        return Ok(Err(format!(
+                            "username {:?} already belongs to another author",
+                            a.username
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            None => {
+                let exists = self
+                    .tx
+                    .prepare_cached("SELECT 1 FROM authors WHERE id = ?1")?
+                    .exists([id.get()])?;
+                if !exists {
+                    return Ok(Err(format!(
+                        "unknown author {id}: include an `author` object or `includes.users` the first time an author appears"
+                    )));
+                }
+            }
+        }
+        self.authors_seen.insert(id, author);
+        Ok(Ok(()))
+    }
+
+    fn post(&mut self, post: NewPost) -> StoreResult<IngestEffect> {
+        if let Err(reason) = self.author(post.author_id, post.author.clone())? {
+            return Ok(IngestEffect::Refused(reason));
+        }
+        let existing: Option<(String, u32)> = self
+            .tx
+            .prepare_cached("SELECT text, revision FROM posts WHERE id = ?1")?
+            .query_row([post.id.get()], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        match existing {
+            None => {
+                let referenced = if post.referenced_posts.is_empty() {
+                    None
+                } else {
+                    Some(serde_json::to_string(&post.referenced_posts).map_err(unavailable)?)
+                };
+                let history = serde_json::to_string(&post.edit_history).map_err(unavailable)?;
+                let metrics = post.public_metrics;
+                let clamp = |count: u64| count.min(i64::MAX as u64) as i64;
+                self.tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO posts ({POST_COLUMNS}) VALUES
+                         (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL)"
+                    ))?
+                    .execute(params![
+                        post.id.get(),
+                        post.author_id.get(),
+                        post.text,
+                        post.created_at.0,
+                        post.lang,
+                        post.conversation_id.get(),
+                        post.in_reply_to_user_id.map(UserId::get),
+                        referenced,
+                        history,
+                        clamp(metrics.retweet_count),
+                        clamp(metrics.reply_count),
+                        clamp(metrics.like_count),
+                        clamp(metrics.quote_count),
+                        clamp(metrics.bookmark_count),
+                        clamp(metrics.impression_count),
+                    ])?;
+                self.insert_revision(post.id, 1, &post.text)?;
+                Ok(IngestEffect::Inserted)
+            }
+            Some((text, _)) if text == post.text => Ok(IngestEffect::Unchanged),
+            Some((_, revision)) => {
+                let revision = revision + 1;
+                self.tx
+                    .prepare_cached("UPDATE posts SET text = ?2, revision = ?3 WHERE id = ?1")?
+                    .execute(params![post.id.get(), post.text, revision])?;
+                self.insert_revision(post.id, revision, &post.text)?;
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO post_events (post_id, kind, revision, at) VALUES (?1, 'corrected', ?2, ?3)",
+                    )?
+                    .execute(params![post.id.get(), revision, self.now.0])?;
+                Ok(IngestEffect::Corrected { revision })
+            }
+        }
+    }
+
+    fn insert_revision(&self, id: PostId, revision: u32, text: &str) -> StoreResult<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO post_revisions (post_id, revision, text, ingested_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![id.get(), revision, text, self.now.0])?;
+        Ok(())
+    }
+
+    fn delete(&mut self, id: PostId, at: Timestamp) -> StoreResult<IngestEffect> {
+        let state: Option<Option<i64>> = self
+            .tx
+            .prepare_cached("SELECT deleted_at FROM posts WHERE id = ?1")?
+            .query_row([id.get()], |row| row.get(0))
+            .optional()?;
+        match state {
+            None => Ok(IngestEffect::Refused(format!(
+                "no post with id {id} to delete"
+            ))),
+            Some(Some(_)) => Ok(IngestEffect::AlreadyDeleted),
+            Some(None) => {
+                self.tx
+                    .prepare_cached("UPDATE posts SET deleted_at = ?2 WHERE id = ?1")?
+                    .execute(params![id.get(), at.0])?;
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO post_events (post_id, kind, at) VALUES (?1, 'deleted', ?2)",
+                    )?
+                    .execute(params![id.get(), at.0])?;
+                Ok(IngestEffect::Deleted)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ingest(
+        &self,
+        records: Vec<IngestRecord>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<IngestEffect>> {
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let effects = {
+                let mut ingester = Ingester {
+                    tx: &tx,
+                    now,
+                    authors_seen: HashMap::new(),
+                };
+                records
+                    .into_iter()
+                    .map(|record| ingester.apply(record))
+                    .collect::<StoreResult<Vec<_>>>()?
+            };
+            tx.commit()?;
+            Ok(effects)
+        })
+        .await
+    }
+
+    async fn posts_by_ids(&self, ids: &[PostId]) -> StoreResult<Vec<Post>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = ids
+            .iter()
+            .map(|id| id.get())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {POST_COLUMNS} FROM posts WHERE id IN ({})",
+                placeholders(ids.len())
+            );
+            let mut statement = conn.prepare_cached(&sql)?;
+            let posts = statement
+                .query_map(params_from_iter(ids), post_from_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(posts)
+        })
+        .await
+    }
+
+    async fn timeline(&self, author: UserId, query: TimelineQuery) -> StoreResult<Vec<Post>> {
+        self.read(move |conn| {
+            let mut sql = format!(
+                "SELECT {POST_COLUMNS} FROM posts WHERE author_id = ? AND deleted_at IS NULL"
+            );
+            let mut values: Vec<i64> = vec![author.get()];
+            let mut condition = |clause: &str, value: Option<i64>| {
+                if let Some(value) = value {
+                    sql.push_str(clause);
+                    values.push(value);
+                }
+            };
+            condition(" AND id < ?", query.before_id.map(PostId::get));
+            condition(" AND id > ?", query.after_id.map(PostId::get));
+            condition(" AND created_at >= ?", query.start_time.map(|t| t.0));
+            condition(" AND created_at < ?", query.end_time.map(|t| t.0));
+            sql.push_str(" ORDER BY id DESC LIMIT ?");
+            values.push(query.limit as i64);
+            let mut statement = conn.prepare_cached(&sql)?;
+            let posts = statement
+                .query_map(params_from_iter(values), post_from_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(posts)
+        })
+        .await
+    }
+
+    async fn users_by_ids(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = ids
+            .iter()
+            .map(|id| id.get())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {USER_COLUMNS} FROM authors a WHERE a.id IN ({})",
+                placeholders(ids.len())
+            );
+            let mut statement = conn.prepare_cached(&sql)?;
+            let users = statement
+                .query_map(params_from_iter(ids), user_from_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(users)
+        })
+        .await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let username = username.to_owned();
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {USER_COLUMNS} FROM authors a WHERE a.username = ?1 COLLATE NOCASE"
+            );
+            Ok(conn
+                .prepare_cached(&sql)?
+                .query_row([username], user_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn create_licensee(&self, name: &str, now: Timestamp) -> StoreResult<Licensee> {
+        datapact_core::licensee::validate_licensee_name(name).map_err(StoreError::Invalid)?;
+        let name = name.to_owned();
+        self.write(move |conn| {
+            let result = conn.execute(
+                "INSERT INTO licensees (name, status, created_at) VALUES (?1, 'active', ?2)",
+                params![name, now.0],
+            );
+            match result {
+                Err(e) if is_constraint(&e) => {
+                    return Err(StoreError::Conflict(format!(
+                        "licensee {name:?} already exists"
+                    )));
+                }
+                other => other?,
+            };
+            Ok(conn.query_row(
+                "SELECT id, name, status, created_at FROM licensees WHERE id = last_insert_rowid()",
+                [],
+                licensee_from_row,
+            )?)
+        })
+        .await
+    }
+
+    async fn licensees(&self) -> StoreResult<Vec<Licensee>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id, name, status, created_at FROM licensees ORDER BY name",
+            )?;
+            let licensees = statement
+                .query_map([], licensee_from_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(licensees)
+        })
+        .await
+    }
+
+    async fn licensee(&self, name: &str) -> StoreResult<Option<Licensee>> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, name, status, created_at FROM licensees WHERE name = ?1",
+                )?
+                .query_row([name], licensee_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn insert_key(
+        &self,
+        licensee: &str,
+        prefix: &KeyPrefix,
+        hash: KeyHash,
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<KeyRecord> {
+        let (licensee, prefix) = (licensee.to_owned(), prefix.clone());
+        self.write(move |conn| {
+            let licensee_id: i64 = conn
+                .query_row("SELECT id FROM licensees WHERE name = ?1", [&licensee], |row| row.get(0))
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("no licensee named {licensee:?}")))?;
+            let result = conn.execute(
+                "INSERT INTO api_keys (licensee_id, prefix, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![licensee_id, prefix.0, hash.0.as_slice(), now.0, expires_at.map(|t| t.0)],
+            );
+            match result {
+                Err(e) if is_constraint(&e) => {
+                    return Err(StoreError::Conflict(format!("key prefix {prefix} is taken")));
+                }
+                other => other?,
+            };
+            Ok(KeyRecord { prefix, licensee, created_at: now, expires_at, revoked_at: None, last_used_at: None })
+        })
+        .await
+    }
+
+    async fn keys(&self, licensee: Option<&str>) -> StoreResult<Vec<KeyRecord>> {
+        let licensee = licensee.map(str::to_owned);
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id
+                 WHERE ?1 IS NULL OR l.name = ?1 ORDER BY k.created_at, k.id"
+            );
+            let mut statement = conn.prepare_cached(&sql)?;
+            let keys = statement
+                .query_map([licensee], key_from_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, prefix: &KeyPrefix, now: Timestamp) -> StoreResult<KeyRecord> {
+        let prefix = prefix.clone();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE prefix = ?1 AND revoked_at IS NULL",
+                params![prefix.0, now.0],
+            )?;
+            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id WHERE k.prefix = ?1");
+            conn.query_row(&sql, [&prefix.0], key_from_row)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("no key with prefix {prefix}")))
+        })
+        .await
+    }
+
+    async fn key_grants(&self) -> StoreResult<Vec<KeyGrant>> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id"
+            );
+            let mut statement = conn.prepare_cached(&sql)?;
+            let grants = statement
+                .query_map([], |row| {
+                    let hash: Vec<u8> = row.get(6)?;
+                    let hash: [u8; 32] = hash.try_into().map_err(|_| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            6,
+                            rusqlite::types::Type::Blob,
+                            "key hash is not 32 bytes".into(),
+                        )
+                    })?;
+                    Ok(KeyGrant {
+                        hash: KeyHash(hash),
+                        record: key_from_row(row)?,
+                        licensee_id: row.get(7)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(grants)
+        })
+        .await
+    }
+
+    async fn record_key_use(&self, uses: Vec<(KeyPrefix, Timestamp)>) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut update = tx.prepare_cached(
+                    "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) WHERE prefix = ?1",
+                )?;
+                for (prefix, at) in uses {
+                    update.execute(params![prefix.0, at.0])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn change_counter(&self) -> StoreResult<i64> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT value FROM meta WHERE key = 'change_counter'")?
+                .query_row([], |row| row.get(0))?)
+        })
+        .await
+    }
+
+    async fn stats(&self) -> StoreResult<StoreStats> {
+        self.read(|conn| {
+            let count = |sql: &str| -> StoreResult<u64> {
+                Ok(conn.query_row(sql, [], |row| row.get::<_, i64>(0))? as u64)
+            };
+            Ok(StoreStats {
+                posts: count("SELECT COUNT(*) FROM posts WHERE deleted_at IS NULL")?,
+                deleted_posts: count("SELECT COUNT(*) FROM posts WHERE deleted_at IS NOT NULL")?,
+                authors: count("SELECT COUNT(*) FROM authors")?,
+                licensees: count("SELECT COUNT(*) FROM licensees")?,
+                keys: count("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")?,
+            })
+        })
+        .await
+    }
+
+    async fn backup_to(&self, out: &Path) -> StoreResult<()> {
+        let out = out.to_owned();
+        self.read(move |conn| {
+            if out.exists() {
+                return Err(StoreError::Conflict(format!(
+                    "{} already exists; choose a new path",
+                    out.display()
+                )));
+            }
+            let mut target = Connection::open(&out)
+                .map_err(|e| unavailable(format!("cannot create {}: {e}", out.display())))?;
+            // The online backup API copies a consistent snapshot while writers carry on.
+            let backup = rusqlite::backup::Backup::new(conn, &mut target)?;
+            backup.run_to_completion(1024, Duration::ZERO, None)?;
+            drop(backup);
+            target.execute_batch("PRAGMA journal_mode = WAL;")?;
+            Ok(())
+        })
+        .await
+    }
+}

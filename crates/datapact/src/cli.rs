@@ -1,0 +1,180 @@
+//! The command line, as clap types.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "datapact",
+    version,
+    about = "A licensing gateway that serves, meters and traces a platform's posts"
+)]
+pub struct Cli {
+    /// Where the embedded store and the gateway's secrets live.
+    #[arg(
+        long,
+        global = true,
+        env = "DATAPACT_DATA_DIR",
+        default_value = "./datapact-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway: the licensee API and the admin API.
+    Serve(ServeArgs),
+    /// Import posts and deletions from JSON Lines files (`-` for standard input).
+    Ingest(IngestArgs),
+    /// Delete posts: they are never served again; the deletion and its time are kept.
+    Delete {
+        /// Post ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Manage licensees.
+    #[command(subcommand)]
+    Licensee(LicenseeCommand),
+    /// Manage licensee API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Write a consistent copy of the data directory to a new directory, even while serving.
+    Backup {
+        /// A directory that does not exist yet (or is empty).
+        out: PathBuf,
+    },
+    /// Restore a backup into the data directory (stop the gateway first).
+    Restore {
+        /// A directory written by `datapact backup`.
+        from: PathBuf,
+        /// Replace an existing store.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write the deterministic demo corpus as JSON Lines.
+    DemoCorpus(DemoCorpusArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address of the licensee API.
+    #[arg(long, env = "DATAPACT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Address of the admin API.
+    #[arg(long, env = "DATAPACT_ADMIN_LISTEN", default_value = "127.0.0.1:8081")]
+    pub admin_listen: SocketAddr,
+    /// On an empty store, generate the demo corpus and licensees; always issue fresh demo keys.
+    #[arg(long)]
+    pub demo: bool,
+    /// Proxies whose Forwarded / X-Forwarded-For headers are believed (CIDR or address, comma-separated).
+    #[arg(long, env = "DATAPACT_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// PEM certificate chain; serves both listeners over TLS (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds a request may take before it is abandoned with a 503.
+    #[arg(long, default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Seconds in-flight requests may run after SIGTERM or SIGINT.
+    #[arg(long, default_value_t = 20)]
+    pub drain_secs: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// JSON Lines files; `-` reads standard input.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Where rejected lines go (default: the first file's name + `.rejects.jsonl`).
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LicenseeCommand {
+    /// Add a licensee.
+    Create { name: String },
+    /// List licensees.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a licensee and its keys.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Issue a key; it is printed once and never stored.
+    Issue {
+        licensee: String,
+        /// Expiry: a date (2027-01-31, midnight UTC) or an RFC 3339 time.
+        #[arg(long)]
+        expires: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by its prefix (as `key list` shows it).
+    Revoke { prefix: String },
+    /// List keys (prefix, created, last used, expiry); never the secret.
+    List {
+        licensee: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct DemoCorpusArgs {
+    #[arg(long, default_value_t = 20_000)]
+    pub posts: usize,
+    #[arg(long, default_value_t = 500)]
+    pub authors: usize,
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+    /// The time of the last post (RFC 3339); default 2026-11-01T00:00:00Z.
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Output file; `-` for standard output.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("DATAPACT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

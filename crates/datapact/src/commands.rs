@@ -1,0 +1,448 @@
+//! What each command does.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use datapact_core::ingest::IngestRecord;
+use datapact_core::{Clock, KeyPrefix, KeyRecord, PostId, SystemClock, Timestamp};
+use datapact_gateway::{AppState, GatewayConfig, KeyCache, TlsFiles, TrustedProxies};
+use datapact_store::ops::{
+    IngestBatcher, LineRejection, backup_data_dir, issue_key, restore_data_dir,
+};
+use datapact_store::{IngestEffect, SqliteStore, Store};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::{Cli, Command, IngestArgs, KeyCommand, LicenseeCommand, ServeArgs};
+use crate::{admin_token, demo};
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let data_dir = cli.data_dir;
+    if let Command::DemoCorpus(args) = &cli.command {
+        demo::write_corpus(args)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Restore { from, force } = &cli.command {
+        restore_data_dir(from, &data_dir, *force)?;
+        println!("restored {} into {}", from.display(), data_dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&data_dir)
+            .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
+    );
+    match cli.command {
+        Command::Serve(args) => serve(args, store, clock, &data_dir).await,
+        Command::Ingest(args) => ingest(args, store.as_ref(), clock.as_ref()).await,
+        Command::Delete { ids } => delete(&ids, store.as_ref(), clock.now()).await,
+        Command::Licensee(command) => licensee(command, store.as_ref(), clock.now()).await,
+        Command::Key(command) => key(command, store.as_ref(), clock.now()).await,
+        Command::Backup { out } => {
+            backup_data_dir(store.as_ref(), &data_dir, &out).await?;
+            println!("backed up {} to {}", data_dir.display(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DemoCorpus(_) | Command::Restore { .. } => unreachable!("handled above"),
+    }
+}
+
+async fn serve(
+    args: ServeArgs,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    data_dir: &Path,
+) -> anyhow::Result<ExitCode> {
+    let trusted_proxies = TrustedProxies::parse(&args.trusted_proxies)
+        .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
+    let demo_keys = if args.demo {
+        Some(demo::prepare(store.as_ref(), clock.as_ref()).await?)
+    } else {
+        None
+    };
+    let admin_token = admin_token::load_or_create(data_dir)?;
+    let keys = Arc::new(KeyCache::load(store.as_ref()).await?);
+    let state = AppState {
+        store,
+        clock,
+        keys,
+        admin_token: admin_token.into(),
+        data_dir: data_dir.into(),
+    };
+    let config = GatewayConfig {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        trusted_proxies,
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| TlsFiles { cert, key }),
+        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+        drain_timeout: Duration::from_secs(args.drain_secs),
+        ..GatewayConfig::default()
+    };
+    let drain = config.drain_timeout;
+    let gateway = datapact_gateway::serve(config, state).await?;
+    let public = format!("{}://{}", gateway.scheme, gateway.public_addr);
+    let admin = format!("{}://{}", gateway.scheme, gateway.admin_addr);
+    if let Some(keys) = demo_keys {
+        demo::print_welcome(&keys, &public, &admin, data_dir);
+    }
+    // A stable line that scripts and tests can wait for.
+    println!("datapact listening licensee={public} admin={admin}");
+    std::io::stdout().flush().ok();
+    shutdown_signal().await;
+    tracing::info!(?drain, "shutting down: draining in-flight requests");
+    gateway.shutdown(drain);
+    gateway.wait().await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return interrupt.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.ok();
+}
+
+/// Lines printed per input before the rest only go to the rejects file.
+const PRINTED_REJECTIONS: usize = 20;
+
+async fn ingest(
+    args: IngestArgs,
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> anyhow::Result<ExitCode> {
+    let rejects_path = args.rejects.clone().unwrap_or_else(|| {
+        let first = &args.files[0];
+        if first.as_os_str() == "-" {
+            PathBuf::from("stdin.rejects.jsonl")
+        } else {
+            PathBuf::from(format!("{}.rejects.jsonl", first.display()))
+        }
+    });
+    let mut rejects: Option<BufWriter<File>> = None;
+    let mut rejected_total = 0usize;
+    let mut batcher = IngestBatcher::new(store);
+    let started = std::time::Instant::now();
+    for path in &args.files {
+        let (reader, size): (Box<dyn Read>, Option<u64>) = if path.as_os_str() == "-" {
+            (Box::new(std::io::stdin()), None)
+        } else {
+            let file =
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let size = file.metadata().ok().map(|m| m.len());
+            (Box::new(file), size)
+        };
+        let progress = progress_bar(size, args.quiet, path);
+        let mut reader = BufReader::with_capacity(1 << 20, progress.wrap_read(reader));
+        let mut line = Vec::new();
+        let mut number = 0u64;
+        loop {
+            line.clear();
+            let read = reader
+                .read_until(b'\n', &mut line)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if read == 0 {
+                break;
+            }
+            number += 1;
+            while matches!(line.last(), Some(b'\n' | b'\r')) {
+                line.pop();
+            }
+            batcher.push(number, &line, clock.now()).await?;
+            if number % 4096 == 0 {
+                let done = batcher.lines();
+                progress.set_message(format!(
+                    "{:.0} lines/s",
+                    done as f64 / started.elapsed().as_secs_f64().max(1e-3)
+                ));
+            }
+            report_rejections(
+                &mut batcher,
+                path,
+                &rejects_path,
+                &mut rejects,
+                &mut rejected_total,
+                &progress,
+            )?;
+        }
+        batcher.flush(clock.now()).await?;
+        report_rejections(
+            &mut batcher,
+            path,
+            &rejects_path,
+            &mut rejects,
+            &mut rejected_total,
+            &progress,
+        )?;
+        progress.finish_and_clear();
+    }
+    if let Some(mut file) = rejects {
+        file.flush()?;
+    }
+    let counts = batcher.counts();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "ingested {} lines in {seconds:.1}s ({:.0} lines/s): {} new, {} corrected, {} unchanged, {} deleted, {} rejected",
+        batcher.lines(),
+        batcher.lines() as f64 / seconds.max(1e-3),
+        counts.inserted,
+        counts.corrected,
+        counts.unchanged,
+        counts.deleted,
+        rejected_total
+    );
+    if rejected_total > 0 {
+        if rejected_total > PRINTED_REJECTIONS {
+            eprintln!(
+                "… {} more rejected lines",
+                rejected_total - PRINTED_REJECTIONS
+            );
+        }
+        eprintln!(
+            "rejected lines were written to {}; fix them and ingest that file again",
+            rejects_path.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(size: Option<u64>, quiet: bool, path: &Path) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = match size {
+        Some(size) => ProgressBar::new(size).with_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {msg} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{prefix} {spinner} {bytes} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    bar.set_prefix(path.display().to_string());
+    bar
+}
+
+fn report_rejections(
+    batcher: &mut IngestBatcher<'_>,
+    path: &Path,
+    rejects_path: &Path,
+    rejects: &mut Option<BufWriter<File>>,
+    total: &mut usize,
+    progress: &ProgressBar,
+) -> anyhow::Result<()> {
+    for LineRejection { line, reason, raw } in batcher.take_rejections() {
+        if *total < PRINTED_REJECTIONS {
+            progress.suspend(|| eprintln!("{}:{line}: {reason}", path.display()));
+        }
+        *total += 1;
+        if rejects.is_none() {
+            let file = File::create(rejects_path)
+                .with_context(|| format!("cannot create {}", rejects_path.display()))?;
+            *rejects = Some(BufWriter::new(file));
+        }
+        let entry = serde_json::json!({
+            "file": path.display().to_string(),
+            "line": line,
+            "reason": reason,
+            "raw": String::from_utf8_lossy(&raw),
+        });
+        if let Some(file) = rejects.as_mut() {
+            writeln!(file, "{entry}")?;
+        }
+    }
+    Ok(())
+}
+
+async fn delete(ids: &[String], store: &dyn Store, now: Timestamp) -> anyhow::Result<ExitCode> {
+    let ids: Vec<PostId> = ids
+        .iter()
+        .map(|id| id.parse::<PostId>().map_err(|e| anyhow::anyhow!("{e}")))
+        .collect::<anyhow::Result<_>>()?;
+    let records = ids
+        .iter()
+        .map(|&id| IngestRecord::Delete {
+            id,
+            deleted_at: None,
+        })
+        .collect();
+    let effects = store.ingest(records, now).await?;
+    let mut missing = 0;
+    for (id, effect) in ids.iter().zip(effects) {
+        match effect {
+            IngestEffect::Deleted => println!("deleted {id}"),
+            IngestEffect::AlreadyDeleted => println!("{id} was already deleted"),
+            _ => {
+                eprintln!("no post with id {id}");
+                missing += 1;
+            }
+        }
+    }
+    Ok(if missing > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn licensee(
+    command: LicenseeCommand,
+    store: &dyn Store,
+    now: Timestamp,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        LicenseeCommand::Create { name } => {
+            let licensee = store.create_licensee(&name, now).await?;
+            println!(
+                "created licensee {}; issue a key with `datapact key issue {}`",
+                licensee.name, licensee.name
+            );
+        }
+        LicenseeCommand::List { json } => {
+            let licensees = store.licensees().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&licensees)?);
+            } else {
+                println!("{:<24} {:<8} CREATED", "NAME", "STATUS");
+                for licensee in licensees {
+                    println!(
+                        "{:<24} {:<8} {}",
+                        licensee.name,
+                        licensee.status.as_str(),
+                        licensee.created_at
+                    );
+                }
+            }
+        }
+        LicenseeCommand::Show { name, json } => {
+            let Some(licensee) = store.licensee(&name).await? else {
+                bail!("no licensee named {name:?}; `datapact licensee list` shows them");
+            };
+            let keys = store.keys(Some(&name)).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "licensee": licensee, "keys": keys })
+                    )?
+                );
+            } else {
+                println!(
+                    "licensee {}\nstatus   {}\ncreated  {}",
+                    licensee.name,
+                    licensee.status.as_str(),
+                    licensee.created_at
+                );
+                print_keys(&keys);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn key(command: KeyCommand, store: &dyn Store, now: Timestamp) -> anyhow::Result<ExitCode> {
+    match command {
+        KeyCommand::Issue {
+            licensee,
+            expires,
+            json,
+        } => {
+            let expires_at = expires.as_deref().map(parse_date_or_time).transpose()?;
+            let (key, record) = issue_key(store, &licensee, expires_at, now).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "key": key.as_str(), "prefix": record.prefix, "licensee": record.licensee, "expires_at": record.expires_at })
+                );
+            } else {
+                println!("{}", key.as_str());
+                eprintln!(
+                    "This key is shown once and cannot be recovered; store it now. Its prefix is {}.",
+                    record.prefix
+                );
+            }
+        }
+        KeyCommand::Revoke { prefix } => {
+            let record = store.revoke_key(&KeyPrefix(prefix), now).await?;
+            println!(
+                "revoked {} of {} at {}",
+                record.prefix,
+                record.licensee,
+                record.revoked_at.unwrap_or(now)
+            );
+        }
+        KeyCommand::List { licensee, json } => {
+            if let Some(name) = &licensee {
+                if store.licensee(name).await?.is_none() {
+                    bail!("no licensee named {name:?}; `datapact licensee list` shows them");
+                }
+            }
+            let keys = store.keys(licensee.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                print_keys(&keys);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_keys(keys: &[KeyRecord]) {
+    println!(
+        "{:<18} {:<16} {:<25} {:<25} {:<25} STATE",
+        "PREFIX", "LICENSEE", "CREATED", "LAST USED", "EXPIRES"
+    );
+    let never = || "-".to_owned();
+    for key in keys {
+        let state = if key.revoked_at.is_some() {
+            "revoked"
+        } else {
+            "active"
+        };
+        println!(
+            "{:<18} {:<16} {:<25} {:<25} {:<25} {state}",
+            key.prefix,
+            key.licensee,
+            key.created_at.to_string(),
+            key.last_used_at
+                .map(|t| t.to_string())
+                .unwrap_or_else(never),
+            key.expires_at.map(|t| t.to_string()).unwrap_or_else(never),
+        );
+    }
+}
+
+/// `2027-01-31` (midnight UTC) or a full RFC 3339 time.
+fn parse_date_or_time(value: &str) -> anyhow::Result<Timestamp> {
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        let midnight = date.and_hms_opt(0, 0, 0).context("invalid date")?.and_utc();
+        return Ok(Timestamp::from_datetime(midnight));
+    }
+    Timestamp::parse_rfc3339(value).map_err(|_| {
+        anyhow::anyhow!("--expires {value:?}: use a date such as 2027-01-31 or an RFC 3339 time")
+    })
+}

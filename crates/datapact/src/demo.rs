@@ -1,0 +1,132 @@
+//! `serve --demo` and `demo-corpus`: a realistic corpus, three licensees and fresh keys.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use datapact_core::{ApiKey, Clock, Timestamp};
+use datapact_demo::CorpusSpec;
+use datapact_store::Store;
+use datapact_store::ops::{IngestBatcher, issue_key};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::DemoCorpusArgs;
+
+/// The demo licensees, created on first start.
+pub const DEMO_LICENSEES: [&str; 3] = ["nimbus", "orchid", "acme"];
+
+/// Fills an empty store with the demo corpus (posts up to today), makes sure the demo licensees
+/// exist, and issues each a fresh key (earlier demo keys keep working).
+pub async fn prepare(
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> anyhow::Result<Vec<(String, ApiKey)>> {
+    let stats = store.stats().await?;
+    if stats.posts + stats.deleted_posts == 0 {
+        let today = clock
+            .now()
+            .to_datetime()
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .context("midnight")?
+            .and_utc();
+        let spec = CorpusSpec {
+            end: today,
+            ..CorpusSpec::default()
+        };
+        let bar = ProgressBar::new(spec.posts as u64).with_style(
+            ProgressStyle::with_template("generating the demo corpus [{bar:30}] {pos}/{len} posts")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        let mut batcher = IngestBatcher::new(store);
+        for (index, post) in datapact_demo::generate(&spec).enumerate() {
+            let line = serde_json::to_vec(&post)?;
+            batcher.push(index as u64 + 1, &line, clock.now()).await?;
+            bar.inc(1);
+        }
+        batcher.flush(clock.now()).await?;
+        bar.finish_and_clear();
+        let rejected = batcher.take_rejections();
+        anyhow::ensure!(
+            rejected.is_empty(),
+            "the demo corpus had rejected lines: {:?}",
+            rejected.first()
+        );
+        tracing::info!(counts = ?batcher.counts(), "demo corpus ingested");
+    }
+    let mut keys = Vec::new();
+    for name in DEMO_LICENSEES {
+        if store.licensee(name).await?.is_none() {
+            store.create_licensee(name, clock.now()).await?;
+        }
+        let (key, _) = issue_key(store, name, None, clock.now()).await?;
+        keys.push((name.to_owned(), key));
+    }
+    Ok(keys)
+}
+
+pub fn print_welcome(keys: &[(String, ApiKey)], public: &str, admin: &str, data_dir: &Path) {
+    println!(
+        "datapact demo: the corpus and licensees are in {}",
+        data_dir.display()
+    );
+    println!();
+    for (name, key) in keys {
+        println!("  {name:<8} {}", key.as_str());
+    }
+    let Some((name, key)) = keys.first() else {
+        return;
+    };
+    let key = key.as_str();
+    println!();
+    println!("Try, as {name}:");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {key}' '{public}/2/users/by/username/USERNAME?user.fields=public_metrics,created_at'"
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {key}' '{public}/2/tweets?ids=ID1,ID2&tweet.fields=created_at,lang,public_metrics&expansions=author_id'"
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {key}' '{public}/2/users/USER_ID/tweets?max_results=5&tweet.fields=created_at'"
+    );
+    println!("Admin API (token in {}/admin-token):", data_dir.display());
+    println!(
+        "  curl -s -H \"Authorization: Bearer $(cat {}/admin-token)\" {admin}/admin/stats",
+        data_dir.display()
+    );
+    println!();
+}
+
+pub fn write_corpus(args: &DemoCorpusArgs) -> anyhow::Result<()> {
+    let mut spec = CorpusSpec {
+        seed: args.seed,
+        posts: args.posts,
+        authors: args.authors,
+        days: args.days,
+        ..CorpusSpec::default()
+    };
+    if let Some(end) = &args.end {
+        let end = Timestamp::parse_rfc3339(end).map_err(|e| anyhow::anyhow!("--end: {e}"))?;
+        spec.end = DateTime::<Utc>::from_timestamp_millis(end.millis())
+            .context("--end is out of range")?;
+    }
+    anyhow::ensure!(
+        args.posts > 0 && args.authors > 0 && args.days > 0,
+        "--posts, --authors and --days must be positive"
+    );
+    let out: Box<dyn Write> = if args.out.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(
+            std::fs::File::create(&args.out)
+                .with_context(|| format!("cannot create {}", args.out.display()))?,
+        )
+    };
+    let mut out = BufWriter::new(out);
+    let lines = datapact_demo::write_jsonl(&spec, &mut out).context("cannot write the corpus")?;
+    out.flush()?;
+    eprintln!("wrote {lines} posts to {}", args.out.display());
+    Ok(())
+}

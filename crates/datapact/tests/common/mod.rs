@@ -1,0 +1,232 @@
+//! Test harness: a real `datapact` process on ephemeral ports, and a small known corpus.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_datapact");
+
+/// The author with many posts, for pagination walks.
+pub const PROLIFIC_AUTHOR: i64 = 1001;
+pub const PROLIFIC_POSTS: i64 = 250;
+pub const QUIET_AUTHOR: i64 = 1002;
+/// Post ids are `base + n`; the prolific author's run from `PROLIFIC_BASE + 1`.
+pub const PROLIFIC_BASE: i64 = 1_800_000_000_000_000_000;
+pub const QUIET_POST: i64 = 1_700_000_000_000_000_001;
+/// Time of the prolific author's post n: one minute apart from 2024-01-01.
+pub const EPOCH_MS: i64 = 1_704_067_200_000;
+
+pub fn datapact(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("DATAPACT_ADMIN_TOKEN")
+        .output()
+        .expect("run datapact")
+}
+
+pub fn datapact_ok(data_dir: &Path, args: &[&str]) -> String {
+    let output = datapact(data_dir, args);
+    assert!(
+        output.status.success(),
+        "datapact {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+pub fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The corpus every test starts from: a prolific author (250 posts), a quiet one (1 post).
+pub fn corpus_lines() -> Vec<String> {
+    let mut lines = Vec::new();
+    for n in 1..=PROLIFIC_POSTS {
+        let mut post = serde_json::json!({
+            "id": (PROLIFIC_BASE + n).to_string(),
+            "text": format!("Post number {n} by the prolific author, l’été “quoted” …"),
+            "author_id": PROLIFIC_AUTHOR.to_string(),
+            "created_at": time(EPOCH_MS + n * 60_000),
+            "lang": if n % 2 == 0 { "en" } else { "fr" },
+            "public_metrics": {"retweet_count": n, "reply_count": 1, "like_count": 2 * n, "quote_count": 0, "bookmark_count": 0, "impression_count": 100 * n}
+        });
+        if n == 1 {
+            post["author"] = serde_json::json!({"id": PROLIFIC_AUTHOR.to_string(), "username": "Prolific_Pat", "name": "Pat Prolific", "created_at": "2019-05-01T10:00:00.000Z", "description": "writes a lot"});
+        }
+        lines.push(post.to_string());
+    }
+    lines.push(
+        serde_json::json!({
+            "data": {"id": QUIET_POST.to_string(), "text": "The only post of a quiet author", "author_id": QUIET_AUTHOR.to_string(), "created_at": "2023-11-14T22:13:20.000Z", "lang": "en", "referenced_tweets": [{"type": "quoted", "id": (PROLIFIC_BASE + 1).to_string()}]},
+            "includes": {"users": [{"id": QUIET_AUTHOR.to_string(), "username": "quiet_quinn", "name": "Quinn", "created_at": "2020-01-01T00:00:00.000Z"}]}
+        })
+        .to_string(),
+    );
+    lines
+}
+
+pub fn write_lines(path: &Path, lines: &[String]) {
+    let mut file = std::fs::File::create(path).unwrap();
+    for line in lines {
+        writeln!(file, "{line}").unwrap();
+    }
+}
+
+/// A data dir holding the standard corpus and one licensee `acme`; returns (dir, acme's key).
+pub fn seeded_data_dir() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.jsonl");
+    write_lines(&corpus, &corpus_lines());
+    let data = dir.path().join("data");
+    datapact_ok(&data, &["ingest", "--quiet", corpus.to_str().unwrap()]);
+    datapact_ok(&data, &["licensee", "create", "acme"]);
+    let key = datapact_ok(&data, &["key", "issue", "acme"])
+        .trim()
+        .to_owned();
+    (dir, key)
+}
+
+pub fn data(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("data")
+}
+
+/// A running gateway; stopped with SIGTERM when dropped.
+pub struct Gateway {
+    pub child: Child,
+    pub public: String,
+    pub admin: String,
+    pub http: reqwest::Client,
+}
+
+impl Gateway {
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Gateway {
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--drain-secs",
+                "5",
+            ])
+            .args(extra)
+            .env_remove("DATAPACT_ADMIN_TOKEN")
+            .env("DATAPACT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn datapact serve");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("datapact listening ") {
+                    let _ = sender.send(line.clone());
+                }
+            }
+        });
+        let line = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .expect("gateway did not start");
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|part| part.strip_prefix(&format!("{name}=")))
+                .unwrap()
+                .to_owned()
+        };
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        Gateway {
+            child,
+            public: field("licensee"),
+            admin: field("admin"),
+            http,
+        }
+    }
+
+    pub async fn get(
+        &self,
+        key: &str,
+        path_and_query: &str,
+    ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+        let response = self
+            .http
+            .get(format!("{}{path_and_query}", self.public))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body, headers)
+    }
+
+    pub fn admin_token(data_dir: &Path) -> String {
+        std::fs::read_to_string(data_dir.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let status = terminate(&mut self.child);
+        std::mem::forget(self);
+        status
+    }
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    unsafe_kill(child.id());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            return child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn unsafe_kill(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// Polls `check` until it is true or `limit` passes; returns how long it took.
+pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}
