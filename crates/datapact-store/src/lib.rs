@@ -134,6 +134,9 @@ pub trait Store: Send + Sync + 'static {
     /// An author's posts that are not deleted, newest (highest id) first.
     async fn timeline(&self, author: UserId, query: TimelineQuery) -> StoreResult<Vec<Post>>;
 
+    /// The newest posts that are not deleted, highest id first.
+    async fn recent_posts(&self, limit: usize) -> StoreResult<Vec<Post>>;
+
     async fn users_by_ids(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>>;
 
     /// Case-insensitive, as X's usernames are.

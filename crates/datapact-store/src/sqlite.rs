@@ -481,6 +481,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn recent_posts(&self, limit: usize) -> StoreResult<Vec<Post>> {
+        self.read(move |conn| {
+            let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE deleted_at IS NULL ORDER BY id DESC LIMIT ?1");
+            let mut statement = conn.prepare_cached(&sql)?;
+            let posts = statement.query_map([limit as i64], post_from_row)?.collect::<Result<_, _>>()?;
+            Ok(posts)
+        })
+        .await
+    }
+
     async fn users_by_ids(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>> {
         if ids.is_empty() {
             return Ok(Vec::new());

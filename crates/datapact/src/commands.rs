@@ -60,7 +60,8 @@ async fn serve(
     let trusted_proxies = TrustedProxies::parse(&args.trusted_proxies)
         .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
     let demo_keys = if args.demo {
-        Some(demo::prepare(store.as_ref(), clock.as_ref()).await?)
+        let keys = demo::prepare(store.as_ref(), clock.as_ref()).await?;
+        Some((keys, demo::examples(store.as_ref()).await?))
     } else {
         None
     };
@@ -89,8 +90,8 @@ async fn serve(
     let gateway = datapact_gateway::serve(config, state).await?;
     let public = format!("{}://{}", gateway.scheme, gateway.public_addr);
     let admin = format!("{}://{}", gateway.scheme, gateway.admin_addr);
-    if let Some(keys) = demo_keys {
-        demo::print_welcome(&keys, &public, &admin, data_dir);
+    if let Some((keys, examples)) = demo_keys {
+        demo::print_welcome(&keys, examples.as_ref(), &public, &admin, data_dir);
     }
     // A stable line that scripts and tests can wait for.
     println!("datapact listening licensee={public} admin={admin}");

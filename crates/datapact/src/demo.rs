@@ -67,7 +67,36 @@ pub async fn prepare(
     Ok(keys)
 }
 
-pub fn print_welcome(keys: &[(String, ApiKey)], public: &str, admin: &str, data_dir: &Path) {
+/// Real ids from the store, so the printed commands work as pasted.
+pub struct Examples {
+    pub post_ids: Vec<String>,
+    pub author_id: String,
+    pub username: String,
+}
+
+pub async fn examples(store: &dyn Store) -> anyhow::Result<Option<Examples>> {
+    let posts = store.recent_posts(2).await?;
+    let Some(first) = posts.first() else {
+        return Ok(None);
+    };
+    let users = store.users_by_ids(&[first.author_id]).await?;
+    let Some(user) = users.first() else {
+        return Ok(None);
+    };
+    Ok(Some(Examples {
+        post_ids: posts.iter().map(|post| post.id.to_string()).collect(),
+        author_id: first.author_id.to_string(),
+        username: user.author.username.clone(),
+    }))
+}
+
+pub fn print_welcome(
+    keys: &[(String, ApiKey)],
+    examples: Option<&Examples>,
+    public: &str,
+    admin: &str,
+    data_dir: &Path,
+) {
     println!(
         "datapact demo: the corpus and licensees are in {}",
         data_dir.display()
@@ -82,15 +111,22 @@ pub fn print_welcome(keys: &[(String, ApiKey)], public: &str, admin: &str, data_
     let key = key.as_str();
     println!();
     println!("Try, as {name}:");
-    println!(
-        "  curl -s -H 'Authorization: Bearer {key}' '{public}/2/users/by/username/USERNAME?user.fields=public_metrics,created_at'"
-    );
-    println!(
-        "  curl -s -H 'Authorization: Bearer {key}' '{public}/2/tweets?ids=ID1,ID2&tweet.fields=created_at,lang,public_metrics&expansions=author_id'"
-    );
-    println!(
-        "  curl -s -H 'Authorization: Bearer {key}' '{public}/2/users/USER_ID/tweets?max_results=5&tweet.fields=created_at'"
-    );
+    if let Some(examples) = examples {
+        let (username, author, ids) = (
+            &examples.username,
+            &examples.author_id,
+            examples.post_ids.join(","),
+        );
+        println!(
+            "  curl -s -H 'Authorization: Bearer {key}' '{public}/2/users/by/username/{username}?user.fields=public_metrics,created_at'"
+        );
+        println!(
+            "  curl -s -H 'Authorization: Bearer {key}' '{public}/2/tweets?ids={ids}&tweet.fields=created_at,lang,public_metrics&expansions=author_id'"
+        );
+        println!(
+            "  curl -s -H 'Authorization: Bearer {key}' '{public}/2/users/{author}/tweets?max_results=5&tweet.fields=created_at'"
+        );
+    }
     println!("Admin API (token in {}/admin-token):", data_dir.display());
     println!(
         "  curl -s -H \"Authorization: Bearer $(cat {}/admin-token)\" {admin}/admin/stats",

@@ -1,0 +1,249 @@
+//! The SQLite store against the `Store` contract.
+
+use datapact_core::ingest::{IngestRecord, parse_line};
+use datapact_core::{KeyHash, KeyPrefix, PostId, Timestamp, UserId};
+use datapact_store::ops::{IngestBatcher, issue_key};
+use datapact_store::{IngestEffect, SqliteStore, Store, StoreError, TimelineQuery};
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+fn post(id: i64, author: i64, text: &str, with_author: bool) -> IngestRecord {
+    let mut value = serde_json::json!({"id": id.to_string(), "text": text, "author_id": author.to_string(), "created_at": "2024-01-01T00:00:00Z"});
+    if with_author {
+        value["author"] =
+            serde_json::json!({"id": author.to_string(), "username": format!("user{author}")});
+    }
+    parse_line(value.to_string().as_bytes()).unwrap()
+}
+
+const NOW: Timestamp = Timestamp(1_700_000_000_000);
+
+#[tokio::test]
+async fn durability_is_full_and_checked() {
+    let (_dir, store) = store();
+    assert_eq!(
+        store.synchronous_level().await.unwrap(),
+        2,
+        "synchronous=FULL"
+    );
+}
+
+#[tokio::test]
+async fn ingest_effects_and_revisions() {
+    let (_dir, store) = store();
+    let effects = store
+        .ingest(
+            vec![
+                post(1, 7, "first", true),
+                post(1, 7, "first", false),
+                post(1, 7, "first, corrected", false),
+                post(2, 8, "unknown author", false),
+                post(3, 7, "another", false),
+                IngestRecord::Delete {
+                    id: PostId::new(3),
+                    deleted_at: None,
+                },
+                IngestRecord::Delete {
+                    id: PostId::new(3),
+                    deleted_at: None,
+                },
+                IngestRecord::Delete {
+                    id: PostId::new(99),
+                    deleted_at: None,
+                },
+                post(1, 7, "first, corrected twice", false),
+            ],
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(effects[0], IngestEffect::Inserted);
+    assert_eq!(effects[1], IngestEffect::Unchanged);
+    assert_eq!(effects[2], IngestEffect::Corrected { revision: 2 });
+    assert!(
+        matches!(&effects[3], IngestEffect::Refused(reason) if reason.contains("unknown author 8"))
+    );
+    assert_eq!(effects[4], IngestEffect::Inserted);
+    assert_eq!(effects[5], IngestEffect::Deleted);
+    assert_eq!(effects[6], IngestEffect::AlreadyDeleted);
+    assert!(matches!(&effects[7], IngestEffect::Refused(_)));
+    assert_eq!(effects[8], IngestEffect::Corrected { revision: 3 });
+
+    let posts = store
+        .posts_by_ids(&[PostId::new(1), PostId::new(3)])
+        .await
+        .unwrap();
+    let first = posts.iter().find(|p| p.id == PostId::new(1)).unwrap();
+    assert_eq!(
+        (first.text.as_str(), first.revision),
+        ("first, corrected twice", 3)
+    );
+    let deleted = posts.iter().find(|p| p.id == PostId::new(3)).unwrap();
+    assert_eq!(deleted.deleted_at, Some(NOW));
+    let timeline = store
+        .timeline(
+            UserId::new(7),
+            TimelineQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        timeline.iter().map(|p| p.id.get()).collect::<Vec<_>>(),
+        vec![1],
+        "deleted posts leave timelines"
+    );
+    let users = store.users_by_ids(&[UserId::new(7)]).await.unwrap();
+    assert_eq!(users[0].post_count, 1);
+}
+
+#[tokio::test]
+async fn a_username_belongs_to_one_author() {
+    let (_dir, store) = store();
+    let clash = parse_line(br#"{"id":"2","text":"x","created_at":"2024-01-01T00:00:00Z","author":{"id":"8","username":"USER7"}}"#).unwrap();
+    let effects = store
+        .ingest(vec![post(1, 7, "a", true), clash], NOW)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&effects[1], IngestEffect::Refused(reason) if reason.contains("already belongs")),
+        "{effects:?}"
+    );
+    assert_eq!(
+        store
+            .user_by_username("User7")
+            .await
+            .unwrap()
+            .unwrap()
+            .author
+            .id,
+        UserId::new(7)
+    );
+}
+
+#[tokio::test]
+async fn change_counter_moves_with_rights_not_bookkeeping() {
+    let (_dir, store) = store();
+    let start = store.change_counter().await.unwrap();
+    store.create_licensee("acme", NOW).await.unwrap();
+    let after_licensee = store.change_counter().await.unwrap();
+    assert!(after_licensee > start);
+    let (key, record) = issue_key(&store, "acme", None, NOW).await.unwrap();
+    let after_key = store.change_counter().await.unwrap();
+    assert!(after_key > after_licensee);
+    store
+        .record_key_use(vec![(record.prefix.clone(), NOW.plus_millis(5))])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.change_counter().await.unwrap(),
+        after_key,
+        "last_used_at is not a change of rights"
+    );
+    assert_eq!(
+        store.keys(Some("acme")).await.unwrap()[0].last_used_at,
+        Some(NOW.plus_millis(5))
+    );
+    store.revoke_key(&key.prefix(), NOW).await.unwrap();
+    assert!(store.change_counter().await.unwrap() > after_key);
+    let grants = store.key_grants().await.unwrap();
+    assert_eq!(grants[0].hash, key.hash());
+    assert_eq!(grants[0].record.revoked_at, Some(NOW));
+}
+
+#[tokio::test]
+async fn key_and_licensee_errors() {
+    let (_dir, store) = store();
+    assert!(matches!(
+        store.create_licensee("Bad Name", NOW).await,
+        Err(StoreError::Invalid(_))
+    ));
+    store.create_licensee("acme", NOW).await.unwrap();
+    assert!(matches!(
+        store.create_licensee("acme", NOW).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        issue_key(&store, "ghost", None, NOW).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        issue_key(&store, "acme", Some(NOW), NOW).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let prefix = KeyPrefix("dpk_000000000000".into());
+    store
+        .insert_key("acme", &prefix, KeyHash([1; 32]), None, NOW)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_key("acme", &prefix, KeyHash([2; 32]), None, NOW)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.revoke_key(&KeyPrefix("dpk_nope".into()), NOW).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn batcher_reports_rejections_in_line_order_across_batches() {
+    let (_dir, store) = store();
+    let mut batcher = IngestBatcher::new(&store);
+    let mut lines = vec![serde_json::json!({"id": "1", "text": "a", "created_at": "2024-01-01T00:00:00Z", "author": {"id": "1", "username": "a"}}).to_string()];
+    for n in 2..=5_000 {
+        lines.push(match n % 1_000 {
+            0 => "garbage".to_owned(),
+            999 => format!(r#"{{"id":"{n}","text":"t","author_id":"404","created_at":"2024-01-01T00:00:00Z"}}"#),
+            _ => format!(r#"{{"id":"{n}","text":"t{n}","author_id":"1","created_at":"2024-01-01T00:00:00Z"}}"#),
+        });
+    }
+    let mut rejected = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        batcher
+            .push(index as u64 + 1, line.as_bytes(), NOW)
+            .await
+            .unwrap();
+        rejected.extend(batcher.take_rejections());
+    }
+    batcher.flush(NOW).await.unwrap();
+    rejected.extend(batcher.take_rejections());
+    let numbers: Vec<u64> = rejected.iter().map(|r| r.line).collect();
+    assert_eq!(
+        numbers,
+        vec![999, 1000, 1999, 2000, 2999, 3000, 3999, 4000, 4999, 5000]
+    );
+    assert_eq!(batcher.counts().inserted, 4_990);
+    assert_eq!(store.stats().await.unwrap().posts, 4_990);
+}
+
+#[tokio::test]
+async fn reopening_keeps_data_and_refuses_newer_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store
+            .ingest(vec![post(1, 7, "kept", true)], NOW)
+            .await
+            .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.stats().await.unwrap().posts, 1);
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join(datapact_store::SQLITE_FILE)).unwrap();
+    conn.pragma_update(None, "user_version", 999).unwrap();
+    drop(conn);
+    let error = SqliteStore::open(dir.path()).err().unwrap();
+    assert!(
+        error.to_string().contains("newer than this datapact knows"),
+        "{error}"
+    );
+}
