@@ -270,3 +270,34 @@ pub async fn backup(
 pub async fn stats(State(state): State<AppState>) -> AdminResult {
     Ok(Json(state.store.stats().await?).into_response())
 }
+
+#[derive(Deserialize)]
+pub struct MoveClock {
+    now: Option<String>,
+    advance_ms: Option<i64>,
+}
+
+/// `POST /admin/test/clock` `{"now": "..."}` or `{"advance_ms": N}`: only with `serve --test-clock`.
+pub async fn move_test_clock(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<MoveClock>,
+) -> AdminResult {
+    let Some(clock) = &state.test_clock else {
+        return Err(Problem::not_found(
+            "the clock can only be moved on a gateway started with --test-clock",
+        ));
+    };
+    match (request.now.as_deref(), request.advance_ms) {
+        (Some(now), None) => clock.set(
+            Timestamp::parse_rfc3339(now)
+                .map_err(|e| Problem::invalid_request(format!("`now`: {e}")))?,
+        ),
+        (None, Some(ms)) if ms >= 0 => clock.advance_millis(ms),
+        _ => {
+            return Err(Problem::invalid_request(
+                "send either {\"now\": RFC 3339 time} or {\"advance_ms\": non-negative integer}",
+            ));
+        }
+    }
+    Ok(Json(json!({ "now": state.clock.now() })).into_response())
+}

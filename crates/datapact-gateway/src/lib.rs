@@ -24,7 +24,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use datapact_core::Clock;
+use datapact_core::{Clock, ManualClock};
 use datapact_store::Store;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -50,6 +50,8 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
     pub admin_token: Arc<str>,
     pub data_dir: Arc<Path>,
+    /// Set only when the gateway runs with a test clock: the admin API can then move time.
+    pub test_clock: Option<ManualClock>,
 }
 
 /// The licensee API, on `--listen`.
@@ -99,6 +101,7 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/admin/keys/{prefix}/revoke", post(admin::revoke_key))
         .route("/admin/backup", post(admin::backup))
         .route("/admin/stats", get(admin::stats))
+        .route("/admin/test/clock", post(admin::move_test_clock))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,

@@ -90,6 +90,9 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// For tests: start the clock at this RFC 3339 time, frozen, and let `POST /admin/test/clock` move it.
+    #[arg(long, hide = true)]
+    pub test_clock: Option<String>,
     /// Seconds a request may take before it is abandoned with a 503.
     #[arg(long, default_value_t = 30)]
     pub request_timeout_secs: u64,

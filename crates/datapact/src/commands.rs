@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use datapact_core::ingest::IngestRecord;
-use datapact_core::{Clock, KeyPrefix, KeyRecord, PostId, SystemClock, Timestamp};
+use datapact_core::{Clock, KeyPrefix, KeyRecord, ManualClock, PostId, SystemClock, Timestamp};
 use datapact_gateway::{AppState, GatewayConfig, KeyCache, TlsFiles, TrustedProxies};
 use datapact_store::ops::{
     IngestBatcher, LineRejection, backup_data_dir, issue_key, restore_data_dir,
@@ -57,6 +57,16 @@ async fn serve(
     clock: Arc<dyn Clock>,
     data_dir: &Path,
 ) -> anyhow::Result<ExitCode> {
+    let test_clock = match &args.test_clock {
+        Some(start) => Some(ManualClock::new(
+            Timestamp::parse_rfc3339(start).map_err(|e| anyhow::anyhow!("--test-clock: {e}"))?,
+        )),
+        None => None,
+    };
+    let clock: Arc<dyn Clock> = match &test_clock {
+        Some(manual) => Arc::new(manual.clone()),
+        None => clock,
+    };
     let trusted_proxies = TrustedProxies::parse(&args.trusted_proxies)
         .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
     let demo_keys = if args.demo {
@@ -73,6 +83,7 @@ async fn serve(
         keys,
         admin_token: admin_token.into(),
         data_dir: data_dir.into(),
+        test_clock,
     };
     let config = GatewayConfig {
         listen: args.listen,

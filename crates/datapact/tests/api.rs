@@ -425,45 +425,6 @@ async fn keys_authenticate_and_changes_reach_a_running_gateway_within_a_second()
         "{body}"
     );
 
-    // An expiring key stops working at its expiry.
-    let expiry = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
-    let expiring = datapact_ok(
-        &data_dir,
-        &[
-            "key",
-            "issue",
-            "acme",
-            "--json",
-            "--expires",
-            &expiry.to_rfc3339(),
-        ],
-    );
-    let expiring: Value = serde_json::from_str(&expiring).unwrap();
-    let expiring = expiring["key"].as_str().unwrap().to_owned();
-    assert!(
-        eventually(Duration::from_secs(1), async || gateway
-            .get(&expiring, &path)
-            .await
-            .0
-            == 200)
-        .await
-        .is_some()
-    );
-    assert!(
-        eventually(Duration::from_secs(3), async || gateway
-            .get(&expiring, &path)
-            .await
-            .0
-            == 401)
-        .await
-        .is_some()
-    );
-    let (_, body, _) = gateway.get(&expiring, &path).await;
-    assert!(
-        body["detail"].as_str().unwrap().contains("expired"),
-        "{body}"
-    );
-
     // Key use is recorded (flushed on shutdown at the latest).
     assert!(gateway.stop().success(), "graceful shutdown exits 0");
     let listed: Value =
@@ -505,4 +466,74 @@ async fn tls_when_given_a_certificate() {
             .map(|r| !r.status().is_success())
             .unwrap_or(true)
     );
+}
+
+#[tokio::test]
+async fn keys_expire_when_the_gateway_clock_says_so() {
+    let (dir, _) = seeded_data_dir();
+    let data_dir = data(&dir);
+    let gateway = Gateway::start(&data_dir, &["--test-clock", "2030-01-01T00:00:00Z"]);
+    let expiring = datapact_ok(
+        &data_dir,
+        &["key", "issue", "acme", "--expires", "2030-01-02"],
+    )
+    .trim()
+    .to_owned();
+    let path = format!("/2/tweets/{QUIET_POST}");
+    assert!(
+        eventually(Duration::from_secs(1), async || gateway
+            .get(&expiring, &path)
+            .await
+            .0
+            == 200)
+        .await
+        .is_some()
+    );
+    let token = Gateway::admin_token(&data_dir);
+    let move_clock = async |body: Value| {
+        gateway
+            .http
+            .post(format!("{}/admin/test/clock", gateway.admin))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    };
+    let response = move_clock(serde_json::json!({"advance_ms": 86_399_999})).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        gateway.get(&expiring, &path).await.0,
+        200,
+        "one millisecond before expiry"
+    );
+    move_clock(serde_json::json!({"advance_ms": 1})).await;
+    let (status, body, _) = gateway.get(&expiring, &path).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("expired at 2030-01-02T00:00:00.000Z"),
+        "{body}"
+    );
+    assert_eq!(
+        move_clock(serde_json::json!({"advance_ms": -1}))
+            .await
+            .status(),
+        400
+    );
+    drop(gateway);
+
+    // Without --test-clock the clock cannot be moved.
+    let gateway = Gateway::start(&data_dir, &[]);
+    let response = gateway
+        .http
+        .post(format!("{}/admin/test/clock", gateway.admin))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"advance_ms": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
 }

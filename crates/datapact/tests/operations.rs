@@ -431,3 +431,88 @@ fn cli_errors_say_what_to_do() {
     let listed = datapact_ok(&data_dir, &["licensee", "list"]);
     assert!(listed.contains("acme"));
 }
+
+#[tokio::test]
+async fn demo_fills_an_empty_store_once_and_issues_fresh_keys_each_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let first_keys = demo_start(&data_dir).await;
+    assert_eq!(first_keys.len(), 3);
+    let stats = datapact_ok(&data_dir, &["licensee", "list", "--json"]);
+    for name in ["nimbus", "orchid", "acme"] {
+        assert!(stats.contains(name), "{stats}");
+    }
+    let second_keys = demo_start(&data_dir).await;
+    assert_ne!(first_keys, second_keys, "each start issues fresh keys");
+    let gateway = Gateway::start(&data_dir, &[]);
+    let token = Gateway::admin_token(&data_dir);
+    let stats: Value = gateway
+        .http
+        .get(format!("{}/admin/stats", gateway.admin))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["posts"], 20_000,
+        "the corpus is generated once: {stats}"
+    );
+    assert!(stats["authors"].as_u64().unwrap() >= 500);
+    for key in first_keys.iter().chain(&second_keys) {
+        let (status, body, _) = gateway.get(key, "/2/users/by/username/nobody").await;
+        assert_eq!(status, 200, "old and new demo keys work: {body}");
+    }
+}
+
+/// Starts `serve --demo`, collects the printed keys, checks the printed curl commands work, stops.
+async fn demo_start(data_dir: &std::path::Path) -> Vec<String> {
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env("DATAPACT_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut keys = Vec::new();
+    let mut curls = Vec::new();
+    for line in std::io::BufRead::lines(stdout) {
+        let line = line.unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() == 2 && words[1].starts_with("dpk_") {
+            keys.push(words[1].to_owned());
+        }
+        if line.trim_start().starts_with("curl") && line.contains("/2/") {
+            curls.push(line.trim().to_owned());
+        }
+        if line.starts_with("datapact listening") {
+            break;
+        }
+    }
+    assert_eq!(curls.len(), 3, "three ready-to-paste commands");
+    for curl in &curls {
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(curl)
+            .output()
+            .unwrap();
+        let body: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        assert!(body.get("data").is_some(), "`{curl}` gave {body}");
+    }
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    assert!(child.wait().unwrap().success());
+    keys
+}
