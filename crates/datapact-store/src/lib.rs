@@ -108,6 +108,31 @@ pub struct KeyGrant {
     pub licensee_id: i64,
 }
 
+/// One text a post had, in the order posts and corrections were ingested.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevisionEntry {
+    /// Position in the store's ingest order; grows with every new post or correction.
+    pub seq: i64,
+    pub ingested_at: Timestamp,
+    /// The post as it is now, but with the text and revision number of this entry.
+    pub post: Post,
+}
+
+/// A correction or deletion, in the order they happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostEvent {
+    pub seq: i64,
+    pub post_id: PostId,
+    pub kind: PostEventKind,
+    pub at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PostEventKind {
+    Corrected { revision: u32 },
+    Deleted,
+}
+
 /// Totals for health and demo output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StoreStats {
@@ -136,6 +161,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// The newest posts that are not deleted, highest id first.
     async fn recent_posts(&self, limit: usize) -> StoreResult<Vec<Post>>;
+
+    /// Revisions with `seq` above `after`, oldest first: the feed search indexes and streams follow.
+    async fn revisions_after(&self, after: i64, limit: usize) -> StoreResult<Vec<RevisionEntry>>;
+
+    /// The `seq` of the first revision ingested at or after `since` (or the next `seq` to come).
+    async fn first_revision_since(&self, since: Timestamp) -> StoreResult<i64>;
+
+    /// Corrections and deletions with `seq` above `after`, oldest first.
+    async fn events_after(&self, after: i64, limit: usize) -> StoreResult<Vec<PostEvent>>;
 
     async fn users_by_ids(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>>;
 

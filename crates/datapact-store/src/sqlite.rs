@@ -18,8 +18,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params, params_from_iter};
 
 use crate::{
-    IngestEffect, KeyGrant, SQLITE_FILE, Store, StoreError, StoreResult, StoreStats, TimelineQuery,
-    UserRecord,
+    IngestEffect, KeyGrant, PostEvent, PostEventKind, RevisionEntry, SQLITE_FILE, Store,
+    StoreError, StoreResult, StoreStats, TimelineQuery, UserRecord,
 };
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
@@ -487,6 +487,81 @@ impl Store for SqliteStore {
             let mut statement = conn.prepare_cached(&sql)?;
             let posts = statement.query_map([limit as i64], post_from_row)?.collect::<Result<_, _>>()?;
             Ok(posts)
+        })
+        .await
+    }
+
+    async fn revisions_after(&self, after: i64, limit: usize) -> StoreResult<Vec<RevisionEntry>> {
+        self.read(move |conn| {
+            let columns = POST_COLUMNS
+                .split(", ")
+                .map(|c| format!("p.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT {columns}, r.seq, r.ingested_at, r.text, r.revision FROM post_revisions r
+                 JOIN posts p ON p.id = r.post_id WHERE r.seq > ?1 ORDER BY r.seq LIMIT ?2"
+            );
+            let mut statement = conn.prepare_cached(&sql)?;
+            let entries = statement
+                .query_map(params![after, limit as i64], |row| {
+                    let mut post = post_from_row(row)?;
+                    post.text = row.get(19)?;
+                    post.revision = row.get(20)?;
+                    Ok(RevisionEntry {
+                        seq: row.get(17)?,
+                        ingested_at: Timestamp(row.get(18)?),
+                        post,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(entries)
+        })
+        .await
+    }
+
+    async fn first_revision_since(&self, since: Timestamp) -> StoreResult<i64> {
+        self.read(move |conn| {
+            // Walk back from the newest revision: ingest times grow with seq, and a stream
+            // backfill only ever looks minutes back, so this reads a few pages at most.
+            let mut statement = conn.prepare_cached(
+                "SELECT seq, ingested_at FROM post_revisions WHERE seq < ?1 ORDER BY seq DESC LIMIT 1000",
+            )?;
+            let mut before = i64::MAX;
+            let mut first = conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM post_revisions", [], |row| row.get(0))?;
+            loop {
+                let page: Vec<(i64, i64)> = statement
+                    .query_map([before], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let Some(&(last_seq, _)) = page.last() else { return Ok(first) };
+                for (seq, ingested_at) in &page {
+                    if *ingested_at < since.0 {
+                        return Ok(first);
+                    }
+                    first = *seq;
+                }
+                before = last_seq;
+            }
+        })
+        .await
+    }
+
+    async fn events_after(&self, after: i64, limit: usize) -> StoreResult<Vec<PostEvent>> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT seq, post_id, kind, revision, at FROM post_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let events = statement
+                .query_map(params![after, limit as i64], |row| {
+                    let kind: String = row.get(2)?;
+                    let kind = match kind.as_str() {
+                        "corrected" => PostEventKind::Corrected { revision: row.get(3)? },
+                        _ => PostEventKind::Deleted,
+                    };
+                    Ok(PostEvent { seq: row.get(0)?, post_id: PostId::new(row.get(1)?), kind, at: Timestamp(row.get(4)?) })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(events)
         })
         .await
     }

@@ -247,3 +247,87 @@ async fn reopening_keeps_data_and_refuses_newer_schemas() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn change_feeds_follow_ingest_order() {
+    let (_dir, store) = store();
+    store
+        .ingest(
+            vec![post(5, 7, "five", true), post(3, 7, "three", false)],
+            NOW,
+        )
+        .await
+        .unwrap();
+    store
+        .ingest(
+            vec![post(5, 7, "five, corrected", false)],
+            NOW.plus_millis(60_000),
+        )
+        .await
+        .unwrap();
+    store
+        .ingest(
+            vec![IngestRecord::Delete {
+                id: PostId::new(3),
+                deleted_at: None,
+            }],
+            NOW.plus_millis(120_000),
+        )
+        .await
+        .unwrap();
+
+    let revisions = store.revisions_after(0, 10).await.unwrap();
+    let seen: Vec<(i64, u32, &str)> = revisions
+        .iter()
+        .map(|r| (r.post.id.get(), r.post.revision, r.post.text.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(5, 1, "five"), (3, 1, "three"), (5, 2, "five, corrected")]
+    );
+    assert!(revisions.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(
+        revisions[1].post.deleted_at,
+        Some(NOW.plus_millis(120_000)),
+        "entries carry the post's current state"
+    );
+    let later = store.revisions_after(revisions[0].seq, 1).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].seq, revisions[1].seq);
+
+    assert_eq!(
+        store.first_revision_since(NOW).await.unwrap(),
+        revisions[0].seq
+    );
+    assert_eq!(
+        store
+            .first_revision_since(NOW.plus_millis(1))
+            .await
+            .unwrap(),
+        revisions[2].seq
+    );
+    assert_eq!(
+        store
+            .first_revision_since(NOW.plus_millis(60_001))
+            .await
+            .unwrap(),
+        revisions[2].seq + 1
+    );
+
+    let events = store.events_after(0, 10).await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| (e.post_id.get(), e.kind)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (5, datapact_store::PostEventKind::Corrected { revision: 2 }),
+            (3, datapact_store::PostEventKind::Deleted)
+        ]
+    );
+    assert!(
+        store
+            .events_after(events[1].seq, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
