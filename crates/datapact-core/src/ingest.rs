@@ -43,10 +43,7 @@ pub struct NewPost {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IngestRecord {
     Post(Box<NewPost>),
-    Delete {
-        id: PostId,
-        deleted_at: Option<Timestamp>,
-    },
+    Delete { id: PostId, deleted_at: Option<Timestamp> },
 }
 
 /// Why a line was rejected, worded for the person who produced the file.
@@ -61,15 +58,11 @@ fn reject<T>(message: impl Into<String>) -> Result<T, Rejection> {
 /// Parses and validates one line (without its line terminator).
 pub fn parse_line(line: &[u8]) -> Result<IngestRecord, Rejection> {
     if line.len() > MAX_LINE_BYTES {
-        return reject(format!(
-            "line is {} bytes; the limit is {MAX_LINE_BYTES}",
-            line.len()
-        ));
+        return reject(format!("line is {} bytes; the limit is {MAX_LINE_BYTES}", line.len()));
     }
-    let text = std::str::from_utf8(line)
-        .map_err(|e| Rejection(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| Rejection(format!("invalid JSON: {e}")))?;
+    let text =
+        std::str::from_utf8(line).map_err(|e| Rejection(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| Rejection(format!("invalid JSON: {e}")))?;
     let Value::Object(object) = value else {
         return reject("expected a JSON object");
     };
@@ -78,10 +71,7 @@ pub fn parse_line(line: &[u8]) -> Result<IngestRecord, Rejection> {
     }
     match object.get("data") {
         Some(Value::Object(data)) => {
-            let users = object
-                .get("includes")
-                .and_then(|includes| includes.get("users"))
-                .and_then(Value::as_array);
+            let users = object.get("includes").and_then(|includes| includes.get("users")).and_then(Value::as_array);
             parse_post(data, users.map(Vec::as_slice).unwrap_or_default())
         }
         Some(_) => reject("`data` must be an object holding one post"),
@@ -115,12 +105,10 @@ fn parse_post(post: &Map<String, Value>, users: &[Value]) -> Result<IngestRecord
     }
     let chars = text.chars().count();
     if chars > MAX_TEXT_CHARS {
-        return reject(format!(
-            "`text` has {chars} characters; the limit is {MAX_TEXT_CHARS}"
-        ));
+        return reject(format!("`text` has {chars} characters; the limit is {MAX_TEXT_CHARS}"));
     }
-    let created_at = optional_time(post, "created_at", "created_at")?
-        .ok_or_else(|| Rejection("missing `created_at`".into()))?;
+    let created_at =
+        optional_time(post, "created_at", "created_at")?.ok_or_else(|| Rejection("missing `created_at`".into()))?;
 
     let inline_author = match post.get("author") {
         Some(Value::Object(author)) => Some(parse_author(author, "author", created_at)?),
@@ -136,18 +124,13 @@ fn parse_post(post: &Map<String, Value>, users: &[Value]) -> Result<IngestRecord
     };
     let author = match inline_author {
         Some(author) if author.id != author_id => {
-            return reject(format!(
-                "`author.id` {} differs from `author_id` {author_id}",
-                author.id
-            ));
+            return reject(format!("`author.id` {} differs from `author_id` {author_id}", author.id));
         }
         Some(author) => Some(author),
         None => users
             .iter()
             .filter_map(Value::as_object)
-            .find(|user| {
-                user.get("id").and_then(id_text).as_deref() == Some(&author_id.to_string())
-            })
+            .find(|user| user.get("id").and_then(id_text).as_deref() == Some(&author_id.to_string()))
             .map(|user| parse_author(user, "includes.users[]", created_at))
             .transpose()?,
     };
@@ -156,9 +139,7 @@ fn parse_post(post: &Map<String, Value>, users: &[Value]) -> Result<IngestRecord
         None | Some(Value::Null) => None,
         Some(Value::String(lang)) if is_language_tag(lang) => Some(lang.clone()),
         Some(other) => {
-            return reject(format!(
-                "`lang` {other} is not a language tag such as \"en\""
-            ));
+            return reject(format!("`lang` {other} is not a language tag such as \"en\""));
         }
     };
     let conversation_id = optional_id(post, "conversation_id", "conversation_id")?.unwrap_or(id);
@@ -166,14 +147,11 @@ fn parse_post(post: &Map<String, Value>, users: &[Value]) -> Result<IngestRecord
     let referenced_posts = parse_references(post)?;
     let mut edit_history = match post.get("edit_history_tweet_ids") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(ids)) if ids.len() <= MAX_REFERENCES => ids
-            .iter()
-            .map(|v| parse_id_value::<PostId>(v, "edit_history_tweet_ids[]"))
-            .collect::<Result<_, _>>()?,
+        Some(Value::Array(ids)) if ids.len() <= MAX_REFERENCES => {
+            ids.iter().map(|v| parse_id_value::<PostId>(v, "edit_history_tweet_ids[]")).collect::<Result<_, _>>()?
+        }
         Some(_) => {
-            return reject(format!(
-                "`edit_history_tweet_ids` must be an array of at most {MAX_REFERENCES} ids"
-            ));
+            return reject(format!("`edit_history_tweet_ids` must be an array of at most {MAX_REFERENCES} ids"));
         }
     };
     // X lists the post itself last in its own edit history; keep that invariant.
@@ -182,9 +160,8 @@ fn parse_post(post: &Map<String, Value>, users: &[Value]) -> Result<IngestRecord
     }
     let public_metrics = match post.get("public_metrics") {
         None | Some(Value::Null) => PublicMetrics::default(),
-        Some(metrics) => parse_metrics(metrics).ok_or_else(|| {
-            Rejection("`public_metrics` must hold non-negative integer counts".into())
-        })?,
+        Some(metrics) => parse_metrics(metrics)
+            .ok_or_else(|| Rejection("`public_metrics` must hold non-negative integer counts".into()))?,
     };
 
     Ok(IngestRecord::Post(Box::new(NewPost {
@@ -240,9 +217,7 @@ fn parse_references(post: &Map<String, Value>) -> Result<Vec<ReferencedPost>, Re
             let kind = match reference.get("type").and_then(Value::as_str) {
                 Some(kind @ ("replied_to" | "quoted" | "retweeted")) => kind.to_owned(),
                 _ => {
-                    return reject(
-                        "`referenced_tweets[].type` must be replied_to, quoted or retweeted",
-                    );
+                    return reject("`referenced_tweets[].type` must be replied_to, quoted or retweeted");
                 }
             };
             let id = required_id(reference, "id", "referenced_tweets[].id")?;
@@ -251,11 +226,7 @@ fn parse_references(post: &Map<String, Value>) -> Result<Vec<ReferencedPost>, Re
         .collect()
 }
 
-fn parse_author(
-    user: &Map<String, Value>,
-    path: &str,
-    fallback_created_at: Timestamp,
-) -> Result<Author, Rejection> {
+fn parse_author(user: &Map<String, Value>, path: &str, fallback_created_at: Timestamp) -> Result<Author, Rejection> {
     let id = required_id::<UserId>(user, "id", &format!("{path}.id"))?;
     let username = match user.get("username") {
         Some(Value::String(name)) if is_username(name) => name.clone(),
@@ -284,8 +255,7 @@ fn parse_author(
         id,
         name: string("name")?.unwrap_or_else(|| username.clone()),
         username,
-        created_at: optional_time(user, "created_at", &format!("{path}.created_at"))?
-            .unwrap_or(fallback_created_at),
+        created_at: optional_time(user, "created_at", &format!("{path}.created_at"))?.unwrap_or(fallback_created_at),
         description: string("description")?.unwrap_or_default(),
         location: string("location")?,
         verified: flag("verified")?,
@@ -315,11 +285,7 @@ fn id_text(value: &Value) -> Option<String> {
 
 fn parse_id_value<T: std::str::FromStr>(value: &Value, path: &str) -> Result<T, Rejection> {
     let text = id_text(value).ok_or_else(|| Rejection(format!("`{path}` must be an id string")))?;
-    text.parse().map_err(|_| {
-        Rejection(format!(
-            "`{path}` {text:?} is not a 64-bit id (a positive integer below 2^63)"
-        ))
-    })
+    text.parse().map_err(|_| Rejection(format!("`{path}` {text:?} is not a 64-bit id (a positive integer below 2^63)")))
 }
 
 fn optional_id<T: std::str::FromStr>(
@@ -333,19 +299,11 @@ fn optional_id<T: std::str::FromStr>(
     }
 }
 
-fn required_id<T: std::str::FromStr>(
-    object: &Map<String, Value>,
-    field: &str,
-    path: &str,
-) -> Result<T, Rejection> {
+fn required_id<T: std::str::FromStr>(object: &Map<String, Value>, field: &str, path: &str) -> Result<T, Rejection> {
     optional_id(object, field, path)?.ok_or_else(|| Rejection(format!("missing `{path}`")))
 }
 
-fn optional_time(
-    object: &Map<String, Value>,
-    field: &str,
-    path: &str,
-) -> Result<Option<Timestamp>, Rejection> {
+fn optional_time(object: &Map<String, Value>, field: &str, path: &str) -> Result<Option<Timestamp>, Rejection> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Timestamp::parse_rfc3339(text)
@@ -370,8 +328,7 @@ mod tests {
         parse_line(line).unwrap_err().0
     }
 
-    const MINIMAL: &str =
-        r#"{"id":"10","text":"hi","author_id":"7","created_at":"2024-01-01T00:00:00.000Z"}"#;
+    const MINIMAL: &str = r#"{"id":"10","text":"hi","author_id":"7","created_at":"2024-01-01T00:00:00.000Z"}"#;
 
     #[test]
     fn minimal_post_gets_x_defaults() {
@@ -400,10 +357,7 @@ mod tests {
     fn deletions() {
         assert_eq!(
             parse_line(br#"{"delete":{"id":"5"}}"#).unwrap(),
-            IngestRecord::Delete {
-                id: PostId::new(5),
-                deleted_at: None
-            }
+            IngestRecord::Delete { id: PostId::new(5), deleted_at: None }
         );
         assert!(rejection(br#"{"delete":{"id":"x"}}"#).contains("delete.id"));
     }
@@ -414,22 +368,19 @@ mod tests {
         assert!(rejection(b"{not json").contains("invalid JSON"));
         assert!(rejection(b"[1]").contains("object"));
         assert!(
-            rejection(br#"{"text":"a","author_id":"1","created_at":"2024-01-01T00:00:00Z"}"#)
-                .contains("missing `id`")
+            rejection(br#"{"text":"a","author_id":"1","created_at":"2024-01-01T00:00:00Z"}"#).contains("missing `id`")
         );
         assert!(
-            rejection(br#"{"id":"1","author_id":"1","created_at":"2024-01-01T00:00:00Z"}"#)
-                .contains("missing `text`")
-        );
-        assert!(rejection(br#"{"id":"18446744073709551615","text":"a","author_id":"1","created_at":"2024-01-01T00:00:00Z"}"#).contains("64-bit"));
-        assert!(
-            rejection(br#"{"id":"1","text":"a","author_id":"1","created_at":"soon"}"#)
-                .contains("RFC 3339")
+            rejection(br#"{"id":"1","author_id":"1","created_at":"2024-01-01T00:00:00Z"}"#).contains("missing `text`")
         );
         assert!(
-            rejection(br#"{"id":"1","text":"a","created_at":"2024-01-01T00:00:00Z"}"#)
-                .contains("author_id")
+            rejection(
+                br#"{"id":"18446744073709551615","text":"a","author_id":"1","created_at":"2024-01-01T00:00:00Z"}"#
+            )
+            .contains("64-bit")
         );
+        assert!(rejection(br#"{"id":"1","text":"a","author_id":"1","created_at":"soon"}"#).contains("RFC 3339"));
+        assert!(rejection(br#"{"id":"1","text":"a","created_at":"2024-01-01T00:00:00Z"}"#).contains("author_id"));
         let long = format!(
             r#"{{"id":"1","text":"{}","author_id":"1","created_at":"2024-01-01T00:00:00Z"}}"#,
             "é".repeat(MAX_TEXT_CHARS + 1)

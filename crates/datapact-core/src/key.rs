@@ -37,9 +37,7 @@ impl ApiKey {
     pub fn parse(token: &str) -> Option<Self> {
         let digits = token.strip_prefix(KEY_MARKER)?;
         (digits.len() == KEY_RANDOM_BYTES * 2
-            && digits
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            && digits.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
         .then(|| ApiKey(token.to_owned()))
     }
 
@@ -86,21 +84,12 @@ mod tests {
         assert_eq!(key.prefix().0, "dpk_abababababab");
         assert_eq!(ApiKey::parse(key.as_str()), Some(key.clone()));
         assert!(!format!("{key:?}").contains(&key.as_str()[20..]));
-        assert_ne!(
-            key.hash(),
-            ApiKey::from_random_bytes([0xac; KEY_RANDOM_BYTES]).hash()
-        );
+        assert_ne!(key.hash(), ApiKey::from_random_bytes([0xac; KEY_RANDOM_BYTES]).hash());
     }
 
     #[test]
     fn rejects_what_is_not_a_key() {
-        for token in [
-            "",
-            "dpk_",
-            "abc",
-            "dpk_ABABABABABABABABABABABABABABABABABABABAB",
-            "dpk_zz",
-        ] {
+        for token in ["", "dpk_", "abc", "dpk_ABABABABABABABABABABABABABABABABABABABAB", "dpk_zz"] {
             assert_eq!(ApiKey::parse(token), None, "{token}");
         }
     }

@@ -4,6 +4,7 @@
 //! time values and the [`Clock`] seam, [`Post`]s and their authors, the ingest line format,
 //! licensee API key formats, and pagination tokens. Storage and HTTP live in other crates.
 
+pub mod endpoint;
 pub mod ingest;
 pub mod key;
 pub mod licensee;
@@ -11,6 +12,7 @@ pub mod pagination;
 pub mod post;
 pub mod time;
 
+pub use endpoint::Endpoint;
 pub use key::{ApiKey, KeyHash, KeyPrefix};
 pub use licensee::{KeyRecord, Licensee, LicenseeStatus};
 pub use post::{Author, Post, PostId, PublicMetrics, ReferencedPost, UserId};

@@ -64,9 +64,7 @@ impl KeyRecord {
 pub fn validate_licensee_name(name: &str) -> Result<(), String> {
     let valid = name.len() <= MAX_LICENSEE_NAME_CHARS
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if valid {
         Ok(())
     } else {
@@ -101,12 +99,6 @@ mod tests {
         };
         assert!(key.is_usable_at(Timestamp(99)));
         assert!(!key.is_usable_at(Timestamp(100)));
-        assert!(
-            !KeyRecord {
-                revoked_at: Some(Timestamp(1)),
-                ..key
-            }
-            .is_usable_at(Timestamp(0))
-        );
+        assert!(!KeyRecord { revoked_at: Some(Timestamp(1)), ..key }.is_usable_at(Timestamp(0)));
     }
 }

@@ -36,15 +36,7 @@ mod tests {
 
     #[test]
     fn rejects_foreign_tokens() {
-        for token in [
-            "",
-            "p",
-            "p0",
-            "x12",
-            "p!!",
-            "pzzzzzzzzzzzzzz",
-            "7140dibdnow9c7btw3w29grvxfcgvpb9n9coehpk7xz5i",
-        ] {
+        for token in ["", "p", "p0", "x12", "p!!", "pzzzzzzzzzzzzzz", "7140dibdnow9c7btw3w29grvxfcgvpb9n9coehpk7xz5i"] {
             assert_eq!(parse_token(token), None, "{token}");
         }
     }

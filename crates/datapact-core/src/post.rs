@@ -17,9 +17,7 @@ pub struct IdParseError {
 /// Parses a decimal id. X's Snowflake ids are 63-bit, which lets every store keep them as a signed
 /// 64-bit integer without reordering.
 fn parse_id(value: &str) -> Result<i64, IdParseError> {
-    let error = || IdParseError {
-        value: value.to_owned(),
-    };
+    let error = || IdParseError { value: value.to_owned() };
     if value.is_empty() || value.len() > 19 || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(error());
     }
@@ -153,10 +151,7 @@ mod tests {
     #[test]
     fn ids_are_positive_63_bit_decimals() {
         assert_eq!("1".parse::<PostId>().unwrap().get(), 1);
-        assert_eq!(
-            "9223372036854775807".parse::<PostId>().unwrap().get(),
-            i64::MAX
-        );
+        assert_eq!("9223372036854775807".parse::<PostId>().unwrap().get(), i64::MAX);
         for bad in [
             "",
             "0",

@@ -34,9 +34,7 @@ impl Timestamp {
     /// Parses RFC 3339 (`2024-01-01T00:00:00Z`, with or without fractional seconds or an offset).
     /// Times before 1970 or after 9999 are refused.
     pub fn parse_rfc3339(value: &str) -> Result<Self, TimeParseError> {
-        let error = || TimeParseError {
-            value: value.to_owned(),
-        };
+        let error = || TimeParseError { value: value.to_owned() };
         let parsed = DateTime::parse_from_rfc3339(value.trim()).map_err(|_| error())?;
         let ms = parsed.timestamp_millis();
         if !(0..=MAX_MILLIS).contains(&ms) {
@@ -48,14 +46,11 @@ impl Timestamp {
     /// The X API's format: always milliseconds and `Z` (`2024-01-01T00:00:00.000Z`);
     /// clients such as tweepy fail to parse anything else.
     pub fn to_x_string(self) -> String {
-        self.to_datetime()
-            .to_rfc3339_opts(SecondsFormat::Millis, true)
+        self.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
     pub fn to_datetime(self) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(self.0)
-            .single()
-            .unwrap_or_default()
+        Utc.timestamp_millis_opt(self.0).single().unwrap_or_default()
     }
 
     pub fn from_datetime(value: DateTime<Utc>) -> Self {
@@ -103,9 +98,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: Timestamp) -> Self {
-        ManualClock {
-            now: Arc::new(AtomicI64::new(start.0)),
-        }
+        ManualClock { now: Arc::new(AtomicI64::new(start.0)) }
     }
 
     pub fn set(&self, to: Timestamp) {
@@ -130,22 +123,14 @@ mod tests {
     #[test]
     fn x_format_always_has_milliseconds_and_z() {
         assert_eq!(Timestamp(0).to_x_string(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            Timestamp(1_704_067_200_123).to_x_string(),
-            "2024-01-01T00:00:00.123Z"
-        );
+        assert_eq!(Timestamp(1_704_067_200_123).to_x_string(), "2024-01-01T00:00:00.123Z");
     }
 
     #[test]
     fn parses_offsets_and_fractions() {
         let t = Timestamp::parse_rfc3339("2024-01-01T01:00:00+01:00").unwrap();
         assert_eq!(t, Timestamp(1_704_067_200_000));
-        assert_eq!(
-            Timestamp::parse_rfc3339("2024-01-01T00:00:00.5Z")
-                .unwrap()
-                .0,
-            1_704_067_200_500
-        );
+        assert_eq!(Timestamp::parse_rfc3339("2024-01-01T00:00:00.5Z").unwrap().0, 1_704_067_200_500);
         assert!(Timestamp::parse_rfc3339("2024-13-01T00:00:00Z").is_err());
         assert!(Timestamp::parse_rfc3339("yesterday").is_err());
         assert!(Timestamp::parse_rfc3339("1960-01-01T00:00:00Z").is_err());

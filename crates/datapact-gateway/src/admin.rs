@@ -24,6 +24,12 @@ type AdminResult = Result<Response, Problem>;
 const MAX_LISTED_REJECTIONS: usize = 1_000;
 
 /// `POST /admin/posts`: an NDJSON body of ingest lines, streamed into the store in batches.
+#[utoipa::path(
+    post, path = "/admin/posts", tag = "admin",
+    request_body(content = String, content_type = "application/x-ndjson", description = "Ingest lines (see README: posts, X envelopes, deletions)"),
+    responses((status = 200, description = "Counts and rejected lines (line number and reason)"), (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::Problem, content_type = "application/problem+json"),)
+)]
 pub async fn ingest(State(state): State<AppState>, body: Body) -> AdminResult {
     let mut batcher = IngestBatcher::new(state.store.as_ref());
     let mut rejected: Vec<LineRejection> = Vec::new();
@@ -33,9 +39,7 @@ pub async fn ingest(State(state): State<AppState>, body: Body) -> AdminResult {
     let mut overlong = false;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            Problem::invalid_request(format!("could not read the request body: {e}"))
-        })?;
+        let chunk = chunk.map_err(|e| Problem::invalid_request(format!("could not read the request body: {e}")))?;
         let mut rest: &[u8] = &chunk;
         while !rest.is_empty() {
             match rest.iter().position(|&b| b == b'\n') {
@@ -49,9 +53,7 @@ pub async fn ingest(State(state): State<AppState>, body: Body) -> AdminResult {
                         if buffer.last() == Some(&b'\r') {
                             buffer.pop();
                         }
-                        batcher
-                            .push(line_number, &buffer, state.clock.now())
-                            .await?;
+                        batcher.push(line_number, &buffer, state.clock.now()).await?;
                     }
                     buffer.clear();
                     rest = &rest[end + 1..];
@@ -73,20 +75,14 @@ pub async fn ingest(State(state): State<AppState>, body: Body) -> AdminResult {
     if overlong {
         rejected.push(overlong_line(line_number + 1));
     } else if !buffer.is_empty() {
-        batcher
-            .push(line_number + 1, &buffer, state.clock.now())
-            .await?;
+        batcher.push(line_number + 1, &buffer, state.clock.now()).await?;
     }
     batcher.flush(state.clock.now()).await?;
     rejected.extend(batcher.take_rejections());
     rejected.sort_by_key(|rejection| rejection.line);
     let counts = batcher.counts();
     let listed: Vec<&LineRejection> = rejected.iter().take(MAX_LISTED_REJECTIONS).collect();
-    tracing::info!(
-        ?counts,
-        rejected = rejected.len(),
-        "ingested posts through the admin API"
-    );
+    tracing::info!(?counts, rejected = rejected.len(), "ingested posts through the admin API");
     Ok(Json(json!({
         "lines": batcher.lines(),
         "counts": counts,
@@ -97,11 +93,7 @@ pub async fn ingest(State(state): State<AppState>, body: Body) -> AdminResult {
 }
 
 fn overlong_line(line: u64) -> LineRejection {
-    LineRejection {
-        line,
-        reason: format!("line is longer than {MAX_LINE_BYTES} bytes"),
-        raw: Vec::new(),
-    }
+    LineRejection { line, reason: format!("line is longer than {MAX_LINE_BYTES} bytes"), raw: Vec::new() }
 }
 
 #[derive(Deserialize)]
@@ -111,27 +103,31 @@ pub struct DeleteRequest {
 }
 
 /// `POST /admin/posts/delete` `{"ids": ["1", "2"]}`: deletions, with their effect per id.
-pub async fn delete_posts(
-    State(state): State<AppState>,
-    JsonBody(request): JsonBody<DeleteRequest>,
-) -> AdminResult {
+#[utoipa::path(
+    post, path = "/admin/posts/delete", tag = "admin",
+    request_body(content = serde_json::Value, description = "{\"ids\": [\"1\"], \"deleted_at\"?: RFC 3339}"),
+    responses((status = 200, description = "Per id: deleted, already_deleted or not_found"), (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::Problem, content_type = "application/problem+json"),)
+)]
+pub async fn delete_posts(State(state): State<AppState>, JsonBody(request): JsonBody<DeleteRequest>) -> AdminResult {
     let deleted_at = match &request.deleted_at {
-        Some(text) => Some(
-            Timestamp::parse_rfc3339(text)
-                .map_err(|e| Problem::invalid_request(format!("`deleted_at`: {e}")))?,
-        ),
+        Some(text) => {
+            Some(Timestamp::parse_rfc3339(text).map_err(|e| Problem::invalid_request(format!("`deleted_at`: {e}")))?)
+        }
         None => None,
     };
-    let ids: Vec<PostId> = request
-        .ids
-        .iter()
-        .map(|id| parse_id("ids", id))
-        .collect::<Result<_, _>>()?;
+    let ids: Vec<PostId> = request.ids.iter().map(|id| parse_id("ids", id)).collect::<Result<_, _>>()?;
     let effects = delete(&state, &ids, deleted_at).await?;
     Ok(Json(json!({ "results": effects })).into_response())
 }
 
 /// `DELETE /admin/posts/:id`
+#[utoipa::path(
+    delete, path = "/admin/posts/{id}", tag = "admin",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Deleted"), (status = 404, description = "No such post", body = crate::openapi::Problem), (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::Problem, content_type = "application/problem+json"),)
+)]
 pub async fn delete_post(State(state): State<AppState>, Path(id): Path<String>) -> AdminResult {
     let id: PostId = parse_id("id", &id)?;
     let effects = delete(&state, &[id], None).await?;
@@ -141,15 +137,8 @@ pub async fn delete_post(State(state): State<AppState>, Path(id): Path<String>) 
     Ok(Json(effects[0].clone()).into_response())
 }
 
-async fn delete(
-    state: &AppState,
-    ids: &[PostId],
-    deleted_at: Option<Timestamp>,
-) -> Result<Vec<Value>, Problem> {
-    let records = ids
-        .iter()
-        .map(|&id| datapact_core::ingest::IngestRecord::Delete { id, deleted_at })
-        .collect();
+async fn delete(state: &AppState, ids: &[PostId], deleted_at: Option<Timestamp>) -> Result<Vec<Value>, Problem> {
+    let records = ids.iter().map(|&id| datapact_core::ingest::IngestRecord::Delete { id, deleted_at }).collect();
     let effects = state.store.ingest(records, state.clock.now()).await?;
     Ok(ids
         .iter()
@@ -170,27 +159,34 @@ pub struct CreateLicensee {
     name: String,
 }
 
+#[utoipa::path(
+    post, path = "/admin/licensees", tag = "admin",
+    request_body(content = serde_json::Value, description = "{\"name\": \"acme\"}"),
+    responses((status = 201, description = "Created"), (status = 409, description = "Exists", body = crate::openapi::Problem), (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::Problem, content_type = "application/problem+json"),)
+)]
 pub async fn create_licensee(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<CreateLicensee>,
 ) -> AdminResult {
-    let licensee = state
-        .store
-        .create_licensee(&request.name, state.clock.now())
-        .await?;
+    let licensee = state.store.create_licensee(&request.name, state.clock.now()).await?;
     Ok((StatusCode::CREATED, Json(licensee)).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/admin/licensees", tag = "admin", responses((status = 200, description = "Licensees"), (status = 401, description = "Missing or wrong admin token", body = crate::openapi::Problem, content_type = "application/problem+json"))
+)]
 pub async fn list_licensees(State(state): State<AppState>) -> AdminResult {
     Ok(Json(json!({ "licensees": state.store.licensees().await? })).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/admin/licensees/{name}", tag = "admin", params(("name" = String, Path)),
+    responses((status = 200, description = "The licensee and its keys (never secrets)"), (status = 404, description = "No such licensee", body = crate::openapi::Problem), (status = 401, description = "Missing or wrong admin token", body = crate::openapi::Problem, content_type = "application/problem+json"))
+)]
 pub async fn show_licensee(State(state): State<AppState>, Path(name): Path<String>) -> AdminResult {
-    let licensee = state
-        .store
-        .licensee(&name)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no licensee named {name:?}")))?;
+    let licensee =
+        state.store.licensee(&name).await?.ok_or_else(|| Problem::not_found(format!("no licensee named {name:?}")))?;
     let keys = state.store.keys(Some(&name)).await?;
     Ok(Json(json!({ "licensee": licensee, "keys": keys })).into_response())
 }
@@ -201,6 +197,12 @@ pub struct IssueKey {
 }
 
 /// `POST /admin/licensees/:name/keys`: the key is in this response and nowhere else, ever.
+#[utoipa::path(
+    post, path = "/admin/licensees/{name}/keys", tag = "admin", params(("name" = String, Path)),
+    request_body(content = serde_json::Value, description = "Optional {\"expires_at\": RFC 3339}"),
+    responses((status = 201, description = "`key` (shown once) and its record"), (status = 404, description = "No such licensee", body = crate::openapi::Problem), (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::Problem, content_type = "application/problem+json"),)
+)]
 pub async fn issue_licensee_key(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -210,23 +212,16 @@ pub async fn issue_licensee_key(
     let request: IssueKey = if body.iter().all(u8::is_ascii_whitespace) {
         IssueKey { expires_at: None }
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| Problem::invalid_request(format!("invalid JSON body: {e}")))?
+        serde_json::from_slice(&body).map_err(|e| Problem::invalid_request(format!("invalid JSON body: {e}")))?
     };
     let expires_at = match request.expires_at.as_deref() {
-        Some(text) => Some(
-            Timestamp::parse_rfc3339(text)
-                .map_err(|e| Problem::invalid_request(format!("`expires_at`: {e}")))?,
-        ),
+        Some(text) => {
+            Some(Timestamp::parse_rfc3339(text).map_err(|e| Problem::invalid_request(format!("`expires_at`: {e}")))?)
+        }
         None => None,
     };
-    let (key, record) =
-        issue_key(state.store.as_ref(), &name, expires_at, state.clock.now()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "key": key.as_str(), "record": record })),
-    )
-        .into_response())
+    let (key, record) = issue_key(state.store.as_ref(), &name, expires_at, state.clock.now()).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "key": key.as_str(), "record": record }))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -234,21 +229,21 @@ pub struct KeyFilter {
     licensee: Option<String>,
 }
 
-pub async fn list_keys(
-    State(state): State<AppState>,
-    TypedQuery(filter): TypedQuery<KeyFilter>,
-) -> AdminResult {
-    Ok(
-        Json(json!({ "keys": state.store.keys(filter.licensee.as_deref()).await? }))
-            .into_response(),
-    )
+#[utoipa::path(
+    get, path = "/admin/keys", tag = "admin", params(("licensee" = Option<String>, Query)),
+    responses((status = 200, description = "Keys: prefix, created, last used, expiry"), (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::Problem, content_type = "application/problem+json"),)
+)]
+pub async fn list_keys(State(state): State<AppState>, TypedQuery(filter): TypedQuery<KeyFilter>) -> AdminResult {
+    Ok(Json(json!({ "keys": state.store.keys(filter.licensee.as_deref()).await? })).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/admin/keys/{prefix}/revoke", tag = "admin", params(("prefix" = String, Path)),
+    responses((status = 200, description = "The revoked key's record"), (status = 404, description = "No such key", body = crate::openapi::Problem), (status = 401, description = "Missing or wrong admin token", body = crate::openapi::Problem, content_type = "application/problem+json"))
+)]
 pub async fn revoke_key(State(state): State<AppState>, Path(prefix): Path<String>) -> AdminResult {
-    let record = state
-        .store
-        .revoke_key(&KeyPrefix(prefix), state.clock.now())
-        .await?;
+    let record = state.store.revoke_key(&KeyPrefix(prefix), state.clock.now()).await?;
     Ok(Json(record).into_response())
 }
 
@@ -258,15 +253,21 @@ pub struct BackupRequest {
 }
 
 /// `POST /admin/backup` `{"out": "/path/to/new/dir"}`: a consistent copy, written on the server.
-pub async fn backup(
-    State(state): State<AppState>,
-    JsonBody(request): JsonBody<BackupRequest>,
-) -> AdminResult {
+#[utoipa::path(
+    post, path = "/admin/backup", tag = "admin",
+    request_body(content = serde_json::Value, description = "{\"out\": \"/new/directory\"}"),
+    responses((status = 200, description = "Written"), (status = 409, description = "The directory exists", body = crate::openapi::Problem), (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::Problem, content_type = "application/problem+json"),)
+)]
+pub async fn backup(State(state): State<AppState>, JsonBody(request): JsonBody<BackupRequest>) -> AdminResult {
     let out = std::path::PathBuf::from(&request.out);
     datapact_store::ops::backup_data_dir(state.store.as_ref(), &state.data_dir, &out).await?;
     Ok(Json(json!({ "out": out })).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/admin/stats", tag = "admin", responses((status = 200, description = "Counts of posts, authors, licensees, keys"), (status = 401, description = "Missing or wrong admin token", body = crate::openapi::Problem, content_type = "application/problem+json"))
+)]
 pub async fn stats(State(state): State<AppState>) -> AdminResult {
     Ok(Json(state.store.stats().await?).into_response())
 }
@@ -278,20 +279,20 @@ pub struct MoveClock {
 }
 
 /// `POST /admin/test/clock` `{"now": "..."}` or `{"advance_ms": N}`: only with `serve --test-clock`.
-pub async fn move_test_clock(
-    State(state): State<AppState>,
-    JsonBody(request): JsonBody<MoveClock>,
-) -> AdminResult {
+#[utoipa::path(
+    post, path = "/admin/test/clock", tag = "admin",
+    request_body(content = serde_json::Value, description = "{\"now\": RFC 3339} or {\"advance_ms\": N}"),
+    responses((status = 200, description = "The new time"), (status = 404, description = "Not started with --test-clock", body = crate::openapi::Problem), (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong admin token", body = crate::openapi::Problem, content_type = "application/problem+json"),)
+)]
+pub async fn move_test_clock(State(state): State<AppState>, JsonBody(request): JsonBody<MoveClock>) -> AdminResult {
     let Some(clock) = &state.test_clock else {
-        return Err(Problem::not_found(
-            "the clock can only be moved on a gateway started with --test-clock",
-        ));
+        return Err(Problem::not_found("the clock can only be moved on a gateway started with --test-clock"));
     };
     match (request.now.as_deref(), request.advance_ms) {
-        (Some(now), None) => clock.set(
-            Timestamp::parse_rfc3339(now)
-                .map_err(|e| Problem::invalid_request(format!("`now`: {e}")))?,
-        ),
+        (Some(now), None) => {
+            clock.set(Timestamp::parse_rfc3339(now).map_err(|e| Problem::invalid_request(format!("`now`: {e}")))?)
+        }
         (None, Some(ms)) if ms >= 0 => clock.advance_millis(ms),
         _ => {
             return Err(Problem::invalid_request(

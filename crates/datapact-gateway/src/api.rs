@@ -2,15 +2,19 @@
 
 use std::collections::HashMap;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use datapact_core::pagination;
-use datapact_core::{Post, PostId, UserId};
+use datapact_core::{Endpoint, Post, PostId, UserId};
+use datapact_search::{Cursor, Filters, SortOrder};
 use datapact_store::{MAX_LOOKUP_IDS, TimelineQuery, UserRecord};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
+use crate::auth::Caller;
+use crate::metrics::records_served;
 use crate::params::{Names, QueryParams, parse_id};
 use crate::problem::{Problem, resource_not_found};
 use crate::render::{post_json, user_json};
@@ -18,14 +22,14 @@ use crate::render::{post_json, user_json};
 type ApiResult = Result<Response, Problem>;
 
 /// The field and expansion choices shared by every post endpoint.
-struct PostView {
-    post_fields: Names,
+pub(crate) struct PostView {
+    pub(crate) post_fields: Names,
     user_fields: Names,
     expand_authors: bool,
 }
 
 impl PostView {
-    fn from_params(params: &QueryParams) -> Result<Self, Problem> {
+    pub(crate) fn from_params(params: &QueryParams) -> Result<Self, Problem> {
         let expansions = params.names(&["expansions"])?;
         Ok(PostView {
             post_fields: params.names(&["tweet.fields", "post.fields"])?,
@@ -35,7 +39,7 @@ impl PostView {
     }
 
     /// `includes.users` for the authors of `posts`, when `expansions=author_id` asked for them.
-    async fn includes(&self, state: &AppState, posts: &[Post]) -> Result<Option<Value>, Problem> {
+    pub(crate) async fn includes(&self, state: &AppState, posts: &[Post]) -> Result<Option<Value>, Problem> {
         if !self.expand_authors || posts.is_empty() {
             return Ok(None);
         }
@@ -43,10 +47,7 @@ impl PostView {
         author_ids.sort_unstable();
         author_ids.dedup();
         let users = state.store.users_by_ids(&author_ids).await?;
-        let users: Vec<Value> = users
-            .iter()
-            .map(|user| user_json(user, &self.user_fields))
-            .collect();
+        let users: Vec<Value> = users.iter().map(|user| user_json(user, &self.user_fields)).collect();
         Ok(Some(json!({ "users": users })))
     }
 }
@@ -56,21 +57,27 @@ fn json_response(body: Map<String, Value>) -> Response {
 }
 
 /// `GET /2/tweets/:id`
+#[utoipa::path(
+    get, path = "/2/tweets/{id}", tag = "posts",
+    params(("id" = String, Path, description = "Post id"), crate::openapi::PostFieldParams),
+    responses(
+        (status = 200, description = "The post, or `errors` if it is unknown or deleted", body = crate::openapi::PostResponse),
+        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn post_by_id(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult {
     let id: PostId = parse_id("id", &id)?;
     let params = QueryParams::parse(query.as_deref())?;
     let view = PostView::from_params(&params)?;
-    let posts: Vec<Post> = state
-        .store
-        .posts_by_ids(&[id])
-        .await?
-        .into_iter()
-        .filter(|post| post.deleted_at.is_none())
-        .collect();
+    let posts: Vec<Post> =
+        state.store.posts_by_ids(&[id]).await?.into_iter().filter(|post| post.deleted_at.is_none()).collect();
     let mut body = Map::new();
     match posts.first() {
         Some(post) => {
@@ -80,17 +87,29 @@ pub async fn post_by_id(
             }
         }
         None => {
-            body.insert(
-                "errors".into(),
-                json!([resource_not_found("tweet", "id", &id.to_string())]),
-            );
+            body.insert("errors".into(), json!([resource_not_found("tweet", "id", &id.to_string())]));
         }
     }
+    records_served(&caller.licensee, Endpoint::Lookup, posts.len());
     Ok(json_response(body))
 }
 
 /// `GET /2/tweets?ids=`: found posts in the order asked, the rest in `errors` (status 200).
-pub async fn posts_by_ids(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
+#[utoipa::path(
+    get, path = "/2/tweets", tag = "posts",
+    params(crate::openapi::IdsParam, crate::openapi::PostFieldParams),
+    responses(
+        (status = 200, description = "Found posts in the order asked; unknown or deleted ids in `errors`", body = crate::openapi::PostsResponse),
+        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn posts_by_ids(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
     let params = QueryParams::parse(query.as_deref())?;
     let ids: Vec<PostId> = params.id_list("ids", MAX_LOOKUP_IDS)?;
     let view = PostView::from_params(&params)?;
@@ -113,13 +132,7 @@ pub async fn posts_by_ids(State(state): State<AppState>, RawQuery(query): RawQue
     }
     let mut body = Map::new();
     if !posts.is_empty() {
-        body.insert(
-            "data".into(),
-            posts
-                .iter()
-                .map(|post| post_json(post, &view.post_fields))
-                .collect(),
-        );
+        body.insert("data".into(), posts.iter().map(|post| post_json(post, &view.post_fields)).collect());
     }
     if let Some(includes) = view.includes(&state, &posts).await? {
         body.insert("includes".into(), includes);
@@ -127,12 +140,24 @@ pub async fn posts_by_ids(State(state): State<AppState>, RawQuery(query): RawQue
     if !errors.is_empty() {
         body.insert("errors".into(), Value::Array(errors));
     }
+    records_served(&caller.licensee, Endpoint::Lookup, posts.len());
     Ok(json_response(body))
 }
 
 /// `GET /2/users/:id/tweets`: an author's posts, newest first, paginated.
+#[utoipa::path(
+    get, path = "/2/users/{id}/tweets", tag = "posts",
+    params(("id" = String, Path, description = "Author id"), crate::openapi::TimelineParams, crate::openapi::PostFieldParams),
+    responses(
+        (status = 200, description = "A page of the author's posts, newest first", body = crate::openapi::PostPageResponse),
+        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn user_timeline(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult {
@@ -153,11 +178,7 @@ pub async fn user_timeline(
             ));
         }
     }
-    let token_name = if params.get("pagination_token").is_some() {
-        "pagination_token"
-    } else {
-        "next_token"
-    };
+    let token_name = if params.get("pagination_token").is_some() { "pagination_token" } else { "next_token" };
     let cursor = match params.get(token_name) {
         None => None,
         Some(token) => Some(pagination::parse_token(token).ok_or_else(|| {
@@ -170,10 +191,7 @@ pub async fn user_timeline(
     };
     if state.store.users_by_ids(&[author]).await?.is_empty() {
         let mut body = Map::new();
-        body.insert(
-            "errors".into(),
-            json!([resource_not_found("user", "id", &author.to_string())]),
-        );
+        body.insert("errors".into(), json!([resource_not_found("user", "id", &author.to_string())]));
         return Ok(json_response(body));
     }
     let before_id = match (cursor, until_id) {
@@ -183,16 +201,7 @@ pub async fn user_timeline(
     // One extra row tells whether another page exists, so `next_token` is never a dead end.
     let mut posts = state
         .store
-        .timeline(
-            author,
-            TimelineQuery {
-                before_id,
-                after_id: since_id,
-                start_time,
-                end_time,
-                limit: limit + 1,
-            },
-        )
+        .timeline(author, TimelineQuery { before_id, after_id: since_id, start_time, end_time, limit: limit + 1 })
         .await?;
     let has_more = posts.len() > limit;
     posts.truncate(limit);
@@ -203,26 +212,18 @@ pub async fn user_timeline(
         meta.insert("newest_id".into(), json!(newest.id));
         meta.insert("oldest_id".into(), json!(oldest.id));
         if has_more {
-            meta.insert(
-                "next_token".into(),
-                json!(pagination::next_token(oldest.id)),
-            );
+            meta.insert("next_token".into(), json!(pagination::next_token(oldest.id)));
         }
     }
     let mut body = Map::new();
     if !posts.is_empty() {
-        body.insert(
-            "data".into(),
-            posts
-                .iter()
-                .map(|post| post_json(post, &view.post_fields))
-                .collect(),
-        );
+        body.insert("data".into(), posts.iter().map(|post| post_json(post, &view.post_fields)).collect());
     }
     if let Some(includes) = view.includes(&state, &posts).await? {
         body.insert("includes".into(), includes);
     }
     body.insert("meta".into(), Value::Object(meta));
+    records_served(&caller.licensee, Endpoint::Timeline, posts.len());
     Ok(json_response(body))
 }
 
@@ -243,18 +244,23 @@ fn users_body(users: &[UserRecord], fields: &Names, single: bool, errors: Vec<Va
 }
 
 /// `GET /2/users?ids=`
+#[utoipa::path(
+    get, path = "/2/users", tag = "users",
+    params(crate::openapi::IdsParam, crate::openapi::UserFieldParams),
+    responses(
+        (status = 200, description = "Found users; unknown ids in `errors`", body = crate::openapi::UsersResponse),
+        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn users_by_ids(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
     let params = QueryParams::parse(query.as_deref())?;
     let ids: Vec<UserId> = params.id_list("ids", MAX_LOOKUP_IDS)?;
     let fields = params.names(&["user.fields"])?;
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
-    let found: HashMap<UserId, UserRecord> = state
-        .store
-        .users_by_ids(&ids)
-        .await?
-        .into_iter()
-        .map(|user| (user.author.id, user))
-        .collect();
+    let found: HashMap<UserId, UserRecord> =
+        state.store.users_by_ids(&ids).await?.into_iter().map(|user| (user.author.id, user)).collect();
     let mut users: Vec<UserRecord> = Vec::new();
     let mut errors = Vec::new();
     for id in &ids {
@@ -268,25 +274,37 @@ pub async fn users_by_ids(State(state): State<AppState>, RawQuery(query): RawQue
 }
 
 /// `GET /2/users/:id`
-pub async fn user_by_id(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-) -> ApiResult {
+#[utoipa::path(
+    get, path = "/2/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "User id"), crate::openapi::UserFieldParams),
+    responses(
+        (status = 200, description = "The user, or `errors`", body = crate::openapi::UserResponse),
+        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn user_by_id(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery) -> ApiResult {
     let id: UserId = parse_id("id", &id)?;
     let params = QueryParams::parse(query.as_deref())?;
     let fields = params.names(&["user.fields"])?;
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
     let users = state.store.users_by_ids(&[id]).await?;
-    let errors = if users.is_empty() {
-        vec![resource_not_found("user", "id", &id.to_string())]
-    } else {
-        Vec::new()
-    };
+    let errors = if users.is_empty() { vec![resource_not_found("user", "id", &id.to_string())] } else { Vec::new() };
     Ok(users_body(&users, &fields, true, errors))
 }
 
 /// `GET /2/users/by/username/:username`
+#[utoipa::path(
+    get, path = "/2/users/by/username/{username}", tag = "users",
+    params(("username" = String, Path, description = "Case-insensitive username"), crate::openapi::UserFieldParams),
+    responses(
+        (status = 200, description = "The user, or `errors`", body = crate::openapi::UserResponse),
+        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn user_by_username(
     State(state): State<AppState>,
     Path(username): Path<String>,
@@ -294,9 +312,7 @@ pub async fn user_by_username(
 ) -> ApiResult {
     let valid = !username.is_empty()
         && username.len() <= datapact_core::ingest::MAX_USERNAME_CHARS
-        && username
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        && username.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {
         return Err(Problem::invalid_parameter(
             "username",
@@ -308,10 +324,123 @@ pub async fn user_by_username(
     let fields = params.names(&["user.fields"])?;
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
     let user = state.store.user_by_username(&username).await?;
-    let errors = if user.is_none() {
-        vec![resource_not_found("user", "username", &username)]
-    } else {
-        Vec::new()
-    };
+    let errors = if user.is_none() { vec![resource_not_found("user", "username", &username)] } else { Vec::new() };
     Ok(users_body(user.as_slice(), &fields, true, errors))
+}
+
+/// `GET /2/tweets/search/recent`: datapact-search's semantics over the gateway's index.
+#[utoipa::path(
+    get, path = "/2/tweets/search/recent", tag = "posts",
+    params(crate::openapi::SearchParams, crate::openapi::PostFieldParams),
+    responses(
+        (status = 200, description = "A page of matching posts", body = crate::openapi::PostPageResponse),
+        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn search_recent(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
+    let params = QueryParams::parse(query.as_deref())?;
+    let raw_query = params
+        .get("query")
+        .filter(|q| !q.trim().is_empty())
+        .ok_or_else(|| Problem::invalid_parameter("query", "", "The `query` query parameter can not be empty"))?;
+    let parsed = datapact_search::parse(raw_query)
+        .map_err(|error| Problem::invalid_parameter("query", raw_query, format!("Invalid `query`: {error}")))?;
+    let view = PostView::from_params(&params)?;
+    let limit = params.bounded("max_results", 10, 100, 10)?;
+    let sort = match params.get("sort_order") {
+        None | Some("recency") => SortOrder::Recency,
+        Some("relevancy") => SortOrder::Relevancy,
+        Some(other) => {
+            return Err(Problem::invalid_parameter(
+                "sort_order",
+                other,
+                format!("The `sort_order` query parameter value [{other}] is not one of [recency,relevancy]"),
+            ));
+        }
+    };
+    let filters = Filters {
+        since_id: params.id::<PostId>("since_id")?.map(PostId::get),
+        until_id: params.id::<PostId>("until_id")?.map(PostId::get),
+        start_ms: params.time("start_time")?.map(|t| t.millis()),
+        end_ms: params.time("end_time")?.map(|t| t.millis()),
+    };
+    if let (Some(start), Some(end)) = (filters.start_ms, filters.end_ms) {
+        if start >= end {
+            return Err(Problem::invalid_parameter(
+                "start_time",
+                params.get("start_time").unwrap_or_default(),
+                "`start_time` must be before `end_time`",
+            ));
+        }
+    }
+    let cursor = match page_token(&params)? {
+        None => None,
+        Some((name, token)) => Some(Cursor::decode(token, sort).ok_or_else(|| {
+            Problem::invalid_parameter(
+                name,
+                token,
+                format!("The `{name}` query parameter value [{token}] is not a valid token for this sort order"),
+            )
+        })?),
+    };
+    let mut authors = HashMap::new();
+    for username in parsed.usernames() {
+        let id = state.store.user_by_username(&username).await?.map(|user| user.author.id.get());
+        authors.insert(username.to_lowercase(), id);
+    }
+    let resolved = parsed.resolve(|username| authors.get(&username.to_lowercase()).copied().flatten());
+    if !state.feed.is_caught_up() {
+        return Err(Problem::unavailable("the search index is still being built; retry shortly"));
+    }
+    let page = state
+        .index
+        .read(|index| index.search(&resolved, &filters, sort, limit, cursor.as_ref()))
+        .ok_or_else(|| Problem::unavailable("the search index is unavailable"))?;
+    let ids: Vec<PostId> = page.ids.iter().map(|&id| PostId::new(id)).collect();
+    let mut found: HashMap<PostId, Post> =
+        state.store.posts_by_ids(&ids).await?.into_iter().map(|post| (post.id, post)).collect();
+    // A post deleted since the index last looked is left out rather than served.
+    let posts: Vec<Post> =
+        ids.iter().filter_map(|id| found.remove(id)).filter(|post| post.deleted_at.is_none()).collect();
+
+    let mut meta = Map::new();
+    meta.insert("result_count".into(), json!(posts.len()));
+    if let (Some(newest), Some(oldest)) =
+        (posts.iter().map(|post| post.id).max(), posts.iter().map(|post| post.id).min())
+    {
+        meta.insert("newest_id".into(), json!(newest));
+        meta.insert("oldest_id".into(), json!(oldest));
+    }
+    if let Some(next) = &page.next {
+        meta.insert("next_token".into(), json!(next.encode()));
+    }
+    let mut body = Map::new();
+    if !posts.is_empty() {
+        body.insert("data".into(), posts.iter().map(|post| post_json(post, &view.post_fields)).collect());
+    }
+    if let Some(includes) = view.includes(&state, &posts).await? {
+        body.insert("includes".into(), includes);
+    }
+    body.insert("meta".into(), Value::Object(meta));
+    records_served(&caller.licensee, Endpoint::Search, posts.len());
+    Ok(json_response(body))
+}
+
+/// The page token under either name clients use: `next_token` (tweepy on search) or
+/// `pagination_token` (xdk, twarc).
+fn page_token(params: &QueryParams) -> Result<Option<(&'static str, &str)>, Problem> {
+    match (params.get("next_token"), params.get("pagination_token")) {
+        (Some(a), Some(b)) if a != b => {
+            Err(Problem::invalid_request("`next_token` and `pagination_token` name different pages; send one of them"))
+        }
+        (Some(token), _) => Ok(Some(("next_token", token))),
+        (None, Some(token)) => Ok(Some(("pagination_token", token))),
+        (None, None) => Ok(None),
+    }
 }

@@ -55,40 +55,25 @@ impl KeyCache {
             return Ok(false);
         }
         let grants = store.key_grants().await?;
-        self.grants.store(Arc::new(
-            grants
-                .into_iter()
-                .map(|grant| (grant.hash, grant))
-                .collect(),
-        ));
+        self.grants.store(Arc::new(grants.into_iter().map(|grant| (grant.hash, grant)).collect()));
         self.seen_counter.store(counter, Ordering::Release);
         Ok(true)
     }
 
     pub fn authenticate(&self, headers: &HeaderMap, now: Timestamp) -> Result<Caller, Problem> {
         let token = bearer_token(headers).ok_or_else(|| {
-            Problem::unauthorized(
-                "Missing credentials: send `Authorization: Bearer <your datapact API key>`",
-            )
+            Problem::unauthorized("Missing credentials: send `Authorization: Bearer <your datapact API key>`")
         })?;
-        let key = ApiKey::parse(token)
-            .ok_or_else(|| Problem::unauthorized("The bearer token is not a datapact API key"))?;
+        let key =
+            ApiKey::parse(token).ok_or_else(|| Problem::unauthorized("The bearer token is not a datapact API key"))?;
         let grants = self.grants.load();
-        let grant = grants
-            .get(&key.hash())
-            .ok_or_else(|| Problem::unauthorized("Unknown API key"))?;
+        let grant = grants.get(&key.hash()).ok_or_else(|| Problem::unauthorized("Unknown API key"))?;
         let record = &grant.record;
         if let Some(revoked_at) = record.revoked_at {
-            return Err(Problem::unauthorized(format!(
-                "API key {} was revoked at {revoked_at}",
-                record.prefix
-            )));
+            return Err(Problem::unauthorized(format!("API key {} was revoked at {revoked_at}", record.prefix)));
         }
         if let Some(expires_at) = record.expires_at.filter(|expiry| now >= *expiry) {
-            return Err(Problem::unauthorized(format!(
-                "API key {} expired at {expires_at}",
-                record.prefix
-            )));
+            return Err(Problem::unauthorized(format!("API key {} expired at {expires_at}", record.prefix)));
         }
         if let Ok(mut uses) = self.uses.lock() {
             uses.insert(record.prefix.clone(), now);
@@ -102,10 +87,7 @@ impl KeyCache {
 
     /// Key uses since the last call, for the store's `last_used_at`.
     pub fn take_uses(&self) -> Vec<(KeyPrefix, Timestamp)> {
-        self.uses
-            .lock()
-            .map(|mut uses| uses.drain().collect())
-            .unwrap_or_default()
+        self.uses.lock().map(|mut uses| uses.drain().collect()).unwrap_or_default()
     }
 }
 
@@ -116,15 +98,8 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Middleware for the licensee API: a valid key or a 401 problem.
-pub async fn require_licensee(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    match state
-        .keys
-        .authenticate(request.headers(), state.clock.now())
-    {
+pub async fn require_licensee(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    match state.keys.authenticate(request.headers(), state.clock.now()) {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
@@ -135,18 +110,12 @@ pub async fn require_licensee(
 
 /// Middleware for the admin API: the admin token, compared in constant time. A licensee key
 /// never matches it: the two are different secrets with different prefixes.
-pub async fn require_admin(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let presented = bearer_token(request.headers()).unwrap_or("");
     let expected = state.admin_token.as_bytes();
-    let matches =
-        presented.len() == expected.len() && bool::from(presented.as_bytes().ct_eq(expected));
+    let matches = presented.len() == expected.len() && bool::from(presented.as_bytes().ct_eq(expected));
     if !matches {
-        return Problem::unauthorized("The admin API needs `Authorization: Bearer <admin token>`")
-            .into_response();
+        return Problem::unauthorized("The admin API needs `Authorization: Bearer <admin token>`").into_response();
     }
     next.run(request).await
 }

@@ -23,17 +23,11 @@ impl TrustedProxies {
     /// Parses `10.0.0.0/8,192.168.1.7` (a bare address is a single-host network).
     pub fn parse(list: &str) -> Result<Self, String> {
         let mut networks = Vec::new();
-        for item in list
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-        {
+        for item in list.split(',').map(str::trim).filter(|item| !item.is_empty()) {
             let network = item
                 .parse::<IpNet>()
                 .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    format!("{item:?} is not an IP address or CIDR network such as 10.0.0.0/8")
-                })?;
+                .map_err(|_| format!("{item:?} is not an IP address or CIDR network such as 10.0.0.0/8"))?;
             networks.push(network);
         }
         Ok(TrustedProxies(networks))
@@ -68,8 +62,7 @@ fn forwarded_hops(headers: &HeaderMap) -> Vec<IpAddr> {
         .filter_map(|element| {
             element.split(';').find_map(|pair| {
                 let (name, value) = pair.trim().split_once('=')?;
-                name.eq_ignore_ascii_case("for")
-                    .then(|| parse_node(value))?
+                name.eq_ignore_ascii_case("for").then(|| parse_node(value))?
             })
         })
         .collect();
@@ -94,9 +87,7 @@ fn parse_node(node: &str) -> Option<IpAddr> {
     if let Ok(socket) = node.parse::<SocketAddr>() {
         return Some(socket.ip());
     }
-    node.strip_prefix('[')
-        .and_then(|rest| rest.split(']').next())
-        .and_then(|ip| ip.parse().ok())
+    node.strip_prefix('[').and_then(|rest| rest.split(']').next()).and_then(|ip| ip.parse().ok())
 }
 
 /// Middleware: records the [`ClientAddr`] of each request.
@@ -127,30 +118,17 @@ mod tests {
     fn untrusted_peers_cannot_forge() {
         let proxies = TrustedProxies::parse("10.0.0.0/8").unwrap();
         let peer: IpAddr = "203.0.113.9".parse().unwrap();
-        assert_eq!(
-            proxies.client(peer, &headers(&[("x-forwarded-for", "1.2.3.4")])),
-            peer
-        );
+        assert_eq!(proxies.client(peer, &headers(&[("x-forwarded-for", "1.2.3.4")])), peer);
     }
 
     #[test]
     fn trusted_chain_is_read_from_the_right() {
         let proxies = TrustedProxies::parse("10.0.0.0/8, 192.168.1.7").unwrap();
         let peer: IpAddr = "10.0.0.2".parse().unwrap();
-        let forged_then_real =
-            headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.4, 192.168.1.7")]);
-        assert_eq!(
-            proxies.client(peer, &forged_then_real),
-            "198.51.100.4".parse::<IpAddr>().unwrap()
-        );
-        let forwarded = headers(&[(
-            "forwarded",
-            "for=\"[2001:db8::5]:4711\";proto=https, for=10.1.1.1",
-        )]);
-        assert_eq!(
-            proxies.client(peer, &forwarded),
-            "2001:db8::5".parse::<IpAddr>().unwrap()
-        );
+        let forged_then_real = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.4, 192.168.1.7")]);
+        assert_eq!(proxies.client(peer, &forged_then_real), "198.51.100.4".parse::<IpAddr>().unwrap());
+        let forwarded = headers(&[("forwarded", "for=\"[2001:db8::5]:4711\";proto=https, for=10.1.1.1")]);
+        assert_eq!(proxies.client(peer, &forwarded), "2001:db8::5".parse::<IpAddr>().unwrap());
         assert_eq!(proxies.client(peer, &HeaderMap::new()), peer);
     }
 

@@ -9,10 +9,15 @@ pub mod api;
 pub mod auth;
 pub mod client_addr;
 pub mod extract;
+pub mod feed;
+pub mod metrics;
+pub mod openapi;
 pub mod params;
 pub mod problem;
 pub mod render;
+pub mod search;
 mod server;
+pub mod stream;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -52,6 +57,11 @@ pub struct AppState {
     pub data_dir: Arc<Path>,
     /// Set only when the gateway runs with a test clock: the admin API can then move time.
     pub test_clock: Option<ManualClock>,
+    /// What this gateway has seen of the store's ingest feed.
+    pub feed: Arc<feed::PostFeed>,
+    pub index: search::SharedIndex,
+    /// Cancelled when the gateway shuts down, so long-lived responses (streams) can end cleanly.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The licensee API, on `--listen`.
@@ -59,20 +69,18 @@ pub fn licensee_router(state: AppState) -> Router {
     let api = Router::new()
         .route("/2/tweets", get(api::posts_by_ids))
         .route("/2/tweets/{id}", get(api::post_by_id))
+        .route("/2/tweets/sample/stream", get(stream::sample_stream))
+        .route("/2/tweets/search/recent", get(api::search_recent))
         .route("/2/users", get(api::users_by_ids))
         .route("/2/users/{id}", get(api::user_by_id))
         .route("/2/users/{id}/tweets", get(api::user_timeline))
-        .route(
-            "/2/users/by/username/{username}",
-            get(api::user_by_username),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_licensee,
-        ));
+        .route("/2/users/by/username/{username}", get(api::user_by_username))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_licensee))
+        .route_layer(axum::middleware::from_fn(|request, next| metrics::track("licensee", request, next)));
     Router::new()
         .merge(api)
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(|| async { axum::Json(<openapi::LicenseeApi as utoipa::OpenApi>::openapi()) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT))
@@ -82,33 +90,24 @@ pub fn licensee_router(state: AppState) -> Router {
 /// The admin API, on `--admin-listen`.
 pub fn admin_router(state: AppState) -> Router {
     let admin = Router::new()
-        .route(
-            "/admin/posts",
-            post(admin::ingest).layer(DefaultBodyLimit::disable()),
-        )
+        .route("/admin/posts", post(admin::ingest).layer(DefaultBodyLimit::disable()))
         .route("/admin/posts/delete", post(admin::delete_posts))
         .route("/admin/posts/{id}", delete(admin::delete_post))
-        .route(
-            "/admin/licensees",
-            get(admin::list_licensees).post(admin::create_licensee),
-        )
+        .route("/admin/licensees", get(admin::list_licensees).post(admin::create_licensee))
         .route("/admin/licensees/{name}", get(admin::show_licensee))
-        .route(
-            "/admin/licensees/{name}/keys",
-            post(admin::issue_licensee_key),
-        )
+        .route("/admin/licensees/{name}/keys", post(admin::issue_licensee_key))
         .route("/admin/keys", get(admin::list_keys))
         .route("/admin/keys/{prefix}/revoke", post(admin::revoke_key))
         .route("/admin/backup", post(admin::backup))
         .route("/admin/stats", get(admin::stats))
         .route("/admin/test/clock", post(admin::move_test_clock))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_admin,
-        ));
+        .route("/metrics", get(render_metrics))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin))
+        .route_layer(axum::middleware::from_fn(|request, next| metrics::track("admin", request, next)));
     Router::new()
         .merge(admin)
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(|| async { axum::Json(<openapi::AdminApi as utoipa::OpenApi>::openapi()) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
@@ -116,19 +115,12 @@ pub fn admin_router(state: AppState) -> Router {
 }
 
 /// The layers every listener shares, outermost first.
-pub fn common_layers(
-    router: Router,
-    proxies: Arc<TrustedProxies>,
-    request_timeout: Duration,
-) -> Router {
+pub fn common_layers(router: Router, proxies: Arc<TrustedProxies>, request_timeout: Duration) -> Router {
     router.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(axum::middleware::from_fn_with_state(
-                proxies,
-                client_addr::attribute_client,
-            ))
+            .layer(axum::middleware::from_fn_with_state(proxies, client_addr::attribute_client))
             .layer(TraceLayer::new_for_http().make_span_with(server::request_span))
             .layer(CatchPanicLayer::custom(server::panic_response))
             .layer(HandleErrorLayer::new(timeout_response))
@@ -146,17 +138,19 @@ async fn timeout_response(_: tower::BoxError) -> Response {
     .into_response()
 }
 
+/// Prometheus text format, behind the admin token like the rest of the admin listener.
+#[utoipa::path(get, path = "/metrics", tag = "admin", responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+async fn render_metrics() -> Response {
+    let body = metrics::handle().render();
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
 async fn not_found() -> Problem {
-    Problem::plain(
-        StatusCode::NOT_FOUND,
-        problem::ABOUT_BLANK,
-        "Not Found",
-        "Sorry, that page does not exist",
-    )
+    Problem::plain(StatusCode::NOT_FOUND, problem::ABOUT_BLANK, "Not Found", "Sorry, that page does not exist")
 }
 
 async fn method_not_allowed() -> Problem {

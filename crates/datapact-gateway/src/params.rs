@@ -59,16 +59,12 @@ impl QueryParams {
             for name in value.split(',') {
                 let valid = !name.is_empty()
                     && name.len() <= 64
-                    && name.bytes().all(|b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.'
-                    });
+                    && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
                 if !valid {
                     return Err(Problem::invalid_parameter(
                         parameter,
                         value,
-                        format!(
-                            "The `{parameter}` query parameter value [{name}] is not a field name"
-                        ),
+                        format!("The `{parameter}` query parameter value [{name}] is not a field name"),
                     ));
                 }
                 names.insert(name.to_owned());
@@ -78,13 +74,7 @@ impl QueryParams {
     }
 
     /// An integer in `min..=max`, or `default` when absent.
-    pub fn bounded(
-        &self,
-        name: &str,
-        min: usize,
-        max: usize,
-        default: usize,
-    ) -> Result<usize, Problem> {
+    pub fn bounded(&self, name: &str, min: usize, max: usize, default: usize) -> Result<usize, Problem> {
         let Some(value) = self.get(name) else {
             return Ok(default);
         };
@@ -93,9 +83,7 @@ impl QueryParams {
             _ => Err(Problem::invalid_parameter(
                 name,
                 value,
-                format!(
-                    "The `{name}` query parameter value [{value}] is not between {min} and {max}"
-                ),
+                format!("The `{name}` query parameter value [{value}] is not between {min} and {max}"),
             )),
         }
     }
@@ -110,21 +98,14 @@ impl QueryParams {
     /// A comma-separated list of 1 to `max` ids, required.
     pub fn id_list<T: FromStr>(&self, name: &str, max: usize) -> Result<Vec<T>, Problem> {
         let Some(value) = self.get(name) else {
-            return Err(Problem::invalid_parameter(
-                name,
-                "",
-                format!("The `{name}` query parameter can not be empty"),
-            ));
+            return Err(Problem::invalid_parameter(name, "", format!("The `{name}` query parameter can not be empty")));
         };
         let ids: Vec<&str> = value.split(',').collect();
         if ids.len() > max {
             return Err(Problem::invalid_parameter(
                 name,
                 value,
-                format!(
-                    "The `{name}` query parameter value has {} ids; at most {max} are allowed",
-                    ids.len()
-                ),
+                format!("The `{name}` query parameter value has {} ids; at most {max} are allowed", ids.len()),
             ));
         }
         ids.into_iter().map(|id| parse_id(name, id)).collect()
@@ -161,22 +142,10 @@ mod tests {
 
     #[test]
     fn names_union_and_shape() {
-        let params = QueryParams::parse(Some(
-            "tweet.fields=created_at,lang&post.fields=public_metrics",
-        ))
-        .unwrap();
+        let params = QueryParams::parse(Some("tweet.fields=created_at,lang&post.fields=public_metrics")).unwrap();
         let names = params.names(&["tweet.fields", "post.fields"]).unwrap();
-        assert!(
-            names.contains("created_at")
-                && names.contains("public_metrics")
-                && !names.contains("geo")
-        );
-        for bad in [
-            "tweet.fields=",
-            "tweet.fields=a,,b",
-            "tweet.fields=Created",
-            "tweet.fields=a%20b",
-        ] {
+        assert!(names.contains("created_at") && names.contains("public_metrics") && !names.contains("geo"));
+        for bad in ["tweet.fields=", "tweet.fields=a,,b", "tweet.fields=Created", "tweet.fields=a%20b"] {
             let params = QueryParams::parse(Some(bad)).unwrap();
             assert!(params.names(&["tweet.fields"]).is_err(), "{bad}");
         }

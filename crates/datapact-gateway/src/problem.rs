@@ -52,21 +52,11 @@ impl Problem {
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::plain(
-            StatusCode::UNAUTHORIZED,
-            ABOUT_BLANK,
-            "Unauthorized",
-            detail,
-        )
+        Self::plain(StatusCode::UNAUTHORIZED, ABOUT_BLANK, "Unauthorized", detail)
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::plain(
-            StatusCode::NOT_FOUND,
-            RESOURCE_NOT_FOUND,
-            "Not Found Error",
-            detail,
-        )
+        Self::plain(StatusCode::NOT_FOUND, RESOURCE_NOT_FOUND, "Not Found Error", detail)
     }
 
     pub fn conflict(detail: impl Into<String>) -> Self {
@@ -74,28 +64,12 @@ impl Problem {
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ABOUT_BLANK,
-            "Service Unavailable",
-            detail,
-        )
+        Self::plain(StatusCode::SERVICE_UNAVAILABLE, ABOUT_BLANK, "Service Unavailable", detail)
     }
 
-    pub fn plain(
-        status: StatusCode,
-        kind: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub fn plain(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
         let detail = detail.into();
-        Problem {
-            status,
-            kind,
-            title,
-            errors: vec![json!({ "message": detail })],
-            detail,
-        }
+        Problem { status, kind, title, errors: vec![json!({ "message": detail })], detail }
     }
 
     pub fn to_json(&self) -> Value {
@@ -112,14 +86,9 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.to_json())).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -141,11 +110,7 @@ impl From<StoreError> for Problem {
 
 /// A per-resource error inside a 200 response (`errors[]` beside `data`), as X reports unknown ids.
 pub fn resource_not_found(resource_type: &str, parameter: &str, id: &str) -> Value {
-    let noun = if resource_type == "tweet" {
-        "tweet"
-    } else {
-        "user"
-    };
+    let noun = if resource_type == "tweet" { "tweet" } else { "user" };
     json!({
         "value": id,
         "detail": format!("Could not find {noun} with {parameter}: [{id}]."),

@@ -67,10 +67,7 @@ pub fn user_json(user: &UserRecord, fields: &Names) -> Value {
         object.insert("verified".into(), json!(author.verified));
     }
     if fields.contains("public_metrics") {
-        object.insert(
-            "public_metrics".into(),
-            json!({ "tweet_count": user.post_count }),
-        );
+        object.insert("public_metrics".into(), json!({ "tweet_count": user.post_count }));
     }
     Value::Object(object)
 }

@@ -66,39 +66,38 @@ pub struct RunningGateway {
 
 /// Binds both listeners and starts serving. Returns once they accept connections.
 pub async fn serve(config: GatewayConfig, state: AppState) -> anyhow::Result<RunningGateway> {
+    // Install the metrics recorder before the first request can record anything.
+    crate::metrics::handle();
+    // Search is complete from the first request: catch up with the store before listening.
+    let started = std::time::Instant::now();
+    let revisions =
+        state.feed.poll(state.store.as_ref(), &state.index).await.context("cannot read the store's posts")?;
+    tracing::info!(revisions, elapsed_ms = started.elapsed().as_millis() as u64, "search index built");
     let proxies = Arc::new(config.trusted_proxies.clone());
     let tls = match &config.tls {
         Some(files) => {
             // One process-wide crypto provider; a second install attempt is harmless.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            Some(
-                RustlsConfig::from_pem_file(&files.cert, &files.key)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "cannot load TLS certificate {} and key {}",
-                            files.cert.display(),
-                            files.key.display()
-                        )
-                    })?,
-            )
+            Some(RustlsConfig::from_pem_file(&files.cert, &files.key).await.with_context(|| {
+                format!("cannot load TLS certificate {} and key {}", files.cert.display(), files.key.display())
+            })?)
         }
         None => None,
     };
-    let public = common_layers(
-        licensee_router(state.clone()),
-        proxies.clone(),
-        config.request_timeout,
-    );
+    let public = common_layers(licensee_router(state.clone()), proxies.clone(), config.request_timeout);
     let admin = common_layers(admin_router(state.clone()), proxies, config.request_timeout);
-    let (public_addr, public_handle, public_server) =
-        start(config.listen, public, tls.clone(), "licensee API")?;
-    let (admin_addr, admin_handle, admin_server) =
-        start(config.admin_listen, admin, tls.clone(), "admin API")?;
+    let (public_addr, public_handle, public_server) = start(config.listen, public, tls.clone(), "licensee API")?;
+    let (admin_addr, admin_handle, admin_server) = start(config.admin_listen, admin, tls.clone(), "admin API")?;
 
     let background = vec![
         tokio::spawn(refresh_keys(state.clone(), config.poll_interval)),
         tokio::spawn(flush_key_uses(state.clone())),
+        tokio::spawn(crate::feed::follow(
+            state.feed.clone(),
+            state.store.clone(),
+            state.index.clone(),
+            config.poll_interval,
+        )),
     ];
     Ok(RunningGateway {
         public_addr,
@@ -117,8 +116,8 @@ fn start(
     tls: Option<RustlsConfig>,
     what: &'static str,
 ) -> anyhow::Result<(SocketAddr, Handle, JoinHandle<std::io::Result<()>>)> {
-    let listener = std::net::TcpListener::bind(address)
-        .with_context(|| format!("cannot listen on {address} for the {what}"))?;
+    let listener =
+        std::net::TcpListener::bind(address).with_context(|| format!("cannot listen on {address} for the {what}"))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let handle = Handle::new();
@@ -139,22 +138,19 @@ fn start(
     Ok((bound, handle, server))
 }
 
-fn limit_headers(
-    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
-) {
+fn limit_headers(builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>) {
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .max_buf_size(MAX_HEADER_BYTES)
         .header_read_timeout(Duration::from_secs(10));
-    builder
-        .http2()
-        .max_header_list_size(MAX_HEADER_BYTES as u32);
+    builder.http2().max_header_list_size(MAX_HEADER_BYTES as u32);
 }
 
 impl RunningGateway {
     /// Stops accepting connections and lets in-flight requests finish within `drain`.
     pub fn shutdown(&self, drain: Duration) {
+        self.state.shutdown.cancel();
         for handle in &self.handles {
             handle.graceful_shutdown(Some(drain));
         }
@@ -163,20 +159,13 @@ impl RunningGateway {
     /// Waits until both listeners have stopped, then saves what is still in memory.
     pub async fn wait(self) -> anyhow::Result<()> {
         for server in self.servers {
-            server
-                .await
-                .context("server task failed")?
-                .context("server failed")?;
+            server.await.context("server task failed")?.context("server failed")?;
         }
         for task in &self.background {
             task.abort();
         }
         let uses = self.state.keys.take_uses();
-        self.state
-            .store
-            .record_key_use(uses)
-            .await
-            .context("could not save key use times")?;
+        self.state.store.record_key_use(uses).await.context("could not save key use times")?;
         Ok(())
     }
 }
@@ -208,17 +197,9 @@ async fn flush_key_uses(state: AppState) {
 }
 
 pub(crate) fn request_span<B>(request: &Request<B>) -> tracing::Span {
-    let client = request
-        .extensions()
-        .get::<ClientAddr>()
-        .map(|client| client.0.to_string())
-        .unwrap_or_default();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let client = request.extensions().get::<ClientAddr>().map(|client| client.0.to_string()).unwrap_or_default();
+    let request_id =
+        request.headers().get("x-request-id").and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), %client, %request_id)
 }
 

@@ -10,10 +10,7 @@ pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 /// Returns the admin token, creating `admin-token` (mode 0600) on first use.
 pub fn load_or_create(data_dir: &Path) -> anyhow::Result<String> {
     if let Ok(token) = std::env::var("DATAPACT_ADMIN_TOKEN") {
-        anyhow::ensure!(
-            token.len() >= 32,
-            "DATAPACT_ADMIN_TOKEN must be at least 32 characters"
-        );
+        anyhow::ensure!(token.len() >= 32, "DATAPACT_ADMIN_TOKEN must be at least 32 characters");
         return Ok(token);
     }
     let path = data_dir.join(ADMIN_TOKEN_FILE);
@@ -27,9 +24,7 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<String> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    let mut file = options.open(&path).with_context(|| format!("cannot create {}", path.display()))?;
     writeln!(file, "{token}")
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;

@@ -6,19 +6,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "datapact",
-    version,
-    about = "A licensing gateway that serves, meters and traces a platform's posts"
-)]
+#[command(name = "datapact", version, about = "A licensing gateway that serves, meters and traces a platform's posts")]
 pub struct Cli {
     /// Where the embedded store and the gateway's secrets live.
-    #[arg(
-        long,
-        global = true,
-        env = "DATAPACT_DATA_DIR",
-        default_value = "./datapact-data"
-    )]
+    #[arg(long, global = true, env = "DATAPACT_DATA_DIR", default_value = "./datapact-data")]
     pub data_dir: PathBuf,
 
     /// Log format on standard error.
@@ -173,9 +164,7 @@ pub struct DemoCorpusArgs {
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("DATAPACT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

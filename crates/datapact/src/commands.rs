@@ -11,9 +11,7 @@ use anyhow::{Context, bail};
 use datapact_core::ingest::IngestRecord;
 use datapact_core::{Clock, KeyPrefix, KeyRecord, ManualClock, PostId, SystemClock, Timestamp};
 use datapact_gateway::{AppState, GatewayConfig, KeyCache, TlsFiles, TrustedProxies};
-use datapact_store::ops::{
-    IngestBatcher, LineRejection, backup_data_dir, issue_key, restore_data_dir,
-};
+use datapact_store::ops::{IngestBatcher, LineRejection, backup_data_dir, issue_key, restore_data_dir};
 use datapact_store::{IngestEffect, SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -33,8 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&data_dir)
-            .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
+        SqliteStore::open(&data_dir).with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
     );
     match cli.command {
         Command::Serve(args) => serve(args, store, clock, &data_dir).await,
@@ -58,17 +55,17 @@ async fn serve(
     data_dir: &Path,
 ) -> anyhow::Result<ExitCode> {
     let test_clock = match &args.test_clock {
-        Some(start) => Some(ManualClock::new(
-            Timestamp::parse_rfc3339(start).map_err(|e| anyhow::anyhow!("--test-clock: {e}"))?,
-        )),
+        Some(start) => {
+            Some(ManualClock::new(Timestamp::parse_rfc3339(start).map_err(|e| anyhow::anyhow!("--test-clock: {e}"))?))
+        }
         None => None,
     };
     let clock: Arc<dyn Clock> = match &test_clock {
         Some(manual) => Arc::new(manual.clone()),
         None => clock,
     };
-    let trusted_proxies = TrustedProxies::parse(&args.trusted_proxies)
-        .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
+    let trusted_proxies =
+        TrustedProxies::parse(&args.trusted_proxies).map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
     let demo_keys = if args.demo {
         let keys = demo::prepare(store.as_ref(), clock.as_ref()).await?;
         Some((keys, demo::examples(store.as_ref()).await?))
@@ -84,15 +81,15 @@ async fn serve(
         admin_token: admin_token.into(),
         data_dir: data_dir.into(),
         test_clock,
+        feed: Default::default(),
+        index: Default::default(),
+        shutdown: Default::default(),
     };
     let config = GatewayConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,
         trusted_proxies,
-        tls: args
-            .tls_cert
-            .zip(args.tls_key)
-            .map(|(cert, key)| TlsFiles { cert, key }),
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles { cert, key }),
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         drain_timeout: Duration::from_secs(args.drain_secs),
         ..GatewayConfig::default()
@@ -119,11 +116,10 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => return interrupt.await.unwrap_or(()),
-            };
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -136,11 +132,7 @@ async fn shutdown_signal() {
 /// Lines printed per input before the rest only go to the rejects file.
 const PRINTED_REJECTIONS: usize = 20;
 
-async fn ingest(
-    args: IngestArgs,
-    store: &dyn Store,
-    clock: &dyn Clock,
-) -> anyhow::Result<ExitCode> {
+async fn ingest(args: IngestArgs, store: &dyn Store, clock: &dyn Clock) -> anyhow::Result<ExitCode> {
     let rejects_path = args.rejects.clone().unwrap_or_else(|| {
         let first = &args.files[0];
         if first.as_os_str() == "-" {
@@ -157,8 +149,7 @@ async fn ingest(
         let (reader, size): (Box<dyn Read>, Option<u64>) = if path.as_os_str() == "-" {
             (Box::new(std::io::stdin()), None)
         } else {
-            let file =
-                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
             let size = file.metadata().ok().map(|m| m.len());
             (Box::new(file), size)
         };
@@ -168,9 +159,8 @@ async fn ingest(
         let mut number = 0u64;
         loop {
             line.clear();
-            let read = reader
-                .read_until(b'\n', &mut line)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+            let read =
+                reader.read_until(b'\n', &mut line).with_context(|| format!("cannot read {}", path.display()))?;
             if read == 0 {
                 break;
             }
@@ -181,29 +171,12 @@ async fn ingest(
             batcher.push(number, &line, clock.now()).await?;
             if number % 4096 == 0 {
                 let done = batcher.lines();
-                progress.set_message(format!(
-                    "{:.0} lines/s",
-                    done as f64 / started.elapsed().as_secs_f64().max(1e-3)
-                ));
+                progress.set_message(format!("{:.0} lines/s", done as f64 / started.elapsed().as_secs_f64().max(1e-3)));
             }
-            report_rejections(
-                &mut batcher,
-                path,
-                &rejects_path,
-                &mut rejects,
-                &mut rejected_total,
-                &progress,
-            )?;
+            report_rejections(&mut batcher, path, &rejects_path, &mut rejects, &mut rejected_total, &progress)?;
         }
         batcher.flush(clock.now()).await?;
-        report_rejections(
-            &mut batcher,
-            path,
-            &rejects_path,
-            &mut rejects,
-            &mut rejected_total,
-            &progress,
-        )?;
+        report_rejections(&mut batcher, path, &rejects_path, &mut rejects, &mut rejected_total, &progress)?;
         progress.finish_and_clear();
     }
     if let Some(mut file) = rejects {
@@ -223,15 +196,9 @@ async fn ingest(
     );
     if rejected_total > 0 {
         if rejected_total > PRINTED_REJECTIONS {
-            eprintln!(
-                "… {} more rejected lines",
-                rejected_total - PRINTED_REJECTIONS
-            );
+            eprintln!("… {} more rejected lines", rejected_total - PRINTED_REJECTIONS);
         }
-        eprintln!(
-            "rejected lines were written to {}; fix them and ingest that file again",
-            rejects_path.display()
-        );
+        eprintln!("rejected lines were written to {}; fix them and ingest that file again", rejects_path.display());
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -243,11 +210,9 @@ fn progress_bar(size: Option<u64>, quiet: bool, path: &Path) -> ProgressBar {
     }
     let bar = match size {
         Some(size) => ProgressBar::new(size).with_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {bytes}/{total_bytes} {msg} ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {msg} ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
         ),
         None => ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{prefix} {spinner} {bytes} {msg}")
@@ -272,8 +237,8 @@ fn report_rejections(
         }
         *total += 1;
         if rejects.is_none() {
-            let file = File::create(rejects_path)
-                .with_context(|| format!("cannot create {}", rejects_path.display()))?;
+            let file =
+                File::create(rejects_path).with_context(|| format!("cannot create {}", rejects_path.display()))?;
             *rejects = Some(BufWriter::new(file));
         }
         let entry = serde_json::json!({
@@ -290,17 +255,9 @@ fn report_rejections(
 }
 
 async fn delete(ids: &[String], store: &dyn Store, now: Timestamp) -> anyhow::Result<ExitCode> {
-    let ids: Vec<PostId> = ids
-        .iter()
-        .map(|id| id.parse::<PostId>().map_err(|e| anyhow::anyhow!("{e}")))
-        .collect::<anyhow::Result<_>>()?;
-    let records = ids
-        .iter()
-        .map(|&id| IngestRecord::Delete {
-            id,
-            deleted_at: None,
-        })
-        .collect();
+    let ids: Vec<PostId> =
+        ids.iter().map(|id| id.parse::<PostId>().map_err(|e| anyhow::anyhow!("{e}"))).collect::<anyhow::Result<_>>()?;
+    let records = ids.iter().map(|&id| IngestRecord::Delete { id, deleted_at: None }).collect();
     let effects = store.ingest(records, now).await?;
     let mut missing = 0;
     for (id, effect) in ids.iter().zip(effects) {
@@ -313,25 +270,14 @@ async fn delete(ids: &[String], store: &dyn Store, now: Timestamp) -> anyhow::Re
             }
         }
     }
-    Ok(if missing > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if missing > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-async fn licensee(
-    command: LicenseeCommand,
-    store: &dyn Store,
-    now: Timestamp,
-) -> anyhow::Result<ExitCode> {
+async fn licensee(command: LicenseeCommand, store: &dyn Store, now: Timestamp) -> anyhow::Result<ExitCode> {
     match command {
         LicenseeCommand::Create { name } => {
             let licensee = store.create_licensee(&name, now).await?;
-            println!(
-                "created licensee {}; issue a key with `datapact key issue {}`",
-                licensee.name, licensee.name
-            );
+            println!("created licensee {}; issue a key with `datapact key issue {}`", licensee.name, licensee.name);
         }
         LicenseeCommand::List { json } => {
             let licensees = store.licensees().await?;
@@ -340,12 +286,7 @@ async fn licensee(
             } else {
                 println!("{:<24} {:<8} CREATED", "NAME", "STATUS");
                 for licensee in licensees {
-                    println!(
-                        "{:<24} {:<8} {}",
-                        licensee.name,
-                        licensee.status.as_str(),
-                        licensee.created_at
-                    );
+                    println!("{:<24} {:<8} {}", licensee.name, licensee.status.as_str(), licensee.created_at);
                 }
             }
         }
@@ -357,9 +298,7 @@ async fn licensee(
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({ "licensee": licensee, "keys": keys })
-                    )?
+                    serde_json::to_string_pretty(&serde_json::json!({ "licensee": licensee, "keys": keys }))?
                 );
             } else {
                 println!(
@@ -377,11 +316,7 @@ async fn licensee(
 
 async fn key(command: KeyCommand, store: &dyn Store, now: Timestamp) -> anyhow::Result<ExitCode> {
     match command {
-        KeyCommand::Issue {
-            licensee,
-            expires,
-            json,
-        } => {
+        KeyCommand::Issue { licensee, expires, json } => {
             let expires_at = expires.as_deref().map(parse_date_or_time).transpose()?;
             let (key, record) = issue_key(store, &licensee, expires_at, now).await?;
             if json {
@@ -399,12 +334,7 @@ async fn key(command: KeyCommand, store: &dyn Store, now: Timestamp) -> anyhow::
         }
         KeyCommand::Revoke { prefix } => {
             let record = store.revoke_key(&KeyPrefix(prefix), now).await?;
-            println!(
-                "revoked {} of {} at {}",
-                record.prefix,
-                record.licensee,
-                record.revoked_at.unwrap_or(now)
-            );
+            println!("revoked {} of {} at {}", record.prefix, record.licensee, record.revoked_at.unwrap_or(now));
         }
         KeyCommand::List { licensee, json } => {
             if let Some(name) = &licensee {
@@ -424,25 +354,16 @@ async fn key(command: KeyCommand, store: &dyn Store, now: Timestamp) -> anyhow::
 }
 
 fn print_keys(keys: &[KeyRecord]) {
-    println!(
-        "{:<18} {:<16} {:<25} {:<25} {:<25} STATE",
-        "PREFIX", "LICENSEE", "CREATED", "LAST USED", "EXPIRES"
-    );
+    println!("{:<18} {:<16} {:<25} {:<25} {:<25} STATE", "PREFIX", "LICENSEE", "CREATED", "LAST USED", "EXPIRES");
     let never = || "-".to_owned();
     for key in keys {
-        let state = if key.revoked_at.is_some() {
-            "revoked"
-        } else {
-            "active"
-        };
+        let state = if key.revoked_at.is_some() { "revoked" } else { "active" };
         println!(
             "{:<18} {:<16} {:<25} {:<25} {:<25} {state}",
             key.prefix,
             key.licensee,
             key.created_at.to_string(),
-            key.last_used_at
-                .map(|t| t.to_string())
-                .unwrap_or_else(never),
+            key.last_used_at.map(|t| t.to_string()).unwrap_or_else(never),
             key.expires_at.map(|t| t.to_string()).unwrap_or_else(never),
         );
     }
@@ -454,7 +375,6 @@ fn parse_date_or_time(value: &str) -> anyhow::Result<Timestamp> {
         let midnight = date.and_hms_opt(0, 0, 0).context("invalid date")?.and_utc();
         return Ok(Timestamp::from_datetime(midnight));
     }
-    Timestamp::parse_rfc3339(value).map_err(|_| {
-        anyhow::anyhow!("--expires {value:?}: use a date such as 2027-01-31 or an RFC 3339 time")
-    })
+    Timestamp::parse_rfc3339(value)
+        .map_err(|_| anyhow::anyhow!("--expires {value:?}: use a date such as 2027-01-31 or an RFC 3339 time"))
 }

@@ -18,23 +18,11 @@ pub const DEMO_LICENSEES: [&str; 3] = ["nimbus", "orchid", "acme"];
 
 /// Fills an empty store with the demo corpus (posts up to today), makes sure the demo licensees
 /// exist, and issues each a fresh key (earlier demo keys keep working).
-pub async fn prepare(
-    store: &dyn Store,
-    clock: &dyn Clock,
-) -> anyhow::Result<Vec<(String, ApiKey)>> {
+pub async fn prepare(store: &dyn Store, clock: &dyn Clock) -> anyhow::Result<Vec<(String, ApiKey)>> {
     let stats = store.stats().await?;
     if stats.posts + stats.deleted_posts == 0 {
-        let today = clock
-            .now()
-            .to_datetime()
-            .date_naive()
-            .and_hms_opt(0, 0, 0)
-            .context("midnight")?
-            .and_utc();
-        let spec = CorpusSpec {
-            end: today,
-            ..CorpusSpec::default()
-        };
+        let today = clock.now().to_datetime().date_naive().and_hms_opt(0, 0, 0).context("midnight")?.and_utc();
+        let spec = CorpusSpec { end: today, ..CorpusSpec::default() };
         let bar = ProgressBar::new(spec.posts as u64).with_style(
             ProgressStyle::with_template("generating the demo corpus [{bar:30}] {pos}/{len} posts")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -49,11 +37,7 @@ pub async fn prepare(
         batcher.flush(clock.now()).await?;
         bar.finish_and_clear();
         let rejected = batcher.take_rejections();
-        anyhow::ensure!(
-            rejected.is_empty(),
-            "the demo corpus had rejected lines: {:?}",
-            rejected.first()
-        );
+        anyhow::ensure!(rejected.is_empty(), "the demo corpus had rejected lines: {:?}", rejected.first());
         tracing::info!(counts = ?batcher.counts(), "demo corpus ingested");
     }
     let mut keys = Vec::new();
@@ -97,10 +81,7 @@ pub fn print_welcome(
     admin: &str,
     data_dir: &Path,
 ) {
-    println!(
-        "datapact demo: the corpus and licensees are in {}",
-        data_dir.display()
-    );
+    println!("datapact demo: the corpus and licensees are in {}", data_dir.display());
     println!();
     for (name, key) in keys {
         println!("  {name:<8} {}", key.as_str());
@@ -112,11 +93,7 @@ pub fn print_welcome(
     println!();
     println!("Try, as {name}:");
     if let Some(examples) = examples {
-        let (username, author, ids) = (
-            &examples.username,
-            &examples.author_id,
-            examples.post_ids.join(","),
-        );
+        let (username, author, ids) = (&examples.username, &examples.author_id, examples.post_ids.join(","));
         println!(
             "  curl -s -H 'Authorization: Bearer {key}' '{public}/2/users/by/username/{username}?user.fields=public_metrics,created_at'"
         );
@@ -128,10 +105,7 @@ pub fn print_welcome(
         );
     }
     println!("Admin API (token in {}/admin-token):", data_dir.display());
-    println!(
-        "  curl -s -H \"Authorization: Bearer $(cat {}/admin-token)\" {admin}/admin/stats",
-        data_dir.display()
-    );
+    println!("  curl -s -H \"Authorization: Bearer $(cat {}/admin-token)\" {admin}/admin/stats", data_dir.display());
     println!();
 }
 
@@ -145,8 +119,7 @@ pub fn write_corpus(args: &DemoCorpusArgs) -> anyhow::Result<()> {
     };
     if let Some(end) = &args.end {
         let end = Timestamp::parse_rfc3339(end).map_err(|e| anyhow::anyhow!("--end: {e}"))?;
-        spec.end = DateTime::<Utc>::from_timestamp_millis(end.millis())
-            .context("--end is out of range")?;
+        spec.end = DateTime::<Utc>::from_timestamp_millis(end.millis()).context("--end is out of range")?;
     }
     anyhow::ensure!(
         args.posts > 0 && args.authors > 0 && args.days > 0,
@@ -155,10 +128,7 @@ pub fn write_corpus(args: &DemoCorpusArgs) -> anyhow::Result<()> {
     let out: Box<dyn Write> = if args.out.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
-        Box::new(
-            std::fs::File::create(&args.out)
-                .with_context(|| format!("cannot create {}", args.out.display()))?,
-        )
+        Box::new(std::fs::File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?)
     };
     let mut out = BufWriter::new(out);
     let lines = datapact_demo::write_jsonl(&spec, &mut out).context("cannot write the corpus")?;

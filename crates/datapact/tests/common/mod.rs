@@ -41,9 +41,7 @@ pub fn datapact_ok(data_dir: &Path, args: &[&str]) -> String {
 }
 
 pub fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The corpus every test starts from: a prolific author (250 posts), a quiet one (1 post).
@@ -88,9 +86,7 @@ pub fn seeded_data_dir() -> (tempfile::TempDir, String) {
     let data = dir.path().join("data");
     datapact_ok(&data, &["ingest", "--quiet", corpus.to_str().unwrap()]);
     datapact_ok(&data, &["licensee", "create", "acme"]);
-    let key = datapact_ok(&data, &["key", "issue", "acme"])
-        .trim()
-        .to_owned();
+    let key = datapact_ok(&data, &["key", "issue", "acme"]).trim().to_owned();
     (dir, key)
 }
 
@@ -111,15 +107,7 @@ impl Gateway {
         let mut child = Command::new(BIN)
             .arg("--data-dir")
             .arg(data_dir)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--drain-secs",
-                "5",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--drain-secs", "5"])
             .args(extra)
             .env_remove("DATAPACT_ADMIN_TOKEN")
             .env("DATAPACT_LOG", "warn")
@@ -137,39 +125,16 @@ impl Gateway {
                 }
             }
         });
-        let line = receiver
-            .recv_timeout(Duration::from_secs(60))
-            .expect("gateway did not start");
+        let line = receiver.recv_timeout(Duration::from_secs(60)).expect("gateway did not start");
         let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|part| part.strip_prefix(&format!("{name}=")))
-                .unwrap()
-                .to_owned()
+            line.split_whitespace().find_map(|part| part.strip_prefix(&format!("{name}="))).unwrap().to_owned()
         };
-        let http = reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .build()
-            .unwrap();
-        Gateway {
-            child,
-            public: field("licensee"),
-            admin: field("admin"),
-            http,
-        }
+        let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+        Gateway { child, public: field("licensee"), admin: field("admin"), http }
     }
 
-    pub async fn get(
-        &self,
-        key: &str,
-        path_and_query: &str,
-    ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
-        let response = self
-            .http
-            .get(format!("{}{path_and_query}", self.public))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
+    pub async fn get(&self, key: &str, path_and_query: &str) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+        let response = self.http.get(format!("{}{path_and_query}", self.public)).bearer_auth(key).send().await.unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.json().await.unwrap_or(serde_json::Value::Null);
@@ -177,10 +142,7 @@ impl Gateway {
     }
 
     pub fn admin_token(data_dir: &Path) -> String {
-        std::fs::read_to_string(data_dir.join("admin-token"))
-            .unwrap()
-            .trim()
-            .to_owned()
+        std::fs::read_to_string(data_dir.join("admin-token")).unwrap().trim().to_owned()
     }
 
     /// SIGTERM, then the exit status.
@@ -207,10 +169,7 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
 }
 
 fn unsafe_kill(pid: u32) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
 }
 
 impl Drop for Gateway {

@@ -1,0 +1,62 @@
+//! Prometheus metrics: requests, latency and records served, rendered on the admin listener.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use datapact_core::Endpoint;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const REQUESTS: &str = "datapact_http_requests_total";
+const LATENCY: &str = "datapact_http_request_duration_seconds";
+const RECORDS: &str = "datapact_records_served_total";
+const LATENCY_BUCKETS: &[f64] =
+    &[0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// The process-wide recorder; installed once, whoever asks first.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(LATENCY.into()), LATENCY_BUCKETS)
+                .expect("buckets are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may be installed already (embedding, tests): keep serving ours.
+            let _ = metrics::set_global_recorder(recorder);
+            metrics::describe_counter!(REQUESTS, "HTTP requests by listener, route and status");
+            metrics::describe_histogram!(LATENCY, metrics::Unit::Seconds, "HTTP request latency by listener and route");
+            metrics::describe_counter!(RECORDS, "Posts delivered to licensees, by licensee and endpoint");
+            handle
+        })
+        .clone()
+}
+
+/// Middleware factory: counts and times every request under its route template (never the raw
+/// path, which would make one series per id).
+pub async fn track(listener: &'static str, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(REQUESTS, "listener" => listener, "method" => method, "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(LATENCY, "listener" => listener, "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Records posts delivered to a licensee.
+pub fn records_served(licensee: &str, endpoint: Endpoint, count: usize) {
+    if count > 0 {
+        metrics::counter!(RECORDS, "licensee" => licensee.to_owned(), "endpoint" => endpoint.as_str())
+            .increment(count as u64);
+    }
+}

@@ -1,0 +1,140 @@
+//! `GET /2/tweets/sample/stream`: posts as they are ingested, one JSON object per `\r\n` line.
+//!
+//! A stream task reads the store's revision feed from where it last was, waking whenever the
+//! gateway's feed follower sees something new, and writes a blank keep-alive line whenever it
+//! has been quiet for [`KEEP_ALIVE`] (clients give up after 21 s of silence). At shutdown it ends
+//! with X's operational-disconnect message.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use datapact_core::{Endpoint, Post};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::api::PostView;
+use crate::auth::Caller;
+use crate::metrics::records_served;
+use crate::params::QueryParams;
+use crate::problem::Problem;
+
+/// Silence longer than this gets a keep-alive line.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// The longest backfill X allows.
+const MAX_BACKFILL_MINUTES: usize = 5;
+/// Revisions read from the store per step.
+const PAGE: usize = 500;
+
+#[utoipa::path(
+    get, path = "/2/tweets/sample/stream", tag = "posts",
+    params(crate::openapi::StreamParams, crate::openapi::PostFieldParams),
+    responses(
+        (status = 200, description = "`\\r\\n`-separated JSON objects `{data, includes}`; a blank line is a keep-alive; ends with an operational-disconnect message", content_type = "application/json"),
+        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn sample_stream(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Problem> {
+    let params = QueryParams::parse(query.as_deref())?;
+    let view = PostView::from_params(&params)?;
+    let backfill_minutes = params.bounded("backfill_minutes", 0, MAX_BACKFILL_MINUTES, 0)?;
+    let mut wake = state.feed.subscribe();
+    // Start where the feed is now, or `backfill_minutes` earlier.
+    let mut after = if backfill_minutes > 0 {
+        let since = state.clock.now().plus_millis(-(backfill_minutes as i64) * 60_000);
+        state.store.first_revision_since(since).await? - 1
+    } else {
+        *wake.borrow_and_update()
+    };
+    let (sender, mut receiver) = mpsc::channel::<Bytes>(16);
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            let entries = match state.store.revisions_after(after, PAGE).await {
+                Ok(entries) => entries,
+                Err(error) => {
+                    tracing::warn!(%error, "stream could not read the store");
+                    let _ = sender.send(disconnect_line()).await;
+                    return;
+                }
+            };
+            if let Some(last) = entries.last() {
+                after = last.seq;
+            }
+            // New posts only: a correction is not a new post, and deleted posts are never served.
+            let posts: Vec<Post> = entries
+                .into_iter()
+                .filter(|entry| entry.post.revision == 1 && entry.post.deleted_at.is_none())
+                .map(|entry| entry.post)
+                .collect();
+            for post in &posts {
+                let line = match render_line(&state, &view, post).await {
+                    Ok(line) => line,
+                    Err(_) => disconnect_line(),
+                };
+                if sender.send(line).await.is_err() {
+                    return; // the client went away
+                }
+                records_served(&caller.licensee, Endpoint::Stream, 1);
+            }
+            if posts.len() == PAGE || after < *wake.borrow() {
+                continue;
+            }
+            tokio::select! {
+                changed = wake.changed() => {
+                    if changed.is_err() {
+                        let _ = sender.send(disconnect_line()).await;
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep(KEEP_ALIVE) => {
+                    if sender.send(Bytes::from_static(b"\r\n")).await.is_err() {
+                        return;
+                    }
+                }
+                _ = shutdown.cancelled() => {
+                    let _ = sender.send(disconnect_line()).await;
+                    return;
+                }
+            }
+        }
+    });
+    let body =
+        futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx).map(|line| line.map(Ok::<_, Infallible>)));
+    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+}
+
+async fn render_line(state: &AppState, view: &PostView, post: &Post) -> Result<Bytes, Problem> {
+    let mut object = Map::new();
+    object.insert("data".into(), crate::render::post_json(post, &view.post_fields));
+    if let Some(includes) = view.includes(state, std::slice::from_ref(post)).await? {
+        object.insert("includes".into(), includes);
+    }
+    let mut line = serde_json::to_vec(&Value::Object(object)).unwrap_or_default();
+    line.extend_from_slice(b"\r\n");
+    Ok(Bytes::from(line))
+}
+
+/// X's message when it closes a stream for its own reasons; clients reconnect on it.
+fn disconnect_line() -> Bytes {
+    let message = json!({"errors": [{
+        "title": "operational-disconnect",
+        "disconnect_type": "OperationalDisconnect",
+        "detail": "This stream has been disconnected for operational reasons.",
+        "type": "https://api.twitter.com/2/problems/operational-disconnect",
+    }]});
+    let mut line = message.to_string().into_bytes();
+    line.extend_from_slice(b"\r\n");
+    Bytes::from(line)
+}
