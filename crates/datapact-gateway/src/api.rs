@@ -62,9 +62,7 @@ fn json_response(body: Map<String, Value>) -> Response {
     params(("id" = String, Path, description = "Post id"), crate::openapi::PostFieldParams),
     responses(
         (status = 200, description = "The post, or `errors` if it is unknown or deleted", body = crate::openapi::PostResponse),
-        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::LicenseeProblems,
     )
 )]
 pub async fn post_by_id(
@@ -100,9 +98,7 @@ pub async fn post_by_id(
     params(crate::openapi::IdsParam, crate::openapi::PostFieldParams),
     responses(
         (status = 200, description = "Found posts in the order asked; unknown or deleted ids in `errors`", body = crate::openapi::PostsResponse),
-        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::LicenseeProblems,
     )
 )]
 pub async fn posts_by_ids(
@@ -150,9 +146,7 @@ pub async fn posts_by_ids(
     params(("id" = String, Path, description = "Author id"), crate::openapi::TimelineParams, crate::openapi::PostFieldParams),
     responses(
         (status = 200, description = "A page of the author's posts, newest first", body = crate::openapi::PostPageResponse),
-        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::LicenseeProblems,
     )
 )]
 pub async fn user_timeline(
@@ -167,27 +161,10 @@ pub async fn user_timeline(
     let limit = params.bounded("max_results", 5, 100, 10)?;
     let since_id: Option<PostId> = params.id("since_id")?;
     let until_id: Option<PostId> = params.id("until_id")?;
-    let start_time = params.time("start_time")?;
-    let end_time = params.time("end_time")?;
-    if let (Some(start), Some(end)) = (start_time, end_time) {
-        if start >= end {
-            return Err(Problem::invalid_parameter(
-                "start_time",
-                &start.to_x_string(),
-                "`start_time` must be before `end_time`",
-            ));
-        }
-    }
-    let token_name = if params.get("pagination_token").is_some() { "pagination_token" } else { "next_token" };
-    let cursor = match params.get(token_name) {
+    let (start_time, end_time) = params.time_range()?;
+    let cursor = match page_token(&params)? {
         None => None,
-        Some(token) => Some(pagination::parse_token(token).ok_or_else(|| {
-            Problem::invalid_parameter(
-                token_name,
-                token,
-                format!("The `{token_name}` query parameter value [{token}] is not a valid token"),
-            )
-        })?),
+        Some((name, token)) => Some(pagination::parse_token(token).ok_or_else(|| invalid_token(name, token))?),
     };
     if state.store.users_by_ids(&[author]).await?.is_empty() {
         let mut body = Map::new();
@@ -205,24 +182,8 @@ pub async fn user_timeline(
         .await?;
     let has_more = posts.len() > limit;
     posts.truncate(limit);
-
-    let mut meta = Map::new();
-    meta.insert("result_count".into(), json!(posts.len()));
-    if let (Some(newest), Some(oldest)) = (posts.first(), posts.last()) {
-        meta.insert("newest_id".into(), json!(newest.id));
-        meta.insert("oldest_id".into(), json!(oldest.id));
-        if has_more {
-            meta.insert("next_token".into(), json!(pagination::next_token(oldest.id)));
-        }
-    }
-    let mut body = Map::new();
-    if !posts.is_empty() {
-        body.insert("data".into(), posts.iter().map(|post| post_json(post, &view.post_fields)).collect());
-    }
-    if let Some(includes) = view.includes(&state, &posts).await? {
-        body.insert("includes".into(), includes);
-    }
-    body.insert("meta".into(), Value::Object(meta));
+    let next_token = posts.last().filter(|_| has_more).map(|oldest| pagination::next_token(oldest.id));
+    let body = post_page(&state, &view, &posts, next_token).await?;
     records_served(&caller.licensee, Endpoint::Timeline, posts.len());
     Ok(json_response(body))
 }
@@ -249,9 +210,7 @@ fn users_body(users: &[UserRecord], fields: &Names, single: bool, errors: Vec<Va
     params(crate::openapi::IdsParam, crate::openapi::UserFieldParams),
     responses(
         (status = 200, description = "Found users; unknown ids in `errors`", body = crate::openapi::UsersResponse),
-        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::LicenseeProblems,
     )
 )]
 pub async fn users_by_ids(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
@@ -279,9 +238,7 @@ pub async fn users_by_ids(State(state): State<AppState>, RawQuery(query): RawQue
     params(("id" = String, Path, description = "User id"), crate::openapi::UserFieldParams),
     responses(
         (status = 200, description = "The user, or `errors`", body = crate::openapi::UserResponse),
-        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::LicenseeProblems,
     )
 )]
 pub async fn user_by_id(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery) -> ApiResult {
@@ -300,9 +257,7 @@ pub async fn user_by_id(State(state): State<AppState>, Path(id): Path<String>, R
     params(("username" = String, Path, description = "Case-insensitive username"), crate::openapi::UserFieldParams),
     responses(
         (status = 200, description = "The user, or `errors`", body = crate::openapi::UserResponse),
-        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::LicenseeProblems,
     )
 )]
 pub async fn user_by_username(
@@ -334,9 +289,7 @@ pub async fn user_by_username(
     params(crate::openapi::SearchParams, crate::openapi::PostFieldParams),
     responses(
         (status = 200, description = "A page of matching posts", body = crate::openapi::PostPageResponse),
-        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::LicenseeProblems,
     )
 )]
 pub async fn search_recent(
@@ -364,30 +317,16 @@ pub async fn search_recent(
             ));
         }
     };
+    let (start_time, end_time) = params.time_range()?;
     let filters = Filters {
         since_id: params.id::<PostId>("since_id")?.map(PostId::get),
         until_id: params.id::<PostId>("until_id")?.map(PostId::get),
-        start_ms: params.time("start_time")?.map(|t| t.millis()),
-        end_ms: params.time("end_time")?.map(|t| t.millis()),
+        start_ms: start_time.map(|t| t.millis()),
+        end_ms: end_time.map(|t| t.millis()),
     };
-    if let (Some(start), Some(end)) = (filters.start_ms, filters.end_ms) {
-        if start >= end {
-            return Err(Problem::invalid_parameter(
-                "start_time",
-                params.get("start_time").unwrap_or_default(),
-                "`start_time` must be before `end_time`",
-            ));
-        }
-    }
     let cursor = match page_token(&params)? {
         None => None,
-        Some((name, token)) => Some(Cursor::decode(token, sort).ok_or_else(|| {
-            Problem::invalid_parameter(
-                name,
-                token,
-                format!("The `{name}` query parameter value [{token}] is not a valid token for this sort order"),
-            )
-        })?),
+        Some((name, token)) => Some(Cursor::decode(token, sort).ok_or_else(|| invalid_token(name, token))?),
     };
     let mut authors = HashMap::new();
     for username in parsed.usernames() {
@@ -409,27 +348,45 @@ pub async fn search_recent(
     let posts: Vec<Post> =
         ids.iter().filter_map(|id| found.remove(id)).filter(|post| post.deleted_at.is_none()).collect();
 
+    let body = post_page(&state, &view, &posts, page.next.map(|next| next.encode())).await?;
+    records_served(&caller.licensee, Endpoint::Search, posts.len());
+    Ok(json_response(body))
+}
+
+/// A page of posts with X's `meta`: `result_count`, `newest_id`, `oldest_id`, and `next_token`
+/// only when another page exists (never `null`: twarc would loop forever).
+async fn post_page(
+    state: &AppState,
+    view: &PostView,
+    posts: &[Post],
+    next_token: Option<String>,
+) -> Result<Map<String, Value>, Problem> {
     let mut meta = Map::new();
     meta.insert("result_count".into(), json!(posts.len()));
-    if let (Some(newest), Some(oldest)) =
-        (posts.iter().map(|post| post.id).max(), posts.iter().map(|post| post.id).min())
-    {
+    if let (Some(newest), Some(oldest)) = (posts.iter().map(|p| p.id).max(), posts.iter().map(|p| p.id).min()) {
         meta.insert("newest_id".into(), json!(newest));
         meta.insert("oldest_id".into(), json!(oldest));
     }
-    if let Some(next) = &page.next {
-        meta.insert("next_token".into(), json!(next.encode()));
+    if let Some(next) = next_token {
+        meta.insert("next_token".into(), json!(next));
     }
     let mut body = Map::new();
     if !posts.is_empty() {
         body.insert("data".into(), posts.iter().map(|post| post_json(post, &view.post_fields)).collect());
     }
-    if let Some(includes) = view.includes(&state, &posts).await? {
+    if let Some(includes) = view.includes(state, posts).await? {
         body.insert("includes".into(), includes);
     }
     body.insert("meta".into(), Value::Object(meta));
-    records_served(&caller.licensee, Endpoint::Search, posts.len());
-    Ok(json_response(body))
+    Ok(body)
+}
+
+fn invalid_token(name: &str, token: &str) -> Problem {
+    Problem::invalid_parameter(
+        name,
+        token,
+        format!("The `{name}` query parameter value [{token}] is not a valid token"),
+    )
 }
 
 /// The page token under either name clients use: `next_token` (tweepy on search) or

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
 
 /// A post, as X API v2 shapes it. Fields other than `id`, `text` and `edit_history_tweet_ids`
 /// appear when asked for with `tweet.fields` (or `post.fields`).
@@ -213,6 +213,25 @@ pub struct SearchParams {
 pub struct StreamParams {
     /// 0 to 5: also deliver posts ingested this many minutes before connecting.
     backfill_minutes: Option<u32>,
+}
+
+/// The problems every licensee endpoint can answer.
+#[derive(IntoResponses)]
+pub enum LicenseeProblems {
+    #[response(status = 400, description = "Invalid parameters", content_type = "application/problem+json")]
+    InvalidRequest(#[to_schema] Problem),
+    #[response(
+        status = 401,
+        description = "Missing, unknown, expired or revoked key",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(#[to_schema] Problem),
+    #[response(
+        status = 503,
+        description = "The store is unavailable or the request timed out",
+        content_type = "application/problem+json"
+    )]
+    Unavailable(#[to_schema] Problem),
 }
 
 struct BearerAuth;

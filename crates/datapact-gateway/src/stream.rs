@@ -36,9 +36,7 @@ const PAGE: usize = 500;
     params(crate::openapi::StreamParams, crate::openapi::PostFieldParams),
     responses(
         (status = 200, description = "`\\r\\n`-separated JSON objects `{data, includes}`; a blank line is a keep-alive; ends with an operational-disconnect message", content_type = "application/json"),
-        (status = 400, description = "Invalid parameters", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, unknown, expired or revoked key", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable or the request timed out", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::LicenseeProblems,
     )
 )]
 pub async fn sample_stream(
