@@ -46,6 +46,8 @@ pub struct Licensee {
 pub struct KeyRecord {
     pub prefix: KeyPrefix,
     pub licensee: String,
+    /// What the key's requests are for (RSL vocabulary: `search`, `ai-train`, ...).
+    pub purpose: String,
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
@@ -92,6 +94,7 @@ mod tests {
         let key = KeyRecord {
             prefix: KeyPrefix("dpk_0".into()),
             licensee: "acme".into(),
+            purpose: "search".into(),
             created_at: Timestamp(0),
             expires_at: Some(Timestamp(100)),
             revoked_at: None,

@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use datapact_core::ingest::MAX_LINE_BYTES;
 use datapact_core::{KeyPrefix, PostId, Timestamp};
-use datapact_store::IngestEffect;
 use datapact_store::ops::{IngestBatcher, LineRejection, issue_key};
+use datapact_store::{Change, IngestEffect};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -19,6 +19,14 @@ use crate::params::parse_id;
 use crate::problem::Problem;
 
 type AdminResult = Result<Response, Problem>;
+
+/// The purpose of a key issued without one.
+pub const DEFAULT_PURPOSE: &str = "search";
+
+/// Changes made through the admin API are audited under this actor.
+fn admin_change(state: &AppState) -> Change {
+    Change::new("admin-api", state.clock.now())
+}
 
 /// At most this many rejections are listed in one ingest response (all are counted).
 const MAX_LISTED_REJECTIONS: usize = 1_000;
@@ -169,7 +177,7 @@ pub async fn create_licensee(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<CreateLicensee>,
 ) -> AdminResult {
-    let licensee = state.store.create_licensee(&request.name, state.clock.now()).await?;
+    let licensee = state.store.create_licensee(&request.name, &admin_change(&state)).await?;
     Ok((StatusCode::CREATED, Json(licensee)).into_response())
 }
 
@@ -194,6 +202,7 @@ pub async fn show_licensee(State(state): State<AppState>, Path(name): Path<Strin
 #[derive(Deserialize)]
 pub struct IssueKey {
     expires_at: Option<String>,
+    purpose: Option<String>,
 }
 
 /// `POST /admin/licensees/:name/keys`: the key is in this response and nowhere else, ever.
@@ -210,7 +219,7 @@ pub async fn issue_licensee_key(
 ) -> AdminResult {
     // The body is optional: no body means a key that never expires.
     let request: IssueKey = if body.iter().all(u8::is_ascii_whitespace) {
-        IssueKey { expires_at: None }
+        IssueKey { expires_at: None, purpose: None }
     } else {
         serde_json::from_slice(&body).map_err(|e| Problem::invalid_request(format!("invalid JSON body: {e}")))?
     };
@@ -220,7 +229,8 @@ pub async fn issue_licensee_key(
         }
         None => None,
     };
-    let (key, record) = issue_key(state.store.as_ref(), &name, expires_at, state.clock.now()).await?;
+    let purpose = request.purpose.as_deref().unwrap_or(DEFAULT_PURPOSE);
+    let (key, record) = issue_key(state.store.as_ref(), &name, purpose, expires_at, &admin_change(&state)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "key": key.as_str(), "record": record }))).into_response())
 }
 
@@ -243,7 +253,7 @@ pub async fn list_keys(State(state): State<AppState>, TypedQuery(filter): TypedQ
     responses((status = 200, description = "The revoked key's record"), (status = 404, description = "No such key", body = crate::openapi::Problem), (status = 401, description = "Missing or wrong admin token", body = crate::openapi::Problem, content_type = "application/problem+json"))
 )]
 pub async fn revoke_key(State(state): State<AppState>, Path(prefix): Path<String>) -> AdminResult {
-    let record = state.store.revoke_key(&KeyPrefix(prefix), state.clock.now()).await?;
+    let record = state.store.revoke_key(&KeyPrefix(prefix), &admin_change(&state)).await?;
     Ok(Json(record).into_response())
 }
 

@@ -72,10 +72,7 @@ fn time(value: &Value) -> Result<i64> {
 }
 
 fn count(metrics: Option<&Value>, name: &str) -> i64 {
-    metrics
-        .and_then(|m| m.get(name))
-        .and_then(Value::as_u64)
-        .map_or(0, |n| n.min(i64::MAX as u64) as i64)
+    metrics.and_then(|m| m.get(name)).and_then(Value::as_u64).map_or(0, |n| n.min(i64::MAX as u64) as i64)
 }
 
 fn main() -> Result<()> {
@@ -160,9 +157,7 @@ fn main() -> Result<()> {
                 insert_post.execute(params![
                     post_id,
                     author_id,
-                    post.get("text")
-                        .and_then(Value::as_str)
-                        .ok_or("post without text")?,
+                    post.get("text").and_then(Value::as_str).ok_or("post without text")?,
                     time(&post["created_at"])?,
                     post.get("lang").and_then(Value::as_str),
                     post.get("conversation_id").and_then(id).unwrap_or(post_id),

@@ -12,9 +12,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use datapact_core::ingest::IngestRecord;
-use datapact_core::{
-    Author, KeyHash, KeyPrefix, KeyRecord, Licensee, Post, PostId, Timestamp, UserId,
-};
+use datapact_core::{Author, KeyHash, KeyPrefix, KeyRecord, Licensee, Post, PostId, Timestamp, UserId};
 
 pub use sqlite::SqliteStore;
 
@@ -37,6 +35,106 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Who makes a change and when: every change to terms, keys, licensees and opt-outs is written
+/// to the audit log under this actor, in the same transaction as the change itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// `cli@HOST`, `admin-api`, or a dashboard user's name.
+    pub actor: String,
+    pub at: Timestamp,
+}
+
+impl Change {
+    pub fn new(actor: impl Into<String>, at: Timestamp) -> Self {
+        Change { actor: actor.into(), at }
+    }
+}
+
+/// One line of the admin audit log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: Timestamp,
+    pub actor: String,
+    /// e.g. `licensee.create`, `key.issue`, `key.revoke`, `licensee.block`, `plan.put`, `opt_out.add`.
+    pub action: String,
+    pub subject: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+/// A licensee's stored terms: its status and its entry of the terms file (JSON), if any.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LicenseeTerms {
+    pub name: String,
+    pub status: datapact_core::LicenseeStatus,
+    pub reason: String,
+    pub terms: Option<serde_json::Value>,
+}
+
+/// Everything that decides what a licensee may do, as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TermsState {
+    /// Plans by name, as JSON.
+    pub plans: Vec<(String, serde_json::Value)>,
+    pub licensees: Vec<LicenseeTerms>,
+}
+
+/// One change of `datapact apply`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TermsChange {
+    PutPlan {
+        name: String,
+        body: serde_json::Value,
+    },
+    DeletePlan {
+        name: String,
+    },
+    /// Creates the licensee if needed; sets its status only when `status` is given.
+    PutLicensee {
+        name: String,
+        terms: serde_json::Value,
+        status: Option<(datapact_core::LicenseeStatus, String)>,
+    },
+    /// Removes a licensee's agreement (its history and keys stay; it is no longer served).
+    ClearLicensee {
+        name: String,
+    },
+}
+
+/// A breach of terms, as the gateway saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViolationEvent {
+    pub licensee_id: i64,
+    /// e.g. `rate_limited`, `blocked`, `outside_term`, `network_not_allowed`, `endpoint_not_allowed`.
+    pub kind: String,
+    pub at: Timestamp,
+    pub request_id: String,
+    pub client: String,
+}
+
+/// Violations of one kind by one licensee, aggregated.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Violation {
+    pub licensee: String,
+    pub kind: String,
+    pub count: u64,
+    pub first_at: Timestamp,
+    pub last_at: Timestamp,
+    /// The most recent few occurrences.
+    pub samples: Vec<ViolationSample>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ViolationSample {
+    pub at: Timestamp,
+    pub request_id: String,
+    pub client: String,
+}
+
+/// Samples kept per violation row.
+pub const VIOLATION_SAMPLES: usize = 10;
 
 /// What happened to one ingest record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,11 +244,7 @@ pub struct StoreStats {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies records in order inside one durable transaction; one effect per record.
-    async fn ingest(
-        &self,
-        records: Vec<IngestRecord>,
-        now: Timestamp,
-    ) -> StoreResult<Vec<IngestEffect>>;
+    async fn ingest(&self, records: Vec<IngestRecord>, now: Timestamp) -> StoreResult<Vec<IngestEffect>>;
 
     /// Posts with these ids, in no particular order; deleted posts are included (with `deleted_at`)
     /// so callers can report them; unknown ids are simply absent.
@@ -176,7 +270,7 @@ pub trait Store: Send + Sync + 'static {
     /// Case-insensitive, as X's usernames are.
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
 
-    async fn create_licensee(&self, name: &str, now: Timestamp) -> StoreResult<Licensee>;
+    async fn create_licensee(&self, name: &str, change: &Change) -> StoreResult<Licensee>;
     async fn licensees(&self) -> StoreResult<Vec<Licensee>>;
     async fn licensee(&self, name: &str) -> StoreResult<Option<Licensee>>;
 
@@ -186,18 +280,42 @@ pub trait Store: Send + Sync + 'static {
         licensee: &str,
         prefix: &KeyPrefix,
         hash: KeyHash,
+        purpose: &str,
         expires_at: Option<Timestamp>,
-        now: Timestamp,
+        change: &Change,
     ) -> StoreResult<KeyRecord>;
     /// Keys of one licensee, or of all when `None`, oldest first.
     async fn keys(&self, licensee: Option<&str>) -> StoreResult<Vec<KeyRecord>>;
-    async fn revoke_key(&self, prefix: &KeyPrefix, now: Timestamp) -> StoreResult<KeyRecord>;
+    async fn revoke_key(&self, prefix: &KeyPrefix, change: &Change) -> StoreResult<KeyRecord>;
     /// Every key, revoked ones included (so a refusal can say why), for the gateway's cache.
     async fn key_grants(&self) -> StoreResult<Vec<KeyGrant>>;
     /// Records when keys were last used; the gateway batches these.
     async fn record_key_use(&self, uses: Vec<(KeyPrefix, Timestamp)>) -> StoreResult<()>;
 
-    /// A number that grows whenever licensees or keys change, from any process.
+    async fn terms_state(&self) -> StoreResult<TermsState>;
+    /// Applies `datapact apply`'s changes in one transaction, each with its audit entry.
+    async fn apply_terms(&self, changes: Vec<TermsChange>, change: &Change) -> StoreResult<()>;
+    /// Blocks or unblocks a licensee, with the reason shown to its requests.
+    async fn set_licensee_status(
+        &self,
+        name: &str,
+        status: datapact_core::LicenseeStatus,
+        reason: &str,
+        change: &Change,
+    ) -> StoreResult<Licensee>;
+
+    /// Marks (or, with `opted_out = false`, unmarks) an author as opting out of a purpose.
+    async fn set_opt_out(&self, author: UserId, purpose: &str, opted_out: bool, change: &Change) -> StoreResult<()>;
+    /// Every (author, purpose) opt-out.
+    async fn opt_outs(&self) -> StoreResult<Vec<(UserId, String)>>;
+
+    async fn record_violations(&self, events: Vec<ViolationEvent>) -> StoreResult<()>;
+    async fn violations(&self, licensee: Option<&str>) -> StoreResult<Vec<Violation>>;
+
+    /// The newest `limit` audit entries, newest first.
+    async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>>;
+
+    /// A number that grows whenever licensees, keys, plans or opt-outs change, from any process.
     async fn change_counter(&self) -> StoreResult<i64>;
 
     async fn stats(&self) -> StoreResult<StoreStats>;

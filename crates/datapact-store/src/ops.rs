@@ -6,7 +6,7 @@ use datapact_core::{ApiKey, KeyRecord, Timestamp};
 
 use std::path::Path;
 
-use crate::{IngestCounts, IngestEffect, SQLITE_FILE, Store, StoreError, StoreResult};
+use crate::{Change, IngestCounts, IngestEffect, SQLITE_FILE, Store, StoreError, StoreResult};
 
 /// Records per store transaction while ingesting: large enough to amortise the commit, small
 /// enough that a rejected line's report is never far behind.
@@ -17,32 +17,25 @@ pub const INGEST_BATCH: usize = 2_000;
 pub async fn issue_key(
     store: &dyn Store,
     licensee: &str,
+    purpose: &str,
     expires_at: Option<Timestamp>,
-    now: Timestamp,
+    change: &Change,
 ) -> StoreResult<(ApiKey, KeyRecord)> {
-    if let Some(expiry) = expires_at.filter(|expiry| *expiry <= now) {
-        return Err(StoreError::Invalid(format!(
-            "the expiry {expiry} is in the past"
-        )));
+    if let Some(expiry) = expires_at.filter(|expiry| *expiry <= change.at) {
+        return Err(StoreError::Invalid(format!("the expiry {expiry} is in the past")));
     }
     // A prefix collision (48 random bits) is astronomically rare; retry rather than fail.
     for _ in 0..3 {
         let mut bytes = [0u8; KEY_RANDOM_BYTES];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| StoreError::Unavailable(format!("OS random source failed: {e}")))?;
+        getrandom::fill(&mut bytes).map_err(|e| StoreError::Unavailable(format!("OS random source failed: {e}")))?;
         let key = ApiKey::from_random_bytes(bytes);
-        match store
-            .insert_key(licensee, &key.prefix(), key.hash(), expires_at, now)
-            .await
-        {
+        match store.insert_key(licensee, &key.prefix(), key.hash(), purpose, expires_at, change).await {
             Ok(record) => return Ok((key, record)),
             Err(StoreError::Conflict(_)) => continue,
             Err(other) => return Err(other),
         }
     }
-    Err(StoreError::Unavailable(
-        "could not mint a unique key".into(),
-    ))
+    Err(StoreError::Unavailable("could not mint a unique key".into()))
 }
 
 /// A line that was not imported, with why.
@@ -145,15 +138,8 @@ impl<'a> IngestBatcher<'a> {
 /// Copies a whole data directory to `out` (a new directory) while the store stays in use: the
 /// database through SQLite's online backup API, every other file (admin token, secrets) as is.
 pub async fn backup_data_dir(store: &dyn Store, data_dir: &Path, out: &Path) -> StoreResult<()> {
-    if out.exists()
-        && std::fs::read_dir(out)
-            .map(|mut entries| entries.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(StoreError::Conflict(format!(
-            "{} exists and is not empty; choose a new directory",
-            out.display()
-        )));
+    if out.exists() && std::fs::read_dir(out).map(|mut entries| entries.next().is_some()).unwrap_or(true) {
+        return Err(StoreError::Conflict(format!("{} exists and is not empty; choose a new directory", out.display())));
     }
     std::fs::create_dir_all(out).map_err(|e| io_error("create", out, e))?;
     store.backup_to(&out.join(SQLITE_FILE)).await?;
@@ -165,10 +151,7 @@ pub async fn backup_data_dir(store: &dyn Store, data_dir: &Path, out: &Path) -> 
 pub fn restore_data_dir(backup: &Path, data_dir: &Path, force: bool) -> StoreResult<()> {
     let source_db = backup.join(SQLITE_FILE);
     if !source_db.is_file() {
-        return Err(StoreError::NotFound(format!(
-            "{} is not a datapact backup (no {SQLITE_FILE})",
-            backup.display()
-        )));
+        return Err(StoreError::NotFound(format!("{} is not a datapact backup (no {SQLITE_FILE})", backup.display())));
     }
     let target_db = data_dir.join(SQLITE_FILE);
     if target_db.exists() && !force {

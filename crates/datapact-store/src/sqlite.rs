@@ -11,19 +11,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datapact_core::ingest::{IngestRecord, NewPost};
 use datapact_core::{
-    Author, KeyHash, KeyPrefix, KeyRecord, Licensee, LicenseeStatus, Post, PostId, PublicMetrics,
-    ReferencedPost, Timestamp, UserId,
+    Author, KeyHash, KeyPrefix, KeyRecord, Licensee, LicenseeStatus, Post, PostId, PublicMetrics, ReferencedPost,
+    Timestamp, UserId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params, params_from_iter};
 
 use crate::{
-    IngestEffect, KeyGrant, PostEvent, PostEventKind, RevisionEntry, SQLITE_FILE, Store,
-    StoreError, StoreResult, StoreStats, TimelineQuery, UserRecord,
+    AuditEntry, Change, IngestEffect, KeyGrant, LicenseeTerms, PostEvent, PostEventKind, RevisionEntry, SQLITE_FILE,
+    Store, StoreError, StoreResult, StoreStats, TermsChange, TermsState, TimelineQuery, UserRecord, VIOLATION_SAMPLES,
+    Violation, ViolationEvent, ViolationSample,
 };
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("sqlite/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("sqlite/0001_initial.sql"), include_str!("sqlite/0002_terms.sql")];
 const READ_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -50,44 +51,29 @@ fn is_constraint(error: &rusqlite::Error) -> bool {
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`, and brings its schema up to date.
     pub fn open(data_dir: &Path) -> StoreResult<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            unavailable(format!(
-                "cannot create data directory {}: {e}",
-                data_dir.display()
-            ))
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| unavailable(format!("cannot create data directory {}: {e}", data_dir.display())))?;
         Self::open_file(&data_dir.join(SQLITE_FILE))
     }
 
     pub fn open_file(path: &Path) -> StoreResult<Self> {
-        let mut writer = Connection::open(path)
-            .map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
+        let mut writer =
+            Connection::open(path).map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
         writer.busy_timeout(BUSY_TIMEOUT)?;
-        writer.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-        )?;
+        writer.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
         // Durability is a promise the ledger makes: refuse to run if SQLite did not take it.
         let synchronous: i64 = writer.query_row("PRAGMA synchronous", [], |row| row.get(0))?;
         if synchronous != 2 {
-            return Err(unavailable(format!(
-                "SQLite refused synchronous=FULL (got {synchronous})"
-            )));
+            return Err(unavailable(format!("SQLite refused synchronous=FULL (got {synchronous})")));
         }
         migrate(&mut writer)?;
         let manager = SqliteConnectionManager::file(path).with_init(|conn| {
             conn.busy_timeout(BUSY_TIMEOUT)?;
             conn.execute_batch("PRAGMA query_only = ON; PRAGMA foreign_keys = ON;")
         });
-        let readers = r2d2::Pool::builder()
-            .max_size(READ_CONNECTIONS)
-            .min_idle(Some(1))
-            .build(manager)
-            .map_err(unavailable)?;
-        Ok(SqliteStore {
-            path: path.to_owned(),
-            writer: Arc::new(Mutex::new(writer)),
-            readers,
-        })
+        let readers =
+            r2d2::Pool::builder().max_size(READ_CONNECTIONS).min_idle(Some(1)).build(manager).map_err(unavailable)?;
+        Ok(SqliteStore { path: path.to_owned(), writer: Arc::new(Mutex::new(writer)), readers })
     }
 
     pub fn path(&self) -> &Path {
@@ -96,8 +82,7 @@ impl SqliteStore {
 
     /// The `synchronous` setting of the writer connection (2 = FULL).
     pub async fn synchronous_level(&self) -> StoreResult<i64> {
-        self.write(|conn| Ok(conn.query_row("PRAGMA synchronous", [], |row| row.get(0))?))
-            .await
+        self.write(|conn| Ok(conn.query_row("PRAGMA synchronous", [], |row| row.get(0))?)).await
     }
 
     async fn write<T: Send + 'static>(
@@ -106,9 +91,7 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         let writer = Arc::clone(&self.writer);
         tokio::task::spawn_blocking(move || {
-            let mut conn = writer
-                .lock()
-                .map_err(|_| unavailable("writer connection poisoned"))?;
+            let mut conn = writer.lock().map_err(|_| unavailable("writer connection poisoned"))?;
             work(&mut conn)
         })
         .await
@@ -130,8 +113,7 @@ impl SqliteStore {
 }
 
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
-    let version: usize =
-        conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
+    let version: usize = conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
     if version > MIGRATIONS.len() {
         return Err(unavailable(format!(
             "the database has schema version {version}, newer than this datapact knows ({}); upgrade datapact",
@@ -154,11 +136,7 @@ const POST_COLUMNS: &str = "id, author_id, text, revision, created_at, lang, con
 
 fn post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
     let json_error = |index: usize, error: serde_json::Error| {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            rusqlite::types::Type::Text,
-            Box::new(error),
-        )
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error))
     };
     let referenced: Option<String> = row.get(8)?;
     let referenced_posts: Vec<ReferencedPost> = match referenced {
@@ -221,12 +199,13 @@ fn licensee_from_row(row: &Row<'_>) -> rusqlite::Result<Licensee> {
 }
 
 const KEY_COLUMNS: &str =
-    "k.prefix, l.name, k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.hash, l.id";
+    "k.prefix, l.name, k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.hash, l.id, k.purpose";
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     Ok(KeyRecord {
         prefix: KeyPrefix(row.get(0)?),
         licensee: row.get(1)?,
+        purpose: row.get(8)?,
         created_at: Timestamp(row.get(2)?),
         expires_at: row.get::<_, Option<i64>>(3)?.map(Timestamp),
         revoked_at: row.get::<_, Option<i64>>(4)?.map(Timestamp),
@@ -250,9 +229,7 @@ impl Ingester<'_> {
     fn apply(&mut self, record: IngestRecord) -> StoreResult<IngestEffect> {
         match record {
             IngestRecord::Post(post) => self.post(*post),
-            IngestRecord::Delete { id, deleted_at } => {
-                self.delete(id, deleted_at.unwrap_or(self.now))
-            }
+            IngestRecord::Delete { id, deleted_at } => self.delete(id, deleted_at.unwrap_or(self.now)),
         }
     }
 
@@ -284,19 +261,13 @@ impl Ingester<'_> {
                 match result {
                     Ok(_) => {}
                     Err(e) if is_constraint(&e) => {
-                        return Ok(Err(format!(
-                            "username {:?} already belongs to another author",
-                            a.username
-                        )));
+                        return Ok(Err(format!("username {:?} already belongs to another author", a.username)));
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
             None => {
-                let exists = self
-                    .tx
-                    .prepare_cached("SELECT 1 FROM authors WHERE id = ?1")?
-                    .exists([id.get()])?;
+                let exists = self.tx.prepare_cached("SELECT 1 FROM authors WHERE id = ?1")?.exists([id.get()])?;
                 if !exists {
                     return Ok(Err(format!(
                         "unknown author {id}: include an `author` object or `includes.users` the first time an author appears"
@@ -355,9 +326,11 @@ impl Ingester<'_> {
             Some((text, _)) if text == post.text => Ok(IngestEffect::Unchanged),
             Some((_, revision)) => {
                 let revision = revision + 1;
-                self.tx
-                    .prepare_cached("UPDATE posts SET text = ?2, revision = ?3 WHERE id = ?1")?
-                    .execute(params![post.id.get(), post.text, revision])?;
+                self.tx.prepare_cached("UPDATE posts SET text = ?2, revision = ?3 WHERE id = ?1")?.execute(params![
+                    post.id.get(),
+                    post.text,
+                    revision
+                ])?;
                 self.insert_revision(post.id, revision, &post.text)?;
                 self.tx
                     .prepare_cached(
@@ -385,18 +358,14 @@ impl Ingester<'_> {
             .query_row([id.get()], |row| row.get(0))
             .optional()?;
         match state {
-            None => Ok(IngestEffect::Refused(format!(
-                "no post with id {id} to delete"
-            ))),
+            None => Ok(IngestEffect::Refused(format!("no post with id {id} to delete"))),
             Some(Some(_)) => Ok(IngestEffect::AlreadyDeleted),
             Some(None) => {
                 self.tx
                     .prepare_cached("UPDATE posts SET deleted_at = ?2 WHERE id = ?1")?
                     .execute(params![id.get(), at.0])?;
                 self.tx
-                    .prepare_cached(
-                        "INSERT INTO post_events (post_id, kind, at) VALUES (?1, 'deleted', ?2)",
-                    )?
+                    .prepare_cached("INSERT INTO post_events (post_id, kind, at) VALUES (?1, 'deleted', ?2)")?
                     .execute(params![id.get(), at.0])?;
                 Ok(IngestEffect::Deleted)
             }
@@ -404,25 +373,141 @@ impl Ingester<'_> {
     }
 }
 
+fn to_json(value: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+fn json_text(value: &serde_json::Value) -> String {
+    value.to_string()
+}
+
+fn parse_json(text: Option<String>) -> Option<serde_json::Value> {
+    text.and_then(|text| serde_json::from_str(&text).ok())
+}
+
+/// Appends one audit entry in the caller's transaction, so a change and its record commit together.
+fn append_audit(
+    tx: &rusqlite::Transaction<'_>,
+    change: &Change,
+    action: &str,
+    subject: &str,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO audit_log (at, actor, action, subject, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        change.at.0,
+        change.actor,
+        action,
+        subject,
+        before.as_ref().map(json_text),
+        after.as_ref().map(json_text)
+    ])?;
+    Ok(())
+}
+
+fn insert_licensee(tx: &rusqlite::Transaction<'_>, name: &str, change: &Change) -> StoreResult<Licensee> {
+    let result = tx.execute(
+        "INSERT INTO licensees (name, status, created_at) VALUES (?1, 'active', ?2)",
+        params![name, change.at.0],
+    );
+    match result {
+        Err(e) if is_constraint(&e) => return Err(StoreError::Conflict(format!("licensee {name:?} already exists"))),
+        other => other?,
+    };
+    let licensee = tx.query_row(
+        "SELECT id, name, status, created_at FROM licensees WHERE id = last_insert_rowid()",
+        [],
+        licensee_from_row,
+    )?;
+    append_audit(tx, change, "licensee.create", name, None, Some(to_json(&licensee)))?;
+    Ok(licensee)
+}
+
+fn licensee_terms(tx: &rusqlite::Transaction<'_>, name: &str) -> StoreResult<Option<LicenseeTerms>> {
+    Ok(tx
+        .query_row("SELECT name, status, reason, terms FROM licensees WHERE name = ?1", [name], licensee_terms_from_row)
+        .optional()?)
+}
+
+fn licensee_terms_from_row(row: &Row<'_>) -> rusqlite::Result<LicenseeTerms> {
+    let status: String = row.get(1)?;
+    Ok(LicenseeTerms {
+        name: row.get(0)?,
+        status: LicenseeStatus::parse(&status).unwrap_or(LicenseeStatus::Blocked),
+        reason: row.get(2)?,
+        terms: parse_json(row.get(3)?),
+    })
+}
+
+fn apply_terms_change(tx: &rusqlite::Transaction<'_>, item: TermsChange, change: &Change) -> StoreResult<()> {
+    match item {
+        TermsChange::PutPlan { name, body } => {
+            let before: Option<String> =
+                tx.query_row("SELECT body FROM plans WHERE name = ?1", [&name], |row| row.get(0)).optional()?;
+            let before = parse_json(before);
+            if before.as_ref() == Some(&body) {
+                return Ok(());
+            }
+            tx.execute(
+                "INSERT INTO plans (name, body, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                params![name, json_text(&body), change.at.0],
+            )?;
+            append_audit(tx, change, "plan.put", &name, before, Some(body))
+        }
+        TermsChange::DeletePlan { name } => {
+            let before: Option<String> =
+                tx.query_row("SELECT body FROM plans WHERE name = ?1", [&name], |row| row.get(0)).optional()?;
+            if before.is_none() {
+                return Ok(());
+            }
+            tx.execute("DELETE FROM plans WHERE name = ?1", [&name])?;
+            append_audit(tx, change, "plan.delete", &name, parse_json(before), None)
+        }
+        TermsChange::PutLicensee { name, terms, status } => {
+            datapact_core::licensee::validate_licensee_name(&name).map_err(StoreError::Invalid)?;
+            if licensee_terms(tx, &name)?.is_none() {
+                insert_licensee(tx, &name, change)?;
+            }
+            let before = licensee_terms(tx, &name)?.ok_or_else(|| StoreError::NotFound(name.clone()))?;
+            let mut after = before.clone();
+            after.terms = Some(terms);
+            if let Some((status, reason)) = status {
+                after.status = status;
+                after.reason = reason;
+            }
+            if after == before {
+                return Ok(());
+            }
+            tx.execute(
+                "UPDATE licensees SET terms = ?2, status = ?3, reason = ?4 WHERE name = ?1",
+                params![name, after.terms.as_ref().map(json_text), after.status.as_str(), after.reason],
+            )?;
+            append_audit(tx, change, "licensee.terms", &name, Some(to_json(&before)), Some(to_json(&after)))
+        }
+        TermsChange::ClearLicensee { name } => {
+            let Some(before) = licensee_terms(tx, &name)? else { return Ok(()) };
+            if before.terms.is_none() {
+                return Ok(());
+            }
+            tx.execute("UPDATE licensees SET terms = NULL WHERE name = ?1", [&name])?;
+            let after = LicenseeTerms { terms: None, ..before.clone() };
+            append_audit(tx, change, "licensee.terms", &name, Some(to_json(&before)), Some(to_json(&after)))
+        }
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
-    async fn ingest(
-        &self,
-        records: Vec<IngestRecord>,
-        now: Timestamp,
-    ) -> StoreResult<Vec<IngestEffect>> {
+    async fn ingest(&self, records: Vec<IngestRecord>, now: Timestamp) -> StoreResult<Vec<IngestEffect>> {
         self.write(move |conn| {
             let tx = conn.transaction()?;
             let effects = {
-                let mut ingester = Ingester {
-                    tx: &tx,
-                    now,
-                    authors_seen: HashMap::new(),
-                };
-                records
-                    .into_iter()
-                    .map(|record| ingester.apply(record))
-                    .collect::<StoreResult<Vec<_>>>()?
+                let mut ingester = Ingester { tx: &tx, now, authors_seen: HashMap::new() };
+                records.into_iter().map(|record| ingester.apply(record)).collect::<StoreResult<Vec<_>>>()?
             };
             tx.commit()?;
             Ok(effects)
@@ -434,21 +519,11 @@ impl Store for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<i64> = ids
-            .iter()
-            .map(|id| id.get())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect::<HashSet<_>>().into_iter().collect();
         self.read(move |conn| {
-            let sql = format!(
-                "SELECT {POST_COLUMNS} FROM posts WHERE id IN ({})",
-                placeholders(ids.len())
-            );
+            let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE id IN ({})", placeholders(ids.len()));
             let mut statement = conn.prepare_cached(&sql)?;
-            let posts = statement
-                .query_map(params_from_iter(ids), post_from_row)?
-                .collect::<Result<_, _>>()?;
+            let posts = statement.query_map(params_from_iter(ids), post_from_row)?.collect::<Result<_, _>>()?;
             Ok(posts)
         })
         .await
@@ -456,9 +531,7 @@ impl Store for SqliteStore {
 
     async fn timeline(&self, author: UserId, query: TimelineQuery) -> StoreResult<Vec<Post>> {
         self.read(move |conn| {
-            let mut sql = format!(
-                "SELECT {POST_COLUMNS} FROM posts WHERE author_id = ? AND deleted_at IS NULL"
-            );
+            let mut sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE author_id = ? AND deleted_at IS NULL");
             let mut values: Vec<i64> = vec![author.get()];
             let mut condition = |clause: &str, value: Option<i64>| {
                 if let Some(value) = value {
@@ -473,9 +546,7 @@ impl Store for SqliteStore {
             sql.push_str(" ORDER BY id DESC LIMIT ?");
             values.push(query.limit as i64);
             let mut statement = conn.prepare_cached(&sql)?;
-            let posts = statement
-                .query_map(params_from_iter(values), post_from_row)?
-                .collect::<Result<_, _>>()?;
+            let posts = statement.query_map(params_from_iter(values), post_from_row)?.collect::<Result<_, _>>()?;
             Ok(posts)
         })
         .await
@@ -493,11 +564,7 @@ impl Store for SqliteStore {
 
     async fn revisions_after(&self, after: i64, limit: usize) -> StoreResult<Vec<RevisionEntry>> {
         self.read(move |conn| {
-            let columns = POST_COLUMNS
-                .split(", ")
-                .map(|c| format!("p.{}", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let columns = POST_COLUMNS.split(", ").map(|c| format!("p.{}", c.trim())).collect::<Vec<_>>().join(", ");
             let sql = format!(
                 "SELECT {columns}, r.seq, r.ingested_at, r.text, r.revision FROM post_revisions r
                  JOIN posts p ON p.id = r.post_id WHERE r.seq > ?1 ORDER BY r.seq LIMIT ?2"
@@ -508,11 +575,7 @@ impl Store for SqliteStore {
                     let mut post = post_from_row(row)?;
                     post.text = row.get(19)?;
                     post.revision = row.get(20)?;
-                    Ok(RevisionEntry {
-                        seq: row.get(17)?,
-                        ingested_at: Timestamp(row.get(18)?),
-                        post,
-                    })
+                    Ok(RevisionEntry { seq: row.get(17)?, ingested_at: Timestamp(row.get(18)?), post })
                 })?
                 .collect::<Result<_, _>>()?;
             Ok(entries)
@@ -528,11 +591,11 @@ impl Store for SqliteStore {
                 "SELECT seq, ingested_at FROM post_revisions WHERE seq < ?1 ORDER BY seq DESC LIMIT 1000",
             )?;
             let mut before = i64::MAX;
-            let mut first = conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM post_revisions", [], |row| row.get(0))?;
+            let mut first =
+                conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM post_revisions", [], |row| row.get(0))?;
             loop {
-                let page: Vec<(i64, i64)> = statement
-                    .query_map([before], |row| Ok((row.get(0)?, row.get(1)?)))?
-                    .collect::<Result<_, _>>()?;
+                let page: Vec<(i64, i64)> =
+                    statement.query_map([before], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<_, _>>()?;
                 let Some(&(last_seq, _)) = page.last() else { return Ok(first) };
                 for (seq, ingested_at) in &page {
                     if *ingested_at < since.0 {
@@ -558,7 +621,12 @@ impl Store for SqliteStore {
                         "corrected" => PostEventKind::Corrected { revision: row.get(3)? },
                         _ => PostEventKind::Deleted,
                     };
-                    Ok(PostEvent { seq: row.get(0)?, post_id: PostId::new(row.get(1)?), kind, at: Timestamp(row.get(4)?) })
+                    Ok(PostEvent {
+                        seq: row.get(0)?,
+                        post_id: PostId::new(row.get(1)?),
+                        kind,
+                        at: Timestamp(row.get(4)?),
+                    })
                 })?
                 .collect::<Result<_, _>>()?;
             Ok(events)
@@ -570,21 +638,11 @@ impl Store for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<i64> = ids
-            .iter()
-            .map(|id| id.get())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect::<HashSet<_>>().into_iter().collect();
         self.read(move |conn| {
-            let sql = format!(
-                "SELECT {USER_COLUMNS} FROM authors a WHERE a.id IN ({})",
-                placeholders(ids.len())
-            );
+            let sql = format!("SELECT {USER_COLUMNS} FROM authors a WHERE a.id IN ({})", placeholders(ids.len()));
             let mut statement = conn.prepare_cached(&sql)?;
-            let users = statement
-                .query_map(params_from_iter(ids), user_from_row)?
-                .collect::<Result<_, _>>()?;
+            let users = statement.query_map(params_from_iter(ids), user_from_row)?.collect::<Result<_, _>>()?;
             Ok(users)
         })
         .await
@@ -593,50 +651,29 @@ impl Store for SqliteStore {
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         let username = username.to_owned();
         self.read(move |conn| {
-            let sql = format!(
-                "SELECT {USER_COLUMNS} FROM authors a WHERE a.username = ?1 COLLATE NOCASE"
-            );
-            Ok(conn
-                .prepare_cached(&sql)?
-                .query_row([username], user_from_row)
-                .optional()?)
+            let sql = format!("SELECT {USER_COLUMNS} FROM authors a WHERE a.username = ?1 COLLATE NOCASE");
+            Ok(conn.prepare_cached(&sql)?.query_row([username], user_from_row).optional()?)
         })
         .await
     }
 
-    async fn create_licensee(&self, name: &str, now: Timestamp) -> StoreResult<Licensee> {
+    async fn create_licensee(&self, name: &str, change: &Change) -> StoreResult<Licensee> {
         datapact_core::licensee::validate_licensee_name(name).map_err(StoreError::Invalid)?;
-        let name = name.to_owned();
+        let (name, change) = (name.to_owned(), change.clone());
         self.write(move |conn| {
-            let result = conn.execute(
-                "INSERT INTO licensees (name, status, created_at) VALUES (?1, 'active', ?2)",
-                params![name, now.0],
-            );
-            match result {
-                Err(e) if is_constraint(&e) => {
-                    return Err(StoreError::Conflict(format!(
-                        "licensee {name:?} already exists"
-                    )));
-                }
-                other => other?,
-            };
-            Ok(conn.query_row(
-                "SELECT id, name, status, created_at FROM licensees WHERE id = last_insert_rowid()",
-                [],
-                licensee_from_row,
-            )?)
+            let tx = conn.transaction()?;
+            let licensee = insert_licensee(&tx, &name, &change)?;
+            tx.commit()?;
+            Ok(licensee)
         })
         .await
     }
 
     async fn licensees(&self) -> StoreResult<Vec<Licensee>> {
         self.read(|conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT id, name, status, created_at FROM licensees ORDER BY name",
-            )?;
-            let licensees = statement
-                .query_map([], licensee_from_row)?
-                .collect::<Result<_, _>>()?;
+            let mut statement =
+                conn.prepare_cached("SELECT id, name, status, created_at FROM licensees ORDER BY name")?;
+            let licensees = statement.query_map([], licensee_from_row)?.collect::<Result<_, _>>()?;
             Ok(licensees)
         })
         .await
@@ -646,9 +683,7 @@ impl Store for SqliteStore {
         let name = name.to_owned();
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached(
-                    "SELECT id, name, status, created_at FROM licensees WHERE name = ?1",
-                )?
+                .prepare_cached("SELECT id, name, status, created_at FROM licensees WHERE name = ?1")?
                 .query_row([name], licensee_from_row)
                 .optional()?)
         })
@@ -660,18 +695,22 @@ impl Store for SqliteStore {
         licensee: &str,
         prefix: &KeyPrefix,
         hash: KeyHash,
+        purpose: &str,
         expires_at: Option<Timestamp>,
-        now: Timestamp,
+        change: &Change,
     ) -> StoreResult<KeyRecord> {
-        let (licensee, prefix) = (licensee.to_owned(), prefix.clone());
+        let (licensee, prefix, purpose, change) =
+            (licensee.to_owned(), prefix.clone(), purpose.to_owned(), change.clone());
         self.write(move |conn| {
-            let licensee_id: i64 = conn
+            let tx = conn.transaction()?;
+            let licensee_id: i64 = tx
                 .query_row("SELECT id FROM licensees WHERE name = ?1", [&licensee], |row| row.get(0))
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("no licensee named {licensee:?}")))?;
-            let result = conn.execute(
-                "INSERT INTO api_keys (licensee_id, prefix, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![licensee_id, prefix.0, hash.0.as_slice(), now.0, expires_at.map(|t| t.0)],
+            let result = tx.execute(
+                "INSERT INTO api_keys (licensee_id, prefix, hash, purpose, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![licensee_id, prefix.0, hash.0.as_slice(), purpose, change.at.0, expires_at.map(|t| t.0)],
             );
             match result {
                 Err(e) if is_constraint(&e) => {
@@ -679,7 +718,18 @@ impl Store for SqliteStore {
                 }
                 other => other?,
             };
-            Ok(KeyRecord { prefix, licensee, created_at: now, expires_at, revoked_at: None, last_used_at: None })
+            let record = KeyRecord {
+                prefix,
+                licensee,
+                purpose,
+                created_at: change.at,
+                expires_at,
+                revoked_at: None,
+                last_used_at: None,
+            };
+            append_audit(&tx, &change, "key.issue", &record.prefix.0, None, Some(to_json(&record)))?;
+            tx.commit()?;
+            Ok(record)
         })
         .await
     }
@@ -692,34 +742,38 @@ impl Store for SqliteStore {
                  WHERE ?1 IS NULL OR l.name = ?1 ORDER BY k.created_at, k.id"
             );
             let mut statement = conn.prepare_cached(&sql)?;
-            let keys = statement
-                .query_map([licensee], key_from_row)?
-                .collect::<Result<_, _>>()?;
+            let keys = statement.query_map([licensee], key_from_row)?.collect::<Result<_, _>>()?;
             Ok(keys)
         })
         .await
     }
 
-    async fn revoke_key(&self, prefix: &KeyPrefix, now: Timestamp) -> StoreResult<KeyRecord> {
-        let prefix = prefix.clone();
+    async fn revoke_key(&self, prefix: &KeyPrefix, change: &Change) -> StoreResult<KeyRecord> {
+        let (prefix, change) = (prefix.clone(), change.clone());
         self.write(move |conn| {
-            conn.execute(
-                "UPDATE api_keys SET revoked_at = ?2 WHERE prefix = ?1 AND revoked_at IS NULL",
-                params![prefix.0, now.0],
-            )?;
-            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id WHERE k.prefix = ?1");
-            conn.query_row(&sql, [&prefix.0], key_from_row)
+            let tx = conn.transaction()?;
+            let sql = format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id WHERE k.prefix = ?1"
+            );
+            let before = tx
+                .query_row(&sql, [&prefix.0], key_from_row)
                 .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("no key with prefix {prefix}")))
+                .ok_or_else(|| StoreError::NotFound(format!("no key with prefix {prefix}")))?;
+            if before.revoked_at.is_some() {
+                return Ok(before);
+            }
+            tx.execute("UPDATE api_keys SET revoked_at = ?2 WHERE prefix = ?1", params![prefix.0, change.at.0])?;
+            let after = tx.query_row(&sql, [&prefix.0], key_from_row)?;
+            append_audit(&tx, &change, "key.revoke", &prefix.0, Some(to_json(&before)), Some(to_json(&after)))?;
+            tx.commit()?;
+            Ok(after)
         })
         .await
     }
 
     async fn key_grants(&self) -> StoreResult<Vec<KeyGrant>> {
         self.read(|conn| {
-            let sql = format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id"
-            );
+            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id");
             let mut statement = conn.prepare_cached(&sql)?;
             let grants = statement
                 .query_map([], |row| {
@@ -731,11 +785,7 @@ impl Store for SqliteStore {
                             "key hash is not 32 bytes".into(),
                         )
                     })?;
-                    Ok(KeyGrant {
-                        hash: KeyHash(hash),
-                        record: key_from_row(row)?,
-                        licensee_id: row.get(7)?,
-                    })
+                    Ok(KeyGrant { hash: KeyHash(hash), record: key_from_row(row)?, licensee_id: row.get(7)? })
                 })?
                 .collect::<Result<_, _>>()?;
             Ok(grants)
@@ -763,6 +813,191 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn terms_state(&self) -> StoreResult<TermsState> {
+        self.read(|conn| {
+            let mut plans = conn.prepare_cached("SELECT name, body FROM plans ORDER BY name")?;
+            let plans = plans
+                .query_map([], |row| Ok((row.get::<_, String>(0)?, parse_json(row.get(1)?).unwrap_or_default())))?
+                .collect::<Result<_, _>>()?;
+            let mut licensees =
+                conn.prepare_cached("SELECT name, status, reason, terms FROM licensees ORDER BY name")?;
+            let licensees = licensees.query_map([], licensee_terms_from_row)?.collect::<Result<_, _>>()?;
+            Ok(TermsState { plans, licensees })
+        })
+        .await
+    }
+
+    async fn apply_terms(&self, changes: Vec<TermsChange>, change: &Change) -> StoreResult<()> {
+        let change = change.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            for item in changes {
+                apply_terms_change(&tx, item, &change)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_licensee_status(
+        &self,
+        name: &str,
+        status: LicenseeStatus,
+        reason: &str,
+        change: &Change,
+    ) -> StoreResult<Licensee> {
+        let (name, reason, change) = (name.to_owned(), reason.to_owned(), change.clone());
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let before = licensee_terms(&tx, &name)?
+                .ok_or_else(|| StoreError::NotFound(format!("no licensee named {name:?}")))?;
+            tx.execute(
+                "UPDATE licensees SET status = ?2, reason = ?3 WHERE name = ?1",
+                params![name, status.as_str(), reason],
+            )?;
+            let after = LicenseeTerms { status, reason, ..before.clone() };
+            if after != before {
+                let action = if status == LicenseeStatus::Blocked { "licensee.block" } else { "licensee.unblock" };
+                append_audit(&tx, &change, action, &name, Some(to_json(&before)), Some(to_json(&after)))?;
+            }
+            let licensee = tx.query_row(
+                "SELECT id, name, status, created_at FROM licensees WHERE name = ?1",
+                [&name],
+                licensee_from_row,
+            )?;
+            tx.commit()?;
+            Ok(licensee)
+        })
+        .await
+    }
+
+    async fn set_opt_out(&self, author: UserId, purpose: &str, opted_out: bool, change: &Change) -> StoreResult<()> {
+        let (purpose, change) = (purpose.to_owned(), change.clone());
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let exists = tx.prepare_cached("SELECT 1 FROM authors WHERE id = ?1")?.exists([author.get()])?;
+            if !exists {
+                return Err(StoreError::NotFound(format!("no author with id {author}")));
+            }
+            let subject = format!("author:{author}/{purpose}");
+            let changed = if opted_out {
+                tx.execute(
+                    "INSERT INTO author_opt_outs (author_id, purpose, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    params![author.get(), purpose, change.at.0],
+                )?
+            } else {
+                tx.execute(
+                    "DELETE FROM author_opt_outs WHERE author_id = ?1 AND purpose = ?2",
+                    params![author.get(), purpose],
+                )?
+            };
+            if changed > 0 {
+                let (action, before, after) = if opted_out {
+                    ("opt_out.add", None, Some(serde_json::json!({ "author": author, "purpose": purpose })))
+                } else {
+                    ("opt_out.remove", Some(serde_json::json!({ "author": author, "purpose": purpose })), None)
+                };
+                append_audit(&tx, &change, action, &subject, before, after)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn opt_outs(&self) -> StoreResult<Vec<(UserId, String)>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached("SELECT author_id, purpose FROM author_opt_outs")?;
+            let rows = statement
+                .query_map([], |row| Ok((UserId::new(row.get(0)?), row.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn record_violations(&self, events: Vec<ViolationEvent>) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            for event in events {
+                let existing: Option<(String,)> = tx
+                    .prepare_cached("SELECT samples FROM violations WHERE licensee_id = ?1 AND kind = ?2")?
+                    .query_row(params![event.licensee_id, event.kind], |row| Ok((row.get(0)?,)))
+                    .optional()?;
+                let mut samples: Vec<ViolationSample> =
+                    existing.as_ref().and_then(|(json,)| serde_json::from_str(json).ok()).unwrap_or_default();
+                samples.push(ViolationSample { at: event.at, request_id: event.request_id, client: event.client });
+                if samples.len() > VIOLATION_SAMPLES {
+                    samples.drain(..samples.len() - VIOLATION_SAMPLES);
+                }
+                let samples = serde_json::to_string(&samples).map_err(unavailable)?;
+                tx.prepare_cached(
+                    "INSERT INTO violations (licensee_id, kind, count, first_at, last_at, samples)
+                     VALUES (?1, ?2, 1, ?3, ?3, ?4)
+                     ON CONFLICT (licensee_id, kind) DO UPDATE SET count = count + 1,
+                       first_at = MIN(first_at, excluded.first_at), last_at = MAX(last_at, excluded.last_at),
+                       samples = excluded.samples",
+                )?
+                .execute(params![event.licensee_id, event.kind, event.at.0, samples])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn violations(&self, licensee: Option<&str>) -> StoreResult<Vec<Violation>> {
+        let licensee = licensee.map(str::to_owned);
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT l.name, v.kind, v.count, v.first_at, v.last_at, v.samples FROM violations v
+                 JOIN licensees l ON l.id = v.licensee_id WHERE ?1 IS NULL OR l.name = ?1 ORDER BY l.name, v.kind",
+            )?;
+            let rows = statement
+                .query_map([licensee], |row| {
+                    let samples: String = row.get(5)?;
+                    Ok(Violation {
+                        licensee: row.get(0)?,
+                        kind: row.get(1)?,
+                        count: row.get::<_, i64>(2)? as u64,
+                        first_at: Timestamp(row.get(3)?),
+                        last_at: Timestamp(row.get(4)?),
+                        samples: serde_json::from_str(&samples).unwrap_or_default(),
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT seq, at, actor, action, subject, before, after FROM audit_log ORDER BY seq DESC LIMIT ?1",
+            )?;
+            let rows = statement
+                .query_map([limit as i64], |row| {
+                    Ok(AuditEntry {
+                        seq: row.get(0)?,
+                        at: Timestamp(row.get(1)?),
+                        actor: row.get(2)?,
+                        action: row.get(3)?,
+                        subject: row.get(4)?,
+                        before: parse_json(row.get(5)?),
+                        after: parse_json(row.get(6)?),
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn change_counter(&self) -> StoreResult<i64> {
         self.read(|conn| {
             Ok(conn
@@ -774,9 +1009,8 @@ impl Store for SqliteStore {
 
     async fn stats(&self) -> StoreResult<StoreStats> {
         self.read(|conn| {
-            let count = |sql: &str| -> StoreResult<u64> {
-                Ok(conn.query_row(sql, [], |row| row.get::<_, i64>(0))? as u64)
-            };
+            let count =
+                |sql: &str| -> StoreResult<u64> { Ok(conn.query_row(sql, [], |row| row.get::<_, i64>(0))? as u64) };
             Ok(StoreStats {
                 posts: count("SELECT COUNT(*) FROM posts WHERE deleted_at IS NULL")?,
                 deleted_posts: count("SELECT COUNT(*) FROM posts WHERE deleted_at IS NOT NULL")?,
@@ -792,13 +1026,10 @@ impl Store for SqliteStore {
         let out = out.to_owned();
         self.read(move |conn| {
             if out.exists() {
-                return Err(StoreError::Conflict(format!(
-                    "{} already exists; choose a new path",
-                    out.display()
-                )));
+                return Err(StoreError::Conflict(format!("{} already exists; choose a new path", out.display())));
             }
-            let mut target = Connection::open(&out)
-                .map_err(|e| unavailable(format!("cannot create {}: {e}", out.display())))?;
+            let mut target =
+                Connection::open(&out).map_err(|e| unavailable(format!("cannot create {}: {e}", out.display())))?;
             // The online backup API copies a consistent snapshot while writers carry on.
             let backup = rusqlite::backup::Backup::new(conn, &mut target)?;
             backup.run_to_completion(1024, Duration::ZERO, None)?;

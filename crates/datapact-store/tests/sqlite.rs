@@ -3,7 +3,7 @@
 use datapact_core::ingest::{IngestRecord, parse_line};
 use datapact_core::{KeyHash, KeyPrefix, PostId, Timestamp, UserId};
 use datapact_store::ops::{IngestBatcher, issue_key};
-use datapact_store::{IngestEffect, SqliteStore, Store, StoreError, TimelineQuery};
+use datapact_store::{Change, IngestEffect, SqliteStore, Store, StoreError, TimelineQuery};
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -14,22 +14,21 @@ fn store() -> (tempfile::TempDir, SqliteStore) {
 fn post(id: i64, author: i64, text: &str, with_author: bool) -> IngestRecord {
     let mut value = serde_json::json!({"id": id.to_string(), "text": text, "author_id": author.to_string(), "created_at": "2024-01-01T00:00:00Z"});
     if with_author {
-        value["author"] =
-            serde_json::json!({"id": author.to_string(), "username": format!("user{author}")});
+        value["author"] = serde_json::json!({"id": author.to_string(), "username": format!("user{author}")});
     }
     parse_line(value.to_string().as_bytes()).unwrap()
 }
 
 const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
+fn by() -> Change {
+    Change::new("test", NOW)
+}
+
 #[tokio::test]
 async fn durability_is_full_and_checked() {
     let (_dir, store) = store();
-    assert_eq!(
-        store.synchronous_level().await.unwrap(),
-        2,
-        "synchronous=FULL"
-    );
+    assert_eq!(store.synchronous_level().await.unwrap(), 2, "synchronous=FULL");
 }
 
 #[tokio::test]
@@ -43,18 +42,9 @@ async fn ingest_effects_and_revisions() {
                 post(1, 7, "first, corrected", false),
                 post(2, 8, "unknown author", false),
                 post(3, 7, "another", false),
-                IngestRecord::Delete {
-                    id: PostId::new(3),
-                    deleted_at: None,
-                },
-                IngestRecord::Delete {
-                    id: PostId::new(3),
-                    deleted_at: None,
-                },
-                IngestRecord::Delete {
-                    id: PostId::new(99),
-                    deleted_at: None,
-                },
+                IngestRecord::Delete { id: PostId::new(3), deleted_at: None },
+                IngestRecord::Delete { id: PostId::new(3), deleted_at: None },
+                IngestRecord::Delete { id: PostId::new(99), deleted_at: None },
                 post(1, 7, "first, corrected twice", false),
             ],
             NOW,
@@ -64,41 +54,20 @@ async fn ingest_effects_and_revisions() {
     assert_eq!(effects[0], IngestEffect::Inserted);
     assert_eq!(effects[1], IngestEffect::Unchanged);
     assert_eq!(effects[2], IngestEffect::Corrected { revision: 2 });
-    assert!(
-        matches!(&effects[3], IngestEffect::Refused(reason) if reason.contains("unknown author 8"))
-    );
+    assert!(matches!(&effects[3], IngestEffect::Refused(reason) if reason.contains("unknown author 8")));
     assert_eq!(effects[4], IngestEffect::Inserted);
     assert_eq!(effects[5], IngestEffect::Deleted);
     assert_eq!(effects[6], IngestEffect::AlreadyDeleted);
     assert!(matches!(&effects[7], IngestEffect::Refused(_)));
     assert_eq!(effects[8], IngestEffect::Corrected { revision: 3 });
 
-    let posts = store
-        .posts_by_ids(&[PostId::new(1), PostId::new(3)])
-        .await
-        .unwrap();
+    let posts = store.posts_by_ids(&[PostId::new(1), PostId::new(3)]).await.unwrap();
     let first = posts.iter().find(|p| p.id == PostId::new(1)).unwrap();
-    assert_eq!(
-        (first.text.as_str(), first.revision),
-        ("first, corrected twice", 3)
-    );
+    assert_eq!((first.text.as_str(), first.revision), ("first, corrected twice", 3));
     let deleted = posts.iter().find(|p| p.id == PostId::new(3)).unwrap();
     assert_eq!(deleted.deleted_at, Some(NOW));
-    let timeline = store
-        .timeline(
-            UserId::new(7),
-            TimelineQuery {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        timeline.iter().map(|p| p.id.get()).collect::<Vec<_>>(),
-        vec![1],
-        "deleted posts leave timelines"
-    );
+    let timeline = store.timeline(UserId::new(7), TimelineQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(timeline.iter().map(|p| p.id.get()).collect::<Vec<_>>(), vec![1], "deleted posts leave timelines");
     let users = store.users_by_ids(&[UserId::new(7)]).await.unwrap();
     assert_eq!(users[0].post_count, 1);
 }
@@ -106,51 +75,29 @@ async fn ingest_effects_and_revisions() {
 #[tokio::test]
 async fn a_username_belongs_to_one_author() {
     let (_dir, store) = store();
-    let clash = parse_line(br#"{"id":"2","text":"x","created_at":"2024-01-01T00:00:00Z","author":{"id":"8","username":"USER7"}}"#).unwrap();
-    let effects = store
-        .ingest(vec![post(1, 7, "a", true), clash], NOW)
-        .await
-        .unwrap();
-    assert!(
-        matches!(&effects[1], IngestEffect::Refused(reason) if reason.contains("already belongs")),
-        "{effects:?}"
-    );
-    assert_eq!(
-        store
-            .user_by_username("User7")
-            .await
-            .unwrap()
-            .unwrap()
-            .author
-            .id,
-        UserId::new(7)
-    );
+    let clash = parse_line(
+        br#"{"id":"2","text":"x","created_at":"2024-01-01T00:00:00Z","author":{"id":"8","username":"USER7"}}"#,
+    )
+    .unwrap();
+    let effects = store.ingest(vec![post(1, 7, "a", true), clash], NOW).await.unwrap();
+    assert!(matches!(&effects[1], IngestEffect::Refused(reason) if reason.contains("already belongs")), "{effects:?}");
+    assert_eq!(store.user_by_username("User7").await.unwrap().unwrap().author.id, UserId::new(7));
 }
 
 #[tokio::test]
 async fn change_counter_moves_with_rights_not_bookkeeping() {
     let (_dir, store) = store();
     let start = store.change_counter().await.unwrap();
-    store.create_licensee("acme", NOW).await.unwrap();
+    store.create_licensee("acme", &by()).await.unwrap();
     let after_licensee = store.change_counter().await.unwrap();
     assert!(after_licensee > start);
-    let (key, record) = issue_key(&store, "acme", None, NOW).await.unwrap();
+    let (key, record) = issue_key(&store, "acme", "search", None, &by()).await.unwrap();
     let after_key = store.change_counter().await.unwrap();
     assert!(after_key > after_licensee);
-    store
-        .record_key_use(vec![(record.prefix.clone(), NOW.plus_millis(5))])
-        .await
-        .unwrap();
-    assert_eq!(
-        store.change_counter().await.unwrap(),
-        after_key,
-        "last_used_at is not a change of rights"
-    );
-    assert_eq!(
-        store.keys(Some("acme")).await.unwrap()[0].last_used_at,
-        Some(NOW.plus_millis(5))
-    );
-    store.revoke_key(&key.prefix(), NOW).await.unwrap();
+    store.record_key_use(vec![(record.prefix.clone(), NOW.plus_millis(5))]).await.unwrap();
+    assert_eq!(store.change_counter().await.unwrap(), after_key, "last_used_at is not a change of rights");
+    assert_eq!(store.keys(Some("acme")).await.unwrap()[0].last_used_at, Some(NOW.plus_millis(5)));
+    store.revoke_key(&key.prefix(), &by()).await.unwrap();
     assert!(store.change_counter().await.unwrap() > after_key);
     let grants = store.key_grants().await.unwrap();
     assert_eq!(grants[0].hash, key.hash());
@@ -160,38 +107,18 @@ async fn change_counter_moves_with_rights_not_bookkeeping() {
 #[tokio::test]
 async fn key_and_licensee_errors() {
     let (_dir, store) = store();
-    assert!(matches!(
-        store.create_licensee("Bad Name", NOW).await,
-        Err(StoreError::Invalid(_))
-    ));
-    store.create_licensee("acme", NOW).await.unwrap();
-    assert!(matches!(
-        store.create_licensee("acme", NOW).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert!(matches!(
-        issue_key(&store, "ghost", None, NOW).await,
-        Err(StoreError::NotFound(_))
-    ));
-    assert!(matches!(
-        issue_key(&store, "acme", Some(NOW), NOW).await,
-        Err(StoreError::Invalid(_))
-    ));
+    assert!(matches!(store.create_licensee("Bad Name", &by()).await, Err(StoreError::Invalid(_))));
+    store.create_licensee("acme", &by()).await.unwrap();
+    assert!(matches!(store.create_licensee("acme", &by()).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(issue_key(&store, "ghost", "search", None, &by()).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(issue_key(&store, "acme", "search", Some(NOW), &by()).await, Err(StoreError::Invalid(_))));
     let prefix = KeyPrefix("dpk_000000000000".into());
-    store
-        .insert_key("acme", &prefix, KeyHash([1; 32]), None, NOW)
-        .await
-        .unwrap();
+    store.insert_key("acme", &prefix, KeyHash([1; 32]), "search", None, &by()).await.unwrap();
     assert!(matches!(
-        store
-            .insert_key("acme", &prefix, KeyHash([2; 32]), None, NOW)
-            .await,
+        store.insert_key("acme", &prefix, KeyHash([2; 32]), "search", None, &by()).await,
         Err(StoreError::Conflict(_))
     ));
-    assert!(matches!(
-        store.revoke_key(&KeyPrefix("dpk_nope".into()), NOW).await,
-        Err(StoreError::NotFound(_))
-    ));
+    assert!(matches!(store.revoke_key(&KeyPrefix("dpk_nope".into()), &by()).await, Err(StoreError::NotFound(_))));
 }
 
 #[tokio::test]
@@ -208,19 +135,13 @@ async fn batcher_reports_rejections_in_line_order_across_batches() {
     }
     let mut rejected = Vec::new();
     for (index, line) in lines.iter().enumerate() {
-        batcher
-            .push(index as u64 + 1, line.as_bytes(), NOW)
-            .await
-            .unwrap();
+        batcher.push(index as u64 + 1, line.as_bytes(), NOW).await.unwrap();
         rejected.extend(batcher.take_rejections());
     }
     batcher.flush(NOW).await.unwrap();
     rejected.extend(batcher.take_rejections());
     let numbers: Vec<u64> = rejected.iter().map(|r| r.line).collect();
-    assert_eq!(
-        numbers,
-        vec![999, 1000, 1999, 2000, 2999, 3000, 3999, 4000, 4999, 5000]
-    );
+    assert_eq!(numbers, vec![999, 1000, 1999, 2000, 2999, 3000, 3999, 4000, 4999, 5000]);
     assert_eq!(batcher.counts().inserted, 4_990);
     assert_eq!(store.stats().await.unwrap().posts, 4_990);
 }
@@ -230,10 +151,7 @@ async fn reopening_keeps_data_and_refuses_newer_schemas() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = SqliteStore::open(dir.path()).unwrap();
-        store
-            .ingest(vec![post(1, 7, "kept", true)], NOW)
-            .await
-            .unwrap();
+        store.ingest(vec![post(1, 7, "kept", true)], NOW).await.unwrap();
     }
     let store = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(store.stats().await.unwrap().posts, 1);
@@ -242,77 +160,32 @@ async fn reopening_keeps_data_and_refuses_newer_schemas() {
     conn.pragma_update(None, "user_version", 999).unwrap();
     drop(conn);
     let error = SqliteStore::open(dir.path()).err().unwrap();
-    assert!(
-        error.to_string().contains("newer than this datapact knows"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("newer than this datapact knows"), "{error}");
 }
 
 #[tokio::test]
 async fn change_feeds_follow_ingest_order() {
     let (_dir, store) = store();
+    store.ingest(vec![post(5, 7, "five", true), post(3, 7, "three", false)], NOW).await.unwrap();
+    store.ingest(vec![post(5, 7, "five, corrected", false)], NOW.plus_millis(60_000)).await.unwrap();
     store
-        .ingest(
-            vec![post(5, 7, "five", true), post(3, 7, "three", false)],
-            NOW,
-        )
-        .await
-        .unwrap();
-    store
-        .ingest(
-            vec![post(5, 7, "five, corrected", false)],
-            NOW.plus_millis(60_000),
-        )
-        .await
-        .unwrap();
-    store
-        .ingest(
-            vec![IngestRecord::Delete {
-                id: PostId::new(3),
-                deleted_at: None,
-            }],
-            NOW.plus_millis(120_000),
-        )
+        .ingest(vec![IngestRecord::Delete { id: PostId::new(3), deleted_at: None }], NOW.plus_millis(120_000))
         .await
         .unwrap();
 
     let revisions = store.revisions_after(0, 10).await.unwrap();
-    let seen: Vec<(i64, u32, &str)> = revisions
-        .iter()
-        .map(|r| (r.post.id.get(), r.post.revision, r.post.text.as_str()))
-        .collect();
-    assert_eq!(
-        seen,
-        vec![(5, 1, "five"), (3, 1, "three"), (5, 2, "five, corrected")]
-    );
+    let seen: Vec<(i64, u32, &str)> =
+        revisions.iter().map(|r| (r.post.id.get(), r.post.revision, r.post.text.as_str())).collect();
+    assert_eq!(seen, vec![(5, 1, "five"), (3, 1, "three"), (5, 2, "five, corrected")]);
     assert!(revisions.windows(2).all(|w| w[0].seq < w[1].seq));
-    assert_eq!(
-        revisions[1].post.deleted_at,
-        Some(NOW.plus_millis(120_000)),
-        "entries carry the post's current state"
-    );
+    assert_eq!(revisions[1].post.deleted_at, Some(NOW.plus_millis(120_000)), "entries carry the post's current state");
     let later = store.revisions_after(revisions[0].seq, 1).await.unwrap();
     assert_eq!(later.len(), 1);
     assert_eq!(later[0].seq, revisions[1].seq);
 
-    assert_eq!(
-        store.first_revision_since(NOW).await.unwrap(),
-        revisions[0].seq
-    );
-    assert_eq!(
-        store
-            .first_revision_since(NOW.plus_millis(1))
-            .await
-            .unwrap(),
-        revisions[2].seq
-    );
-    assert_eq!(
-        store
-            .first_revision_since(NOW.plus_millis(60_001))
-            .await
-            .unwrap(),
-        revisions[2].seq + 1
-    );
+    assert_eq!(store.first_revision_since(NOW).await.unwrap(), revisions[0].seq);
+    assert_eq!(store.first_revision_since(NOW.plus_millis(1)).await.unwrap(), revisions[2].seq);
+    assert_eq!(store.first_revision_since(NOW.plus_millis(60_001)).await.unwrap(), revisions[2].seq + 1);
 
     let events = store.events_after(0, 10).await.unwrap();
     let kinds: Vec<_> = events.iter().map(|e| (e.post_id.get(), e.kind)).collect();
@@ -323,11 +196,88 @@ async fn change_feeds_follow_ingest_order() {
             (3, datapact_store::PostEventKind::Deleted)
         ]
     );
-    assert!(
-        store
-            .events_after(events[1].seq, 10)
-            .await
-            .unwrap()
-            .is_empty()
+    assert!(store.events_after(events[1].seq, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn every_change_of_rights_is_audited_in_its_transaction() {
+    use datapact_core::LicenseeStatus;
+    use datapact_store::TermsChange;
+    let (_dir, store) = store();
+    store.create_licensee("acme", &by()).await.unwrap();
+    let (key, _) = issue_key(&store, "acme", "ai-train", None, &by()).await.unwrap();
+    store.revoke_key(&key.prefix(), &by()).await.unwrap();
+    store.revoke_key(&key.prefix(), &by()).await.unwrap(); // no change, no entry
+    store.set_licensee_status("acme", LicenseeStatus::Blocked, "unpaid", &by()).await.unwrap();
+    let plan = serde_json::json!({"name": "basic", "monthly_records": 10});
+    store
+        .apply_terms(
+            vec![
+                TermsChange::PutPlan { name: "basic".into(), body: plan.clone() },
+                TermsChange::PutLicensee {
+                    name: "nimbus".into(),
+                    terms: serde_json::json!({"plan": "basic"}),
+                    status: None,
+                },
+            ],
+            &by(),
+        )
+        .await
+        .unwrap();
+    store.apply_terms(vec![TermsChange::PutPlan { name: "basic".into(), body: plan }], &by()).await.unwrap(); // unchanged
+    store.ingest(vec![post(1, 7, "a", true)], NOW).await.unwrap();
+    store.set_opt_out(UserId::new(7), "ai-train", true, &by()).await.unwrap();
+    assert!(store.set_opt_out(UserId::new(8), "ai-train", true, &by()).await.is_err());
+
+    let log = store.audit_log(100).await.unwrap();
+    let actions: Vec<&str> = log.iter().rev().map(|entry| entry.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        vec![
+            "licensee.create",
+            "key.issue",
+            "key.revoke",
+            "licensee.block",
+            "plan.put",
+            "licensee.create",
+            "licensee.terms",
+            "opt_out.add"
+        ]
     );
+    let block = log.iter().find(|e| e.action == "licensee.block").unwrap();
+    assert_eq!(block.before.as_ref().unwrap()["status"], "active");
+    assert_eq!(block.after.as_ref().unwrap()["status"], "blocked");
+    assert_eq!(block.after.as_ref().unwrap()["reason"], "unpaid");
+    assert!(log.iter().all(|e| e.actor == "test"));
+    assert_eq!(store.keys(Some("acme")).await.unwrap()[0].purpose, "ai-train");
+    assert_eq!(store.opt_outs().await.unwrap(), vec![(UserId::new(7), "ai-train".to_owned())]);
+
+    // The log cannot be edited, even directly.
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    assert!(conn.execute("UPDATE audit_log SET actor = 'someone else'", []).is_err());
+    assert!(conn.execute("DELETE FROM audit_log", []).is_err());
+}
+
+#[tokio::test]
+async fn violations_aggregate_with_recent_samples() {
+    use datapact_store::ViolationEvent;
+    let (_dir, store) = store();
+    let licensee = store.create_licensee("acme", &by()).await.unwrap();
+    let events = (0..15)
+        .map(|n| ViolationEvent {
+            licensee_id: licensee.id,
+            kind: "rate_limited".into(),
+            at: NOW.plus_millis(n),
+            request_id: format!("req-{n}"),
+            client: "203.0.113.9".into(),
+        })
+        .collect();
+    store.record_violations(events).await.unwrap();
+    let violations = store.violations(Some("acme")).await.unwrap();
+    assert_eq!(violations.len(), 1);
+    let violation = &violations[0];
+    assert_eq!((violation.count, violation.first_at, violation.last_at), (15, NOW, NOW.plus_millis(14)));
+    assert_eq!(violation.samples.len(), datapact_store::VIOLATION_SAMPLES);
+    assert_eq!(violation.samples.last().unwrap().request_id, "req-14");
+    assert!(store.violations(Some("other")).await.unwrap().is_empty());
 }

@@ -130,6 +130,9 @@ pub enum KeyCommand {
         /// Expiry: a date (2027-01-31, midnight UTC) or an RFC 3339 time.
         #[arg(long)]
         expires: Option<String>,
+        /// What the key's requests are for (RSL: all, ai-all, ai-train, ai-input, ai-index, search).
+        #[arg(long, default_value = "search")]
+        purpose: String,
         #[arg(long)]
         json: bool,
     },

@@ -12,7 +12,7 @@ use datapact_core::ingest::IngestRecord;
 use datapact_core::{Clock, KeyPrefix, KeyRecord, ManualClock, PostId, SystemClock, Timestamp};
 use datapact_gateway::{AppState, GatewayConfig, KeyCache, TlsFiles, TrustedProxies};
 use datapact_store::ops::{IngestBatcher, LineRejection, backup_data_dir, issue_key, restore_data_dir};
-use datapact_store::{IngestEffect, SqliteStore, Store};
+use datapact_store::{Change, IngestEffect, SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{Cli, Command, IngestArgs, KeyCommand, LicenseeCommand, ServeArgs};
@@ -276,7 +276,7 @@ async fn delete(ids: &[String], store: &dyn Store, now: Timestamp) -> anyhow::Re
 async fn licensee(command: LicenseeCommand, store: &dyn Store, now: Timestamp) -> anyhow::Result<ExitCode> {
     match command {
         LicenseeCommand::Create { name } => {
-            let licensee = store.create_licensee(&name, now).await?;
+            let licensee = store.create_licensee(&name, &cli_change(now)).await?;
             println!("created licensee {}; issue a key with `datapact key issue {}`", licensee.name, licensee.name);
         }
         LicenseeCommand::List { json } => {
@@ -316,9 +316,9 @@ async fn licensee(command: LicenseeCommand, store: &dyn Store, now: Timestamp) -
 
 async fn key(command: KeyCommand, store: &dyn Store, now: Timestamp) -> anyhow::Result<ExitCode> {
     match command {
-        KeyCommand::Issue { licensee, expires, json } => {
+        KeyCommand::Issue { licensee, expires, purpose, json } => {
             let expires_at = expires.as_deref().map(parse_date_or_time).transpose()?;
-            let (key, record) = issue_key(store, &licensee, expires_at, now).await?;
+            let (key, record) = issue_key(store, &licensee, &purpose, expires_at, &cli_change(now)).await?;
             if json {
                 println!(
                     "{}",
@@ -333,7 +333,7 @@ async fn key(command: KeyCommand, store: &dyn Store, now: Timestamp) -> anyhow::
             }
         }
         KeyCommand::Revoke { prefix } => {
-            let record = store.revoke_key(&KeyPrefix(prefix), now).await?;
+            let record = store.revoke_key(&KeyPrefix(prefix), &cli_change(now)).await?;
             println!("revoked {} of {} at {}", record.prefix, record.licensee, record.revoked_at.unwrap_or(now));
         }
         KeyCommand::List { licensee, json } => {
@@ -367,6 +367,11 @@ fn print_keys(keys: &[KeyRecord]) {
             key.expires_at.map(|t| t.to_string()).unwrap_or_else(never),
         );
     }
+}
+
+/// Changes made from the command line are audited as `cli@HOST`.
+pub fn cli_change(now: Timestamp) -> Change {
+    Change::new(format!("cli@{}", gethostname::gethostname().to_string_lossy()), now)
 }
 
 /// `2027-01-31` (midnight UTC) or a full RFC 3339 time.

@@ -43,9 +43,9 @@ pub async fn prepare(store: &dyn Store, clock: &dyn Clock) -> anyhow::Result<Vec
     let mut keys = Vec::new();
     for name in DEMO_LICENSEES {
         if store.licensee(name).await?.is_none() {
-            store.create_licensee(name, clock.now()).await?;
+            store.create_licensee(name, &crate::commands::cli_change(clock.now())).await?;
         }
-        let (key, _) = issue_key(store, name, None, clock.now()).await?;
+        let (key, _) = issue_key(store, name, "search", None, &crate::commands::cli_change(clock.now())).await?;
         keys.push((name.to_owned(), key));
     }
     Ok(keys)

@@ -1,0 +1,90 @@
+"""Shared by the client scripts: where the gateway is, what to ask, how to answer.
+
+The Rust test (`tests/clients.rs`) runs each script with
+  DATAPACT_BASE_URL  the licensee listener, e.g. http://127.0.0.1:40123
+  DATAPACT_KEY       a licensee key
+  DATAPACT_PLAN      JSON: the queries, ids and users to ask for
+and reads one JSON object, the last line the script prints on stdout.
+"""
+
+import json
+import os
+import sys
+import warnings
+
+import requests
+from requests.adapters import HTTPAdapter
+
+BASE_URL = os.environ["DATAPACT_BASE_URL"].rstrip("/")
+KEY = os.environ["DATAPACT_KEY"]
+PLAN = json.loads(os.environ["DATAPACT_PLAN"])
+
+TWITTER = "https://api.twitter.com"
+
+# Every request a client sent, as "METHOD /path?query" (for assertions on parameter names).
+REQUESTS = []
+
+
+class GatewayAdapter(HTTPAdapter):
+    """Rewrites https://api.twitter.com/... to the gateway: the clients hard-code X's host."""
+
+    def send(self, request, **kwargs):
+        if not request.url.startswith(TWITTER + "/"):
+            raise RuntimeError(f"unexpected URL {request.url}")
+        request.url = BASE_URL + request.url[len(TWITTER):]
+        REQUESTS.append(f"{request.method} {request.url[len(BASE_URL):]}")
+        return super().send(request, **kwargs)
+
+
+class RecordingAdapter(HTTPAdapter):
+    """For clients that take a base URL: records what they send to the gateway."""
+
+    def send(self, request, **kwargs):
+        REQUESTS.append(f"{request.method} {request.url[len(BASE_URL):]}")
+        return super().send(request, **kwargs)
+
+
+class NoNetworkAdapter(HTTPAdapter):
+    """Anything else would leave the machine: refuse it."""
+
+    def send(self, request, **kwargs):
+        raise RuntimeError(f"refusing to reach {request.url}: only the gateway may be called")
+
+
+def route_to_gateway(session: requests.Session) -> None:
+    """Mounts the adapters on a client's session; ignores proxy settings from the environment."""
+    session.trust_env = False
+    session.mount("https://", NoNetworkAdapter())
+    session.mount("http://", NoNetworkAdapter())
+    session.mount(TWITTER, GatewayAdapter())
+    session.mount(BASE_URL, RecordingAdapter())
+
+
+def capture_warnings():
+    """Starts recording Python warnings (tweepy warns about posts missing fields)."""
+    recorder = warnings.catch_warnings(record=True)
+    caught = recorder.__enter__()
+    warnings.simplefilter("always")
+    return caught
+
+
+def finish(summary: dict, caught_warnings) -> None:
+    summary["requests"] = REQUESTS
+    summary["warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught_warnings]
+    sys.stdout.flush()
+    print(json.dumps(summary, sort_keys=True))
+
+
+def attempt(summary: dict, name: str, check):
+    """Runs one check; an exception is recorded under `name` (with the HTTP response if any)
+    instead of ending the script, so one server deviation does not hide the others."""
+    try:
+        summary[name] = check()
+    except Exception as error:  # noqa: BLE001 - we report every failure to the Rust side
+        response = getattr(error, "response", None)
+        detail = {"error": f"{type(error).__name__}: {error}"}
+        if response is not None:
+            detail["status"] = response.status_code
+            detail["url"] = response.url[len(BASE_URL):] if response.url.startswith(BASE_URL) else response.url
+            detail["body"] = response.text[:2000]
+        summary[name] = detail
