@@ -29,6 +29,8 @@ pub struct NewPost {
     pub id: PostId,
     pub author_id: UserId,
     pub author: Option<Author>,
+    /// Purposes the author opts out of (`"author": {"opt_out": ["ai-train"]}`); added, never removed, by ingest.
+    pub author_opt_outs: Vec<String>,
     pub text: String,
     pub created_at: Timestamp,
     pub lang: Option<String>,
@@ -110,10 +112,12 @@ fn parse_post(post: &Map<String, Value>, users: &[Value]) -> Result<IngestRecord
     let created_at =
         optional_time(post, "created_at", "created_at")?.ok_or_else(|| Rejection("missing `created_at`".into()))?;
 
-    let inline_author = match post.get("author") {
-        Some(Value::Object(author)) => Some(parse_author(author, "author", created_at)?),
+    let (inline_author, mut author_opt_outs) = match post.get("author") {
+        Some(Value::Object(author)) => {
+            (Some(parse_author(author, "author", created_at)?), parse_opt_outs(author, "author")?)
+        }
         Some(_) => return reject("`author` must be an object"),
-        None => None,
+        None => (None, Vec::new()),
     };
     let author_id = match optional_id::<UserId>(post, "author_id", "author_id")? {
         Some(id) => id,
@@ -122,17 +126,21 @@ fn parse_post(post: &Map<String, Value>, users: &[Value]) -> Result<IngestRecord
             None => return reject("missing `author_id` (or an inline `author` object)"),
         },
     };
+    let envelope_user = users
+        .iter()
+        .filter_map(Value::as_object)
+        .find(|user| user.get("id").and_then(id_text).as_deref() == Some(&author_id.to_string()));
+    if inline_author.is_none() {
+        if let Some(user) = envelope_user {
+            author_opt_outs = parse_opt_outs(user, "includes.users[]")?;
+        }
+    }
     let author = match inline_author {
         Some(author) if author.id != author_id => {
             return reject(format!("`author.id` {} differs from `author_id` {author_id}", author.id));
         }
         Some(author) => Some(author),
-        None => users
-            .iter()
-            .filter_map(Value::as_object)
-            .find(|user| user.get("id").and_then(id_text).as_deref() == Some(&author_id.to_string()))
-            .map(|user| parse_author(user, "includes.users[]", created_at))
-            .transpose()?,
+        None => envelope_user.map(|user| parse_author(user, "includes.users[]", created_at)).transpose()?,
     };
 
     let lang = match post.get("lang") {
@@ -168,6 +176,7 @@ fn parse_post(post: &Map<String, Value>, users: &[Value]) -> Result<IngestRecord
         id,
         author_id,
         author,
+        author_opt_outs,
         text,
         created_at,
         lang,
@@ -263,6 +272,23 @@ fn parse_author(user: &Map<String, Value>, path: &str, fallback_created_at: Time
     })
 }
 
+fn parse_opt_outs(user: &Map<String, Value>, path: &str) -> Result<Vec<String>, Rejection> {
+    match user.get("opt_out") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(purposes)) => purposes
+            .iter()
+            .map(|purpose| match purpose.as_str() {
+                Some(name) if crate::purpose::is_purpose(name) => Ok(name.to_owned()),
+                _ => reject(format!(
+                    "`{path}.opt_out` entries must be purposes: {}",
+                    crate::purpose::PURPOSES.join(", ")
+                )),
+            })
+            .collect(),
+        Some(_) => reject(format!("`{path}.opt_out` must be an array of purposes")),
+    }
+}
+
 fn is_username(name: &str) -> bool {
     !name.is_empty()
         && name.chars().count() <= MAX_USERNAME_CHARS
@@ -351,6 +377,18 @@ mod tests {
             r#"{"data":{"id":"10","text":"hi","author_id":"7","created_at":"2024-01-01T00:00:00Z"},"includes":{"users":[{"id":"8","username":"bob"},{"id":"7","username":"ann"}]}}"#,
         );
         assert_eq!(envelope.author.unwrap().username, "ann");
+    }
+
+    #[test]
+    fn opt_outs_ride_on_the_author() {
+        let post = post(
+            r#"{"id":10,"text":"hi","created_at":"2024-01-01T00:00:00Z","author":{"id":"7","username":"ann","opt_out":["ai-train","ai-all"]}}"#,
+        );
+        assert_eq!(post.author_opt_outs, vec!["ai-train", "ai-all"]);
+        assert!(
+            rejection(br#"{"id":10,"text":"hi","created_at":"2024-01-01T00:00:00Z","author":{"id":"7","username":"ann","opt_out":["training"]}}"#)
+                .contains("purposes")
+        );
     }
 
     #[test]

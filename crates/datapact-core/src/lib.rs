@@ -10,6 +10,7 @@ pub mod key;
 pub mod licensee;
 pub mod pagination;
 pub mod post;
+pub mod purpose;
 pub mod time;
 
 pub use endpoint::Endpoint;

@@ -312,3 +312,108 @@ pub async fn move_test_clock(State(state): State<AppState>, JsonBody(request): J
     }
     Ok(Json(json!({ "now": state.clock.now() })).into_response())
 }
+
+#[derive(Deserialize)]
+pub struct BlockRequest {
+    reason: String,
+}
+
+#[utoipa::path(
+    post, path = "/admin/licensees/{name}/block", tag = "admin", params(("name" = String, Path)),
+    request_body(content = serde_json::Value, description = "{\"reason\": \"shown to the licensee\"}"),
+    responses((status = 200, description = "Blocked; every gateway refuses its requests within a second"), (status = 404, description = "No such licensee", body = crate::openapi::Problem))
+)]
+pub async fn block_licensee(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(request): JsonBody<BlockRequest>,
+) -> AdminResult {
+    if request.reason.trim().is_empty() {
+        return Err(Problem::invalid_request("`reason` must say why; the licensee sees it"));
+    }
+    let licensee = state
+        .store
+        .set_licensee_status(&name, datapact_core::LicenseeStatus::Blocked, &request.reason, &admin_change(&state))
+        .await?;
+    Ok(Json(licensee).into_response())
+}
+
+#[utoipa::path(
+    post, path = "/admin/licensees/{name}/unblock", tag = "admin", params(("name" = String, Path)),
+    responses((status = 200, description = "Served again"), (status = 404, description = "No such licensee", body = crate::openapi::Problem))
+)]
+pub async fn unblock_licensee(State(state): State<AppState>, Path(name): Path<String>) -> AdminResult {
+    let licensee = state
+        .store
+        .set_licensee_status(&name, datapact_core::LicenseeStatus::Active, "", &admin_change(&state))
+        .await?;
+    Ok(Json(licensee).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct OptOutRequest {
+    purpose: String,
+}
+
+async fn set_opt_out(state: &AppState, username: &str, purpose: &str, opted_out: bool) -> AdminResult {
+    if !datapact_core::purpose::is_purpose(purpose) {
+        return Err(Problem::invalid_request(format!(
+            "`purpose` {purpose:?} is not one of {}",
+            datapact_core::purpose::PURPOSES.join(", ")
+        )));
+    }
+    let user = state
+        .store
+        .user_by_username(username)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no author with username {username:?}")))?;
+    state.store.set_opt_out(user.author.id, purpose, opted_out, &admin_change(state)).await?;
+    Ok(Json(json!({ "author": user.author.id, "username": user.author.username, "purpose": purpose, "opted_out": opted_out })).into_response())
+}
+
+#[utoipa::path(
+    post, path = "/admin/authors/{username}/opt-outs", tag = "admin", params(("username" = String, Path)),
+    request_body(content = serde_json::Value, description = "{\"purpose\": \"ai-train\"}"),
+    responses((status = 200, description = "The author's posts are never served to keys with that purpose"), (status = 404, description = "No such author", body = crate::openapi::Problem))
+)]
+pub async fn add_opt_out(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+    JsonBody(request): JsonBody<OptOutRequest>,
+) -> AdminResult {
+    set_opt_out(&state, &username, &request.purpose, true).await
+}
+
+#[utoipa::path(
+    delete, path = "/admin/authors/{username}/opt-outs/{purpose}", tag = "admin",
+    params(("username" = String, Path), ("purpose" = String, Path)),
+    responses((status = 200, description = "Opt-out withdrawn"), (status = 404, description = "No such author", body = crate::openapi::Problem))
+)]
+pub async fn remove_opt_out(
+    State(state): State<AppState>,
+    Path((username, purpose)): Path<(String, String)>,
+) -> AdminResult {
+    set_opt_out(&state, &username, &purpose, false).await
+}
+
+#[utoipa::path(
+    get, path = "/admin/violations", tag = "admin", params(("licensee" = Option<String>, Query)),
+    responses((status = 200, description = "Violations by licensee and kind: counts, first and last time, samples"))
+)]
+pub async fn list_violations(State(state): State<AppState>, TypedQuery(filter): TypedQuery<KeyFilter>) -> AdminResult {
+    Ok(Json(json!({ "violations": state.store.violations(filter.licensee.as_deref()).await? })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    limit: Option<usize>,
+}
+
+#[utoipa::path(
+    get, path = "/admin/audit", tag = "admin", params(("limit" = Option<usize>, Query, description = "Default 100, at most 10,000")),
+    responses((status = 200, description = "Audit entries, newest first"))
+)]
+pub async fn audit_log(State(state): State<AppState>, TypedQuery(query): TypedQuery<AuditQuery>) -> AdminResult {
+    let limit = query.limit.unwrap_or(100).min(10_000);
+    Ok(Json(json!({ "entries": state.store.audit_log(limit).await? })).into_response())
+}

@@ -283,6 +283,19 @@ impl Ingester<'_> {
         if let Err(reason) = self.author(post.author_id, post.author.clone())? {
             return Ok(IngestEffect::Refused(reason));
         }
+        for purpose in &post.author_opt_outs {
+            let added = self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO author_opt_outs (author_id, purpose, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![post.author_id.get(), purpose, self.now.0])?;
+            if added > 0 {
+                let after = serde_json::json!({ "author": post.author_id, "purpose": purpose });
+                let subject = format!("author:{}/{purpose}", post.author_id);
+                append_audit(self.tx, &Change::new("ingest", self.now), "opt_out.add", &subject, None, Some(after))?;
+            }
+        }
         let existing: Option<(String, u32)> = self
             .tx
             .prepare_cached("SELECT text, revision FROM posts WHERE id = ?1")?

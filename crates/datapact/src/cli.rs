@@ -44,6 +44,22 @@ pub enum Command {
     /// Manage licensee API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Author opt-outs.
+    #[command(subcommand)]
+    Author(AuthorCommand),
+    /// Breaches of terms, by licensee and kind.
+    Violations {
+        licensee: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The admin audit log, newest first.
+    Audit {
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a consistent copy of the data directory to a new directory, even while serving.
     Backup {
         /// A directory that does not exist yet (or is empty).
@@ -119,6 +135,31 @@ pub enum LicenseeCommand {
         name: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Refuse every request of this licensee (403 with the reason), on every gateway within a second.
+    Block {
+        name: String,
+        /// Shown to the licensee in every refusal.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Serve this licensee again.
+    Unblock { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthorCommand {
+    /// The author's posts are never served to keys with this purpose.
+    OptOut {
+        username: String,
+        #[arg(long)]
+        purpose: String,
+    },
+    /// Withdraw an opt-out.
+    OptIn {
+        username: String,
+        #[arg(long)]
+        purpose: String,
     },
 }
 

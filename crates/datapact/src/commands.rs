@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use datapact_core::ingest::IngestRecord;
-use datapact_core::{Clock, KeyPrefix, KeyRecord, ManualClock, PostId, SystemClock, Timestamp};
+use datapact_core::{Clock, KeyPrefix, KeyRecord, LicenseeStatus, ManualClock, PostId, SystemClock, Timestamp};
 use datapact_gateway::{AppState, GatewayConfig, KeyCache, TlsFiles, TrustedProxies};
 use datapact_store::ops::{IngestBatcher, LineRejection, backup_data_dir, issue_key, restore_data_dir};
 use datapact_store::{Change, IngestEffect, SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{Cli, Command, IngestArgs, KeyCommand, LicenseeCommand, ServeArgs};
+use crate::cli::{AuthorCommand, Cli, Command, IngestArgs, KeyCommand, LicenseeCommand, ServeArgs};
 use crate::{admin_token, demo};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -39,6 +39,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete { ids } => delete(&ids, store.as_ref(), clock.now()).await,
         Command::Licensee(command) => licensee(command, store.as_ref(), clock.now()).await,
         Command::Key(command) => key(command, store.as_ref(), clock.now()).await,
+        Command::Author(command) => author(command, store.as_ref(), clock.now()).await,
+        Command::Violations { licensee, json } => violations(licensee.as_deref(), json, store.as_ref()).await,
+        Command::Audit { limit, json } => audit(limit, json, store.as_ref()).await,
         Command::Backup { out } => {
             backup_data_dir(store.as_ref(), &data_dir, &out).await?;
             println!("backed up {} to {}", data_dir.display(), out.display());
@@ -309,6 +312,75 @@ async fn licensee(command: LicenseeCommand, store: &dyn Store, now: Timestamp) -
                 );
                 print_keys(&keys);
             }
+        }
+        LicenseeCommand::Block { name, reason } => {
+            anyhow::ensure!(!reason.trim().is_empty(), "--reason must say why; the licensee sees it");
+            store.set_licensee_status(&name, LicenseeStatus::Blocked, &reason, &cli_change(now)).await?;
+            println!("blocked {name}: every gateway refuses its requests within a second");
+        }
+        LicenseeCommand::Unblock { name } => {
+            store.set_licensee_status(&name, LicenseeStatus::Active, "", &cli_change(now)).await?;
+            println!("unblocked {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn author(command: AuthorCommand, store: &dyn Store, now: Timestamp) -> anyhow::Result<ExitCode> {
+    let (username, purpose, opted_out) = match command {
+        AuthorCommand::OptOut { username, purpose } => (username, purpose, true),
+        AuthorCommand::OptIn { username, purpose } => (username, purpose, false),
+    };
+    anyhow::ensure!(
+        datapact_core::purpose::is_purpose(&purpose),
+        "--purpose {purpose:?} is not one of {}",
+        datapact_core::purpose::PURPOSES.join(", ")
+    );
+    let Some(user) = store.user_by_username(&username).await? else {
+        bail!("no author with username {username:?}");
+    };
+    store.set_opt_out(user.author.id, &purpose, opted_out, &cli_change(now)).await?;
+    let verb = if opted_out { "opted out of" } else { "no longer opts out of" };
+    println!("{} ({}) {verb} {purpose}", user.author.username, user.author.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn violations(licensee: Option<&str>, json: bool, store: &dyn Store) -> anyhow::Result<ExitCode> {
+    let violations = store.violations(licensee).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&violations)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<16} {:<22} {:>8} {:<25} {:<25} SAMPLE REQUESTS", "LICENSEE", "KIND", "COUNT", "FIRST", "LAST");
+    for v in violations {
+        let samples: Vec<String> =
+            v.samples.iter().rev().take(3).map(|s| format!("{} from {}", s.request_id, s.client)).collect();
+        println!(
+            "{:<16} {:<22} {:>8} {:<25} {:<25} {}",
+            v.licensee,
+            v.kind,
+            v.count,
+            v.first_at.to_string(),
+            v.last_at.to_string(),
+            samples.join("; ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit(limit: usize, json: bool, store: &dyn Store) -> anyhow::Result<ExitCode> {
+    let entries = store.audit_log(limit).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for entry in entries {
+        println!("{} {:<20} {:<16} {}", entry.at, entry.actor, entry.action, entry.subject);
+        if let Some(before) = &entry.before {
+            println!("    before {before}");
+        }
+        if let Some(after) = &entry.after {
+            println!("    after  {after}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -42,7 +42,9 @@ struct Author {
 
 const AUTHORS: [Author; 3] = [
     Author { id: "2001", username: "alice_ai", name: "Alice Aalto", created_at: "2018-03-04T05:06:07.000Z" },
-    Author { id: "2002", username: "bob_builder", name: "Bob “the builder”", created_at: "2019-05-01T10:00:00.000Z" },
+    Author {
+        id: "2002", username: "bob_builder", name: "Bob “the builder”", created_at: "2019-05-01T10:00:00.000Z"
+    },
     Author { id: "2003", username: "cara_c", name: "Cara Côté", created_at: "2020-12-31T23:59:59.000Z" },
 ];
 const BOB: usize = 1;
@@ -71,9 +73,7 @@ impl Post {
     }
 
     fn has_word(&self, word: &str) -> bool {
-        self.text
-            .split(|c: char| !c.is_alphanumeric())
-            .any(|token| token.to_lowercase() == word)
+        self.text.split(|c: char| !c.is_alphanumeric()).any(|token| token.to_lowercase() == word)
     }
 }
 
@@ -332,7 +332,8 @@ impl Fixture {
     }
 
     fn check_lookup(&self, what: &str, lookup: &Value) {
-        let posts = lookup["posts"].as_array().unwrap_or_else(|| panic!("{what}: the client failed: {}", pretty(lookup)));
+        let posts =
+            lookup["posts"].as_array().unwrap_or_else(|| panic!("{what}: the client failed: {}", pretty(lookup)));
         let mut got: Vec<&str> = posts.iter().map(|post| post["id"].as_str().unwrap()).collect();
         got.sort();
         let mut want: Vec<String> = self.lookup_ids().into_iter().filter(|id| self.post(id).is_some()).collect();
@@ -458,7 +459,9 @@ fn tweepy_searches_looks_up_and_walks_a_timeline() {
     // tweepy sends `next_token` on search and `pagination_token` on timelines.
     let search_pages: Vec<String> = requests(&summary)
         .into_iter()
-        .filter(|request| request.starts_with("GET /2/tweets/search/recent") && query_of(request)["query"] == SEARCH_QUERY)
+        .filter(|request| {
+            request.starts_with("GET /2/tweets/search/recent") && query_of(request)["query"] == SEARCH_QUERY
+        })
         .collect();
     assert_eq!(search_pages.len(), fixture.search_ids().len().div_ceil(50));
     assert!(search_pages[1..].iter().all(|request| query_of(request).contains_key("next_token")), "{search_pages:?}");
@@ -493,4 +496,55 @@ fn tweepy_searches_looks_up_and_walks_a_timeline() {
     let timeline_pages: Vec<String> =
         requests(&summary).into_iter().filter(|request| request.contains("/2/users/2002/tweets")).collect();
     assert!(timeline_pages[1..].iter().all(|r| query_of(r).contains_key("pagination_token")), "{timeline_pages:?}");
+}
+
+#[test]
+fn twarc2_searches_looks_up_and_walks_a_timeline() {
+    if !client_available("twarc") {
+        return;
+    }
+    let fixture = Fixture::start();
+    let summary = fixture.run("twarc_client.py");
+    assert_eq!(summary["warnings"], json!([]), "twarc warned about what the server sent");
+
+    // Defaults: every field and expansion X knows, max_results=100.
+    fixture.check_walk("twarc search_recent (defaults)", &summary["search"], &fixture.search_ids(), 100);
+    fixture.check_users("twarc search_recent includes.users", &summary["search"]["users"], &[0, 1, 2]);
+    let first = requests(&summary).into_iter().next().unwrap();
+    let params = query_of(&first);
+    assert!(params["tweet.fields"].split(',').count() > 10, "twarc asks for every field: {first}");
+    assert!(params.contains_key("media.fields") && params.contains_key("place.fields"), "{first}");
+    fixture.check_walk(
+        "twarc search_recent (max_results=10)",
+        &summary["search_small_pages"],
+        &fixture.reply_ids(),
+        10,
+    );
+
+    let flattened = &summary["flattened"];
+    assert_eq!(
+        strings(&flattened["ids"]),
+        fixture.compound_ids()[..10],
+        "twarc ensure_flattened: {}",
+        pretty(flattened)
+    );
+    assert_eq!(flattened["usernames"], json!([AUTHORS[BOB].username]), "twarc attaches includes.users as `author`");
+
+    fixture.check_lookup("twarc tweet_lookup", &summary["lookup"]);
+
+    let by_id = summary["users_by_id"].as_array().unwrap_or_else(|| panic!("{}", pretty(&summary["users_by_id"])));
+    assert_eq!(by_id.len(), 1, "twarc user_lookup: {}", pretty(&summary["users_by_id"]));
+    fixture.check_user("twarc user_lookup (ids)", &by_id[0], BOB);
+
+    fixture.check_walk("twarc timeline (by id)", &summary["timeline"], &fixture.timeline_ids(), 25);
+    let timeline_pages: Vec<String> =
+        requests(&summary).into_iter().filter(|request| request.contains("/2/users/2002/tweets")).collect();
+    assert!(timeline_pages.iter().skip(1).all(|r| query_of(r).contains_key("pagination_token")), "{timeline_pages:?}");
+
+    let by_username = &summary["users_by_username"];
+    let by_username =
+        by_username.as_array().unwrap_or_else(|| panic!("twarc user_lookup(usernames=True): {}", pretty(by_username)));
+    assert_eq!(by_username.len(), 1);
+    fixture.check_user("twarc user_lookup (usernames)", &by_username[0], BOB);
+    fixture.check_walk("twarc timeline (by username)", &summary["timeline_by_username"], &fixture.timeline_ids(), 100);
 }

@@ -7,6 +7,7 @@ The Rust test (`tests/clients.rs`) runs each script with
 and reads one JSON object, the last line the script prints on stdout.
 """
 
+import datetime
 import json
 import os
 import sys
@@ -88,3 +89,48 @@ def attempt(summary: dict, name: str, check):
             detail["url"] = response.url[len(BASE_URL):] if response.url.startswith(BASE_URL) else response.url
             detail["body"] = response.text[:2000]
         summary[name] = detail
+
+
+def post_summary(post: dict) -> dict:
+    """What the Rust side checks of one post object, as the server sent it (twarc, xdk)."""
+    created = datetime.datetime.fromisoformat(post["created_at"].replace("Z", "+00:00"))
+    return {
+        "id": str(post["id"]),
+        "id_is_string": isinstance(post["id"], str),
+        "text": post.get("text"),
+        "author_id": post.get("author_id"),
+        "created_at": post.get("created_at"),
+        "created_at_ms": round(created.timestamp() * 1000),
+        "lang": post.get("lang"),
+        "edit_history_tweet_ids": post.get("edit_history_tweet_ids"),
+        "is_reply": any(ref.get("type") == "replied_to" for ref in post.get("referenced_tweets") or []),
+        "in_reply_to_user_id": post.get("in_reply_to_user_id"),
+    }
+
+
+def user_summary(user: dict) -> dict:
+    created = user.get("created_at")
+    if created is not None:
+        created = round(datetime.datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp() * 1000)
+    return {
+        "id": user.get("id"),
+        "username": user.get("username"),
+        "name": user.get("name"),
+        "created_at_ms": created,
+        "tweet_count": (user.get("public_metrics") or {}).get("tweet_count"),
+    }
+
+
+def walk(pages) -> dict:
+    """Summarises an iterator of raw response pages (dicts with data/includes/meta)."""
+    summary = {"pages": [], "posts": [], "metas": [], "users": {}}
+    for page in pages:
+        data = page.get("data") or []
+        summary["pages"].append([str(post["id"]) for post in data])
+        summary["posts"].extend(post_summary(post) for post in data)
+        meta = page.get("meta") or {}
+        summary["metas"].append({key: meta.get(key) for key in ("result_count", "newest_id", "oldest_id")})
+        for user in (page.get("includes") or {}).get("users", []):
+            summary["users"][user["id"]] = user_summary(user)
+    summary["users"] = list(summary["users"].values())
+    return summary
