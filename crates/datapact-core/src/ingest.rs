@@ -278,11 +278,8 @@ fn parse_opt_outs(user: &Map<String, Value>, path: &str) -> Result<Vec<String>, 
         Some(Value::Array(purposes)) => purposes
             .iter()
             .map(|purpose| match purpose.as_str() {
-                Some(name) if crate::purpose::is_purpose(name) => Ok(name.to_owned()),
-                _ => reject(format!(
-                    "`{path}.opt_out` entries must be purposes: {}",
-                    crate::purpose::PURPOSES.join(", ")
-                )),
+                Some(name) if crate::purpose::Purpose::parse(name).is_some() => Ok(name.to_owned()),
+                _ => reject(format!("`{path}.opt_out` entries must be purposes: {}", crate::purpose::Purpose::names())),
             })
             .collect(),
         Some(_) => reject(format!("`{path}.opt_out` must be an array of purposes")),

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use datapact_core::ingest::MAX_LINE_BYTES;
+use datapact_core::purpose::Purpose;
 use datapact_core::{KeyPrefix, PostId, Timestamp};
 use datapact_store::ops::{IngestBatcher, LineRejection, issue_key};
 use datapact_store::{Change, IngestEffect};
@@ -356,11 +357,8 @@ pub struct OptOutRequest {
 }
 
 async fn set_opt_out(state: &AppState, username: &str, purpose: &str, opted_out: bool) -> AdminResult {
-    if !datapact_core::purpose::is_purpose(purpose) {
-        return Err(Problem::invalid_request(format!(
-            "`purpose` {purpose:?} is not one of {}",
-            datapact_core::purpose::PURPOSES.join(", ")
-        )));
+    if Purpose::parse(purpose).is_none() {
+        return Err(Problem::invalid_request(format!("`purpose` {purpose:?} is not one of {}", Purpose::names())));
     }
     let user = state
         .store

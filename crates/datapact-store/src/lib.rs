@@ -67,6 +67,7 @@ pub struct AuditEntry {
 /// A licensee's stored terms: its status and its entry of the terms file (JSON), if any.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LicenseeTerms {
+    pub id: i64,
     pub name: String,
     pub status: datapact_core::LicenseeStatus,
     pub reason: String,

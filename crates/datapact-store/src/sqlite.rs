@@ -441,13 +441,18 @@ fn insert_licensee(tx: &rusqlite::Transaction<'_>, name: &str, change: &Change) 
 
 fn licensee_terms(tx: &rusqlite::Transaction<'_>, name: &str) -> StoreResult<Option<LicenseeTerms>> {
     Ok(tx
-        .query_row("SELECT name, status, reason, terms FROM licensees WHERE name = ?1", [name], licensee_terms_from_row)
+        .query_row(
+            "SELECT name, status, reason, terms, id FROM licensees WHERE name = ?1",
+            [name],
+            licensee_terms_from_row,
+        )
         .optional()?)
 }
 
 fn licensee_terms_from_row(row: &Row<'_>) -> rusqlite::Result<LicenseeTerms> {
     let status: String = row.get(1)?;
     Ok(LicenseeTerms {
+        id: row.get(4)?,
         name: row.get(0)?,
         status: LicenseeStatus::parse(&status).unwrap_or(LicenseeStatus::Blocked),
         reason: row.get(2)?,
@@ -833,7 +838,7 @@ impl Store for SqliteStore {
                 .query_map([], |row| Ok((row.get::<_, String>(0)?, parse_json(row.get(1)?).unwrap_or_default())))?
                 .collect::<Result<_, _>>()?;
             let mut licensees =
-                conn.prepare_cached("SELECT name, status, reason, terms FROM licensees ORDER BY name")?;
+                conn.prepare_cached("SELECT name, status, reason, terms, id FROM licensees ORDER BY name")?;
             let licensees = licensees.query_map([], licensee_terms_from_row)?.collect::<Result<_, _>>()?;
             Ok(TermsState { plans, licensees })
         })

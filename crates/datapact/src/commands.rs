@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use datapact_core::ingest::IngestRecord;
+use datapact_core::purpose::Purpose;
 use datapact_core::{Clock, KeyPrefix, KeyRecord, LicenseeStatus, ManualClock, PostId, SystemClock, Timestamp};
 use datapact_gateway::{AppState, GatewayConfig, KeyCache, TlsFiles, TrustedProxies};
 use datapact_store::ops::{IngestBatcher, LineRejection, backup_data_dir, issue_key, restore_data_dir};
@@ -331,11 +332,7 @@ async fn author(command: AuthorCommand, store: &dyn Store, now: Timestamp) -> an
         AuthorCommand::OptOut { username, purpose } => (username, purpose, true),
         AuthorCommand::OptIn { username, purpose } => (username, purpose, false),
     };
-    anyhow::ensure!(
-        datapact_core::purpose::is_purpose(&purpose),
-        "--purpose {purpose:?} is not one of {}",
-        datapact_core::purpose::PURPOSES.join(", ")
-    );
+    anyhow::ensure!(Purpose::parse(&purpose).is_some(), "--purpose {purpose:?} is not one of {}", Purpose::names());
     let Some(user) = store.user_by_username(&username).await? else {
         bail!("no author with username {username:?}");
     };
