@@ -21,9 +21,6 @@ use crate::problem::Problem;
 
 type AdminResult = Result<Response, Problem>;
 
-/// The purpose of a key issued without one.
-pub const DEFAULT_PURPOSE: &str = "search";
-
 /// Changes made through the admin API are audited under this actor.
 fn admin_change(state: &AppState) -> Change {
     Change::new("admin-api", state.clock.now())
@@ -230,8 +227,9 @@ pub async fn issue_licensee_key(
         }
         None => None,
     };
-    let purpose = request.purpose.as_deref().unwrap_or(DEFAULT_PURPOSE);
-    let (key, record) = issue_key(state.store.as_ref(), &name, purpose, expires_at, &admin_change(&state)).await?;
+    let purpose = crate::terms::key_purpose(state.store.as_ref(), &name, request.purpose.as_deref()).await?;
+    let (key, record) =
+        issue_key(state.store.as_ref(), &name, purpose.as_str(), expires_at, &admin_change(&state)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "key": key.as_str(), "record": record }))).into_response())
 }
 
@@ -414,4 +412,40 @@ pub struct AuditQuery {
 pub async fn audit_log(State(state): State<AppState>, TypedQuery(query): TypedQuery<AuditQuery>) -> AdminResult {
     let limit = query.limit.unwrap_or(100).min(10_000);
     Ok(Json(json!({ "entries": state.store.audit_log(limit).await? })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ApplyQuery {
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    prune: bool,
+}
+
+#[utoipa::path(
+    post, path = "/admin/terms", tag = "admin",
+    params(("dry_run" = Option<bool>, Query), ("prune" = Option<bool>, Query)),
+    request_body(content = String, content_type = "application/toml", description = "A terms file, as `datapact apply` takes"),
+    responses((status = 200, description = "The changes (applied unless dry_run)"), (status = 400, description = "Invalid terms", body = crate::openapi::Problem))
+)]
+pub async fn apply_terms(
+    State(state): State<AppState>,
+    TypedQuery(query): TypedQuery<ApplyQuery>,
+    body: axum::body::Bytes,
+) -> AdminResult {
+    let text = std::str::from_utf8(&body).map_err(|_| Problem::invalid_request("the terms file must be UTF-8"))?;
+    let diff =
+        crate::terms::apply_terms_text(state.store.as_ref(), text, query.prune, query.dry_run, &admin_change(&state))
+            .await?;
+    Ok(Json(json!({ "dry_run": query.dry_run, "changes": diff, "summary": diff.render() })).into_response())
+}
+
+#[utoipa::path(
+    get, path = "/admin/terms", tag = "admin",
+    responses((status = 200, description = "Every agreement in force, and the terms as a file"))
+)]
+pub async fn show_terms(State(state): State<AppState>) -> AdminResult {
+    let agreements = crate::terms::agreements(state.store.as_ref()).await?;
+    let file = crate::terms::current_terms(state.store.as_ref()).await?.to_toml();
+    Ok(Json(json!({ "agreements": agreements, "terms_file": file })).into_response())
 }

@@ -18,6 +18,7 @@ use crate::metrics::records_served;
 use crate::params::{Names, QueryParams, parse_id};
 use crate::problem::{Problem, resource_not_found};
 use crate::render::{post_json, user_json};
+use crate::terms::Admission;
 
 type ApiResult = Result<Response, Problem>;
 
@@ -67,6 +68,7 @@ fn json_response(body: Map<String, Value>) -> Response {
 )]
 pub async fn post_by_id(
     State(state): State<AppState>,
+    Extension(admission): Extension<Admission>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
@@ -74,8 +76,8 @@ pub async fn post_by_id(
     let id: PostId = parse_id("id", &id)?;
     let params = QueryParams::parse(query.as_deref())?;
     let view = PostView::from_params(&params)?;
-    let posts: Vec<Post> =
-        state.store.posts_by_ids(&[id]).await?.into_iter().filter(|post| post.deleted_at.is_none()).collect();
+    admission.admit()?;
+    let posts = servable(&state, &admission, state.store.posts_by_ids(&[id]).await?);
     let mut body = Map::new();
     match posts.first() {
         Some(post) => {
@@ -103,18 +105,16 @@ pub async fn post_by_id(
 )]
 pub async fn posts_by_ids(
     State(state): State<AppState>,
+    Extension(admission): Extension<Admission>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> ApiResult {
     let params = QueryParams::parse(query.as_deref())?;
     let ids: Vec<PostId> = params.id_list("ids", MAX_LOOKUP_IDS)?;
     let view = PostView::from_params(&params)?;
-    let found: HashMap<PostId, Post> = state
-        .store
-        .posts_by_ids(&ids)
-        .await?
+    admission.admit()?;
+    let found: HashMap<PostId, Post> = servable(&state, &admission, state.store.posts_by_ids(&ids).await?)
         .into_iter()
-        .filter(|post| post.deleted_at.is_none())
         .map(|post| (post.id, post))
         .collect();
     let mut posts = Vec::with_capacity(ids.len());
@@ -151,6 +151,7 @@ pub async fn posts_by_ids(
 )]
 pub async fn user_timeline(
     State(state): State<AppState>,
+    Extension(admission): Extension<Admission>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
@@ -166,10 +167,15 @@ pub async fn user_timeline(
         None => None,
         Some((name, token)) => Some(pagination::parse_token(token).ok_or_else(|| invalid_token(name, token))?),
     };
+    admission.admit()?;
     if state.store.users_by_ids(&[author]).await?.is_empty() {
         let mut body = Map::new();
         body.insert("errors".into(), json!([resource_not_found("user", "id", &author.to_string())]));
         return Ok(json_response(body));
+    }
+    // An author who opted out of this key's purpose has, for this key, no posts at all.
+    if admission.withholds(&state.terms.snapshot(), author) {
+        return Ok(json_response(post_page(&state, &view, &[], None).await?));
     }
     let before_id = match (cursor, until_id) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -213,11 +219,16 @@ fn users_body(users: &[UserRecord], fields: &Names, single: bool, errors: Vec<Va
         crate::openapi::LicenseeProblems,
     )
 )]
-pub async fn users_by_ids(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
+pub async fn users_by_ids(
+    State(state): State<AppState>,
+    Extension(admission): Extension<Admission>,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
     let params = QueryParams::parse(query.as_deref())?;
     let ids: Vec<UserId> = params.id_list("ids", MAX_LOOKUP_IDS)?;
     let fields = params.names(&["user.fields"])?;
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
+    admission.admit()?;
     let found: HashMap<UserId, UserRecord> =
         state.store.users_by_ids(&ids).await?.into_iter().map(|user| (user.author.id, user)).collect();
     let mut users: Vec<UserRecord> = Vec::new();
@@ -241,11 +252,17 @@ pub async fn users_by_ids(State(state): State<AppState>, RawQuery(query): RawQue
         crate::openapi::LicenseeProblems,
     )
 )]
-pub async fn user_by_id(State(state): State<AppState>, Path(id): Path<String>, RawQuery(query): RawQuery) -> ApiResult {
+pub async fn user_by_id(
+    State(state): State<AppState>,
+    Extension(admission): Extension<Admission>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
     let id: UserId = parse_id("id", &id)?;
     let params = QueryParams::parse(query.as_deref())?;
     let fields = params.names(&["user.fields"])?;
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
+    admission.admit()?;
     let users = state.store.users_by_ids(&[id]).await?;
     let errors = if users.is_empty() { vec![resource_not_found("user", "id", &id.to_string())] } else { Vec::new() };
     Ok(users_body(&users, &fields, true, errors))
@@ -262,6 +279,7 @@ pub async fn user_by_id(State(state): State<AppState>, Path(id): Path<String>, R
 )]
 pub async fn user_by_username(
     State(state): State<AppState>,
+    Extension(admission): Extension<Admission>,
     Path(username): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult {
@@ -278,6 +296,7 @@ pub async fn user_by_username(
     let params = QueryParams::parse(query.as_deref())?;
     let fields = params.names(&["user.fields"])?;
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
+    admission.admit()?;
     let user = state.store.user_by_username(&username).await?;
     let errors = if user.is_none() { vec![resource_not_found("user", "username", &username)] } else { Vec::new() };
     Ok(users_body(user.as_slice(), &fields, true, errors))
@@ -294,6 +313,7 @@ pub async fn user_by_username(
 )]
 pub async fn search_recent(
     State(state): State<AppState>,
+    Extension(admission): Extension<Admission>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> ApiResult {
@@ -328,6 +348,7 @@ pub async fn search_recent(
         None => None,
         Some((name, token)) => Some(Cursor::decode(token, sort).ok_or_else(|| invalid_token(name, token))?),
     };
+    admission.admit()?;
     let mut authors = HashMap::new();
     for username in parsed.usernames() {
         let id = state.store.user_by_username(&username).await?.map(|user| user.author.id.get());
@@ -337,20 +358,38 @@ pub async fn search_recent(
     if !state.feed.is_caught_up() {
         return Err(Problem::unavailable("the search index is still being built; retry shortly"));
     }
-    let page = state
-        .index
-        .read(|index| index.search(&resolved, &filters, sort, limit, cursor.as_ref()))
-        .ok_or_else(|| Problem::unavailable("the search index is unavailable"))?;
-    let ids: Vec<PostId> = page.ids.iter().map(|&id| PostId::new(id)).collect();
-    let mut found: HashMap<PostId, Post> =
-        state.store.posts_by_ids(&ids).await?.into_iter().map(|post| (post.id, post)).collect();
-    // A post deleted since the index last looked is left out rather than served.
-    let posts: Vec<Post> =
-        ids.iter().filter_map(|id| found.remove(id)).filter(|post| post.deleted_at.is_none()).collect();
-
-    let body = post_page(&state, &view, &posts, page.next.map(|next| next.encode())).await?;
+    // Posts withheld from this key (author opt-outs, deletions since the index looked) are left
+    // out as if absent; the page is refilled from further on so it stays full when it can.
+    let mut posts: Vec<Post> = Vec::with_capacity(limit);
+    let mut next = cursor;
+    loop {
+        let page = state
+            .index
+            .read(|index| index.search(&resolved, &filters, sort, limit - posts.len(), next.as_ref()))
+            .ok_or_else(|| Problem::unavailable("the search index is unavailable"))?;
+        let ids: Vec<PostId> = page.ids.iter().map(|&id| PostId::new(id)).collect();
+        let mut found: HashMap<PostId, Post> = servable(&state, &admission, state.store.posts_by_ids(&ids).await?)
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        posts.extend(ids.iter().filter_map(|id| found.remove(id)));
+        next = page.next;
+        if posts.len() >= limit || next.is_none() {
+            break;
+        }
+    }
+    let body = post_page(&state, &view, &posts, next.map(|next| next.encode())).await?;
     records_served(&caller.licensee, Endpoint::Search, posts.len());
     Ok(json_response(body))
+}
+
+/// The posts this request may receive: not deleted, and not by an author who opted out of its purpose.
+fn servable(state: &AppState, admission: &Admission, posts: Vec<Post>) -> Vec<Post> {
+    let snapshot = state.terms.snapshot();
+    posts
+        .into_iter()
+        .filter(|post| post.deleted_at.is_none() && !admission.withholds(&snapshot, post.author_id))
+        .collect()
 }
 
 /// A page of posts with X's `meta`: `result_count`, `newest_id`, `oldest_id`, and `next_token`

@@ -27,6 +27,8 @@ pub struct Caller {
     pub licensee_id: i64,
     pub licensee: String,
     pub key_prefix: KeyPrefix,
+    /// The key's purpose: every request made with it is for this purpose.
+    pub purpose: String,
 }
 
 pub struct KeyCache {
@@ -82,6 +84,7 @@ impl KeyCache {
             licensee_id: grant.licensee_id,
             licensee: record.licensee.clone(),
             key_prefix: record.prefix.clone(),
+            purpose: record.purpose.clone(),
         })
     }
 

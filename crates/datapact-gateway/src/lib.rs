@@ -18,6 +18,7 @@ pub mod render;
 pub mod search;
 mod server;
 pub mod stream;
+pub mod terms;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<KeyCache>,
+    pub terms: Arc<terms::TermsCache>,
     pub admin_token: Arc<str>,
     pub data_dir: Arc<Path>,
     /// Set only when the gateway runs with a test clock: the admin API can then move time.
@@ -75,6 +77,7 @@ pub fn licensee_router(state: AppState) -> Router {
         .route("/2/users/{id}", get(api::user_by_id))
         .route("/2/users/{id}/tweets", get(api::user_timeline))
         .route("/2/users/by/username/{username}", get(api::user_by_username))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), terms::enforce))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_licensee))
         .route_layer(axum::middleware::from_fn(|request, next| metrics::track("licensee", request, next)));
     Router::new()
@@ -101,6 +104,7 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/admin/authors/{username}/opt-outs", post(admin::add_opt_out))
         .route("/admin/authors/{username}/opt-outs/{purpose}", delete(admin::remove_opt_out))
         .route("/admin/violations", get(admin::list_violations))
+        .route("/admin/terms", get(admin::show_terms).post(admin::apply_terms))
         .route("/admin/audit", get(admin::audit_log))
         .route("/admin/keys", get(admin::list_keys))
         .route("/admin/keys/{prefix}/revoke", post(admin::revoke_key))

@@ -281,6 +281,8 @@ pub struct LicenseeApi;
         crate::admin::add_opt_out,
         crate::admin::remove_opt_out,
         crate::admin::list_violations,
+        crate::admin::apply_terms,
+        crate::admin::show_terms,
         crate::admin::audit_log,
         crate::admin::list_keys,
         crate::admin::revoke_key,

@@ -24,6 +24,8 @@ pub struct Problem {
     pub detail: String,
     /// X's `errors` array: one entry per offending parameter.
     pub errors: Vec<Value>,
+    /// X's machine-readable `reason` on client-forbidden problems.
+    pub reason: Option<&'static str>,
 }
 
 impl Problem {
@@ -36,6 +38,7 @@ impl Problem {
             title: "Invalid Request",
             detail: "One or more parameters to your request was invalid.".into(),
             errors: vec![json!({ "parameters": { name: [value] }, "message": message })],
+            reason: None,
         }
     }
 
@@ -48,6 +51,7 @@ impl Problem {
             title: "Invalid Request",
             detail: message.clone(),
             errors: vec![json!({ "message": message })],
+            reason: None,
         }
     }
 
@@ -69,19 +73,39 @@ impl Problem {
 
     pub fn plain(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
         let detail = detail.into();
-        Problem { status, kind, title, errors: vec![json!({ "message": detail })], detail }
+        Problem { status, kind, title, errors: vec![json!({ "message": detail })], detail, reason: None }
+    }
+
+    /// A refusal by the terms (403, 429), with X's `reason`.
+    pub fn from_refusal(refusal: &datapact_terms::Refusal) -> Self {
+        let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
+        let mut problem = Problem::plain(status, refusal.type_uri, refusal.title, refusal.detail.clone());
+        problem.reason = Some(refusal.reason);
+        problem
     }
 
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut body = json!({
             "title": self.title,
             "detail": self.detail,
             "type": self.kind,
             "status": self.status.as_u16(),
             "errors": self.errors,
-        })
+        });
+        if let Some(reason) = self.reason {
+            body["reason"] = json!(reason);
+        }
+        body
     }
 }
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl std::error::Error for Problem {}
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {

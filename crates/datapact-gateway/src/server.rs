@@ -166,6 +166,7 @@ impl RunningGateway {
         }
         let uses = self.state.keys.take_uses();
         self.state.store.record_key_use(uses).await.context("could not save key use times")?;
+        flush_violations(&self.state).await;
         Ok(())
     }
 }
@@ -177,22 +178,37 @@ async fn refresh_keys(state: AppState, every: Duration) {
     loop {
         interval.tick().await;
         match state.keys.refresh(state.store.as_ref()).await {
-            Ok(true) => tracing::info!("reloaded keys after a change in the store"),
+            Ok(true) => match state.terms.reload(state.store.as_ref()).await {
+                Ok(()) => tracing::info!("reloaded keys and terms after a change in the store"),
+                Err(error) => tracing::warn!(%error, "could not reload terms"),
+            },
             Ok(false) => {}
             Err(error) => tracing::warn!(%error, "could not poll the store for changes"),
         }
     }
 }
 
-/// Writes key `last_used_at` times in batches rather than once per request.
+/// Writes key `last_used_at` times and violations in batches rather than once per request.
 async fn flush_key_uses(state: AppState) {
-    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    let mut interval = tokio::time::interval(Duration::from_millis(500));
+    let mut ticks = 0u64;
     loop {
         interval.tick().await;
-        let uses = state.keys.take_uses();
-        if let Err(error) = state.store.record_key_use(uses).await {
-            tracing::warn!(%error, "could not record key use times");
+        ticks += 1;
+        flush_violations(&state).await;
+        if ticks % 10 == 0 {
+            let uses = state.keys.take_uses();
+            if let Err(error) = state.store.record_key_use(uses).await {
+                tracing::warn!(%error, "could not record key use times");
+            }
         }
+    }
+}
+
+async fn flush_violations(state: &AppState) {
+    let violations = state.terms.take_violations();
+    if let Err(error) = state.store.record_violations(violations).await {
+        tracing::warn!(%error, "could not record violations");
     }
 }
 

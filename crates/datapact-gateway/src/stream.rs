@@ -23,6 +23,7 @@ use crate::auth::Caller;
 use crate::metrics::records_served;
 use crate::params::QueryParams;
 use crate::problem::Problem;
+use crate::terms::Admission;
 
 /// Silence longer than this gets a keep-alive line.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -42,11 +43,13 @@ const PAGE: usize = 500;
 pub async fn sample_stream(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Extension(admission): Extension<Admission>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Problem> {
     let params = QueryParams::parse(query.as_deref())?;
     let view = PostView::from_params(&params)?;
     let backfill_minutes = params.bounded("backfill_minutes", 0, MAX_BACKFILL_MINUTES, 0)?;
+    admission.admit()?;
     let mut wake = state.feed.subscribe();
     // Start where the feed is now, or `backfill_minutes` earlier.
     let mut after = if backfill_minutes > 0 {
@@ -67,13 +70,16 @@ pub async fn sample_stream(
                     return;
                 }
             };
+            let full_page = entries.len() == PAGE;
             if let Some(last) = entries.last() {
                 after = last.seq;
             }
             // New posts only: a correction is not a new post, and deleted posts are never served.
+            let snapshot = state.terms.snapshot();
             let posts: Vec<Post> = entries
                 .into_iter()
                 .filter(|entry| entry.post.revision == 1 && entry.post.deleted_at.is_none())
+                .filter(|entry| !admission.withholds(&snapshot, entry.post.author_id))
                 .map(|entry| entry.post)
                 .collect();
             for post in &posts {
@@ -86,7 +92,7 @@ pub async fn sample_stream(
                 }
                 records_served(&caller.licensee, Endpoint::Stream, 1);
             }
-            if posts.len() == PAGE || after < *wake.borrow() {
+            if full_page || after < *wake.borrow() {
                 continue;
             }
             tokio::select! {

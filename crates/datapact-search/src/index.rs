@@ -9,14 +9,27 @@ use crate::{Cursor, Doc, Filters, ResolvedQuery, SearchPage, SortOrder};
 const ID_BITS: u32 = 30;
 const ID_MASK: u32 = (1 << ID_BITS) - 1;
 
-/// Compact per-post record used to verify phrases, negations and filters.
-#[derive(Clone, Debug)]
-struct Rec {
-    /// Token sequence: bare term id in the low 30 bits, prefix code above.
-    toks: Box<[u32]>,
+/// Compact per-post record (32 bytes) used to verify phrases, negations and
+/// filters; its tokens live in `SearchIndex::arena`.
+#[derive(Clone, Copy, Debug)]
+struct Meta {
     created_at_ms: i64,
     author_id: i64,
+    /// Token sequence `arena[start..start + len]`: bare term id in the low 30
+    /// bits, prefix code above.
+    start: usize,
+    len: u32,
     /// 0 = no language, else index + 1 into `SearchIndex::langs`.
+    lang: u16,
+    is_reply: bool,
+}
+
+/// A post's record with its tokens.
+#[derive(Clone, Copy, Debug)]
+struct Rec<'a> {
+    toks: &'a [u32],
+    created_at_ms: i64,
+    author_id: i64,
     lang: u16,
     is_reply: bool,
 }
@@ -25,9 +38,26 @@ struct Rec {
 ///
 /// Postings are sorted vectors of post ids per term (bare and
 /// `#`/`@`/`$`-prefixed forms) and per author. Evaluation walks candidates
-/// in descending id order with "largest id ≤ x" seeks: leapfrog
+/// in descending id order with "largest id ≤ x" seeks (galloping): leapfrog
 /// intersection for AND, maximum for OR; phrases, negations, `lang:`,
-/// `is:reply` and the filters are checked on each candidate's compact record.
+/// `is:reply` and the filters are checked on each candidate's compact record
+/// (token ids, time, author, language, reply flag).
+///
+/// Cost model:
+/// - Recency stops after `limit + 1` matches. Relevancy does too when every
+///   keyword/phrase is required (no `OR`: all matches score the same), and
+///   with up to 4 distinct keywords/phrases walks score levels from the top
+///   (the top level intersects all of them), each stopping after the page;
+///   with more, it scores every match, then selects.
+/// - `start_ms`/`end_ms` become id bounds while posts have been inserted in
+///   increasing id order with non-decreasing `created_at` (Snowflake ids, the
+///   usual ingest); after one out-of-order insert (or a replacement that
+///   changes `created_at`) they are checked per candidate only, which costs
+///   a walk over the matches newer than `end_ms`.
+/// - Updates append in O(1) when ids arrive in increasing order; an
+///   out-of-order insert or a removal shifts the affected posting vectors.
+/// - Memory: about 330 MB for 1M demo posts (see `examples/latency.rs`);
+///   postings grow by 1/8 rather than doubling.
 #[derive(Clone, Debug, Default)]
 pub struct SearchIndex {
     terms: HashMap<Box<str>, u32>,
@@ -36,10 +66,32 @@ pub struct SearchIndex {
     postings: Vec<Vec<i64>>,
     authors: HashMap<i64, Vec<i64>>,
     langs: Vec<Box<str>>,
-    docs: HashMap<i64, Rec>,
+    /// Post id → index into `metas`.
+    slots: HashMap<i64, u32>,
+    metas: Vec<Meta>,
+    /// Unused `metas` entries (removed posts).
+    free: Vec<u32>,
+    /// Token sequences of all posts, back to back.
+    arena: Vec<u32>,
+    /// Arena entries no longer referenced (replaced or removed posts).
+    garbage: usize,
+    /// (id, created_at_ms) of every post ever inserted, while ids and
+    /// creation times have both only increased (cleared, and
+    /// `time_unordered` set, the first time they do not): it turns
+    /// start/end times into id bounds.
+    timeline: Vec<(i64, i64)>,
+    time_unordered: bool,
+}
+
+fn reserve_slowly<T>(v: &mut Vec<T>, extra: usize) {
+    if v.capacity() - v.len() < extra {
+        v.reserve_exact(extra.max(v.len() / 8).max(4));
+    }
 }
 
 fn insert_sorted(v: &mut Vec<i64>, id: i64) {
+    // Grow by 1/8 rather than doubling: postings are most of the memory.
+    reserve_slowly(v, 1);
     match v.last() {
         None => v.push(id),
         Some(&last) if last < id => v.push(id),
@@ -65,17 +117,17 @@ impl SearchIndex {
 
     /// Number of posts in the index.
     pub fn len(&self) -> usize {
-        self.docs.len()
+        self.slots.len()
     }
 
     /// Whether the index holds no post.
     pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
+        self.slots.is_empty()
     }
 
     /// Whether a post with this id is indexed.
     pub fn contains(&self, id: i64) -> bool {
-        self.docs.contains_key(&id)
+        self.slots.contains_key(&id)
     }
 
     fn intern(&mut self, term: &str) -> u32 {
@@ -140,21 +192,15 @@ impl SearchIndex {
         new_terms.sort_unstable();
         new_terms.dedup();
         let lang = self.lang_id(doc.lang.as_deref());
-        let rec = Rec {
-            toks: seq.into_boxed_slice(),
-            created_at_ms: doc.created_at_ms,
-            author_id: doc.author_id,
-            lang,
-            is_reply: doc.is_reply,
-        };
         let id = doc.id;
-        let old_terms = match self.docs.get(&id) {
-            Some(old) => {
-                let terms = self.posting_terms(&old.toks);
-                if old.author_id != rec.author_id {
-                    let a = old.author_id;
-                    self.remove_author(a, id);
+        let old = self.slots.get(&id).map(|&slot| self.metas[slot as usize]);
+        let old_terms = match old {
+            Some(m) => {
+                let terms = self.posting_terms(&self.arena[m.start..m.start + m.len as usize]);
+                if m.author_id != doc.author_id {
+                    self.remove_author(m.author_id, id);
                 }
+                self.garbage += m.len as usize;
                 terms
             }
             None => Vec::new(),
@@ -169,8 +215,100 @@ impl SearchIndex {
                 insert_sorted(&mut self.postings[t as usize], id);
             }
         }
-        insert_sorted(self.authors.entry(rec.author_id).or_default(), id);
-        self.docs.insert(id, rec);
+        insert_sorted(self.authors.entry(doc.author_id).or_default(), id);
+        self.track_time(id, doc.created_at_ms, old.map(|m| m.created_at_ms));
+        reserve_slowly(&mut self.arena, seq.len());
+        let meta = Meta {
+            created_at_ms: doc.created_at_ms,
+            author_id: doc.author_id,
+            start: self.arena.len(),
+            len: u32::try_from(seq.len()).expect("fewer than 2^32 tokens in a post"),
+            lang,
+            is_reply: doc.is_reply,
+        };
+        self.arena.extend_from_slice(&seq);
+        match self.slots.get(&id) {
+            Some(&slot) => self.metas[slot as usize] = meta,
+            None => {
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.metas[slot as usize] = meta;
+                        slot
+                    }
+                    None => {
+                        reserve_slowly(&mut self.metas, 1);
+                        self.metas.push(meta);
+                        u32::try_from(self.metas.len() - 1).expect("fewer than 2^32 posts")
+                    }
+                };
+                self.slots.insert(id, slot);
+            }
+        }
+        self.maybe_compact();
+    }
+
+    fn track_time(&mut self, id: i64, created: i64, old_created: Option<i64>) {
+        if self.time_unordered {
+            return;
+        }
+        let ordered = match old_created {
+            Some(old) => old == created,
+            None => self.timeline.last().is_none_or(|&(i, c)| id > i && created >= c),
+        };
+        if !ordered {
+            self.time_unordered = true;
+            self.timeline = Vec::new();
+        } else if old_created.is_none() {
+            reserve_slowly(&mut self.timeline, 1);
+            self.timeline.push((id, created));
+        }
+    }
+
+    /// Id bounds (exclusive lower, inclusive upper) implied by the time
+    /// filters when creation time grows with id.
+    fn time_bounds(&self, f: &Filters) -> (Option<i64>, Option<i64>) {
+        if self.time_unordered {
+            return (None, None);
+        }
+        let t = &self.timeline;
+        let lower = f.start_ms.and_then(|s| {
+            let i = t.partition_point(|e| e.1 < s);
+            (i > 0).then(|| t[i - 1].0)
+        });
+        let upper = f.end_ms.and_then(|e| {
+            let i = t.partition_point(|x| x.1 < e);
+            t.get(i).map(|x| x.0 - 1)
+        });
+        (lower, upper)
+    }
+
+    /// Rewrites the token arena without garbage once garbage is most of it.
+    fn maybe_compact(&mut self) {
+        if self.garbage < 1024 || self.garbage * 2 < self.arena.len() {
+            return;
+        }
+        let mut live: Vec<u32> = self.slots.values().copied().collect();
+        live.sort_unstable();
+        let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
+        for slot in live {
+            let m = &mut self.metas[slot as usize];
+            let start = arena.len();
+            arena.extend_from_slice(&self.arena[m.start..m.start + m.len as usize]);
+            m.start = start;
+        }
+        self.arena = arena;
+        self.garbage = 0;
+    }
+
+    fn rec(&self, id: i64) -> Option<Rec<'_>> {
+        let m = self.metas[*self.slots.get(&id)? as usize];
+        Some(Rec {
+            toks: &self.arena[m.start..m.start + m.len as usize],
+            created_at_ms: m.created_at_ms,
+            author_id: m.author_id,
+            lang: m.lang,
+            is_reply: m.is_reply,
+        })
     }
 
     fn remove_author(&mut self, author: i64, id: i64) {
@@ -184,21 +322,36 @@ impl SearchIndex {
 
     /// Removes a post; it never matches again. Unknown ids are ignored.
     pub fn remove(&mut self, id: i64) {
-        let Some(old) = self.docs.remove(&id) else { return };
-        for t in self.posting_terms(&old.toks) {
+        let Some(slot) = self.slots.remove(&id) else { return };
+        let m = self.metas[slot as usize];
+        for t in self.posting_terms(&self.arena[m.start..m.start + m.len as usize]) {
             remove_sorted(&mut self.postings[t as usize], id);
         }
-        self.remove_author(old.author_id, id);
+        self.remove_author(m.author_id, id);
+        self.garbage += m.len as usize;
+        self.free.push(slot);
+        self.maybe_compact();
     }
 
     /// Approximate heap bytes used by the index (postings, records and dictionaries).
     pub fn heap_bytes(&self) -> usize {
-        let postings: usize = self.postings.iter().map(|v| v.capacity() * 8 + 24).sum();
-        let authors: usize = self.authors.values().map(|v| v.capacity() * 8 + 40).sum();
-        let terms: usize = self.terms.keys().map(|k| k.len() + 16 + 4 + 1).sum();
-        let recs = self.docs.capacity() * (8 + std::mem::size_of::<Rec>() + 1)
-            + self.docs.values().map(|r| r.toks.len() * 4).sum::<usize>();
-        postings + authors + terms + recs
+        self.heap_breakdown().iter().map(|x| x.1).sum()
+    }
+
+    /// [`SearchIndex::heap_bytes`] by part.
+    #[doc(hidden)]
+    pub fn heap_breakdown(&self) -> Vec<(&'static str, usize)> {
+        let postings: usize =
+            self.postings.capacity() * 24 + self.postings.iter().map(|v| v.capacity() * 8).sum::<usize>();
+        let authors: usize =
+            self.authors.capacity() * 33 + self.authors.values().map(|v| v.capacity() * 8).sum::<usize>();
+        let terms: usize = self.terms.capacity() * 25
+            + self.terms.keys().map(|k| k.len()).sum::<usize>()
+            + self.prefixed.capacity() * 9;
+        let recs =
+            self.slots.capacity() * 17 + self.metas.capacity() * std::mem::size_of::<Meta>() + self.free.capacity() * 4;
+        let toks = self.arena.capacity() * 4;
+        vec![("postings", postings), ("authors", authors), ("terms", terms), ("doc_table", recs), ("doc_tokens", toks)]
     }
 
     fn compile(&self, e: &Expr<Option<i64>>) -> C {
@@ -271,106 +424,150 @@ impl SearchIndex {
         after: Option<&Cursor>,
     ) -> SearchPage {
         let limit = limit.max(1);
-        if after.is_some_and(|c| c.sort != sort) {
-            return SearchPage { ids: Vec::new(), next: None };
+        let empty = SearchPage { ids: Vec::new(), next: None };
+        if after.is_some_and(|c| c.sort != sort) || filters.until_id == Some(i64::MIN) {
+            return empty;
         }
         let c = self.compile(&query.0);
-        let mut upper = filters.until_id.map_or(i64::MAX, |u| u.saturating_sub(1));
-        if filters.until_id == Some(i64::MIN) {
-            return SearchPage { ids: Vec::new(), next: None };
-        }
-        if sort == SortOrder::Recency {
-            if let Some(cur) = after {
-                if cur.id == i64::MIN {
-                    return SearchPage { ids: Vec::new(), next: None };
-                }
+        let phrases = positive_phrases(&c);
+        // When every positive phrase is required (no OR above any of them),
+        // every match has the same relevance and relevancy order is recency
+        // order: walk newest first and stop after one page.
+        let constant_score = match sort {
+            SortOrder::Recency => Some(0),
+            SortOrder::Relevancy => {
+                let mut req = Vec::new();
+                required_phrases(&c, &mut req);
+                phrases.iter().all(|p| req.contains(&p.0)).then_some(phrases.len() as u32)
+            }
+        };
+        let mut upper = filters.until_id.map_or(i64::MAX, |u| u - 1);
+        let (time_lower, time_upper) = self.time_bounds(filters);
+        upper = upper.min(time_upper.unwrap_or(i64::MAX));
+        let lower = filters.since_id.max(time_lower);
+        if let (Some(score), Some(cur)) = (constant_score, after) {
+            if cur.score < score || (cur.score == score && cur.id == i64::MIN) {
+                return empty;
+            }
+            if cur.score == score {
                 upper = upper.min(cur.id - 1);
             }
         }
-        let all_ids;
-        let mut driver = match self.driver(&c) {
-            Some(d) => d,
-            None => {
-                // Unreachable for parsed queries (every branch has a keyword,
-                // phrase or from:), kept for completeness.
-                let mut v: Vec<i64> = self.docs.keys().copied().collect();
-                v.sort_unstable();
-                all_ids = v;
-                Driver::List(Seek::new(&all_ids))
-            }
+        // Parsed queries always have a driver (every branch has a keyword,
+        // phrase or from:); all ids is the fallback, kept for completeness.
+        let all_ids: Vec<i64> = if self.driver(&c).is_none() {
+            let mut v: Vec<i64> = self.slots.keys().copied().collect();
+            v.sort_unstable();
+            v
+        } else {
+            Vec::new()
         };
-        let accept = |id: i64| -> Option<&Rec> {
-            let r = self.docs.get(&id)?;
+        let full_driver = || match self.driver(&c) {
+            Some(d) => d,
+            None => Driver::List(Seek::new(&all_ids)),
+        };
+        let accept = |id: i64| -> Option<Rec<'_>> {
+            let r = self.rec(id)?;
             if filters.start_ms.is_some_and(|s| r.created_at_ms < s)
                 || filters.end_ms.is_some_and(|e| r.created_at_ms >= e)
-                || !eval(&c, r)
+                || !eval(&c, &r)
             {
                 return None;
             }
             Some(r)
         };
-        let mut bound = upper;
-        match sort {
-            SortOrder::Recency => {
-                let mut ids = Vec::with_capacity(limit + 1);
-                while ids.len() <= limit {
-                    let Some(id) = driver.seek(bound) else { break };
-                    if filters.since_id.is_some_and(|s| id <= s) {
-                        break;
-                    }
-                    if accept(id).is_some() {
-                        ids.push(id);
-                    }
-                    if id == i64::MIN {
-                        break;
-                    }
-                    bound = id - 1;
+        // Calls `f` for every match ≤ `upper`, newest first, until it returns false.
+        let walk = |driver: &mut Driver<'_>, upper: i64, f: &mut dyn FnMut(i64, &Rec<'_>) -> bool| {
+            let mut bound = upper;
+            while let Some(id) = driver.seek(bound) {
+                if lower.is_some_and(|s| id <= s) {
+                    break;
                 }
-                let next = if ids.len() > limit {
-                    ids.truncate(limit);
-                    Some(Cursor { sort, score: 0, id: ids[limit - 1] })
-                } else {
-                    None
-                };
-                SearchPage { ids, next }
+                if let Some(r) = accept(id) {
+                    if !f(id, &r) {
+                        break;
+                    }
+                }
+                if id == i64::MIN {
+                    break;
+                }
+                bound = id - 1;
             }
-            SortOrder::Relevancy => {
-                let phrases = positive_phrases(&c);
-                let mut hits: Vec<(u32, i64)> = Vec::new();
-                loop {
-                    let Some(id) = driver.seek(bound) else { break };
-                    if filters.since_id.is_some_and(|s| id <= s) {
-                        break;
-                    }
-                    if let Some(r) = accept(id) {
-                        let score = phrases.iter().filter(|p| contains(&r.toks, p)).count() as u32;
-                        let after_cursor = after.is_none_or(|cur| (score, id) < (cur.score, cur.id));
-                        if after_cursor {
-                            hits.push((score, id));
-                        }
-                    }
-                    if id == i64::MIN {
-                        break;
-                    }
-                    bound = id - 1;
-                }
-                let more = hits.len() > limit;
-                if more {
-                    hits.select_nth_unstable_by(limit, |a, b| b.cmp(a));
-                    hits.truncate(limit);
-                }
-                hits.sort_unstable_by(|a, b| b.cmp(a));
-                let next = if more {
-                    let &(score, id) = hits.last().expect("non-empty page");
-                    Some(Cursor { sort, score, id })
-                } else {
-                    None
-                };
-                SearchPage { ids: hits.into_iter().map(|h| h.1).collect(), next }
-            }
+        };
+        let score_of = |r: &Rec<'_>| phrases.iter().filter(|p| contains(r.toks, p.0)).count() as u32;
+        let page = |mut hits: Vec<(u32, i64)>| {
+            let next = if hits.len() > limit {
+                hits.truncate(limit);
+                let (score, id) = hits[limit - 1];
+                Some(Cursor { sort, score, id })
+            } else {
+                None
+            };
+            SearchPage { ids: hits.into_iter().map(|h| h.1).collect(), next }
+        };
+        if let Some(score) = constant_score {
+            let mut hits = Vec::with_capacity(limit + 1);
+            walk(&mut full_driver(), upper, &mut |id, _| {
+                hits.push((score, id));
+                hits.len() <= limit
+            });
+            return page(hits);
         }
+        let k = phrases.len() as u32;
+        if k <= MAX_LEVELS {
+            // Score level by level, newest first within a level, stopping
+            // once the page is full. Matches at the top level contain every
+            // positive phrase, so their walk also intersects those phrases.
+            let mut hits = Vec::with_capacity(limit + 1);
+            for level in (0..=after.map_or(k, |cur| cur.score.min(k))).rev() {
+                let mut upper = upper;
+                if let Some(cur) = after.filter(|cur| cur.score == level) {
+                    if cur.id == i64::MIN {
+                        continue;
+                    }
+                    upper = upper.min(cur.id - 1);
+                }
+                let mut driver = full_driver();
+                if level == k && k > 0 {
+                    let mut ds = vec![driver];
+                    for (_, lists) in &phrases {
+                        ds.extend(lists.iter().map(|&l| Driver::List(Seek::new(&self.postings[l as usize]))));
+                    }
+                    driver = and_driver(ds);
+                }
+                walk(&mut driver, upper, &mut |id, r| {
+                    if score_of(r) == level {
+                        hits.push((level, id));
+                    }
+                    hits.len() <= limit
+                });
+                if hits.len() > limit {
+                    break;
+                }
+            }
+            return page(hits);
+        }
+        // Many phrases: score every match, then select.
+        let mut hits: Vec<(u32, i64)> = Vec::new();
+        walk(&mut full_driver(), upper, &mut |id, r| {
+            let score = score_of(r);
+            if after.is_none_or(|cur| (score, id) < (cur.score, cur.id)) {
+                hits.push((score, id));
+            }
+            true
+        });
+        if hits.len() > limit + 1 {
+            hits.select_nth_unstable_by(limit, |a, b| b.cmp(a));
+            hits.truncate(limit + 1);
+        }
+        hits.sort_unstable_by(|a, b| b.cmp(a));
+        page(hits)
     }
 }
+
+/// Up to this many distinct positive phrases, relevancy walks score levels
+/// (each stopping early) instead of scoring every match.
+const MAX_LEVELS: u32 = 4;
 
 /// A query compiled against the index's dictionaries.
 #[derive(Debug)]
@@ -386,17 +583,31 @@ enum C {
     Never,
 }
 
-fn positive_phrases(c: &C) -> Vec<&[(u32, u32)]> {
-    fn walk<'a>(c: &'a C, out: &mut Vec<&'a [(u32, u32)]>) {
+/// A compiled phrase: (bare term id, prefix code) per position, and its
+/// distinct posting lists.
+type PhraseRef<'a> = (&'a [(u32, u32)], &'a [u32]);
+
+/// Distinct phrases not under a negation.
+fn positive_phrases(c: &C) -> Vec<PhraseRef<'_>> {
+    fn walk<'a>(c: &'a C, out: &mut Vec<PhraseRef<'a>>) {
         match c {
             C::And(v) | C::Or(v) => v.iter().for_each(|c| walk(c, out)),
-            C::Phrase(p, _) if !out.contains(&&p[..]) => out.push(p),
+            C::Phrase(p, l) if !out.iter().any(|o| o.0 == &p[..]) => out.push((p, l)),
             _ => {}
         }
     }
     let mut out = Vec::new();
     walk(c, &mut out);
     out
+}
+
+/// Phrases that every match must contain (reached through AND only).
+fn required_phrases<'a>(c: &'a C, out: &mut Vec<&'a [(u32, u32)]>) {
+    match c {
+        C::And(v) => v.iter().for_each(|c| required_phrases(c, out)),
+        C::Phrase(p, _) => out.push(p),
+        _ => {}
+    }
 }
 
 fn tok_matches(doc: u32, (bare, prefix): (u32, u32)) -> bool {
@@ -410,12 +621,12 @@ fn contains(toks: &[u32], phrase: &[(u32, u32)]) -> bool {
     toks.windows(phrase.len()).any(|w| w.iter().zip(phrase).all(|(&d, &q)| tok_matches(d, q)))
 }
 
-fn eval(c: &C, r: &Rec) -> bool {
+fn eval(c: &C, r: &Rec<'_>) -> bool {
     match c {
         C::And(v) => v.iter().all(|c| eval(c, r)),
         C::Or(v) => v.iter().any(|c| eval(c, r)),
         C::Not(c) => !eval(c, r),
-        C::Phrase(p, _) => contains(&r.toks, p),
+        C::Phrase(p, _) => contains(r.toks, p),
         C::From(a) => r.author_id == *a,
         C::Lang(l) => r.lang == *l,
         C::IsReply => r.is_reply,

@@ -213,3 +213,41 @@ fn pagination_and_cursor_kinds() {
     let p = ix.search(&q, &Filters::default(), SortOrder::Recency, 10, None);
     assert!(p.next.is_none(), "no next when the page ends the set exactly");
 }
+
+#[test]
+fn churn_compacts_and_stays_exact() {
+    // Many replacements and removals: exercises the record arena compaction.
+    let words = ["a", "b", "c", "#d", "e-f", "g"];
+    let mut model = std::collections::BTreeMap::new();
+    let mut ix = SearchIndex::new();
+    let mut x: u64 = 42;
+    let mut rnd = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let queries: Vec<_> = ["a", "a b", "\"a b\" OR d", "#d -c", "e-f OR g -a", "(a OR b) (c OR g)"]
+        .iter()
+        .map(|q| parse(q).unwrap().resolve(|_| None))
+        .collect();
+    for step in 0..20_000 {
+        let id = rnd(60) as i64;
+        if rnd(5) == 0 {
+            model.remove(&id);
+            ix.remove(id);
+        } else {
+            let text: Vec<&str> = (0..rnd(30)).map(|_| words[rnd(6) as usize]).collect();
+            let d = doc(id, &text.join(" "));
+            model.insert(id, d.clone());
+            ix.upsert(d);
+        }
+        if step % 997 == 0 {
+            for q in &queries {
+                let want: Vec<i64> = model.values().rev().filter(|d| matches(q, d)).map(|d| d.id).collect();
+                assert_eq!(ix.search(q, &Filters::default(), SortOrder::Recency, 100, None).ids, want);
+            }
+        }
+    }
+    assert_eq!(ix.len(), model.len());
+}

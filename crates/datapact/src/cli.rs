@@ -44,6 +44,22 @@ pub enum Command {
     /// Manage licensee API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Create and update plans and licensees from a terms file (TOML).
+    Apply {
+        file: PathBuf,
+        /// Print what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also remove plans missing from the file, and the agreements of licensees missing from it.
+        #[arg(long)]
+        prune: bool,
+        /// Print the changes as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The terms in force.
+    #[command(subcommand)]
+    Terms(TermsCommand),
     /// Author opt-outs.
     #[command(subcommand)]
     Author(AuthorCommand),
@@ -148,6 +164,15 @@ pub enum LicenseeCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum TermsCommand {
+    /// Print the terms as a file `datapact apply` takes back unchanged, or (--json) every agreement in force.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum AuthorCommand {
     /// The author's posts are never served to keys with this purpose.
     OptOut {
@@ -171,9 +196,10 @@ pub enum KeyCommand {
         /// Expiry: a date (2027-01-31, midnight UTC) or an RFC 3339 time.
         #[arg(long)]
         expires: Option<String>,
-        /// What the key's requests are for (RSL: all, ai-all, ai-train, ai-input, ai-index, search).
-        #[arg(long, default_value = "search")]
-        purpose: String,
+        /// What the key's requests are for (RSL: all, ai-all, ai-train, ai-input, ai-index, search); it must be
+        /// granted by the licensee's agreement. Default: the agreement's only purpose.
+        #[arg(long)]
+        purpose: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -16,7 +16,7 @@ use datapact_store::ops::{IngestBatcher, LineRejection, backup_data_dir, issue_k
 use datapact_store::{Change, IngestEffect, SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{AuthorCommand, Cli, Command, IngestArgs, KeyCommand, LicenseeCommand, ServeArgs};
+use crate::cli::{AuthorCommand, Cli, Command, IngestArgs, KeyCommand, LicenseeCommand, ServeArgs, TermsCommand};
 use crate::{admin_token, demo};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -40,6 +40,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete { ids } => delete(&ids, store.as_ref(), clock.now()).await,
         Command::Licensee(command) => licensee(command, store.as_ref(), clock.now()).await,
         Command::Key(command) => key(command, store.as_ref(), clock.now()).await,
+        Command::Apply { file, dry_run, prune, json } => {
+            apply(&file, dry_run, prune, json, store.as_ref(), clock.now()).await
+        }
+        Command::Terms(TermsCommand::Show { json }) => terms_show(json, store.as_ref()).await,
         Command::Author(command) => author(command, store.as_ref(), clock.now()).await,
         Command::Violations { licensee, json } => violations(licensee.as_deref(), json, store.as_ref()).await,
         Command::Audit { limit, json } => audit(limit, json, store.as_ref()).await,
@@ -78,10 +82,12 @@ async fn serve(
     };
     let admin_token = admin_token::load_or_create(data_dir)?;
     let keys = Arc::new(KeyCache::load(store.as_ref()).await?);
+    let terms = Arc::new(datapact_gateway::terms::TermsCache::load(store.as_ref()).await?);
     let state = AppState {
         store,
         clock,
         keys,
+        terms,
         admin_token: admin_token.into(),
         data_dir: data_dir.into(),
         test_clock,
@@ -327,6 +333,41 @@ async fn licensee(command: LicenseeCommand, store: &dyn Store, now: Timestamp) -
     Ok(ExitCode::SUCCESS)
 }
 
+async fn apply(
+    file: &Path,
+    dry_run: bool,
+    prune: bool,
+    json: bool,
+    store: &dyn Store,
+    now: Timestamp,
+) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let diff = datapact_gateway::terms::apply_terms_text(store, &text, prune, dry_run, &cli_change(now))
+        .await
+        .map_err(|problem| anyhow::anyhow!("{}: {problem}", file.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&diff)?);
+    } else {
+        print!("{}", diff.render());
+        if dry_run {
+            println!("(dry run: nothing was changed)");
+        } else if !diff.is_empty() {
+            println!("applied; running gateways enforce it within a second");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn terms_show(json: bool, store: &dyn Store) -> anyhow::Result<ExitCode> {
+    if json {
+        let agreements = datapact_gateway::terms::agreements(store).await?;
+        println!("{}", serde_json::to_string_pretty(&agreements)?);
+    } else {
+        print!("{}", datapact_gateway::terms::current_terms(store).await?.to_toml());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn author(command: AuthorCommand, store: &dyn Store, now: Timestamp) -> anyhow::Result<ExitCode> {
     let (username, purpose, opted_out) = match command {
         AuthorCommand::OptOut { username, purpose } => (username, purpose, true),
@@ -387,7 +428,8 @@ async fn key(command: KeyCommand, store: &dyn Store, now: Timestamp) -> anyhow::
     match command {
         KeyCommand::Issue { licensee, expires, purpose, json } => {
             let expires_at = expires.as_deref().map(parse_date_or_time).transpose()?;
-            let (key, record) = issue_key(store, &licensee, &purpose, expires_at, &cli_change(now)).await?;
+            let purpose = datapact_gateway::terms::key_purpose(store, &licensee, purpose.as_deref()).await?;
+            let (key, record) = issue_key(store, &licensee, purpose.as_str(), expires_at, &cli_change(now)).await?;
             if json {
                 println!(
                     "{}",

@@ -13,8 +13,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::DemoCorpusArgs;
 
-/// The demo licensees, created on first start.
-pub const DEMO_LICENSEES: [&str; 3] = ["nimbus", "orchid", "acme"];
+/// The demo licensees (created by the demo terms on first start) and the purpose of their keys.
+pub const DEMO_LICENSEES: [(&str, &str); 3] = [("nimbus", "ai-train"), ("orchid", "ai-input"), ("acme", "search")];
+/// Applied on the first start only: later changes to the terms are the operator's.
+const DEMO_TERMS: &str = include_str!("demo_terms.toml");
 
 /// Fills an empty store with the demo corpus (posts up to today), makes sure the demo licensees
 /// exist, and issues each a fresh key (earlier demo keys keep working).
@@ -40,12 +42,14 @@ pub async fn prepare(store: &dyn Store, clock: &dyn Clock) -> anyhow::Result<Vec
         anyhow::ensure!(rejected.is_empty(), "the demo corpus had rejected lines: {:?}", rejected.first());
         tracing::info!(counts = ?batcher.counts(), "demo corpus ingested");
     }
+    let change = crate::commands::cli_change(clock.now());
+    if store.terms_state().await?.plans.is_empty() {
+        datapact_gateway::terms::apply_terms_text(store, DEMO_TERMS, false, false, &change).await?;
+    }
     let mut keys = Vec::new();
-    for name in DEMO_LICENSEES {
-        if store.licensee(name).await?.is_none() {
-            store.create_licensee(name, &crate::commands::cli_change(clock.now())).await?;
-        }
-        let (key, _) = issue_key(store, name, "search", None, &crate::commands::cli_change(clock.now())).await?;
+    for (name, purpose) in DEMO_LICENSEES {
+        let purpose = datapact_gateway::terms::key_purpose(store, name, Some(purpose)).await?;
+        let (key, _) = issue_key(store, name, purpose.as_str(), None, &change).await?;
         keys.push((name.to_owned(), key));
     }
     Ok(keys)

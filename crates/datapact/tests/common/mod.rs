@@ -78,14 +78,36 @@ pub fn write_lines(path: &Path, lines: &[String]) {
     }
 }
 
-/// A data dir holding the standard corpus and one licensee `acme`; returns (dir, acme's key).
+/// Terms that let `acme` do anything, with limits no test reaches unless it means to.
+pub const OPEN_TERMS: &str = r#"
+[[plan]]
+name = "open"
+rate_limits = { search = "100000/15m", lookup = "100000/15m", timeline = "100000/15m", users = "100000/15m", stream = "100000/15m", usage = "100000/15m" }
+endpoints = ["search", "lookup", "timeline", "users", "stream", "usage"]
+purposes = ["all"]
+
+[[licensee]]
+name = "acme"
+plan = "open"
+"#;
+
+/// Applies `terms` (TOML text) to `data_dir` through the CLI.
+pub fn apply_terms(data_dir: &Path, terms: &str) -> String {
+    let file = data_dir.with_extension(format!("terms-{}.toml", std::process::id()));
+    std::fs::create_dir_all(data_dir).unwrap();
+    std::fs::write(&file, terms).unwrap();
+    datapact_ok(data_dir, &["apply", file.to_str().unwrap()])
+}
+
+/// A data dir holding the standard corpus and one licensee `acme` under [`OPEN_TERMS`];
+/// returns (dir, acme's key).
 pub fn seeded_data_dir() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus.jsonl");
     write_lines(&corpus, &corpus_lines());
     let data = dir.path().join("data");
     datapact_ok(&data, &["ingest", "--quiet", corpus.to_str().unwrap()]);
-    datapact_ok(&data, &["licensee", "create", "acme"]);
+    apply_terms(&data, OPEN_TERMS);
     let key = datapact_ok(&data, &["key", "issue", "acme"]).trim().to_owned();
     (dir, key)
 }

@@ -50,14 +50,14 @@ pub fn build(posts: usize) -> (SearchIndex, Vec<(String, u32)>) {
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 }
 
@@ -66,7 +66,7 @@ impl Rng {
 /// word, so frequent words are heavily represented.
 pub fn term(df: &[(String, u32)], rng: &mut Rng, max_rank: usize) -> String {
     let max = max_rank.min(df.len()) as f64;
-    let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
     let rank = (max.powf(u) - 1.0) as usize;
     df[rank.min(df.len() - 1)].0.clone()
 }

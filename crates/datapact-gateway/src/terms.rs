@@ -1,0 +1,385 @@
+//! Terms on every request: the agreement cache, the decision order, rate limits and their
+//! headers, author opt-outs and violations.
+//!
+//! Order (ARCHITECTURE.md): 401 key → 403 blocked / outside term / network / endpoint / purpose
+//! ([`enforce`], before the handler) → 400 parameters (the handler) → 429 rate limit
+//! ([`Admission::admit`], called by the handler once its parameters are valid). Every
+//! authenticated response carries the endpoint's rate-limit headers.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use datapact_core::purpose::Purpose;
+use datapact_core::{Endpoint, LicenseeStatus, Timestamp, UserId};
+use datapact_store::{Store, StoreResult, TermsState, ViolationEvent};
+use datapact_terms::{Agreement, Plan, RateDecision, RateLimit, RateLimiter, Refusal, RequestFacts, decide};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::client_addr::ClientAddr;
+use crate::problem::Problem;
+
+/// What the gateway knows of one licensee's rights.
+#[derive(Clone, Debug)]
+pub struct LicenseeState {
+    pub name: String,
+    pub status: LicenseeStatus,
+    pub reason: String,
+    /// `None`: no agreement in force (never applied, pruned, or unreadable).
+    pub agreement: Option<Agreement>,
+}
+
+#[derive(Default, Debug)]
+pub struct TermsSnapshot {
+    pub licensees: HashMap<i64, LicenseeState>,
+    opt_outs: HashMap<UserId, Vec<Purpose>>,
+}
+
+impl TermsSnapshot {
+    /// Builds the snapshot from the store's terms and opt-outs. A stored record that no longer
+    /// reads leaves its licensee without an agreement (refused), never with a looser one.
+    pub fn build(state: &TermsState, opt_outs: &[(UserId, String)]) -> TermsSnapshot {
+        let plans: HashMap<&str, Plan> = state
+            .plans
+            .iter()
+            .filter_map(|(name, body)| match serde_json::from_value::<Plan>(body.clone()) {
+                Ok(plan) => Some((name.as_str(), plan)),
+                Err(error) => {
+                    tracing::error!(plan = %name, %error, "stored plan is unreadable; its licensees are refused");
+                    None
+                }
+            })
+            .collect();
+        let licensees = state
+            .licensees
+            .iter()
+            .map(|stored| {
+                let agreement = stored.terms.as_ref().and_then(|body| {
+                    let terms = serde_json::from_value::<datapact_terms::LicenseeTerms>(body.clone()).ok()?;
+                    let plan = plans.get(terms.plan.as_str())?;
+                    Agreement::resolve(plan, &terms)
+                        .inspect_err(
+                            |error| tracing::error!(licensee = %stored.name, %error, "agreement does not resolve"),
+                        )
+                        .ok()
+                });
+                let state = LicenseeState {
+                    name: stored.name.clone(),
+                    status: stored.status,
+                    reason: stored.reason.clone(),
+                    agreement,
+                };
+                (stored.id, state)
+            })
+            .collect();
+        let mut by_author: HashMap<UserId, Vec<Purpose>> = HashMap::new();
+        for (author, purpose) in opt_outs {
+            if let Some(purpose) = Purpose::parse(purpose) {
+                by_author.entry(*author).or_default().push(purpose);
+            }
+        }
+        TermsSnapshot { licensees, opt_outs: by_author }
+    }
+
+    /// Whether `author`'s posts are withheld from a key with `purpose` (they opted out of a use it covers).
+    pub fn withheld(&self, author: UserId, purpose: Purpose) -> bool {
+        self.opt_outs.get(&author).is_some_and(|opted| opted.iter().any(|opt_out| opt_out.overlaps(purpose)))
+    }
+
+    pub fn has_opt_outs(&self) -> bool {
+        !self.opt_outs.is_empty()
+    }
+}
+
+/// The agreements in force and the state that must survive their reloads (rate counters).
+pub struct TermsCache {
+    snapshot: ArcSwap<TermsSnapshot>,
+    /// Outside the snapshot: reloading terms never resets a counter.
+    limiter: RateLimiter<i64>,
+    violations: Mutex<Vec<ViolationEvent>>,
+}
+
+impl TermsCache {
+    pub async fn load(store: &dyn Store) -> StoreResult<Self> {
+        let cache = TermsCache {
+            snapshot: ArcSwap::from_pointee(TermsSnapshot::default()),
+            limiter: RateLimiter::new(),
+            violations: Mutex::new(Vec::new()),
+        };
+        cache.reload(store).await?;
+        Ok(cache)
+    }
+
+    pub async fn reload(&self, store: &dyn Store) -> StoreResult<()> {
+        let state = store.terms_state().await?;
+        let opt_outs = store.opt_outs().await?;
+        self.snapshot.store(Arc::new(TermsSnapshot::build(&state, &opt_outs)));
+        Ok(())
+    }
+
+    pub fn snapshot(&self) -> Arc<TermsSnapshot> {
+        self.snapshot.load_full()
+    }
+
+    fn record(&self, licensee_id: i64, refusal: &Refusal, at: Timestamp, request_id: &str, client: IpAddr) {
+        if let Ok(mut pending) = self.violations.lock() {
+            pending.push(ViolationEvent {
+                licensee_id,
+                kind: refusal.kind.as_str().to_owned(),
+                at,
+                request_id: request_id.to_owned(),
+                client: client.to_string(),
+            });
+        }
+    }
+
+    /// Violations seen since the last call, for the store.
+    pub fn take_violations(&self) -> Vec<ViolationEvent> {
+        self.violations.lock().map(|mut pending| std::mem::take(&mut *pending)).unwrap_or_default()
+    }
+}
+
+/// The endpoint family of a route template.
+pub fn endpoint_of(route: &str) -> Option<Endpoint> {
+    Some(match route {
+        "/2/tweets/search/recent" => Endpoint::Search,
+        "/2/tweets/sample/stream" => Endpoint::Stream,
+        "/2/tweets" | "/2/tweets/{id}" => Endpoint::Lookup,
+        "/2/users/{id}/tweets" => Endpoint::Timeline,
+        "/2/users" | "/2/users/{id}" | "/2/users/by/username/{username}" => Endpoint::Users,
+        "/2/usage/tweets" => Endpoint::Usage,
+        _ => return None,
+    })
+}
+
+/// Set by [`enforce`] for the handler: the right to be served, once the rate limit agrees.
+#[derive(Clone)]
+pub struct Admission {
+    terms: Arc<TermsCache>,
+    licensee_id: i64,
+    pub endpoint: Endpoint,
+    pub purpose: Purpose,
+    rate: RateLimit,
+    now: Timestamp,
+    request_id: String,
+    client: IpAddr,
+    /// The counted decision, for the response headers.
+    decision: Arc<Mutex<Option<RateDecision>>>,
+}
+
+impl Admission {
+    /// Counts the request against its rate limit: the last step of the decision order.
+    pub fn admit(&self) -> Result<(), Problem> {
+        let decision = self.terms.limiter.check(&self.licensee_id, self.endpoint, self.rate, self.now);
+        if let Ok(mut slot) = self.decision.lock() {
+            *slot = Some(decision);
+        }
+        if decision.allowed {
+            return Ok(());
+        }
+        let refusal = Refusal::rate_limited(self.endpoint, &decision);
+        self.terms.record(self.licensee_id, &refusal, self.now, &self.request_id, self.client);
+        Err(Problem::from_refusal(&refusal))
+    }
+
+    /// Whether posts by `author` are withheld from this request (author opt-out).
+    pub fn withholds(&self, snapshot: &TermsSnapshot, author: UserId) -> bool {
+        snapshot.withheld(author, self.purpose)
+    }
+}
+
+/// Middleware after [`crate::auth::require_licensee`]: the 403 steps, then the handler, then the
+/// rate-limit headers on whatever the handler answered.
+pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        return Problem::unauthorized("no licensee key").into_response();
+    };
+    let Some(endpoint) = request.extensions().get::<MatchedPath>().and_then(|path| endpoint_of(path.as_str())) else {
+        return next.run(request).await;
+    };
+    let client = request.extensions().get::<ClientAddr>().map(|c| c.0).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let now = state.clock.now();
+    let snapshot = state.terms.snapshot();
+    let licensee = snapshot.licensees.get(&caller.licensee_id);
+    // A key whose purpose no longer parses is refused like one the agreement does not allow.
+    let purpose = Purpose::parse(&caller.purpose);
+    let verdict = match (licensee.and_then(|l| l.agreement.as_ref()), purpose) {
+        (None, _) => Err(Refusal::no_agreement(&caller.licensee)),
+        (Some(agreement), purpose) => {
+            let facts = RequestFacts {
+                status: licensee.map_or(LicenseeStatus::Blocked, |l| l.status),
+                reason: licensee.map_or("", |l| l.reason.as_str()),
+                purpose: purpose.unwrap_or(Purpose::All),
+                endpoint,
+                client_ip: client,
+                now,
+            };
+            let verdict = decide(agreement, &facts);
+            match (verdict, purpose, agreement.rate_limit(endpoint)) {
+                (Err(refusal), _, _) => Err(refusal),
+                (Ok(()), Some(purpose), Some(rate)) => Ok((purpose, rate)),
+                (Ok(()), _, _) => Err(Refusal::no_agreement(&caller.licensee)),
+            }
+        }
+    };
+    let peek_rate = licensee.and_then(|l| l.agreement.as_ref()).and_then(|a| a.rate_limit(endpoint));
+    let (purpose, rate) = match verdict {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            state.terms.record(caller.licensee_id, &refusal, now, &request_id, client);
+            let mut response = Problem::from_refusal(&refusal).into_response();
+            if let Some(rate) = peek_rate {
+                let decision = state.terms.limiter.peek(&caller.licensee_id, endpoint, rate, now);
+                add_rate_headers(&mut response, &decision, endpoint);
+            }
+            return response;
+        }
+    };
+    let admission = Admission {
+        terms: state.terms.clone(),
+        licensee_id: caller.licensee_id,
+        endpoint,
+        purpose,
+        rate,
+        now,
+        request_id,
+        client,
+        decision: Arc::new(Mutex::new(None)),
+    };
+    let slot = admission.decision.clone();
+    request.extensions_mut().insert(admission);
+    let mut response = next.run(request).await;
+    let counted = slot.lock().ok().and_then(|mut slot| slot.take());
+    let decision = counted.unwrap_or_else(|| state.terms.limiter.peek(&caller.licensee_id, endpoint, rate, now));
+    add_rate_headers(&mut response, &decision, endpoint);
+    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        if let Ok(value) = HeaderValue::from_str(&decision.reset_after_s.to_string()) {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+        }
+    }
+    response
+}
+
+fn add_rate_headers(response: &mut Response, decision: &RateDecision, endpoint: Endpoint) {
+    for (name, value) in decision.headers(endpoint) {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::from_str(&value)) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+}
+
+/// The terms as stored, read back into the terms model (licensees without an agreement left out).
+pub async fn current_terms(store: &dyn Store) -> Result<datapact_terms::Terms, Problem> {
+    let state = store.terms_state().await?;
+    let licensees = state
+        .licensees
+        .iter()
+        .filter_map(|l| l.terms.clone().map(|terms| (l.status, l.reason.clone(), terms)))
+        .collect::<Vec<_>>();
+    datapact_terms::Terms::from_stored(&state.plans, licensees)
+        .map_err(|error| Problem::unavailable(format!("the stored terms do not read back: {error}")))
+}
+
+/// Every agreement in force, by licensee, for `terms show`.
+pub async fn agreements(store: &dyn Store) -> Result<Vec<Agreement>, Problem> {
+    let terms = current_terms(store).await?;
+    Ok(terms
+        .licensees
+        .iter()
+        .filter_map(|licensee| Agreement::resolve(terms.plan(&licensee.terms.plan)?, &licensee.terms).ok())
+        .collect())
+}
+
+/// `datapact apply` and `POST /admin/terms`: parses `text`, compares it with the store, and
+/// unless `dry_run`, writes the changes (each audited) in one transaction.
+pub async fn apply_terms_text(
+    store: &dyn Store,
+    text: &str,
+    prune: bool,
+    dry_run: bool,
+    change: &datapact_store::Change,
+) -> Result<datapact_terms::TermsDiff, Problem> {
+    use datapact_store::TermsChange;
+    use datapact_terms::Change as Diff;
+    let file = datapact_terms::parse_terms(text)
+        .map_err(|error| Problem::invalid_request(format!("the terms file is invalid: {error}")))?;
+    let current = current_terms(store).await?;
+    let diff = datapact_terms::diff_terms(&current, &file, prune)
+        .map_err(|error| Problem::invalid_request(format!("the terms cannot be applied: {error}")))?;
+    if dry_run || diff.is_empty() {
+        return Ok(diff);
+    }
+    let status_changed: Vec<String> = diff.status_changes().into_iter().map(|s| s.licensee).collect();
+    let mut puts = Vec::new();
+    let mut licensee_puts = Vec::new();
+    let mut clears = Vec::new();
+    let mut deletes = Vec::new();
+    for item in &diff.plans {
+        match item {
+            Diff::Create { after } | Diff::Update { after, .. } => {
+                puts.push(TermsChange::PutPlan { name: after.name.clone(), body: to_json(after) })
+            }
+            Diff::Remove { before } => deletes.push(TermsChange::DeletePlan { name: before.name.clone() }),
+        }
+    }
+    for item in &diff.licensees {
+        match item {
+            Diff::Create { after } | Diff::Update { after, .. } => {
+                let name = after.terms.name.clone();
+                let status = status_changed.contains(&name).then(|| (after.status, after.reason.clone()));
+                licensee_puts.push(TermsChange::PutLicensee { name, terms: to_json(&after.terms), status });
+            }
+            Diff::Remove { before } => clears.push(TermsChange::ClearLicensee { name: before.terms.name.clone() }),
+        }
+    }
+    // Plans first (licensees refer to them), plan deletions last (nothing refers to them then).
+    let changes = puts.into_iter().chain(licensee_puts).chain(clears).chain(deletes).collect();
+    store.apply_terms(changes, change).await?;
+    Ok(diff)
+}
+
+fn to_json(value: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// The purpose a new key gets: the one asked for, if the agreement allows it; without one, the
+/// agreement's only purpose. Refused when the licensee has no agreement in force.
+pub async fn key_purpose(store: &dyn Store, licensee: &str, requested: Option<&str>) -> Result<Purpose, Problem> {
+    let agreements = agreements(store).await?;
+    let Some(agreement) = agreements.iter().find(|a| a.licensee == licensee) else {
+        if store.licensee(licensee).await?.is_none() {
+            return Err(Problem::not_found(format!("no licensee named {licensee:?}")));
+        }
+        return Err(Problem::conflict(format!(
+            "licensee {licensee:?} has no agreement in force: apply a terms file that names it first"
+        )));
+    };
+    let granted: Vec<&str> = agreement.purposes.iter().map(|p| p.as_str()).collect();
+    let purpose = match requested {
+        Some(name) => Purpose::parse(name)
+            .ok_or_else(|| Problem::invalid_request(format!("purpose {name:?} is not one of {}", Purpose::names())))?,
+        None if agreement.purposes.len() == 1 => *agreement.purposes.iter().next().unwrap_or(&Purpose::Search),
+        None => {
+            return Err(Problem::invalid_request(format!(
+                "choose the key's purpose: the agreement of {licensee} grants {}",
+                granted.join(", ")
+            )));
+        }
+    };
+    if !datapact_terms::purpose_allowed(agreement, purpose) {
+        return Err(Problem::plain(
+            StatusCode::FORBIDDEN,
+            datapact_terms::CLIENT_FORBIDDEN,
+            "Client Forbidden",
+            format!("the agreement of {licensee} does not allow purpose {purpose}; it grants {}", granted.join(", ")),
+        ));
+    }
+    Ok(purpose)
+}
