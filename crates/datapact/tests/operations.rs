@@ -174,8 +174,14 @@ async fn admin_api_needs_its_token_and_offers_what_the_cli_offers() {
     let response = gateway.http.post(url("/admin/licensees/orchid/keys")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(response.status(), 409);
     let terms = format!("{OPEN_TERMS}\n[[licensee]]\nname = \"orchid\"\nplan = \"open\"\n");
-    let response =
-        gateway.http.post(url("/admin/terms?dry_run=true")).bearer_auth(&token).body(terms.clone()).send().await.unwrap();
+    let response = gateway
+        .http
+        .post(url("/admin/terms?dry_run=true"))
+        .bearer_auth(&token)
+        .body(terms.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let dry: Value = response.json().await.unwrap();
     assert!(dry["summary"].as_str().unwrap().contains("orchid"), "{dry}");
