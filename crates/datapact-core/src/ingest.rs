@@ -11,7 +11,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::post::{Author, PostId, PublicMetrics, ReferencedPost, UserId};
+use crate::post::{Author, AuthorMetrics, PostId, PublicMetrics, ReferencedPost, UserId};
 use crate::time::Timestamp;
 
 /// The longest post text accepted, in Unicode scalar values (X's long-form limit).
@@ -269,6 +269,25 @@ fn parse_author(user: &Map<String, Value>, path: &str, fallback_created_at: Time
         location: string("location")?,
         verified: flag("verified")?,
         protected: flag("protected")?,
+        metrics: match user.get("public_metrics") {
+            None | Some(Value::Null) => AuthorMetrics::default(),
+            Some(Value::Object(metrics)) => {
+                let count = |name: &str| -> Result<u64, Rejection> {
+                    match metrics.get(name) {
+                        None | Some(Value::Null) => Ok(0),
+                        Some(value) => value.as_u64().ok_or_else(|| {
+                            Rejection(format!("`{path}.public_metrics.{name}` must be a non-negative integer"))
+                        }),
+                    }
+                };
+                AuthorMetrics {
+                    followers_count: count("followers_count")?,
+                    following_count: count("following_count")?,
+                    listed_count: count("listed_count")?,
+                }
+            }
+            Some(_) => return reject(format!("`{path}.public_metrics` must be an object")),
+        },
     })
 }
 

@@ -16,5 +16,5 @@ pub mod time;
 pub use endpoint::Endpoint;
 pub use key::{ApiKey, KeyHash, KeyPrefix};
 pub use licensee::{KeyRecord, Licensee, LicenseeStatus};
-pub use post::{Author, Post, PostId, PublicMetrics, ReferencedPost, UserId};
+pub use post::{Author, AuthorMetrics, Post, PostId, PublicMetrics, ReferencedPost, UserId};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -123,6 +123,16 @@ pub struct Author {
     pub location: Option<String>,
     pub verified: bool,
     pub protected: bool,
+    /// Audience counts as the platform reports them (zero when it does not).
+    pub metrics: AuthorMetrics,
+}
+
+/// The counts X reports in a user's `public_metrics`, as ingested; the post count is the store's own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorMetrics {
+    pub followers_count: u64,
+    pub following_count: u64,
+    pub listed_count: u64,
 }
 
 /// A post as served: the latest revision of its text and everything about it.

@@ -243,6 +243,62 @@ pub async fn users_by_ids(
     Ok(users_body(&users, &fields, false, errors))
 }
 
+/// `GET /2/users/by?usernames=`: found users in the order asked; unknown names in `errors`.
+#[utoipa::path(
+    get, path = "/2/users/by", tag = "users",
+    params(crate::openapi::UsernamesParam, crate::openapi::UserFieldParams),
+    responses(
+        (status = 200, description = "Found users; unknown usernames in `errors`", body = crate::openapi::UsersResponse),
+        crate::openapi::LicenseeProblems,
+    )
+)]
+pub async fn users_by_usernames(
+    State(state): State<AppState>,
+    Extension(admission): Extension<Admission>,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
+    let params = QueryParams::parse(query.as_deref())?;
+    let raw = params.get("usernames").unwrap_or_default();
+    let names: Vec<&str> = raw.split(',').collect();
+    if raw.is_empty() || names.len() > MAX_LOOKUP_IDS {
+        return Err(Problem::invalid_parameter(
+            "usernames",
+            raw,
+            format!("The `usernames` query parameter needs 1 to {MAX_LOOKUP_IDS} comma-separated usernames"),
+        ));
+    }
+    for name in &names {
+        check_username("usernames", name)?;
+    }
+    let fields = params.names(&["user.fields"])?;
+    params.names(&["expansions", "tweet.fields", "post.fields"])?;
+    admission.admit()?;
+    let mut users: Vec<UserRecord> = Vec::new();
+    let mut errors = Vec::new();
+    for name in names {
+        match state.store.user_by_username(name).await? {
+            Some(user) if !users.iter().any(|u| u.author.id == user.author.id) => users.push(user),
+            Some(_) => {}
+            None => errors.push(resource_not_found("user", "usernames", name)),
+        }
+    }
+    Ok(users_body(&users, &fields, false, errors))
+}
+
+fn check_username(parameter: &str, username: &str) -> Result<(), Problem> {
+    let valid = !username.is_empty()
+        && username.len() <= datapact_core::ingest::MAX_USERNAME_CHARS
+        && username.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        return Ok(());
+    }
+    Err(Problem::invalid_parameter(
+        parameter,
+        username,
+        format!("The `{parameter}` value [{username}] does not match ^[A-Za-z0-9_]{{1,50}}$"),
+    ))
+}
+
 /// `GET /2/users/:id`
 #[utoipa::path(
     get, path = "/2/users/{id}", tag = "users",
@@ -283,16 +339,7 @@ pub async fn user_by_username(
     Path(username): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult {
-    let valid = !username.is_empty()
-        && username.len() <= datapact_core::ingest::MAX_USERNAME_CHARS
-        && username.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
-        return Err(Problem::invalid_parameter(
-            "username",
-            &username,
-            format!("The `username` value [{username}] does not match ^[A-Za-z0-9_]{{1,50}}$"),
-        ));
-    }
+    check_username("username", &username)?;
     let params = QueryParams::parse(query.as_deref())?;
     let fields = params.names(&["user.fields"])?;
     params.names(&["expansions", "tweet.fields", "post.fields"])?;

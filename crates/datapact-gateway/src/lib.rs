@@ -75,6 +75,7 @@ pub fn licensee_router(state: AppState) -> Router {
         .route("/2/tweets/search/recent", get(api::search_recent))
         .route("/2/users", get(api::users_by_ids))
         .route("/2/users/{id}", get(api::user_by_id))
+        .route("/2/users/by", get(api::users_by_usernames))
         .route("/2/users/{id}/tweets", get(api::user_timeline))
         .route("/2/users/by/username/{username}", get(api::user_by_username))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), terms::enforce))

@@ -36,6 +36,8 @@ pub struct ReferencedPostObject {
 #[derive(Serialize, ToSchema)]
 pub struct PostMetrics {
     retweet_count: u64,
+    /// Same as `retweet_count`, under X's newer name.
+    repost_count: u64,
     reply_count: u64,
     like_count: u64,
     quote_count: u64,
@@ -57,10 +59,15 @@ pub struct UserObject {
     public_metrics: Option<UserMetrics>,
 }
 
-/// datapact reports only the count it holds; it never invents follower numbers.
+/// The post count is datapact's own; audience counts are as the platform ingested them (0 when absent).
 #[derive(Serialize, ToSchema)]
 pub struct UserMetrics {
+    followers_count: u64,
+    following_count: u64,
     tweet_count: u64,
+    /// Same as `tweet_count`, under X's newer name.
+    post_count: u64,
+    listed_count: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -170,6 +177,13 @@ pub struct IdsParam {
 
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
+pub struct UsernamesParam {
+    /// 1 to 100 comma-separated usernames (case-insensitive).
+    usernames: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserFieldParams {
     #[param(rename = "user.fields")]
     user_fields: Option<String>,
@@ -256,6 +270,7 @@ impl Modify for BearerAuth {
         crate::stream::sample_stream,
         crate::api::user_timeline,
         crate::api::users_by_ids,
+        crate::api::users_by_usernames,
         crate::api::user_by_id,
         crate::api::user_by_username,
     ),

@@ -147,7 +147,7 @@ pub fn parse_id<T: FromStr>(name: &str, value: &str) -> Result<T, Problem> {
         Problem::invalid_parameter(
             name,
             value,
-            format!("The `{name}` query parameter value [{value}] is not valid: ids are decimal integers below 2^63"),
+            format!("The `{name}` value [{value}] is not valid: ids are decimal integers below 2^63"),
         )
     })
 }

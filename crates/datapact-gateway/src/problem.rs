@@ -132,6 +132,11 @@ impl From<StoreError> for Problem {
     }
 }
 
+/// The problem type of per-resource errors. X's own SDK (xdk) validates these against the
+/// api.x.com host, while tweepy and twarc ignore the host; top-level problems keep the
+/// api.twitter.com types that clients and the field notes name.
+pub const RESOURCE_NOT_FOUND_X: &str = "https://api.x.com/2/problems/resource-not-found";
+
 /// A per-resource error inside a 200 response (`errors[]` beside `data`), as X reports unknown ids.
 pub fn resource_not_found(resource_type: &str, parameter: &str, id: &str) -> Value {
     let noun = if resource_type == "tweet" { "tweet" } else { "user" };
@@ -142,6 +147,6 @@ pub fn resource_not_found(resource_type: &str, parameter: &str, id: &str) -> Val
         "resource_type": resource_type,
         "parameter": parameter,
         "resource_id": id,
-        "type": RESOURCE_NOT_FOUND,
+        "type": RESOURCE_NOT_FOUND_X,
     })
 }

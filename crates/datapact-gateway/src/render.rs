@@ -36,13 +36,17 @@ pub fn post_json(post: &Post, fields: &Names) -> Value {
         object.insert("referenced_tweets".into(), json!(post.referenced_posts));
     }
     if fields.contains("public_metrics") {
-        object.insert("public_metrics".into(), json!(post.public_metrics));
+        let mut metrics = json!(post.public_metrics);
+        // X's newer name for retweets; X's own SDK (xdk) requires it.
+        metrics["repost_count"] = json!(post.public_metrics.retweet_count);
+        object.insert("public_metrics".into(), metrics);
     }
     Value::Object(object)
 }
 
-/// A user object. `id`, `name` and `username` are always present; `public_metrics` carries only
-/// `tweet_count`, the one count datapact holds (it never invents follower numbers).
+/// A user object. `id`, `name` and `username` are always present. In `public_metrics` the post
+/// count is datapact's own (posts it holds, not deleted); audience counts are what the platform
+/// ingested with the author (zero when it sent none).
 pub fn user_json(user: &UserRecord, fields: &Names) -> Value {
     let author = &user.author;
     let mut object = Map::new();
@@ -67,7 +71,17 @@ pub fn user_json(user: &UserRecord, fields: &Names) -> Value {
         object.insert("verified".into(), json!(author.verified));
     }
     if fields.contains("public_metrics") {
-        object.insert("public_metrics".into(), json!({ "tweet_count": user.post_count }));
+        let metrics = author.metrics;
+        object.insert(
+            "public_metrics".into(),
+            json!({
+                "followers_count": metrics.followers_count,
+                "following_count": metrics.following_count,
+                "tweet_count": user.post_count,
+                "post_count": user.post_count,
+                "listed_count": metrics.listed_count,
+            }),
+        );
     }
     Value::Object(object)
 }

@@ -152,7 +152,7 @@ pub fn endpoint_of(route: &str) -> Option<Endpoint> {
         "/2/tweets/sample/stream" => Endpoint::Stream,
         "/2/tweets" | "/2/tweets/{id}" => Endpoint::Lookup,
         "/2/users/{id}/tweets" => Endpoint::Timeline,
-        "/2/users" | "/2/users/{id}" | "/2/users/by/username/{username}" => Endpoint::Users,
+        "/2/users" | "/2/users/{id}" | "/2/users/by" | "/2/users/by/username/{username}" => Endpoint::Users,
         "/2/usage/tweets" => Endpoint::Usage,
         _ => return None,
     })

@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datapact_core::ingest::{IngestRecord, NewPost};
 use datapact_core::{
-    Author, KeyHash, KeyPrefix, KeyRecord, Licensee, LicenseeStatus, Post, PostId, PublicMetrics, ReferencedPost,
-    Timestamp, UserId,
+    Author, AuthorMetrics, KeyHash, KeyPrefix, KeyRecord, Licensee, LicenseeStatus, Post, PostId, PublicMetrics,
+    ReferencedPost, Timestamp, UserId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params, params_from_iter};
@@ -24,7 +24,11 @@ use crate::{
 };
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("sqlite/0001_initial.sql"), include_str!("sqlite/0002_terms.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sqlite/0001_initial.sql"),
+    include_str!("sqlite/0002_terms.sql"),
+    include_str!("sqlite/0003_author_metrics.sql"),
+];
 const READ_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -169,7 +173,7 @@ fn post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
 }
 
 const USER_COLUMNS: &str = "a.id, a.username, a.name, a.created_at, a.description, a.location, \
-    a.verified, a.protected, \
+    a.verified, a.protected, a.followers_count, a.following_count, a.listed_count, \
     (SELECT COUNT(*) FROM posts p WHERE p.author_id = a.id AND p.deleted_at IS NULL)";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
@@ -183,8 +187,13 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
             location: row.get(5)?,
             verified: row.get(6)?,
             protected: row.get(7)?,
+            metrics: AuthorMetrics {
+                followers_count: row.get::<_, i64>(8)? as u64,
+                following_count: row.get::<_, i64>(9)? as u64,
+                listed_count: row.get::<_, i64>(10)? as u64,
+            },
         },
-        post_count: row.get::<_, i64>(8)? as u64,
+        post_count: row.get::<_, i64>(11)? as u64,
     })
 }
 
@@ -242,11 +251,14 @@ impl Ingester<'_> {
         match &author {
             Some(a) => {
                 let mut upsert = self.tx.prepare_cached(
-                    "INSERT INTO authors (id, username, name, created_at, description, location, verified, protected)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                    "INSERT INTO authors (id, username, name, created_at, description, location, verified, protected,
+                       followers_count, following_count, listed_count)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                      ON CONFLICT (id) DO UPDATE SET username = excluded.username, name = excluded.name,
                        description = excluded.description, location = excluded.location,
-                       verified = excluded.verified, protected = excluded.protected",
+                       verified = excluded.verified, protected = excluded.protected,
+                       followers_count = excluded.followers_count, following_count = excluded.following_count,
+                       listed_count = excluded.listed_count",
                 )?;
                 let result = upsert.execute(params![
                     a.id.get(),
@@ -256,7 +268,10 @@ impl Ingester<'_> {
                     a.description,
                     a.location,
                     a.verified,
-                    a.protected
+                    a.protected,
+                    a.metrics.followers_count.min(i64::MAX as u64) as i64,
+                    a.metrics.following_count.min(i64::MAX as u64) as i64,
+                    a.metrics.listed_count.min(i64::MAX as u64) as i64,
                 ]);
                 match result {
                     Ok(_) => {}

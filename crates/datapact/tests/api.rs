@@ -57,7 +57,7 @@ async fn post_lookup_has_x_shapes() {
     let (status, body, _) = gateway.get(&key, "/2/tweets/42").await;
     assert_eq!(status, 200);
     assert_eq!(body["errors"][0]["resource_type"], "tweet");
-    assert_eq!(body["errors"][0]["type"], "https://api.twitter.com/2/problems/resource-not-found");
+    assert_eq!(body["errors"][0]["type"], "https://api.x.com/2/problems/resource-not-found");
     assert!(body.get("data").is_none());
 }
 

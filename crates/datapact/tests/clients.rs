@@ -511,8 +511,12 @@ fn tweepy_searches_looks_up_and_walks_a_timeline() {
     fixture.check_user("tweepy get_user(id=)", &user["by_id"], BOB, true);
 
     fixture.check_walk("tweepy get_users_tweets (Paginator, 25)", &summary["timeline"], &fixture.timeline_ids(), 25);
-    let timeline_pages: Vec<String> =
-        requests(&summary).into_iter().filter(|request| request.contains("/2/users/2002/tweets")).collect();
+    let timeline_pages: Vec<String> = requests(&summary)
+        .into_iter()
+        .filter(|request| {
+            request.contains("/2/users/2002/tweets") && query_of(request).get("max_results").is_some_and(|m| m == "25")
+        })
+        .collect();
     assert!(timeline_pages[1..].iter().all(|r| query_of(r).contains_key("pagination_token")), "{timeline_pages:?}");
 }
 
@@ -555,8 +559,12 @@ fn twarc2_searches_looks_up_and_walks_a_timeline() {
     fixture.check_user("twarc user_lookup (ids)", &by_id[0], BOB, true);
 
     fixture.check_walk("twarc timeline (by id)", &summary["timeline"], &fixture.timeline_ids(), 25);
-    let timeline_pages: Vec<String> =
-        requests(&summary).into_iter().filter(|request| request.contains("/2/users/2002/tweets")).collect();
+    let timeline_pages: Vec<String> = requests(&summary)
+        .into_iter()
+        .filter(|request| {
+            request.contains("/2/users/2002/tweets") && query_of(request).get("max_results").is_some_and(|m| m == "25")
+        })
+        .collect();
     assert!(timeline_pages.iter().skip(1).all(|r| query_of(r).contains_key("pagination_token")), "{timeline_pages:?}");
 
     // TODO(server): GET /2/users/by?usernames= is not served; see `users_by_usernames_unsupported`.

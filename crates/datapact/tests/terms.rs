@@ -230,8 +230,9 @@ async fn opted_out_authors_are_withheld_from_that_purpose_only() {
     let (_, body, _) = gateway.get(&train_key, &format!("/2/users/{PROLIFIC_AUTHOR}/tweets")).await;
     assert_eq!(body["meta"]["result_count"], 0);
     let (_, body, _) = gateway.get(&train_key, "/2/tweets/search/recent?query=post").await;
+    let quiet = Value::String(QUIET_POST.to_string());
     assert!(
-        body["data"].as_array().unwrap().iter().all(|p| p["id"] == QUIET_POST.to_string()),
+        body["data"].as_array().unwrap().iter().all(|p| p["id"] == quiet),
         "search leaves the author out and still fills the page: {body}"
     );
     let (_, body, _) = gateway.get(&search_key, &format!("/2/tweets/{post}")).await;
