@@ -55,6 +55,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<KeyCache>,
     pub terms: Arc<terms::TermsCache>,
+    /// Off only for benchmarks (`serve --unenforced`): no 403s and no rate limits (opt-outs still apply).
+    pub enforce_terms: bool,
     pub admin_token: Arc<str>,
     pub data_dir: Arc<Path>,
     /// Set only when the gateway runs with a test clock: the admin API can then move time.

@@ -113,6 +113,9 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// For benchmarks only: serve every valid key without checking terms, limits or opt-outs.
+    #[arg(long, hide = true)]
+    pub unenforced: bool,
     /// For tests: start the clock at this RFC 3339 time, frozen, and let `POST /admin/test/clock` move it.
     #[arg(long, hide = true)]
     pub test_clock: Option<String>,

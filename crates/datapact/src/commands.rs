@@ -88,6 +88,7 @@ async fn serve(
         clock,
         keys,
         terms,
+        enforce_terms: !args.unenforced,
         admin_token: admin_token.into(),
         data_dir: data_dir.into(),
         test_clock,
@@ -104,6 +105,9 @@ async fn serve(
         drain_timeout: Duration::from_secs(args.drain_secs),
         ..GatewayConfig::default()
     };
+    if args.unenforced {
+        tracing::warn!("terms are NOT enforced (--unenforced): for benchmarks only");
+    }
     let drain = config.drain_timeout;
     let gateway = datapact_gateway::serve(config, state).await?;
     let public = format!("{}://{}", gateway.scheme, gateway.public_addr);
