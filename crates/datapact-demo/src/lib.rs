@@ -92,10 +92,7 @@ impl Default for CorpusSpec {
             posts: 20_000,
             authors: 500,
             days: 30,
-            end: Utc
-                .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
-                .single()
-                .expect("valid date"),
+            end: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("valid date"),
         }
     }
 }
@@ -105,9 +102,7 @@ impl Default for CorpusSpec {
 pub fn generate(spec: &CorpusSpec) -> impl Iterator<Item = Value> + use<> {
     let Corpus { authors, posts } = build(spec);
     let author_json: Vec<Value> = authors.iter().map(Author::to_json).collect();
-    posts
-        .into_iter()
-        .map(move |p| p.to_json(&authors, &author_json))
+    posts.into_iter().map(move |p| p.to_json(&authors, &author_json))
 }
 
 /// Writes the corpus as JSON Lines (one compact object per line, `\n`
@@ -224,10 +219,7 @@ impl Post {
         let obj = v.as_object_mut().expect("object");
         let mut refs = Vec::new();
         if let Some((pid, aidx)) = self.reply_to {
-            obj.insert(
-                "in_reply_to_user_id".into(),
-                Value::String(authors[aidx].id.to_string()),
-            );
+            obj.insert("in_reply_to_user_id".into(), Value::String(authors[aidx].id.to_string()));
             refs.push(json!({"type": "replied_to", "id": pid.to_string()}));
         }
         if let Some(q) = self.quoted {
@@ -269,8 +261,7 @@ struct Gen {
 /// Parsed vocabularies, shared by every `generate` call.
 fn voc(lang: Lang) -> &'static LangVocab {
     static VOCAB: std::sync::OnceLock<[LangVocab; 2]> = std::sync::OnceLock::new();
-    &VOCAB.get_or_init(|| [LangVocab::parse(data_en::EN), LangVocab::parse(data_fr::FR)])
-        [lang.idx()]
+    &VOCAB.get_or_init(|| [LangVocab::parse(data_en::EN), LangVocab::parse(data_fr::FR)])[lang.idx()]
 }
 
 const EMOJI: &[&str] = &[
@@ -307,26 +298,10 @@ const EMOJI: &[&str] = &[
     "😬",
     "🤷",
 ];
-const NAME_EMOJI: &[&str] = &[
-    "✨",
-    "🌿",
-    "☕",
-    "🏳️‍🌈",
-    "🌻",
-    "🎧",
-    "📷",
-    "🐈",
-    "🌊",
-    "🇫🇷",
-    "🇬🇧",
-    "🇨🇦",
-];
-const TICKERS_EN: &[&str] = &[
-    "AAPL", "TSLA", "NVDA", "MSFT", "AMZN", "GOOGL", "META", "BTC", "ETH", "NFLX", "ARM", "SPY",
-];
-const TICKERS_FR: &[&str] = &[
-    "MC", "AIR", "TTE", "BNP", "RMS", "SAN", "OR", "NVDA", "AAPL", "BTC", "CAC", "TSLA",
-];
+const NAME_EMOJI: &[&str] = &["✨", "🌿", "☕", "🏳️‍🌈", "🌻", "🎧", "📷", "🐈", "🌊", "🇫🇷", "🇬🇧", "🇨🇦"];
+const TICKERS_EN: &[&str] =
+    &["AAPL", "TSLA", "NVDA", "MSFT", "AMZN", "GOOGL", "META", "BTC", "ETH", "NFLX", "ARM", "SPY"];
+const TICKERS_FR: &[&str] = &["MC", "AIR", "TTE", "BNP", "RMS", "SAN", "OR", "NVDA", "AAPL", "BTC", "CAC", "TSLA"];
 const DOMAINS_EN: &[&str] = &[
     "www.bbc.co.uk/news",
     "www.theguardian.com/world",
@@ -354,9 +329,7 @@ const DOMAINS_FR: &[&str] = &[
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Hour-of-day weights (UTC) for post times.
-const HOURS: [u32; 24] = [
-    3, 2, 1, 1, 1, 2, 4, 6, 8, 9, 9, 10, 11, 11, 10, 10, 10, 11, 12, 13, 13, 12, 8, 5,
-];
+const HOURS: [u32; 24] = [3, 2, 1, 1, 1, 2, 4, 6, 8, 9, 9, 10, 11, 11, 10, 10, 10, 11, 12, 13, 13, 12, 8, 5];
 
 impl Gen {
     fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
@@ -368,9 +341,7 @@ impl Gen {
     }
 
     fn base62(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| BASE62[self.rng.random_range(0..BASE62.len())] as char)
-            .collect()
+        (0..n).map(|_| BASE62[self.rng.random_range(0..BASE62.len())] as char).collect()
     }
 
     /// Pareto-distributed value with minimum `xm` and shape `alpha`.
@@ -429,12 +400,7 @@ impl Gen {
     }
 
     /// Renders a template of `section` not yet in `used` (when possible).
-    fn template_fresh(
-        &mut self,
-        ctx: &Ctx,
-        section: usize,
-        used: &mut Vec<&'static str>,
-    ) -> String {
+    fn template_fresh(&mut self, ctx: &Ctx, section: usize, used: &mut Vec<&'static str>) -> String {
         let tpls = &ctx.vocab().sections[section].templates;
         let mut tpl = tpls[self.rng.random_range(0..tpls.len())];
         for _ in 0..4 {
@@ -551,11 +517,7 @@ impl Gen {
             "temp" => {
                 let c = self.rng.random_range(-6..=38i32);
                 if fr {
-                    let sep = if self.chance(0.5) {
-                        Self::fr_sep(&st)
-                    } else {
-                        ""
-                    };
+                    let sep = if self.chance(0.5) { Self::fr_sep(&st) } else { "" };
                     out.push_str(&format!("{c}{sep}°C"));
                 } else if self.chance(0.35) {
                     out.push_str(&format!("{}°F", c * 9 / 5 + 32));
@@ -581,11 +543,7 @@ impl Gen {
                 }
             }
             "cashtag" => {
-                let t = if fr {
-                    *self.pick(TICKERS_FR)
-                } else {
-                    *self.pick(TICKERS_EN)
-                };
+                let t = if fr { *self.pick(TICKERS_FR) } else { *self.pick(TICKERS_EN) };
                 out.push('$');
                 out.push_str(t);
             }
@@ -616,11 +574,7 @@ impl Gen {
                 self.rng.random_range(1..99_999u32)
             ),
             _ => {
-                let dom = if ctx.lang == Lang::Fr {
-                    *self.pick(DOMAINS_FR)
-                } else {
-                    *self.pick(DOMAINS_EN)
-                };
+                let dom = if ctx.lang == Lang::Fr { *self.pick(DOMAINS_FR) } else { *self.pick(DOMAINS_EN) };
                 // Slug from a few topic words.
                 let sec = ctx.topic_section();
                 let mut words = Vec::new();
@@ -639,11 +593,7 @@ impl Gen {
                 if words.is_empty() {
                     words.push("news".into());
                 }
-                format!(
-                    "https://{dom}/{}-{}",
-                    words.join("-"),
-                    self.rng.random_range(100_000..999_999u32)
-                )
+                format!("https://{dom}/{}-{}", words.join("-"), self.rng.random_range(100_000..999_999u32))
             }
         }
     }
@@ -681,9 +631,7 @@ fn english_articles(s: &str) -> String {
             if let Some(next) = words.peek() {
                 let lower = next.to_lowercase();
                 let vowel = lower.starts_with(['a', 'e', 'i', 'o', 'u'])
-                    && !["uni", "use", "usu", "one", "eu"]
-                        .iter()
-                        .any(|p| lower.starts_with(p));
+                    && !["uni", "use", "usu", "one", "eu"].iter().any(|p| lower.starts_with(p));
                 if vowel {
                     out.push('n');
                 }
@@ -696,12 +644,7 @@ fn english_articles(s: &str) -> String {
 /// "à le PSG" -> "au PSG", "de le Barça" -> "du Barça", etc.
 fn french_contractions(s: &str) -> String {
     let mut out = s.to_string();
-    for (from, to) in [
-        (" à le ", " au "),
-        (" à les ", " aux "),
-        (" de le ", " du "),
-        (" de les ", " des "),
-    ] {
+    for (from, to) in [(" à le ", " au "), (" à les ", " aux "), (" de le ", " du "), (" de les ", " des ")] {
         if out.contains(from) {
             out = out.replace(from, to);
         }
@@ -733,12 +676,8 @@ fn capitalize_sentences(s: &str) -> String {
         if c == ' ' && matches!(prev, '.' | '!' | '?') {
             // Not after abbreviations such as "D.C." or "K.".
             let word = s[..i].rsplit(' ').next().unwrap_or("");
-            let abbrev = prev == '.'
-                && word.len() <= 4
-                && word
-                    .chars()
-                    .filter(|c| c.is_alphabetic())
-                    .all(char::is_uppercase);
+            let abbrev =
+                prev == '.' && word.len() <= 4 && word.chars().filter(|c| c.is_alphabetic()).all(char::is_uppercase);
             at_start = !abbrev;
         }
         prev = c;
@@ -796,10 +735,7 @@ enum Kind {
 }
 
 fn build(spec: &CorpusSpec) -> Corpus {
-    let mut g = Gen {
-        rng: ChaCha8Rng::seed_from_u64(spec.seed),
-        picked: Vec::new(),
-    };
+    let mut g = Gen { rng: ChaCha8Rng::seed_from_u64(spec.seed), picked: Vec::new() };
     let end_ms = spec.end.timestamp_millis();
     let span_ms = (i64::from(spec.days) * 86_400_000).max(1);
     let start_ms = end_ms - span_ms;
@@ -809,16 +745,11 @@ fn build(spec: &CorpusSpec) -> Corpus {
     let usernames: Vec<String> = authors.iter().map(|a| a.username.clone()).collect();
 
     // Author pools per language with cumulative activity weights.
-    let mut pools: [(Vec<usize>, Vec<f64>); 2] =
-        [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
+    let mut pools: [(Vec<usize>, Vec<f64>); 2] = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
     for (i, a) in authors.iter().enumerate() {
         for lang in [Lang::En, Lang::Fr] {
             if a.lang == lang || a.bilingual {
-                let w = if a.lang == lang {
-                    a.activity
-                } else {
-                    a.activity * 0.3
-                };
+                let w = if a.lang == lang { a.activity } else { a.activity * 0.3 };
                 let (ids, cum) = &mut pools[lang.idx()];
                 let last = cum.last().copied().unwrap_or(0.0);
                 ids.push(i);
@@ -887,11 +818,7 @@ fn build(spec: &CorpusSpec) -> Corpus {
             None => {
                 let lang = if g.chance(0.6) { Lang::En } else { Lang::Fr };
                 let (ids, cum) = &pools[lang.idx()];
-                if ids.is_empty() {
-                    (authors[0].lang, 0)
-                } else {
-                    (lang, pick_weighted(&mut g, ids, cum))
-                }
+                if ids.is_empty() { (authors[0].lang, 0) } else { (lang, pick_weighted(&mut g, ids, cum)) }
             }
         };
 
@@ -907,9 +834,7 @@ fn build(spec: &CorpusSpec) -> Corpus {
         } else if !posts.is_empty() && roll < 0.27 {
             let w = posts.len().min(2000);
             let back = g.rng.random_range(0..w);
-            kind = Kind::Quote {
-                target: posts.len() - 1 - back,
-            };
+            kind = Kind::Quote { target: posts.len() - 1 - back };
         }
 
         // Replies come from someone else, except for occasional self-threads.
@@ -933,9 +858,7 @@ fn build(spec: &CorpusSpec) -> Corpus {
             _ => author,
         };
 
-        let p = make_post(
-            &mut g, &authors, &usernames, &posts, kind, author, lang, id, ms,
-        );
+        let p = make_post(&mut g, &authors, &usernames, &posts, kind, author, lang, id, ms);
         by_lang[lang.idx()].push(posts.len());
         posts.push(p);
     }
@@ -959,29 +882,13 @@ fn pick_editable(g: &mut Gen, posts: &[Post], now: i64) -> Option<usize> {
             cands.push(j);
         }
     }
-    if cands.is_empty() {
-        None
-    } else {
-        Some(*g.pick(&cands))
-    }
+    if cands.is_empty() { None } else { Some(*g.pick(&cands)) }
 }
 
-fn make_edit(
-    g: &mut Gen,
-    authors: &[Author],
-    usernames: &[String],
-    orig: &Post,
-    id: u64,
-    ms: i64,
-) -> Post {
+fn make_edit(g: &mut Gen, authors: &[Author], usernames: &[String], orig: &Post, id: u64, ms: i64) -> Post {
     let a = &authors[orig.author];
     let st = a.style.for_post(&mut g.rng);
-    let ctx = Ctx {
-        lang: orig.lang,
-        topic: orig.topic,
-        style: st,
-        usernames,
-    };
+    let ctx = Ctx { lang: orig.lang, topic: orig.topic, style: st, usernames };
     let edit_sec = voc(orig.lang).edit;
     let raw = g.template(&ctx, edit_sec);
     let mut note = stylize(&raw, orig.lang == Lang::Fr, &st, &mut g.rng);
@@ -1022,14 +929,7 @@ fn metrics(g: &mut Gen, a: &Author, reply: bool) -> [u64; 6] {
     let replies = (likes * g.rng.random_range(0.0..0.15)).floor();
     let quotes = (retweets * g.rng.random_range(0.0..0.2)).floor();
     let bookmarks = (likes * g.rng.random_range(0.0..0.18)).floor();
-    [
-        retweets as u64,
-        replies as u64,
-        likes as u64,
-        quotes as u64,
-        bookmarks as u64,
-        impressions as u64,
-    ]
+    [retweets as u64, replies as u64, likes as u64, quotes as u64, bookmarks as u64, impressions as u64]
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1060,19 +960,10 @@ fn make_post(
             }
         }
     };
-    let ctx = Ctx {
-        lang,
-        topic,
-        style: st,
-        usernames,
-    };
+    let ctx = Ctx { lang, topic, style: st, usernames };
     let topic_sec = voc(lang).topics[topic];
     let long = matches!(kind, Kind::Original) && g.chance(0.012);
-    let limit: usize = if long {
-        g.rng.random_range(600..=1000)
-    } else {
-        280
-    };
+    let limit: usize = if long { g.rng.random_range(600..=1000) } else { 280 };
 
     let mut text = String::new();
     let style_part = |g: &mut Gen, raw: &str| -> String {
@@ -1102,11 +993,7 @@ fn make_post(
     };
 
     // Body sentences.
-    let sentences = if long {
-        g.rng.random_range(5..=12)
-    } else {
-        *g.pick(&[1, 1, 1, 1, 1, 2, 2, 2, 2, 3])
-    };
+    let sentences = if long { g.rng.random_range(5..=12) } else { *g.pick(&[1, 1, 1, 1, 1, 2, 2, 2, 2, 3]) };
     let reply_sec = voc(lang).reply;
     let mut first = true;
     let mut used = Vec::new();
@@ -1134,11 +1021,8 @@ fn make_post(
     // Extras: mention, link, hashtags, emoji.
     if g.chance(0.06) {
         let m = g.rng.random_range(0..usernames.len());
-        let lead = if fr {
-            *g.pick(&["cc", "merci", "coucou", "via"])
-        } else {
-            *g.pick(&["cc", "h/t", "via", "thanks"])
-        };
+        let lead =
+            if fr { *g.pick(&["cc", "merci", "coucou", "via"]) } else { *g.pick(&["cc", "h/t", "via", "thanks"]) };
         let part = format!("{lead} @{}", usernames[m]);
         push_part(&mut text, &part, limit);
     }
@@ -1202,22 +1086,13 @@ fn make_authors(g: &mut Gen, count: usize, start_ms: i64) -> Vec<Author> {
         let style = Style::random(&mut g.rng);
         let bio = voc(lang).bio;
         let ctx_names: [String; 0] = [];
-        let ctx = Ctx {
-            lang,
-            topic: 0,
-            style,
-            usernames: &ctx_names,
-        };
+        let ctx = Ctx { lang, topic: 0, style, usernames: &ctx_names };
         let (first, last, handle) = {
             let v = voc(lang);
             let f = v.slot(bio, "first").expect("first names");
             let l = v.slot(bio, "last").expect("last names");
             let h = v.slot(bio, "handle").expect("handles");
-            (
-                f[g.rng.random_range(0..f.len())],
-                l[g.rng.random_range(0..l.len())],
-                h[g.rng.random_range(0..h.len())],
-            )
+            (f[g.rng.random_range(0..f.len())], l[g.rng.random_range(0..l.len())], h[g.rng.random_range(0..h.len())])
         };
         let username = make_username(g, &mut taken, first, last, handle);
         let name = match g.rng.random_range(0..100u32) {
@@ -1254,11 +1129,7 @@ fn make_authors(g: &mut Gen, count: usize, start_ms: i64) -> Vec<Author> {
         }
         let followers = g.pareto(60.0, 1.1).min(3_000_000.0);
         let activity = g.pareto(1.0, 1.3).min(60.0);
-        let favs = [
-            g.rng.random_range(0..main),
-            g.rng.random_range(0..main),
-            g.rng.random_range(0..main),
-        ];
+        let favs = [g.rng.random_range(0..main), g.rng.random_range(0..main), g.rng.random_range(0..main)];
         out.push(Author {
             id,
             username,
@@ -1277,13 +1148,7 @@ fn make_authors(g: &mut Gen, count: usize, start_ms: i64) -> Vec<Author> {
     out
 }
 
-fn make_username(
-    g: &mut Gen,
-    taken: &mut HashSet<String>,
-    first: &str,
-    last: &str,
-    handle: &str,
-) -> String {
+fn make_username(g: &mut Gen, taken: &mut HashSet<String>, first: &str, last: &str, handle: &str) -> String {
     let f = ascii_fold(first);
     let l = ascii_fold(last);
     let fi = f.chars().next().unwrap_or('x');
@@ -1326,10 +1191,7 @@ mod tests {
 
     #[test]
     fn every_template_renders_without_unknown_slots() {
-        let mut g = Gen {
-            rng: ChaCha8Rng::seed_from_u64(7),
-            picked: Vec::new(),
-        };
+        let mut g = Gen { rng: ChaCha8Rng::seed_from_u64(7), picked: Vec::new() };
         let names = vec!["someone".to_string()];
         for lang in [Lang::En, Lang::Fr] {
             let n = voc(lang).sections.len();
@@ -1337,12 +1199,7 @@ mod tests {
                 let tpls = voc(lang).sections[sec].templates.clone();
                 for tpl in tpls {
                     for _ in 0..30 {
-                        let ctx = Ctx {
-                            lang,
-                            topic: 0,
-                            style: Style::random(&mut g.rng),
-                            usernames: &names,
-                        };
+                        let ctx = Ctx { lang, topic: 0, style: Style::random(&mut g.rng), usernames: &names };
                         let mut s = String::new();
                         g.render(&ctx, sec, tpl, &mut s, 0);
                         assert!(!s.contains(['{', '}']), "{lang:?} {tpl} -> {s}");
@@ -1357,8 +1214,7 @@ mod tests {
     fn topics_align_across_languages() {
         let en = LangVocab::parse(data_en::EN);
         let fr = LangVocab::parse(data_fr::FR);
-        let names =
-            |v: &LangVocab| -> Vec<&str> { v.topics.iter().map(|&i| v.sections[i].name).collect() };
+        let names = |v: &LangVocab| -> Vec<&str> { v.topics.iter().map(|&i| v.sections[i].name).collect() };
         assert_eq!(names(&en), names(&fr));
         assert!(en.main_topics() >= 11);
     }
@@ -1377,16 +1233,8 @@ mod tests {
         let mut st = Style::random(&mut rng);
         st.fr_space = 0;
         st.quote_fr = 1;
-        let s = stylize(
-            "Quoi?! Bilan: \"top\" 18:30 https://t.co/x",
-            true,
-            &st,
-            &mut rng,
-        );
-        assert_eq!(
-            s,
-            "Quoi\u{202F}?! Bilan\u{202F}: «\u{202F}top\u{202F}» 18:30 https://t.co/x"
-        );
+        let s = stylize("Quoi?! Bilan: \"top\" 18:30 https://t.co/x", true, &st, &mut rng);
+        assert_eq!(s, "Quoi\u{202F}?! Bilan\u{202F}: «\u{202F}top\u{202F}» 18:30 https://t.co/x");
         st.fr_space = 3;
         assert_eq!(stylize("Quoi?", true, &st, &mut rng), "Quoi?");
     }
@@ -1397,18 +1245,12 @@ mod tests {
             capitalize_sentences("le PSG gagne. la Juve perd! https://t.co/x ok? she/her"),
             "Le PSG gagne. La Juve perd! https://t.co/x ok? she/her"
         );
-        assert_eq!(
-            capitalize_sentences("Saw Fontaines D.C. live"),
-            "Saw Fontaines D.C. live"
-        );
+        assert_eq!(capitalize_sentences("Saw Fontaines D.C. live"), "Saw Fontaines D.C. live");
         assert_eq!(
             english_articles("a underrated a one a useful A elegant"),
             "an underrated a one a useful An elegant"
         );
-        assert_eq!(
-            french_contractions("pour à le PSG et de les Bleus"),
-            "pour au PSG et des Bleus"
-        );
+        assert_eq!(french_contractions("pour à le PSG et de les Bleus"), "pour au PSG et des Bleus");
     }
 
     #[test]

@@ -144,8 +144,7 @@ pub(crate) fn stylize(s: &str, fr: bool, st: &Style, rng: &mut ChaCha8Rng) -> St
                     _ => true,
                 };
                 let prev = out.chars().next_back();
-                let glued =
-                    prev.is_some_and(|p| !p.is_whitespace() && !matches!(p, '!' | '?' | '('));
+                let glued = prev.is_some_and(|p| !p.is_whitespace() && !matches!(p, '!' | '?' | '('));
                 if let (true, true, Some(sp)) = (applies, glued, fr_sp) {
                     out.push(sp);
                 }

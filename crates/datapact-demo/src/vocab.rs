@@ -10,10 +10,7 @@ pub(crate) struct Section {
 
 impl Section {
     fn slot(&self, key: &str) -> Option<&[&'static str]> {
-        self.slots
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.as_slice())
+        self.slots.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_slice())
     }
 }
 
@@ -40,16 +37,10 @@ impl LangVocab {
                 continue;
             }
             if let Some(name) = line.strip_prefix("# ") {
-                sections.push(Section {
-                    name: name.trim(),
-                    templates: Vec::new(),
-                    slots: Vec::new(),
-                });
+                sections.push(Section { name: name.trim(), templates: Vec::new(), slots: Vec::new() });
                 continue;
             }
-            let sec = sections
-                .last_mut()
-                .expect("vocabulary line before any section");
+            let sec = sections.last_mut().expect("vocabulary line before any section");
             if let Some(t) = line.strip_prefix("> ") {
                 sec.templates.push(t);
             } else if let Some((k, v)) = line.split_once(" = ") {
@@ -63,32 +54,14 @@ impl LangVocab {
                 panic!("bad vocabulary line: {line}");
             }
         }
-        let find = |n: &str| {
-            sections
-                .iter()
-                .position(|s| s.name == n)
-                .unwrap_or_else(|| panic!("missing section {n}"))
-        };
+        let find = |n: &str| sections.iter().position(|s| s.name == n).unwrap_or_else(|| panic!("missing section {n}"));
         let common = find("common");
         let reply = find("reply");
         let edit = find("edit");
         let bio = find("bio");
-        let topics: Vec<usize> = (0..sections.len())
-            .filter(|&i| !SPECIAL.contains(&sections[i].name))
-            .collect();
-        assert_eq!(
-            sections[*topics.last().expect("no topics")].name,
-            "finance",
-            "finance must be the last topic"
-        );
-        LangVocab {
-            sections,
-            common,
-            reply,
-            edit,
-            bio,
-            topics,
-        }
+        let topics: Vec<usize> = (0..sections.len()).filter(|&i| !SPECIAL.contains(&sections[i].name)).collect();
+        assert_eq!(sections[*topics.last().expect("no topics")].name, "finance", "finance must be the last topic");
+        LangVocab { sections, common, reply, edit, bio, topics }
     }
 
     /// Number of everyday topics (all topics except the rare `finance`).

@@ -10,20 +10,13 @@ fn default_lines() -> &'static [Value] {
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v[k].as_str()
-        .unwrap_or_else(|| panic!("missing string field {k} in {v}"))
+    v[k].as_str().unwrap_or_else(|| panic!("missing string field {k} in {v}"))
 }
 
 fn parse_time(t: &str) -> DateTime<Utc> {
-    assert_eq!(
-        t.len(),
-        24,
-        "created_at must be YYYY-MM-DDTHH:MM:SS.mmmZ: {t}"
-    );
+    assert_eq!(t.len(), 24, "created_at must be YYYY-MM-DDTHH:MM:SS.mmmZ: {t}");
     assert!(t.ends_with('Z') && t.as_bytes()[19] == b'.', "{t}");
-    DateTime::parse_from_rfc3339(t)
-        .unwrap_or_else(|e| panic!("bad time {t}: {e}"))
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(t).unwrap_or_else(|e| panic!("bad time {t}: {e}")).with_timezone(&Utc)
 }
 
 fn texts() -> impl Iterator<Item = &'static str> {
@@ -45,10 +38,7 @@ fn deterministic_bytes() {
         let parsed: Value = serde_json::from_str(line).expect("valid JSON line");
         assert_eq!(&parsed, v, "write_jsonl and generate disagree");
     }
-    let other = CorpusSpec {
-        seed: 7,
-        ..CorpusSpec::default()
-    };
+    let other = CorpusSpec { seed: 7, ..CorpusSpec::default() };
     let mut c = Vec::new();
     write_jsonl(&other, &mut c).unwrap();
     assert!(a != c, "different seeds should give different corpora");
@@ -72,11 +62,7 @@ fn counts_and_authors() {
     for a in by_id.values() {
         let u = s(a, "username");
         assert!(!u.is_empty() && u.len() <= 15, "{u}");
-        assert!(
-            u.bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'),
-            "{u}"
-        );
+        assert!(u.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'), "{u}");
         assert!(names.insert(u), "duplicate username {u}");
         assert!(!s(a, "name").is_empty());
         assert!(a["description"].is_string() && a["location"].is_string());
@@ -109,32 +95,16 @@ fn ids_unique_increasing_and_snowflake() {
 fn required_fields_and_text_limits() {
     let mut long = 0;
     for v in default_lines() {
-        for k in [
-            "id",
-            "text",
-            "author_id",
-            "created_at",
-            "lang",
-            "conversation_id",
-        ] {
+        for k in ["id", "text", "author_id", "created_at", "lang", "conversation_id"] {
             s(v, k);
         }
         let lang = s(v, "lang");
         assert!(lang == "en" || lang == "fr");
-        let hist = v["edit_history_tweet_ids"]
-            .as_array()
-            .expect("edit history");
+        let hist = v["edit_history_tweet_ids"].as_array().expect("edit history");
         assert!(!hist.is_empty() && hist.len() <= 2);
         assert_eq!(hist.last().unwrap().as_str(), Some(s(v, "id")));
         let m = &v["public_metrics"];
-        for k in [
-            "retweet_count",
-            "reply_count",
-            "like_count",
-            "quote_count",
-            "bookmark_count",
-            "impression_count",
-        ] {
+        for k in ["retweet_count", "reply_count", "like_count", "quote_count", "bookmark_count", "impression_count"] {
             m[k].as_u64().unwrap_or_else(|| panic!("metric {k} in {v}"));
         }
         let n = s(v, "text").chars().count();
@@ -143,15 +113,9 @@ fn required_fields_and_text_limits() {
         if n > 280 {
             long += 1;
         }
-        assert!(
-            !s(v, "text").chars().any(|c| c.is_control()),
-            "control char in {v}"
-        );
+        assert!(!s(v, "text").chars().any(|c| c.is_control()), "control char in {v}");
         assert!(!s(v, "text").contains(['{', '}']), "unrendered slot: {v}");
-        assert!(
-            !s(v, "text").contains(['&', '<', '>']),
-            "HTML-special char: {v}"
-        );
+        assert!(!s(v, "text").contains(['&', '<', '>']), "HTML-special char: {v}");
     }
     assert!(long > 0 && long < 400, "long-form posts: {long}");
 }
@@ -168,18 +132,13 @@ fn languages_mix() {
         .filter(|v| s(v, "lang") == "fr")
         .filter(|v| {
             let t = s(v, "text");
-            [
-                " le ", " la ", " et ", " de ", " à ", " pour ", " un ", " des ", "c'est", "c’est",
-            ]
-            .iter()
-            .any(|w| t.contains(w))
+            [" le ", " la ", " et ", " de ", " à ", " pour ", " un ", " des ", "c'est", "c’est"]
+                .iter()
+                .any(|w| t.contains(w))
         })
         .count();
     let fr = lines.len() - en;
-    assert!(
-        fr_hits * 10 > fr * 6,
-        "{fr_hits} of {fr} French posts look French"
-    );
+    assert!(fr_hits * 10 > fr * 6, "{fr_hits} of {fr} French posts look French");
 }
 
 #[test]
@@ -210,9 +169,7 @@ fn references_point_to_earlier_posts() {
         let hist = v["edit_history_tweet_ids"].as_array().unwrap();
         if hist.len() == 2 {
             edits += 1;
-            let orig = seen
-                .get(hist[0].as_str().unwrap())
-                .expect("edit of an earlier post");
+            let orig = seen.get(hist[0].as_str().unwrap()).expect("edit of an earlier post");
             assert_eq!(s(orig, "author_id"), s(v, "author_id"));
             assert_eq!(s(orig, "lang"), s(v, "lang"));
             assert_eq!(orig["edit_history_tweet_ids"].as_array().unwrap().len(), 1);
@@ -229,11 +186,7 @@ fn references_point_to_earlier_posts() {
 #[test]
 fn typography_features_present() {
     let all: String = texts().collect::<Vec<_>>().join("\n");
-    let descs: String = default_lines()
-        .iter()
-        .map(|v| s(&v["author"], "description"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let descs: String = default_lines().iter().map(|v| s(&v["author"], "description")).collect::<Vec<_>>().join("\n");
     let must = [
         ("straight apostrophe n't", "n't"),
         ("curly apostrophe n’t", "n’t"),
@@ -279,69 +232,44 @@ fn typography_features_present() {
     assert!(missing.is_empty(), "missing features: {missing:?}");
     // French punctuation glued (no space) by some authors.
     assert!(
-        default_lines()
-            .iter()
-            .filter(|v| s(v, "lang") == "fr")
-            .any(|v| {
-                let t = s(v, "text");
-                t.contains(|c: char| c.is_alphabetic())
-                    && t.split_whitespace().any(|w| {
-                        w.len() > 2
-                            && w.ends_with('!')
-                            && w[..w.len() - 1].chars().all(char::is_alphabetic)
-                    })
-            }),
+        default_lines().iter().filter(|v| s(v, "lang") == "fr").any(|v| {
+            let t = s(v, "text");
+            t.contains(|c: char| c.is_alphabetic())
+                && t.split_whitespace()
+                    .any(|w| w.len() > 2 && w.ends_with('!') && w[..w.len() - 1].chars().all(char::is_alphabetic))
+        }),
         "no glued French exclamation"
     );
     let dollar_price = all.split_whitespace().any(|w| {
         let w = w.trim_end_matches(['.', ',', '!', '?']);
         w.strip_prefix('$').is_some_and(|p| {
-            p.split_once('.').is_some_and(|(u, c)| {
-                !u.is_empty() && u.bytes().all(|b| b.is_ascii_digit()) && c.len() == 2
-            })
+            p.split_once('.')
+                .is_some_and(|(u, c)| !u.is_empty() && u.bytes().all(|b| b.is_ascii_digit()) && c.len() == 2)
         })
     });
     assert!(dollar_price, "no $X.YY price");
     let cashtags = texts()
         .filter(|t| {
             t.split_whitespace().any(|w| {
-                w.len() >= 3
-                    && w.starts_with('$')
-                    && w[1..]
-                        .chars()
-                        .next()
-                        .is_some_and(|c| c.is_ascii_uppercase())
+                w.len() >= 3 && w.starts_with('$') && w[1..].chars().next().is_some_and(|c| c.is_ascii_uppercase())
             })
         })
         .count();
-    assert!(
-        (5..400).contains(&cashtags),
-        "posts with cashtags: {cashtags}"
-    );
-    let emoji = texts()
-        .filter(|t| t.chars().any(|c| ('\u{1F300}'..='\u{1FAFF}').contains(&c)))
-        .count();
+    assert!((5..400).contains(&cashtags), "posts with cashtags: {cashtags}");
+    let emoji = texts().filter(|t| t.chars().any(|c| ('\u{1F300}'..='\u{1FAFF}').contains(&c))).count();
     assert!(emoji > 500 && emoji < 12_000, "posts with emoji: {emoji}");
     // Mostly NFC: decomposed text is a small share.
-    let nfd = texts()
-        .filter(|t| t.contains('\u{301}') || t.contains('\u{300}'))
-        .count();
+    let nfd = texts().filter(|t| t.contains('\u{301}') || t.contains('\u{300}')).count();
     assert!(nfd > 20 && nfd < 2_000, "NFD posts: {nfd}");
 }
 
 #[test]
 fn mentions_are_generated_users() {
-    let users: HashSet<&str> = default_lines()
-        .iter()
-        .map(|v| s(&v["author"], "username"))
-        .collect();
+    let users: HashSet<&str> = default_lines().iter().map(|v| s(&v["author"], "username")).collect();
     let mut mentions = 0;
     for t in texts() {
         for w in t.split_whitespace().filter(|w| w.starts_with('@')) {
-            let name: String = w[1..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
+            let name: String = w[1..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
             if name.is_empty() {
                 continue; // "Don't @ me."
             }
@@ -364,19 +292,13 @@ fn vocabulary_is_rich_and_posts_vary() {
     }
     assert!(words.len() >= 3_000, "distinct words: {}", words.len());
     let distinct: HashSet<&str> = texts().collect();
-    assert!(
-        distinct.len() * 100 >= default_lines().len() * 97,
-        "distinct texts: {}",
-        distinct.len()
-    );
+    assert!(distinct.len() * 100 >= default_lines().len() * 97, "distinct texts: {}", distinct.len());
 }
 
 #[test]
 fn metrics_are_heavy_tailed() {
-    let mut imps: Vec<u64> = default_lines()
-        .iter()
-        .map(|v| v["public_metrics"]["impression_count"].as_u64().unwrap())
-        .collect();
+    let mut imps: Vec<u64> =
+        default_lines().iter().map(|v| v["public_metrics"]["impression_count"].as_u64().unwrap()).collect();
     imps.sort_unstable();
     let median = imps[imps.len() / 2];
     let max = *imps.last().unwrap();
@@ -390,49 +312,20 @@ fn metrics_are_heavy_tailed() {
 #[test]
 fn small_and_odd_specs() {
     let base = CorpusSpec::default();
-    assert_eq!(
-        generate(&CorpusSpec {
-            posts: 0,
-            ..base.clone()
-        })
-        .count(),
-        0
-    );
-    let tiny: Vec<Value> = generate(&CorpusSpec {
-        posts: 10,
-        authors: 3,
-        days: 1,
-        ..base.clone()
-    })
-    .collect();
+    assert_eq!(generate(&CorpusSpec { posts: 0, ..base.clone() }).count(), 0);
+    let tiny: Vec<Value> = generate(&CorpusSpec { posts: 10, authors: 3, days: 1, ..base.clone() }).collect();
     assert_eq!(tiny.len(), 10);
     let authors: HashSet<&str> = tiny.iter().map(|v| s(v, "author_id")).collect();
     assert_eq!(authors.len(), 3);
     // More authors than posts: every post still valid.
-    let few = generate(&CorpusSpec {
-        posts: 5,
-        authors: 50,
-        days: 0,
-        ..base.clone()
-    })
-    .count();
+    let few = generate(&CorpusSpec { posts: 5, authors: 50, days: 0, ..base.clone() }).count();
     assert_eq!(few, 5);
     // Zero authors is treated as one.
-    let solo: Vec<Value> = generate(&CorpusSpec {
-        posts: 20,
-        authors: 0,
-        ..base.clone()
-    })
-    .collect();
+    let solo: Vec<Value> = generate(&CorpusSpec { posts: 20, authors: 0, ..base.clone() }).collect();
     assert_eq!(solo.len(), 20);
     assert!(solo.iter().all(|v| v["author_id"] == solo[0]["author_id"]));
     // Many authors: usernames stay unique.
-    let many: Vec<Value> = generate(&CorpusSpec {
-        posts: 6_000,
-        authors: 5_000,
-        ..base
-    })
-    .collect();
+    let many: Vec<Value> = generate(&CorpusSpec { posts: 6_000, authors: 5_000, ..base }).collect();
     let ids: HashSet<&str> = many.iter().map(|v| s(v, "author_id")).collect();
     let names: HashSet<&str> = many.iter().map(|v| s(&v["author"], "username")).collect();
     assert_eq!(ids.len(), 5_000);
@@ -443,19 +336,10 @@ fn small_and_odd_specs() {
 #[test]
 fn invariants_hold_across_seeds() {
     let end = CorpusSpec::default().end;
-    for (seed, posts, authors, days) in [
-        (0u64, 3_000usize, 120usize, 7u32),
-        (1, 2_000, 40, 2),
-        (42, 1_500, 900, 30),
-        (u64::MAX, 4_000, 300, 365),
-    ] {
-        let spec = CorpusSpec {
-            seed,
-            posts,
-            authors,
-            days,
-            end,
-        };
+    for (seed, posts, authors, days) in
+        [(0u64, 3_000usize, 120usize, 7u32), (1, 2_000, 40, 2), (42, 1_500, 900, 30), (u64::MAX, 4_000, 300, 365)]
+    {
+        let spec = CorpusSpec { seed, posts, authors, days, end };
         let lines: Vec<Value> = generate(&spec).collect();
         assert_eq!(lines.len(), posts);
         let again: Vec<Value> = generate(&spec).collect();
