@@ -213,10 +213,15 @@ async fn flush_violations(state: &AppState) {
 }
 
 pub(crate) fn request_span<B>(request: &Request<B>) -> tracing::Span {
-    let client = request.extensions().get::<ClientAddr>().map(|client| client.0.to_string()).unwrap_or_default();
-    let request_id =
-        request.headers().get("x-request-id").and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
-    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), %client, %request_id)
+    let client = request.extensions().get::<ClientAddr>().map(|client| client.0);
+    let request_id = request.headers().get("x-request-id").and_then(|value| value.to_str().ok()).unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        client = tracing::field::debug(client),
+        request_id,
+    )
 }
 
 pub(crate) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -48,6 +48,20 @@ pub struct LineRejection {
     pub raw: Vec<u8>,
 }
 
+/// One input line and what parsing made of it (`None`: a blank line, skipped).
+pub struct ParsedLine {
+    pub number: u64,
+    pub raw: Vec<u8>,
+    pub parsed: Option<Result<IngestRecord, String>>,
+}
+
+impl ParsedLine {
+    pub fn parse(number: u64, line: &[u8]) -> Self {
+        let parsed = (!ingest::is_blank(line)).then(|| ingest::parse_line(line).map_err(|rejection| rejection.0));
+        ParsedLine { number, raw: line.to_vec(), parsed }
+    }
+}
+
 /// Feeds ingest lines to a store in batches, collecting counts and rejections.
 pub struct IngestBatcher<'a> {
     store: &'a dyn Store,
@@ -76,22 +90,21 @@ impl<'a> IngestBatcher<'a> {
 
     /// Takes one line (without its terminator); writes to the store once a batch is full.
     pub async fn push(&mut self, line_number: u64, line: &[u8], now: Timestamp) -> StoreResult<()> {
+        self.push_parsed(ParsedLine::parse(line_number, line), now).await
+    }
+
+    /// Takes a line parsed elsewhere (e.g. on a reader thread, so parsing overlaps writing).
+    pub async fn push_parsed(&mut self, line: ParsedLine, now: Timestamp) -> StoreResult<()> {
         self.lines += 1;
-        if ingest::is_blank(line) {
-            return Ok(());
-        }
-        match ingest::parse_line(line) {
-            Ok(record) => {
+        match line.parsed {
+            None => return Ok(()),
+            Some(Ok(record)) => {
                 self.pending.push(record);
-                self.pending_lines.push((line_number, line.to_vec()));
+                self.pending_lines.push((line.number, line.raw));
             }
-            Err(rejection) => {
+            Some(Err(reason)) => {
                 self.counts.refused += 1;
-                self.pending_rejections.push(LineRejection {
-                    line: line_number,
-                    reason: rejection.0,
-                    raw: line.to_vec(),
-                });
+                self.pending_rejections.push(LineRejection { line: line.number, reason, raw: line.raw });
             }
         }
         if self.pending.len() >= INGEST_BATCH {

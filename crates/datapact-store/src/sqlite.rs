@@ -106,6 +106,15 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
+        // Reads are short point or range queries: on a multi-threaded runtime they run in place
+        // (the runtime moves other tasks off this worker), which saves a thread hand-off per call.
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        if Handle::try_current().is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread) {
+            return tokio::task::block_in_place(|| {
+                let conn = self.readers.get().map_err(unavailable)?;
+                work(&conn)
+            });
+        }
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
             let conn = readers.get().map_err(unavailable)?;
@@ -311,63 +320,61 @@ impl Ingester<'_> {
                 append_audit(self.tx, &Change::new("ingest", self.now), "opt_out.add", &subject, None, Some(after))?;
             }
         }
-        let existing: Option<(String, u32)> = self
+        // Most lines are new posts: insert first, and read the stored post only on a conflict.
+        let referenced = if post.referenced_posts.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&post.referenced_posts).map_err(unavailable)?)
+        };
+        let history = serde_json::to_string(&post.edit_history).map_err(unavailable)?;
+        let metrics = post.public_metrics;
+        let clamp = |count: u64| count.min(i64::MAX as u64) as i64;
+        let inserted = self
+            .tx
+            .prepare_cached(&format!(
+                "INSERT INTO posts ({POST_COLUMNS}) VALUES
+                 (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL)
+                 ON CONFLICT (id) DO NOTHING"
+            ))?
+            .execute(params![
+                post.id.get(),
+                post.author_id.get(),
+                post.text,
+                post.created_at.0,
+                post.lang,
+                post.conversation_id.get(),
+                post.in_reply_to_user_id.map(UserId::get),
+                referenced,
+                history,
+                clamp(metrics.retweet_count),
+                clamp(metrics.reply_count),
+                clamp(metrics.like_count),
+                clamp(metrics.quote_count),
+                clamp(metrics.bookmark_count),
+                clamp(metrics.impression_count),
+            ])?;
+        if inserted == 1 {
+            self.insert_revision(post.id, 1, &post.text)?;
+            return Ok(IngestEffect::Inserted);
+        }
+        let (text, revision): (String, u32) = self
             .tx
             .prepare_cached("SELECT text, revision FROM posts WHERE id = ?1")?
-            .query_row([post.id.get()], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        match existing {
-            None => {
-                let referenced = if post.referenced_posts.is_empty() {
-                    None
-                } else {
-                    Some(serde_json::to_string(&post.referenced_posts).map_err(unavailable)?)
-                };
-                let history = serde_json::to_string(&post.edit_history).map_err(unavailable)?;
-                let metrics = post.public_metrics;
-                let clamp = |count: u64| count.min(i64::MAX as u64) as i64;
-                self.tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO posts ({POST_COLUMNS}) VALUES
-                         (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL)"
-                    ))?
-                    .execute(params![
-                        post.id.get(),
-                        post.author_id.get(),
-                        post.text,
-                        post.created_at.0,
-                        post.lang,
-                        post.conversation_id.get(),
-                        post.in_reply_to_user_id.map(UserId::get),
-                        referenced,
-                        history,
-                        clamp(metrics.retweet_count),
-                        clamp(metrics.reply_count),
-                        clamp(metrics.like_count),
-                        clamp(metrics.quote_count),
-                        clamp(metrics.bookmark_count),
-                        clamp(metrics.impression_count),
-                    ])?;
-                self.insert_revision(post.id, 1, &post.text)?;
-                Ok(IngestEffect::Inserted)
-            }
-            Some((text, _)) if text == post.text => Ok(IngestEffect::Unchanged),
-            Some((_, revision)) => {
-                let revision = revision + 1;
-                self.tx.prepare_cached("UPDATE posts SET text = ?2, revision = ?3 WHERE id = ?1")?.execute(params![
-                    post.id.get(),
-                    post.text,
-                    revision
-                ])?;
-                self.insert_revision(post.id, revision, &post.text)?;
-                self.tx
-                    .prepare_cached(
-                        "INSERT INTO post_events (post_id, kind, revision, at) VALUES (?1, 'corrected', ?2, ?3)",
-                    )?
-                    .execute(params![post.id.get(), revision, self.now.0])?;
-                Ok(IngestEffect::Corrected { revision })
-            }
+            .query_row([post.id.get()], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        if text == post.text {
+            return Ok(IngestEffect::Unchanged);
         }
+        let revision = revision + 1;
+        self.tx.prepare_cached("UPDATE posts SET text = ?2, revision = ?3 WHERE id = ?1")?.execute(params![
+            post.id.get(),
+            post.text,
+            revision
+        ])?;
+        self.insert_revision(post.id, revision, &post.text)?;
+        self.tx
+            .prepare_cached("INSERT INTO post_events (post_id, kind, revision, at) VALUES (?1, 'corrected', ?2, ?3)")?
+            .execute(params![post.id.get(), revision, self.now.0])?;
+        Ok(IngestEffect::Corrected { revision })
     }
 
     fn insert_revision(&self, id: PostId, revision: u32, text: &str) -> StoreResult<()> {
