@@ -8,9 +8,9 @@ use std::path::Path;
 
 use crate::{Change, IngestCounts, IngestEffect, SQLITE_FILE, Store, StoreError, StoreResult};
 
-/// Records per store transaction while ingesting: large enough to amortise the commit, small
-/// enough that a rejected line's report is never far behind.
-pub const INGEST_BATCH: usize = 2_000;
+/// Records per store transaction while ingesting: large enough to amortise the commit and the
+/// rewrite of index pages it touches, small enough that a rejected line's report is never far behind.
+pub const INGEST_BATCH: usize = 10_000;
 
 /// Issues a new key for `licensee` from the OS random source. The secret is returned once and
 /// only its hash is stored.
