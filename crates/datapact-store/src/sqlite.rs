@@ -78,6 +78,7 @@ impl SqliteStore {
         migrate(&mut writer)?;
         let manager = SqliteConnectionManager::file(path).with_init(|conn| {
             conn.busy_timeout(BUSY_TIMEOUT)?;
+            rusqlite::vtab::array::load_module(conn)?;
             conn.execute_batch(
                 "PRAGMA query_only = ON; PRAGMA foreign_keys = ON; PRAGMA mmap_size = 1073741824;
                  PRAGMA cache_size = -16384;",
@@ -572,11 +573,19 @@ impl Store for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect::<HashSet<_>>().into_iter().collect();
+        static BY_IDS: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| format!("SELECT {POST_COLUMNS} FROM posts WHERE id IN rarray(?1)"));
+        let ids: Vec<rusqlite::types::Value> = ids
+            .iter()
+            .map(|id| id.get())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .map(rusqlite::types::Value::Integer)
+            .collect();
         self.read(move |conn| {
-            let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE id IN ({})", placeholders(ids.len()));
-            let mut statement = conn.prepare_cached(&sql)?;
-            let posts = statement.query_map(params_from_iter(ids), post_from_row)?.collect::<Result<_, _>>()?;
+            // One cached statement for any number of ids (SQLite's carray extension).
+            let mut statement = conn.prepare_cached(&BY_IDS)?;
+            let posts = statement.query_map([std::rc::Rc::new(ids)], post_from_row)?.collect::<Result<_, _>>()?;
             Ok(posts)
         })
         .await
