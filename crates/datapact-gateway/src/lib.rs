@@ -34,7 +34,7 @@ use datapact_core::{Clock, ManualClock};
 use datapact_store::Store;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 pub use auth::KeyCache;
@@ -131,7 +131,7 @@ pub fn admin_router(state: AppState) -> Router {
 pub fn common_layers(router: Router, proxies: Arc<TrustedProxies>, request_timeout: Duration) -> Router {
     router.layer(
         ServiceBuilder::new()
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::new()))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(axum::middleware::from_fn_with_state(proxies, client_addr::attribute_client))
             .layer(TraceLayer::new_for_http().make_span_with(server::request_span))
@@ -139,6 +139,35 @@ pub fn common_layers(router: Router, proxies: Arc<TrustedProxies>, request_timeo
             .layer(HandleErrorLayer::new(timeout_response))
             .timeout(request_timeout),
     )
+}
+
+/// Request ids `<process prefix>-<sequence>`: unique across restarts (random prefix) without a
+/// random-number syscall per request, and sortable within a process.
+#[derive(Clone)]
+struct SequentialRequestId {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SequentialRequestId {
+    fn new() -> Self {
+        let mut bytes = [0u8; 6];
+        // Without the OS random source, the process id and start time still separate processes.
+        if getrandom::fill(&mut bytes).is_err() {
+            let seed = ((std::process::id() as u64) << 16)
+                ^ datapact_core::Clock::now(&datapact_core::SystemClock).millis() as u64;
+            bytes.copy_from_slice(&seed.to_le_bytes()[..6]);
+        }
+        let prefix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        SequentialRequestId { prefix: prefix.into(), next: Arc::new(std::sync::atomic::AtomicU64::new(1)) }
+    }
+}
+
+impl MakeRequestId for SequentialRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&format!("{}-{n}", self.prefix)).ok().map(RequestId::new)
+    }
 }
 
 async fn timeout_response(_: tower::BoxError) -> Response {
