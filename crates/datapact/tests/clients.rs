@@ -3,9 +3,8 @@
 //! Each test writes a corpus of 300 posts by three authors, starts a gateway, runs one Python
 //! script from `tests/clients/` with the client library, and checks the JSON summary the script
 //! prints against the corpus: exact ids in order, no duplicate, no gap, the fields the client
-//! parsed. The scripts never correct what the server sends; a deviation from X fails here,
-//! except the known ones marked `TODO(server)` below, which print "KNOWN SERVER DEVIATION" to
-//! stderr until the gateway is fixed and are then checked in full. `DATAPACT_CLIENTS_VERBOSE=1`
+//! parsed. The scripts never correct what the server sends; a deviation from X fails here.
+//! `DATAPACT_CLIENTS_VERBOSE=1`
 //! prints each script's summary (with every request it sent) under `--nocapture`.
 //!
 //! The libraries come from PyPI at the exact versions in [`PIP_INSTALL`] (`.ci/run` installs
@@ -567,20 +566,13 @@ fn twarc2_searches_looks_up_and_walks_a_timeline() {
         .collect();
     assert!(timeline_pages.iter().skip(1).all(|r| query_of(r).contains_key("pagination_token")), "{timeline_pages:?}");
 
-    // TODO(server): GET /2/users/by?usernames= is not served; see `users_by_usernames_unsupported`.
-    if !users_by_usernames_unsupported("twarc user_lookup(usernames=True)", &summary["users_by_username"]) {
-        let by_username = summary["users_by_username"].as_array().unwrap();
-        assert_eq!(by_username.len(), 1, "{}", pretty(&summary["users_by_username"]));
-        fixture.check_user("twarc user_lookup (usernames)", &by_username[0], BOB, true);
-    }
-    if !users_by_usernames_unsupported("twarc timeline(USERNAME)", &summary["timeline_by_username"]) {
-        fixture.check_walk(
-            "twarc timeline (by username)",
-            &summary["timeline_by_username"],
-            &fixture.timeline_ids(),
-            100,
-        );
-    }
+    // twarc resolves usernames through GET /2/users/by?usernames=.
+    let by_username = summary["users_by_username"]
+        .as_array()
+        .unwrap_or_else(|| panic!("twarc user_lookup(usernames=True): {}", pretty(&summary["users_by_username"])));
+    assert_eq!(by_username.len(), 1, "{}", pretty(&summary["users_by_username"]));
+    fixture.check_user("twarc user_lookup (usernames)", &by_username[0], BOB, true);
+    fixture.check_walk("twarc timeline (by username)", &summary["timeline_by_username"], &fixture.timeline_ids(), 100);
 }
 
 #[test]
@@ -613,10 +605,8 @@ fn xdk_searches_looks_up_and_walks_a_timeline() {
     fixture.check_posts("xdk posts.get_by_ids", found["posts"].as_array().unwrap());
     let authors: Vec<usize> = want.iter().map(|id| fixture.post(id).unwrap().author).collect();
     fixture.check_users("xdk posts.get_by_ids", &found["users"], &authors, false);
-    // TODO(server): see `xdk_problem_type_rejected`.
-    if !xdk_problem_type_rejected("xdk posts.get_by_ids with an unknown id", &summary["lookup"]) {
-        fixture.check_lookup("xdk posts.get_by_ids", &summary["lookup"], false);
-    }
+    // xdk validates errors[].type against X's api.x.com problem types.
+    fixture.check_lookup("xdk posts.get_by_ids", &summary["lookup"], false);
     let single = &summary["single"];
     assert_eq!(strings(&single["pages"][0]), [(BASE + 7).to_string()], "xdk posts.get_by_id: {}", pretty(single));
     fixture.check_posts("xdk posts.get_by_id", single["posts"].as_array().unwrap());
@@ -626,85 +616,17 @@ fn xdk_searches_looks_up_and_walks_a_timeline() {
     let by_ids = summary["users_by_ids"].as_array().unwrap_or_else(|| panic!("{}", pretty(&summary["users_by_ids"])));
     assert_eq!(by_ids.len(), 1, "xdk users.get_by_ids: {}", pretty(&summary["users_by_ids"]));
     fixture.check_user("xdk users.get_by_ids", &by_ids[0], BOB, false);
-    // TODO(server): GET /2/users/by?usernames= is not served; see `users_by_usernames_unsupported`.
-    if !users_by_usernames_unsupported("xdk users.get_by_usernames", &summary["users_by_usernames"]) {
-        let by_usernames = summary["users_by_usernames"].as_array().unwrap();
-        assert_eq!(by_usernames.len(), 1, "{}", pretty(&summary["users_by_usernames"]));
-        fixture.check_user("xdk users.get_by_usernames", &by_usernames[0], BOB, false);
-    }
+    let by_usernames = summary["users_by_usernames"]
+        .as_array()
+        .unwrap_or_else(|| panic!("xdk users.get_by_usernames: {}", pretty(&summary["users_by_usernames"])));
+    assert_eq!(by_usernames.len(), 1, "{}", pretty(&summary["users_by_usernames"]));
+    fixture.check_user("xdk users.get_by_usernames", &by_usernames[0], BOB, false);
 
     fixture.check_walk("xdk users.get_posts (25)", &summary["timeline"], &fixture.timeline_ids(), 25);
 
-    // TODO(server): see `xdk_public_metrics_rejected`.
+    // xdk requires repost_count on posts and the full user public_metrics (followers, following,
+    // listed, post_count).
     let metrics = &summary["metrics"];
-    if !xdk_public_metrics_rejected(metrics) {
-        fixture.check_walk("xdk search with public_metrics", metrics, &fixture.search_ids()[..10], 10);
-        fixture.check_users("xdk search with public_metrics", &metrics["users"], &[0, 1, 2], true);
-    }
-}
-
-/// TODO(server): xdk 0.10.6 validates each partial error in a 200 response's `errors[]` against
-/// X's current OpenAPI problem models, whose `type` is a literal on the `api.x.com` host, e.g.
-/// `https://api.x.com/2/problems/resource-not-found`; the gateway sends
-/// `https://api.twitter.com/2/problems/resource-not-found`, so `posts.get_by_ids` with an unknown
-/// id raises a pydantic ValidationError. tweepy and twarc do not read `type` (twarc compares
-/// `title` with "Not Found Error"). Until then the failure is reported on stderr.
-fn xdk_problem_type_rejected(what: &str, outcome: &Value) -> bool {
-    let rejected = outcome["error"]
-        .as_str()
-        .is_some_and(|error| error.starts_with("ValidationError") && error.contains("https://api.x.com/2/problems/"));
-    if rejected {
-        loud(&format!(
-            "KNOWN SERVER DEVIATION (TODO): {what}: xdk wants errors[].type on https://api.x.com/2/problems/..., got https://api.twitter.com/..."
-        ));
-    }
-    rejected
-}
-
-/// TODO(server): xdk 0.10.6 validates responses against X's current OpenAPI document, whose
-/// `public_metrics` objects have required counts the gateway does not send, so xdk raises a
-/// pydantic ValidationError and returns nothing:
-/// - posts (`PostPublicMetrics`): requires `repost_count` (and `bookmark_count`,
-///   `impression_count`, `like_count`, `quote_count`, `reply_count`); the gateway sends X's
-///   classic `retweet_count` but no `repost_count`. tweepy and twarc read `retweet_count`, so
-///   both names are needed.
-/// - users (`UserPublicMetrics`): requires `followers_count`, `following_count`, `listed_count`
-///   and `post_count`; the gateway sends only `tweet_count`. X always sends followers_count,
-///   following_count, tweet_count and listed_count.
-///
-/// Until then a ValidationError naming public_metrics is reported on stderr instead of failing.
-fn xdk_public_metrics_rejected(outcome: &Value) -> bool {
-    let rejected = outcome["error"]
-        .as_str()
-        .is_some_and(|error| error.starts_with("ValidationError") && error.contains("public_metrics"));
-    if rejected {
-        let error = outcome["error"].as_str().unwrap();
-        let fields: std::collections::BTreeSet<&str> = error
-            .lines()
-            .filter(|line| line.contains("public_metrics."))
-            .filter_map(|line| line.rsplit("public_metrics.").next())
-            .collect();
-        loud(&format!("KNOWN SERVER DEVIATION (TODO): xdk rejects public_metrics without: {fields:?}"));
-    }
-    rejected
-}
-
-/// TODO(server): X serves `GET /2/users/by?usernames=a,b` (1-100 usernames; `data` and
-/// `errors` like `/2/users?ids=`). The gateway routes it to `/2/users/{id}` with id `by` and
-/// answers 400 "The `id` query parameter value [by] is not valid". twarc needs it for
-/// `user_lookup(usernames=True)` and `timeline(USERNAME)` (so `twarc2 timeline NAME`), xdk for
-/// `users.get_by_usernames`. Until the server serves it, a failure on exactly that request is
-/// reported on stderr instead of failing the test; any other outcome is checked in full, so the
-/// checks tighten by themselves once the endpoint exists. Remove this tolerance then.
-fn users_by_usernames_unsupported(what: &str, outcome: &Value) -> bool {
-    let unsupported = outcome.get("error").is_some()
-        && outcome["url"].as_str().is_some_and(|url| url.starts_with("/2/users/by?"))
-        && outcome["status"].as_u64().is_some_and(|status| status == 400 || status == 404);
-    if unsupported {
-        loud(&format!(
-            "KNOWN SERVER DEVIATION (TODO): {what}: GET /2/users/by?usernames= answered {}: {}",
-            outcome["status"], outcome["body"]
-        ));
-    }
-    unsupported
+    fixture.check_walk("xdk search with public_metrics", metrics, &fixture.search_ids()[..10], 10);
+    fixture.check_users("xdk search with public_metrics", &metrics["users"], &[0, 1, 2], true);
 }
