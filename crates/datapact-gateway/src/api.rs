@@ -7,14 +7,12 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use datapact_core::pagination;
-use datapact_core::{Endpoint, Post, PostId, UserId};
+use datapact_core::{Post, PostId, UserId};
 use datapact_search::{Cursor, Filters, SortOrder};
 use datapact_store::{MAX_LOOKUP_IDS, TimelineQuery, UserRecord};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
-use crate::auth::Caller;
-use crate::metrics::records_served;
 use crate::params::{Names, QueryParams, parse_id};
 use crate::problem::{Problem, resource_not_found};
 use crate::render::{post_json, user_json};
@@ -69,7 +67,6 @@ fn json_response(body: Map<String, Value>) -> Response {
 pub async fn post_by_id(
     State(state): State<AppState>,
     Extension(admission): Extension<Admission>,
-    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult {
@@ -90,7 +87,7 @@ pub async fn post_by_id(
             body.insert("errors".into(), json!([resource_not_found("tweet", "id", &id.to_string())]));
         }
     }
-    records_served(&caller.licensee, Endpoint::Lookup, posts.len());
+    admission.served(posts.len());
     Ok(json_response(body))
 }
 
@@ -106,7 +103,6 @@ pub async fn post_by_id(
 pub async fn posts_by_ids(
     State(state): State<AppState>,
     Extension(admission): Extension<Admission>,
-    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> ApiResult {
     let params = QueryParams::parse(query.as_deref())?;
@@ -136,7 +132,7 @@ pub async fn posts_by_ids(
     if !errors.is_empty() {
         body.insert("errors".into(), Value::Array(errors));
     }
-    records_served(&caller.licensee, Endpoint::Lookup, posts.len());
+    admission.served(posts.len());
     Ok(json_response(body))
 }
 
@@ -152,7 +148,6 @@ pub async fn posts_by_ids(
 pub async fn user_timeline(
     State(state): State<AppState>,
     Extension(admission): Extension<Admission>,
-    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult {
@@ -190,7 +185,7 @@ pub async fn user_timeline(
     posts.truncate(limit);
     let next_token = posts.last().filter(|_| has_more).map(|oldest| pagination::next_token(oldest.id));
     let body = post_page(&state, &view, &posts, next_token).await?;
-    records_served(&caller.licensee, Endpoint::Timeline, posts.len());
+    admission.served(posts.len());
     Ok(json_response(body))
 }
 
@@ -361,7 +356,6 @@ pub async fn user_by_username(
 pub async fn search_recent(
     State(state): State<AppState>,
     Extension(admission): Extension<Admission>,
-    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> ApiResult {
     let params = QueryParams::parse(query.as_deref())?;
@@ -426,7 +420,7 @@ pub async fn search_recent(
         }
     }
     let body = post_page(&state, &view, &posts, next.map(|next| next.encode())).await?;
-    records_served(&caller.licensee, Endpoint::Search, posts.len());
+    admission.served(posts.len());
     Ok(json_response(body))
 }
 

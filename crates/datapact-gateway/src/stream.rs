@@ -13,14 +13,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use datapact_core::{Endpoint, Post};
+use datapact_core::Post;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::api::PostView;
-use crate::auth::Caller;
-use crate::metrics::records_served;
 use crate::params::QueryParams;
 use crate::problem::Problem;
 use crate::terms::Admission;
@@ -42,7 +40,6 @@ const PAGE: usize = 500;
 )]
 pub async fn sample_stream(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
     Extension(admission): Extension<Admission>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Problem> {
@@ -90,7 +87,7 @@ pub async fn sample_stream(
                 if sender.send(line).await.is_err() {
                     return; // the client went away
                 }
-                records_served(&caller.licensee, Endpoint::Stream, 1);
+                admission.served(1);
             }
             if full_page || after < *wake.borrow() {
                 continue;

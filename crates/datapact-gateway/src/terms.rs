@@ -163,6 +163,8 @@ pub fn endpoint_of(route: &str) -> Option<Endpoint> {
 pub struct Admission {
     terms: Arc<TermsCache>,
     licensee_id: i64,
+    /// For metrics of what was served.
+    licensee: String,
     pub endpoint: Endpoint,
     pub purpose: Purpose,
     /// `None` only when enforcement is off (benchmarks): admitted without counting.
@@ -190,6 +192,11 @@ impl Admission {
         Err(Problem::from_refusal(&refusal))
     }
 
+    /// Records that `count` posts were delivered on this request's endpoint.
+    pub fn served(&self, count: usize) {
+        crate::metrics::records_served(&self.licensee, self.endpoint, count);
+    }
+
     /// Whether posts by `author` are withheld from this request (author opt-out).
     pub fn withholds(&self, snapshot: &TermsSnapshot, author: UserId) -> bool {
         snapshot.withheld(author, self.purpose)
@@ -212,6 +219,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         request.extensions_mut().insert(Admission {
             terms: state.terms.clone(),
             licensee_id: caller.licensee_id,
+            licensee: caller.licensee.clone(),
             endpoint,
             purpose: Purpose::parse(&caller.purpose).unwrap_or(Purpose::All),
             rate: None,
@@ -261,6 +269,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     let admission = Admission {
         terms: state.terms.clone(),
         licensee_id: caller.licensee_id,
+        licensee: caller.licensee.clone(),
         endpoint,
         purpose,
         rate: Some(rate),
