@@ -78,7 +78,12 @@ impl KeyCache {
             return Err(Problem::unauthorized(format!("API key {} expired at {expires_at}", record.prefix)));
         }
         if let Ok(mut uses) = self.uses.lock() {
-            uses.insert(record.prefix.clone(), now);
+            match uses.get_mut(&record.prefix) {
+                Some(last) => *last = now,
+                None => {
+                    uses.insert(record.prefix.clone(), now);
+                }
+            }
         }
         Ok(Caller {
             licensee_id: grant.licensee_id,

@@ -43,7 +43,14 @@ pub async fn track(listener: &'static str, request: Request, next: Next) -> Resp
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let method: &'static str = match *request.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::HEAD => "HEAD",
+        _ => "OTHER",
+    };
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
