@@ -32,6 +32,8 @@ impl SharedIndex {
                 created_at_ms: post.created_at.millis(),
                 lang: post.lang.clone(),
                 is_reply: post.referenced_posts.iter().any(|reference| reference.kind == "replied_to"),
+                is_retweet: post.referenced_posts.iter().any(|reference| reference.kind == "retweeted"),
+                is_quote: post.referenced_posts.iter().any(|reference| reference.kind == "quoted"),
                 text: post.text.clone(),
             });
         }

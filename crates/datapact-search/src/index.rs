@@ -22,6 +22,8 @@ struct Meta {
     /// 0 = no language, else index + 1 into `SearchIndex::langs`.
     lang: u16,
     is_reply: bool,
+    is_retweet: bool,
+    is_quote: bool,
 }
 
 /// A post's record with its tokens.
@@ -32,6 +34,8 @@ struct Rec<'a> {
     author_id: i64,
     lang: u16,
     is_reply: bool,
+    is_retweet: bool,
+    is_quote: bool,
 }
 
 /// An in-memory inverted index of posts with X-style search.
@@ -225,6 +229,8 @@ impl SearchIndex {
             len: u32::try_from(seq.len()).expect("fewer than 2^32 tokens in a post"),
             lang,
             is_reply: doc.is_reply,
+            is_retweet: doc.is_retweet,
+            is_quote: doc.is_quote,
         };
         self.arena.extend_from_slice(&seq);
         match self.slots.get(&id) {
@@ -308,6 +314,8 @@ impl SearchIndex {
             author_id: m.author_id,
             lang: m.lang,
             is_reply: m.is_reply,
+            is_retweet: m.is_retweet,
+            is_quote: m.is_quote,
         })
     }
 
@@ -387,6 +395,8 @@ impl SearchIndex {
                 None => C::Never,
             },
             Expr::IsReply => C::IsReply,
+            Expr::IsRetweet => C::IsRetweet,
+            Expr::IsQuote => C::IsQuote,
         }
     }
 
@@ -397,7 +407,7 @@ impl SearchIndex {
                 Some(and_driver(lists.iter().map(|&l| Driver::List(Seek::new(&self.postings[l as usize]))).collect()))
             }
             C::From(a) => Some(Driver::List(Seek::new(self.authors.get(a).map_or(&[][..], |v| &v[..])))),
-            C::Not(_) | C::Lang(_) | C::IsReply => None,
+            C::Not(_) | C::Lang(_) | C::IsReply | C::IsRetweet | C::IsQuote => None,
             C::And(v) => {
                 let ds: Vec<Driver> = v.iter().filter_map(|c| self.driver(c)).collect();
                 if ds.is_empty() { None } else { Some(and_driver(ds)) }
@@ -580,6 +590,8 @@ enum C {
     From(i64),
     Lang(u16),
     IsReply,
+    IsRetweet,
+    IsQuote,
     Never,
 }
 
@@ -630,6 +642,8 @@ fn eval(c: &C, r: &Rec<'_>) -> bool {
         C::From(a) => r.author_id == *a,
         C::Lang(l) => r.lang == *l,
         C::IsReply => r.is_reply,
+        C::IsRetweet => r.is_retweet,
+        C::IsQuote => r.is_quote,
         C::Never => false,
     }
 }

@@ -7,9 +7,11 @@
 //!
 //! let mut ix = SearchIndex::new();
 //! ix.upsert(Doc { id: 1, author_id: 7, created_at_ms: 0, lang: Some("fr".into()),
-//!                 is_reply: false, text: "L’été de #Rust".into() });
+//!                 is_reply: false, is_retweet: false, is_quote: false,
+//!                 text: "L’été de #Rust".into() });
 //! ix.upsert(Doc { id: 2, author_id: 8, created_at_ms: 0, lang: Some("en".into()),
-//!                 is_reply: true, text: "rust in summer".into() });
+//!                 is_reply: true, is_retweet: false, is_quote: false,
+//!                 text: "rust in summer".into() });
 //! let q = parse("rust -summer OR from:bob").unwrap()
 //!     .resolve(|u| (u == "bob").then_some(8));
 //! let page = ix.search(&q, &Filters::default(), SortOrder::Recency, 10, None);
@@ -33,7 +35,8 @@
 //!   matches nothing), `lang:xx` (the post's language tag, compared
 //!   case-insensitively, no subtag fallback: `lang:en` does not match
 //!   `en-gb`), `is:reply`.
-//! - Other X operators (`has:`, `is:retweet`, `is:quote`, `is:verified`,
+//! - `is:retweet` and `is:quote` (usually negated: `-is:retweet`).
+//! - Other X operators (`has:`, `is:verified`,
 //!   `url:`, `to:`, `retweets_of:`, `conversation_id:`, `place:`, `bio:`, the
 //!   `*_count:` operators, …) are rejected as not supported by this server.
 //!   A word with a colon that is not an operator name (`10:30`,
@@ -95,6 +98,10 @@ pub struct Doc {
     pub lang: Option<String>,
     /// Whether the post is a reply, for `is:reply`.
     pub is_reply: bool,
+    /// Whether the post is a retweet (repost), for `is:retweet`.
+    pub is_retweet: bool,
+    /// Whether the post quotes another, for `is:quote`.
+    pub is_quote: bool,
     /// Text to index.
     pub text: String,
 }

@@ -33,6 +33,8 @@ pub(crate) enum Expr<U> {
     From(U),
     Lang(String),
     IsReply,
+    IsRetweet,
+    IsQuote,
 }
 
 impl<U> Expr<U> {
@@ -45,6 +47,8 @@ impl<U> Expr<U> {
             Expr::From(u) => Expr::From(f(u)),
             Expr::Lang(l) => Expr::Lang(l),
             Expr::IsReply => Expr::IsReply,
+            Expr::IsRetweet => Expr::IsRetweet,
+            Expr::IsQuote => Expr::IsQuote,
         }
     }
 
@@ -325,10 +329,16 @@ fn word(w: &str, pos: usize) -> Result<Expr<String>, QueryError> {
                     if value.eq_ignore_ascii_case("reply") {
                         return Ok(Expr::IsReply);
                     }
+                    if value.eq_ignore_ascii_case("retweet") {
+                        return Ok(Expr::IsRetweet);
+                    }
+                    if value.eq_ignore_ascii_case("quote") {
+                        return Ok(Expr::IsQuote);
+                    }
                     return err(
                         pos,
                         format!(
-                            "`is:{value}` is not supported by this server (supported operators: from:, lang:, is:reply)"
+                            "`is:{value}` is not supported by this server (supported operators: from:, lang:, is:reply, is:retweet, is:quote)"
                         ),
                     );
                 }
@@ -336,7 +346,7 @@ fn word(w: &str, pos: usize) -> Result<Expr<String>, QueryError> {
                     return err(
                         pos,
                         format!(
-                            "operator `{name}:` is not supported by this server (supported operators: from:, lang:, is:reply)"
+                            "operator `{name}:` is not supported by this server (supported operators: from:, lang:, is:reply, is:retweet, is:quote)"
                         ),
                     );
                 }
@@ -390,6 +400,8 @@ fn eval(e: &Expr<Option<i64>>, doc: &Doc, toks: &[Tok]) -> bool {
         Expr::From(a) => *a == Some(doc.author_id),
         Expr::Lang(l) => doc.lang.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(l)),
         Expr::IsReply => doc.is_reply,
+        Expr::IsRetweet => doc.is_retweet,
+        Expr::IsQuote => doc.is_quote,
     }
 }
 

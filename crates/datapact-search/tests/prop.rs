@@ -73,13 +73,15 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn doc() -> impl Strategy<Value = Doc> {
-    (1i64..40, 1i64..5, 0i64..100, 0usize..3, any::<bool>(), text()).prop_map(
-        |(id, author_id, created_at_ms, lang, is_reply, text)| Doc {
+    (1i64..40, 1i64..5, 0i64..100, 0usize..3, any::<bool>(), 0u8..3, text()).prop_map(
+        |(id, author_id, created_at_ms, lang, is_reply, kind, text)| Doc {
             id,
             author_id,
             created_at_ms,
             lang: [None, Some("en"), Some("FR")][lang].map(String::from),
             is_reply,
+            is_retweet: kind == 1,
+            is_quote: kind == 2,
             text,
         },
     )
@@ -110,7 +112,14 @@ fn standalone(group: BoxedStrategy<String>) -> BoxedStrategy<String> {
 }
 
 fn filter_only() -> BoxedStrategy<String> {
-    prop_oneof![Just("lang:en".to_string()), Just("lang:fr".to_string()), Just("is:reply".to_string())].boxed()
+    prop_oneof![
+        Just("lang:en".to_string()),
+        Just("lang:fr".to_string()),
+        Just("is:reply".to_string()),
+        Just("is:retweet".to_string()),
+        Just("is:quote".to_string()),
+    ]
+    .boxed()
 }
 
 fn query() -> impl Strategy<Value = String> {

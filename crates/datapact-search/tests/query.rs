@@ -62,8 +62,7 @@ fn rejects_with_position() {
         ("is:reply -a", 0, "cannot stand alone"),
         ("a ()", 2, "empty group"),
         ("a has:links", 2, "not supported by this server"),
-        ("a is:retweet", 2, "not supported by this server"),
-        ("a -is:quote", 3, "not supported by this server"),
+        ("a is:verified", 2, "not supported by this server"),
         ("url:x a", 0, "not supported by this server"),
         ("a to:bob", 2, "not supported"),
         ("a conversation_id:1", 2, "not supported"),
@@ -101,6 +100,8 @@ fn usernames_and_resolve() {
         created_at_ms: 0,
         lang: None,
         is_reply: false,
+        is_retweet: false,
+        is_quote: false,
         text: text.into(),
     };
     // from:nobody matches nothing, so the whole AND never matches.
@@ -114,6 +115,8 @@ fn doc(id: i64, text: &str) -> Doc {
         created_at_ms: id * 10,
         lang: Some(if id % 2 == 0 { "en" } else { "FR" }.into()),
         is_reply: id % 4 == 0,
+        is_retweet: id % 5 == 0,
+        is_quote: id % 7 == 0,
         text: text.into(),
     }
 }
@@ -153,6 +156,12 @@ fn index_semantics() {
     assert_eq!(run(&ix, "rust lang:fr"), [5, 3]);
     assert_eq!(run(&ix, "paris is:reply"), Vec::<i64>::new());
     assert_eq!(run(&ix, "rust -is:reply"), [5, 3, 2]);
+    // Doc 5 is a retweet (id % 5), 7 a quote (id % 7).
+    assert_eq!(run(&ix, "rust -is:retweet"), [3, 2]);
+    assert_eq!(run(&ix, "rust is:retweet"), [5]);
+    assert_eq!(run(&ix, "e-mail is:quote"), [7]);
+    assert_eq!(run(&ix, "paris is:quote"), Vec::<i64>::new());
+    assert_eq!(run(&ix, "paris OR rust -is:quote"), [9, 5, 3, 2, 1]);
     assert_eq!(run(&ix, "from:user2 OR été"), [9, 5, 2, 1]);
     assert_eq!(run(&ix, "from:unknown OR été"), [9, 1]);
     assert_eq!(run(&ix, "rust tokio OR paris"), [9, 5, 1]);

@@ -21,6 +21,8 @@ pub fn to_doc(v: &Value) -> Doc {
         created_at_ms: created,
         lang: v["lang"].as_str().map(String::from),
         is_reply,
+        is_retweet: v["referenced_tweets"].as_array().is_some_and(|r| r.iter().any(|x| x["type"] == "retweeted")),
+        is_quote: v["referenced_tweets"].as_array().is_some_and(|r| r.iter().any(|x| x["type"] == "quoted")),
         text: v["text"].as_str().unwrap_or_default().to_owned(),
     }
 }
