@@ -113,15 +113,7 @@ pub async fn posts_by_ids(
         .into_iter()
         .map(|post| (post.id, post))
         .collect();
-    let mut posts = Vec::with_capacity(ids.len());
-    let mut errors = Vec::new();
-    for id in &ids {
-        match found.get(id) {
-            Some(post) if !posts.iter().any(|p: &Post| p.id == *id) => posts.push(post.clone()),
-            Some(_) => {}
-            None => errors.push(resource_not_found("tweet", "ids", &id.to_string())),
-        }
-    }
+    let (posts, errors) = in_asked_order(&ids, found, |id| resource_not_found("tweet", "ids", &id.to_string()));
     let mut body = Map::new();
     if !posts.is_empty() {
         body.insert("data".into(), posts.iter().map(|post| post_json(post, &view.post_fields)).collect());
@@ -226,15 +218,7 @@ pub async fn users_by_ids(
     admission.admit()?;
     let found: HashMap<UserId, UserRecord> =
         state.store.users_by_ids(&ids).await?.into_iter().map(|user| (user.author.id, user)).collect();
-    let mut users: Vec<UserRecord> = Vec::new();
-    let mut errors = Vec::new();
-    for id in &ids {
-        match found.get(id) {
-            Some(user) if !users.iter().any(|u| u.author.id == *id) => users.push(user.clone()),
-            Some(_) => {}
-            None => errors.push(resource_not_found("user", "ids", &id.to_string())),
-        }
-    }
+    let (users, errors) = in_asked_order(&ids, found, |id| resource_not_found("user", "ids", &id.to_string()));
     Ok(users_body(&users, &fields, false, errors))
 }
 
@@ -268,16 +252,37 @@ pub async fn users_by_usernames(
     let fields = params.names(&["user.fields"])?;
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
     admission.admit()?;
-    let mut users: Vec<UserRecord> = Vec::new();
-    let mut errors = Vec::new();
-    for name in names {
-        match state.store.user_by_username(name).await? {
-            Some(user) if !users.iter().any(|u| u.author.id == user.author.id) => users.push(user),
-            Some(_) => {}
-            None => errors.push(resource_not_found("user", "usernames", name)),
+    let keys: Vec<String> = names.iter().map(|name| name.to_lowercase()).collect();
+    let mut found = HashMap::new();
+    for key in &keys {
+        if let Some(user) = state.store.user_by_username(key).await? {
+            found.insert(key.clone(), user);
         }
     }
+    let (users, errors) = in_asked_order(&keys, found, |name| resource_not_found("user", "usernames", name));
     Ok(users_body(&users, &fields, false, errors))
+}
+
+/// What lookups answer: the found items in the order asked, each once (a repeated key is served
+/// once), and an X resource error for each key not found.
+fn in_asked_order<K: std::hash::Hash + Eq, T>(
+    asked: &[K],
+    mut found: HashMap<K, T>,
+    missing: impl Fn(&K) -> Value,
+) -> (Vec<T>, Vec<Value>) {
+    let mut items = Vec::with_capacity(found.len());
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for key in asked {
+        if !seen.insert(key) {
+            continue;
+        }
+        match found.remove(key) {
+            Some(item) => items.push(item),
+            None => errors.push(missing(key)),
+        }
+    }
+    (items, errors)
 }
 
 fn check_username(parameter: &str, username: &str) -> Result<(), Problem> {
