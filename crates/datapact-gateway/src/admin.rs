@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use datapact_core::ingest::MAX_LINE_BYTES;
-use datapact_core::purpose::Purpose;
 use datapact_core::{KeyPrefix, PostId, Timestamp};
 use datapact_store::ops::{IngestBatcher, LineRejection, issue_key};
 use datapact_store::{Change, IngestEffect};
@@ -327,9 +326,6 @@ pub async fn block_licensee(
     Path(name): Path<String>,
     JsonBody(request): JsonBody<BlockRequest>,
 ) -> AdminResult {
-    if request.reason.trim().is_empty() {
-        return Err(Problem::invalid_request("`reason` must say why; the licensee sees it"));
-    }
     let licensee = state
         .store
         .set_licensee_status(&name, datapact_core::LicenseeStatus::Blocked, &request.reason, &admin_change(&state))
@@ -355,15 +351,14 @@ pub struct OptOutRequest {
 }
 
 async fn set_opt_out(state: &AppState, username: &str, purpose: &str, opted_out: bool) -> AdminResult {
-    if Purpose::parse(purpose).is_none() {
-        return Err(Problem::invalid_request(format!("`purpose` {purpose:?} is not one of {}", Purpose::names())));
-    }
-    let user = state
-        .store
-        .user_by_username(username)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no author with username {username:?}")))?;
-    state.store.set_opt_out(user.author.id, purpose, opted_out, &admin_change(state)).await?;
+    let user = datapact_store::ops::set_opt_out_by_username(
+        state.store.as_ref(),
+        username,
+        purpose,
+        opted_out,
+        &admin_change(state),
+    )
+    .await?;
     Ok(Json(json!({ "author": user.author.id, "username": user.author.username, "purpose": purpose, "opted_out": opted_out })).into_response())
 }
 

@@ -207,3 +207,20 @@ fn copy_side_files(from: &Path, to: &Path) -> StoreResult<()> {
 fn io_error(action: &str, path: &Path, error: std::io::Error) -> StoreError {
     StoreError::Unavailable(format!("cannot {action} {}: {error}", path.display()))
 }
+
+/// Marks (or unmarks) the author with `username` as opting out of `purpose`; the CLI and the admin
+/// API both go through here.
+pub async fn set_opt_out_by_username(
+    store: &dyn Store,
+    username: &str,
+    purpose: &str,
+    opted_out: bool,
+    change: &Change,
+) -> StoreResult<crate::UserRecord> {
+    let user = store
+        .user_by_username(username)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no author with username {username:?}")))?;
+    store.set_opt_out(user.author.id, purpose, opted_out, change).await?;
+    Ok(user)
+}

@@ -909,6 +909,9 @@ impl Store for SqliteStore {
         reason: &str,
         change: &Change,
     ) -> StoreResult<Licensee> {
+        if status == LicenseeStatus::Blocked && reason.trim().is_empty() {
+            return Err(StoreError::Invalid("a block needs a reason: say why; the licensee sees it".into()));
+        }
         let (name, reason, change) = (name.to_owned(), reason.to_owned(), change.clone());
         self.write(move |conn| {
             let tx = conn.transaction()?;
@@ -935,6 +938,12 @@ impl Store for SqliteStore {
     }
 
     async fn set_opt_out(&self, author: UserId, purpose: &str, opted_out: bool, change: &Change) -> StoreResult<()> {
+        if datapact_core::purpose::Purpose::parse(purpose).is_none() {
+            return Err(StoreError::Invalid(format!(
+                "purpose {purpose:?} is not one of {}",
+                datapact_core::purpose::Purpose::names()
+            )));
+        }
         let (purpose, change) = (purpose.to_owned(), change.clone());
         self.write(move |conn| {
             let tx = conn.transaction()?;

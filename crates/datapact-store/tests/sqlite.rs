@@ -119,6 +119,12 @@ async fn key_and_licensee_errors() {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(store.revoke_key(&KeyPrefix("dpk_nope".into()), &by()).await, Err(StoreError::NotFound(_))));
+    let blocked = store.set_licensee_status("acme", datapact_core::LicenseeStatus::Blocked, " ", &by()).await;
+    assert!(matches!(blocked, Err(StoreError::Invalid(_))), "a block needs a reason");
+    store.ingest(vec![post(1, 7, "a", true)], NOW).await.unwrap();
+    let opt_out = store.set_opt_out(UserId::new(7), "training", true, &by()).await;
+    assert!(matches!(opt_out, Err(StoreError::Invalid(_))), "opt-outs name purposes");
+    assert!(store.opt_outs().await.unwrap().is_empty());
 }
 
 #[tokio::test]

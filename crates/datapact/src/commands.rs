@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use datapact_core::ingest::IngestRecord;
-use datapact_core::purpose::Purpose;
 use datapact_core::{Clock, KeyPrefix, KeyRecord, LicenseeStatus, ManualClock, PostId, SystemClock, Timestamp};
 use datapact_gateway::{AppState, GatewayConfig, KeyCache, TlsFiles, TrustedProxies};
-use datapact_store::ops::{IngestBatcher, LineRejection, ParsedLine, backup_data_dir, issue_key, restore_data_dir};
+use datapact_store::ops::{
+    IngestBatcher, LineRejection, ParsedLine, backup_data_dir, issue_key, restore_data_dir, set_opt_out_by_username,
+};
 use datapact_store::{Change, IngestEffect, SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -354,7 +355,6 @@ async fn licensee(command: LicenseeCommand, store: &dyn Store, now: Timestamp) -
             }
         }
         LicenseeCommand::Block { name, reason } => {
-            anyhow::ensure!(!reason.trim().is_empty(), "--reason must say why; the licensee sees it");
             store.set_licensee_status(&name, LicenseeStatus::Blocked, &reason, &cli_change(now)).await?;
             println!("blocked {name}: every gateway refuses its requests within a second");
         }
@@ -406,11 +406,7 @@ async fn author(command: AuthorCommand, store: &dyn Store, now: Timestamp) -> an
         AuthorCommand::OptOut { username, purpose } => (username, purpose, true),
         AuthorCommand::OptIn { username, purpose } => (username, purpose, false),
     };
-    anyhow::ensure!(Purpose::parse(&purpose).is_some(), "--purpose {purpose:?} is not one of {}", Purpose::names());
-    let Some(user) = store.user_by_username(&username).await? else {
-        bail!("no author with username {username:?}");
-    };
-    store.set_opt_out(user.author.id, &purpose, opted_out, &cli_change(now)).await?;
+    let user = set_opt_out_by_username(store, &username, &purpose, opted_out, &cli_change(now)).await?;
     let verb = if opted_out { "opted out of" } else { "no longer opts out of" };
     println!("{} ({}) {verb} {purpose}", user.author.username, user.author.id);
     Ok(ExitCode::SUCCESS)
