@@ -1,8 +1,8 @@
--- wrk script for bench/search.sh and bench/terms.sh: GET rotating over the request paths (path
+-- wrk script for bench/run.sh, bench/search.sh and bench/terms.sh: GET rotating over the request paths (path
 -- plus query string, one per line) in $BENCH_PATHS_FILE, with `Authorization: Bearer $BENCH_KEY`
 -- on every request when it is set (nginx ignores it; it is sent to every server so the requests
 -- are byte-for-byte the same). Each thread starts at a different offset. `done` prints one
--- machine-readable RESULT line, in the same format as bench/rotate.lua.
+-- machine-readable RESULT line.
 
 local paths = {}
 local index = 1

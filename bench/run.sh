@@ -237,16 +237,19 @@ CLK_TCK=$(getconf CLK_TCK)
 declare -A REQ DUR P50 P99 TICKS
 run_wrk() {
     local name=$1 port=$2 query=$3; shift 3
-    local wrk_env=(env BENCH_IDS_FILE="$IDS_FILE" BENCH_KEY="$KEY" BENCH_QUERY="$query")
+    # The same request paths for datapact and nginx: /2/tweets/ID plus the query, one per line.
+    local paths=$WORK/paths-$name.txt
+    awk -v query="$query" 'NF { print "/2/tweets/" $0 query }' "$IDS_FILE" >"$paths"
+    local wrk_env=(env BENCH_PATHS_FILE="$paths" BENCH_KEY="$KEY")
     if [[ -z ${REQ[$name]:-} ]]; then
-        "${wrk_env[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s "$ROOT/bench/rotate.lua" \
+        "${wrk_env[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s "$ROOT/bench/paths.lua" \
             "http://127.0.0.1:$port" >/dev/null
     fi
     wait_quiet "$name"
     log "wrk -t$THREADS -c$CONNS -d$DURATION against $name"
     local t0 t1
     t0=$(ticks "$@")
-    "${wrk_env[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$ROOT/bench/rotate.lua" \
+    "${wrk_env[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$ROOT/bench/paths.lua" \
         "http://127.0.0.1:$port" >>"$WORK/wrk-$name.out"
     t1=$(ticks "$@")
     local line field
