@@ -1,29 +1,31 @@
 //! The licensee API: X API v2 read endpoints for posts and users.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::Extension;
-use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use bytes::Bytes;
 use datapact_core::pagination;
 use datapact_core::{Post, PostId, UserId};
 use datapact_search::{Cursor, Filters, SortOrder};
 use datapact_store::{MAX_LOOKUP_IDS, TimelineQuery, UserRecord};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::AppState;
-use crate::params::{Names, QueryParams, parse_id};
+use crate::metering::{self, Rendered};
+use crate::params::{QueryParams, parse_id};
 use crate::problem::{Problem, resource_not_found};
-use crate::render::{post_json, user_json};
+use crate::render::{Body, Data, Meta, PostFields, UserFields, post_fragment};
 use crate::terms::Admission;
 
 type ApiResult = Result<Response, Problem>;
 
 /// The field and expansion choices shared by every post endpoint.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct PostView {
-    pub(crate) post_fields: Names,
-    user_fields: Names,
+    pub(crate) post_fields: PostFields,
+    user_fields: UserFields,
     expand_authors: bool,
 }
 
@@ -31,28 +33,207 @@ impl PostView {
     pub(crate) fn from_params(params: &QueryParams) -> Result<Self, Problem> {
         let expansions = params.names(&["expansions"])?;
         Ok(PostView {
-            post_fields: params.names(&["tweet.fields", "post.fields"])?,
-            user_fields: params.names(&["user.fields"])?,
+            post_fields: PostFields::from_names(&params.names(&["tweet.fields", "post.fields"])?),
+            user_fields: UserFields::from_names(&params.names(&["user.fields"])?),
             expand_authors: expansions.contains("author_id"),
         })
     }
 
-    /// `includes.users` for the authors of `posts`, when `expansions=author_id` asked for them.
-    pub(crate) async fn includes(&self, state: &AppState, posts: &[Post]) -> Result<Option<Value>, Problem> {
+    /// The authors for `includes.users`, when `expansions=author_id` asked for them and there are
+    /// posts. User objects are not cached: their post counts move with every ingest.
+    pub(crate) async fn includes(
+        &self,
+        state: &AppState,
+        posts: &[PostHandle],
+    ) -> Result<Option<Vec<UserRecord>>, Problem> {
         if !self.expand_authors || posts.is_empty() {
             return Ok(None);
         }
         let mut author_ids: Vec<UserId> = posts.iter().map(|post| post.author_id).collect();
         author_ids.sort_unstable();
         author_ids.dedup();
-        let users = state.store.users_by_ids(&author_ids).await?;
-        let users: Vec<Value> = users.iter().map(|user| user_json(user, &self.user_fields)).collect();
-        Ok(Some(json!({ "users": users })))
+        Ok(Some(state.store.users_by_ids(&author_ids).await?))
+    }
+
+    /// The body of a response delivering `posts`: `data`, `includes` when asked for, `meta` when
+    /// given. `posts` is what is delivered after metering, so `includes` and `meta` follow it.
+    /// With `single`, `data` is the first post's object rather than an array.
+    pub(crate) async fn body(
+        &self,
+        state: &AppState,
+        posts: &Delivery,
+        single: bool,
+        errors: &[Value],
+        meta: Option<&Meta>,
+    ) -> Result<Rendered, Problem> {
+        let users = self.includes(state, &posts.handles).await?;
+        let data = match (single, posts.json.first()) {
+            (false, _) => Data::Posts(&posts.json),
+            (true, Some(post)) => Data::Post(post),
+            (true, None) => Data::Absent,
+        };
+        let user_reads = users.as_ref().map_or(0, |users| users.len() as u32);
+        let body = Body { data, errors, users: users.as_deref().map(|users| (users, self.user_fields)), meta }.render();
+        Ok(Rendered { body, user_reads })
     }
 }
 
-fn json_response(body: Map<String, Value>) -> Response {
-    Json(Value::Object(body)).into_response()
+/// A post chosen for a response: what metering records, and what finds its rendering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PostHandle {
+    pub id: PostId,
+    pub revision: u32,
+    pub author_id: UserId,
+}
+
+impl PostHandle {
+    fn of(post: &Post) -> Self {
+        PostHandle { id: post.id, revision: post.revision, author_id: post.author_id }
+    }
+}
+
+/// The posts a response delivers, in order, each with its rendered JSON.
+///
+/// Every post handler builds one of these after choosing its posts and before it renders the
+/// body, which is where metering belongs: it reads [`Delivery::delivered`] and may cut the page
+/// with [`Delivery::truncate`]; `includes` and `meta` are then derived from what is left.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    handles: Vec<PostHandle>,
+    /// `json[i]` is the post object of `handles[i]`.
+    json: Vec<Bytes>,
+}
+
+impl Delivery {
+    pub fn handles(&self) -> &[PostHandle] {
+        &self.handles
+    }
+
+    /// `(post id, revision)` of each post delivered, in order.
+    pub fn delivered(&self) -> impl ExactSizeIterator<Item = (PostId, u32)> + '_ {
+        self.handles.iter().map(|post| (post.id, post.revision))
+    }
+
+    /// Keeps the first `len` posts only.
+    pub fn truncate(&mut self, len: usize) {
+        self.handles.truncate(len);
+        self.json.truncate(len);
+    }
+
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// One single-post delivery per post, in order (the stream writes one line per post).
+    pub(crate) fn singles(&self) -> impl Iterator<Item = Delivery> + '_ {
+        self.handles
+            .iter()
+            .zip(&self.json)
+            .map(|(handle, json)| Delivery { handles: vec![*handle], json: vec![json.clone()] })
+    }
+
+    fn meta(&self, next_token: Option<String>) -> Meta {
+        Meta::for_page(self.handles.iter().map(|post| post.id), next_token)
+    }
+
+    /// Renders posts read from the store just now (they are current), reusing cached renderings.
+    pub(crate) fn of_posts(state: &AppState, posts: &[Post], fields: PostFields) -> Self {
+        let cache = state.feed.post_cache();
+        let json = posts
+            .iter()
+            .map(|post| {
+                cache.get(post.id, post.revision, fields).unwrap_or_else(|| {
+                    let json = post_fragment(post, fields);
+                    cache.insert(post.id, post.revision, fields, json.clone());
+                    json
+                })
+            })
+            .collect();
+        Delivery { handles: posts.iter().map(PostHandle::of).collect(), json }
+    }
+
+    /// Renders the chosen posts, in order: from the cache when it holds the revision the store
+    /// reported, else from the post read now. A post changed since it was chosen is taken as it
+    /// is now: left out if deleted, shown at its new revision if corrected.
+    async fn of_handles(state: &AppState, mut handles: Vec<PostHandle>, fields: PostFields) -> Result<Self, Problem> {
+        let cache = state.feed.post_cache();
+        let mut json: Vec<Option<Bytes>> =
+            handles.iter().map(|post| cache.get(post.id, post.revision, fields)).collect();
+        let missing: Vec<PostId> =
+            handles.iter().zip(&json).filter(|(_, json)| json.is_none()).map(|(post, _)| post.id).collect();
+        if !missing.is_empty() {
+            let fetched: HashMap<PostId, Post> = state
+                .store
+                .posts_by_ids(&missing)
+                .await?
+                .into_iter()
+                .filter(|post| post.deleted_at.is_none())
+                .map(|post| (post.id, post))
+                .collect();
+            for (handle, slot) in handles.iter_mut().zip(&mut json).filter(|(_, slot)| slot.is_none()) {
+                if let Some(post) = fetched.get(&handle.id) {
+                    let rendered = post_fragment(post, fields);
+                    cache.insert(post.id, post.revision, fields, rendered.clone());
+                    handle.revision = post.revision;
+                    *slot = Some(rendered);
+                }
+            }
+        }
+        let (handles, json) = handles.into_iter().zip(json).filter_map(|(handle, json)| Some((handle, json?))).unzip();
+        Ok(Delivery { handles, json })
+    }
+}
+
+/// The posts with these ids this request may receive, unordered: live (not deleted) as of the
+/// request's start, and not by an author who opted out of the key's purpose. A post deleted or
+/// corrected before a request starts is never served to it: [`crate::freshness::live_revisions`]
+/// answers from the feed's memory only when the feed has applied every change the store has
+/// committed, and asks the store otherwise.
+async fn live_posts(state: &AppState, admission: &Admission, ids: &[PostId]) -> Result<Vec<PostHandle>, Problem> {
+    let live = crate::freshness::live_revisions(state, ids).await?;
+    let snapshot = state.terms.snapshot();
+    Ok(live
+        .into_iter()
+        .filter(|&(_, _, author_id)| !admission.withholds(&snapshot, author_id))
+        .map(|(id, revision, author_id)| PostHandle { id, revision, author_id })
+        .collect())
+}
+
+/// Meters `delivery` and renders it (ARCHITECTURE.md: no body leaves before its records are
+/// metered). `paged` responses carry `meta`; a page cut short by a hard cap has no `next_token`
+/// (the licensee is at its cap: the next request is refused anyway).
+#[allow(clippy::too_many_arguments)]
+async fn respond(
+    state: &AppState,
+    admission: &Admission,
+    view: PostView,
+    delivery: Delivery,
+    single: bool,
+    errors: Vec<Value>,
+    paged: bool,
+    next_token: Option<String>,
+) -> ApiResult {
+    let renderer = state.clone();
+    metering::deliver_posts(state, admission, delivery, move |delivery, cut| async move {
+        let meta = paged.then(|| delivery.meta(next_token.filter(|_| !cut)));
+        view.body(&renderer, &delivery, single, &errors, meta.as_ref()).await
+    })
+    .await
+}
+
+/// X's errors for the ids asked for (each once, in the order asked) that are not delivered.
+fn not_delivered(asked: &[PostId], delivery: &Delivery, parameter: &str) -> Vec<Value> {
+    let delivered: HashSet<PostId> = delivery.handles.iter().map(|post| post.id).collect();
+    let mut seen = HashSet::new();
+    asked
+        .iter()
+        .filter(|id| seen.insert(**id) && !delivered.contains(id))
+        .map(|id| resource_not_found("tweet", parameter, &id.to_string()))
+        .collect()
 }
 
 /// `GET /2/tweets/:id`
@@ -74,21 +255,10 @@ pub async fn post_by_id(
     let params = QueryParams::parse(query.as_deref())?;
     let view = PostView::from_params(&params)?;
     admission.admit()?;
-    let posts = servable(&state, &admission, state.store.posts_by_ids(&[id]).await?);
-    let mut body = Map::new();
-    match posts.first() {
-        Some(post) => {
-            body.insert("data".into(), post_json(post, &view.post_fields));
-            if let Some(includes) = view.includes(&state, &posts).await? {
-                body.insert("includes".into(), includes);
-            }
-        }
-        None => {
-            body.insert("errors".into(), json!([resource_not_found("tweet", "id", &id.to_string())]));
-        }
-    }
-    admission.served(posts.len());
-    Ok(json_response(body))
+    let chosen = live_posts(&state, &admission, &[id]).await?;
+    let delivery = Delivery::of_handles(&state, chosen, view.post_fields).await?;
+    let errors = not_delivered(&[id], &delivery, "id");
+    respond(&state, &admission, view, delivery, true, errors, false, None).await
 }
 
 /// `GET /2/tweets?ids=`: found posts in the order asked, the rest in `errors` (status 200).
@@ -109,23 +279,13 @@ pub async fn posts_by_ids(
     let ids: Vec<PostId> = params.id_list("ids", MAX_LOOKUP_IDS)?;
     let view = PostView::from_params(&params)?;
     admission.admit()?;
-    let found: HashMap<PostId, Post> = servable(&state, &admission, state.store.posts_by_ids(&ids).await?)
-        .into_iter()
-        .map(|post| (post.id, post))
-        .collect();
-    let (posts, errors) = in_asked_order(&ids, found, |id| resource_not_found("tweet", "ids", &id.to_string()));
-    let mut body = Map::new();
-    if !posts.is_empty() {
-        body.insert("data".into(), posts.iter().map(|post| post_json(post, &view.post_fields)).collect());
-    }
-    if let Some(includes) = view.includes(&state, &posts).await? {
-        body.insert("includes".into(), includes);
-    }
-    if !errors.is_empty() {
-        body.insert("errors".into(), Value::Array(errors));
-    }
-    admission.served(posts.len());
-    Ok(json_response(body))
+    let live: HashMap<PostId, PostHandle> =
+        live_posts(&state, &admission, &ids).await?.into_iter().map(|post| (post.id, post)).collect();
+    let (chosen, _) = in_asked_order(&ids, live, |_| ());
+    let delivery = Delivery::of_handles(&state, chosen, view.post_fields).await?;
+    // Ids a hard cap cuts off are left out without an error: the response is cut, not wrong.
+    let errors = not_delivered(&ids, &delivery, "ids");
+    respond(&state, &admission, view, delivery, false, errors, false, None).await
 }
 
 /// `GET /2/users/:id/tweets`: an author's posts, newest first, paginated.
@@ -156,13 +316,12 @@ pub async fn user_timeline(
     };
     admission.admit()?;
     if state.store.users_by_ids(&[author]).await?.is_empty() {
-        let mut body = Map::new();
-        body.insert("errors".into(), json!([resource_not_found("user", "id", &author.to_string())]));
-        return Ok(json_response(body));
+        let errors = vec![resource_not_found("user", "id", &author.to_string())];
+        return respond(&state, &admission, view, Delivery::default(), false, errors, false, None).await;
     }
     // An author who opted out of this key's purpose has, for this key, no posts at all.
     if admission.withholds(&state.terms.snapshot(), author) {
-        return Ok(json_response(post_page(&state, &view, &[], None).await?));
+        return respond(&state, &admission, view, Delivery::default(), false, Vec::new(), true, None).await;
     }
     let before_id = match (cursor, until_id) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -176,25 +335,27 @@ pub async fn user_timeline(
     let has_more = posts.len() > limit;
     posts.truncate(limit);
     let next_token = posts.last().filter(|_| has_more).map(|oldest| pagination::next_token(oldest.id));
-    let body = post_page(&state, &view, &posts, next_token).await?;
-    admission.served(posts.len());
-    Ok(json_response(body))
+    // Read just now, so current: rendered without asking the store again.
+    let delivery = Delivery::of_posts(&state, &posts, view.post_fields);
+    respond(&state, &admission, view, delivery, false, Vec::new(), true, next_token).await
 }
 
-fn users_body(users: &[UserRecord], fields: &Names, single: bool, errors: Vec<Value>) -> Response {
-    let mut body = Map::new();
-    let data: Vec<Value> = users.iter().map(|user| user_json(user, fields)).collect();
-    if single {
-        if let Some(user) = data.into_iter().next() {
-            body.insert("data".into(), user);
-        }
-    } else if !data.is_empty() {
-        body.insert("data".into(), Value::Array(data));
-    }
-    if !errors.is_empty() {
-        body.insert("errors".into(), Value::Array(errors));
-    }
-    json_response(body)
+/// Meters and answers a users response: user objects are user reads, never records.
+async fn users_body(
+    state: &AppState,
+    admission: &Admission,
+    users: &[UserRecord],
+    fields: UserFields,
+    single: bool,
+    errors: &[Value],
+) -> ApiResult {
+    let data = match (single, users.first()) {
+        (false, _) => Data::Users(users, fields),
+        (true, Some(user)) => Data::User(user, fields),
+        (true, None) => Data::Absent,
+    };
+    let body = Body { data, errors, ..Body::default() }.render();
+    metering::deliver_users(state, admission, Rendered { body, user_reads: users.len() as u32 }).await
 }
 
 /// `GET /2/users?ids=`
@@ -213,13 +374,13 @@ pub async fn users_by_ids(
 ) -> ApiResult {
     let params = QueryParams::parse(query.as_deref())?;
     let ids: Vec<UserId> = params.id_list("ids", MAX_LOOKUP_IDS)?;
-    let fields = params.names(&["user.fields"])?;
+    let fields = UserFields::from_names(&params.names(&["user.fields"])?);
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
     admission.admit()?;
     let found: HashMap<UserId, UserRecord> =
         state.store.users_by_ids(&ids).await?.into_iter().map(|user| (user.author.id, user)).collect();
     let (users, errors) = in_asked_order(&ids, found, |id| resource_not_found("user", "ids", &id.to_string()));
-    Ok(users_body(&users, &fields, false, errors))
+    users_body(&state, &admission, &users, fields, false, &errors).await
 }
 
 /// `GET /2/users/by?usernames=`: found users in the order asked; unknown names in `errors`.
@@ -249,7 +410,7 @@ pub async fn users_by_usernames(
     for name in &names {
         check_username("usernames", name)?;
     }
-    let fields = params.names(&["user.fields"])?;
+    let fields = UserFields::from_names(&params.names(&["user.fields"])?);
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
     admission.admit()?;
     let keys: Vec<String> = names.iter().map(|name| name.to_lowercase()).collect();
@@ -260,19 +421,19 @@ pub async fn users_by_usernames(
         }
     }
     let (users, errors) = in_asked_order(&keys, found, |name| resource_not_found("user", "usernames", name));
-    Ok(users_body(&users, &fields, false, errors))
+    users_body(&state, &admission, &users, fields, false, &errors).await
 }
 
 /// What lookups answer: the found items in the order asked, each once (a repeated key is served
 /// once), and an X resource error for each key not found.
-fn in_asked_order<K: std::hash::Hash + Eq, T>(
+fn in_asked_order<K: std::hash::Hash + Eq, T, E>(
     asked: &[K],
     mut found: HashMap<K, T>,
-    missing: impl Fn(&K) -> Value,
-) -> (Vec<T>, Vec<Value>) {
+    missing: impl Fn(&K) -> E,
+) -> (Vec<T>, Vec<E>) {
     let mut items = Vec::with_capacity(found.len());
     let mut errors = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for key in asked {
         if !seen.insert(key) {
             continue;
@@ -316,12 +477,12 @@ pub async fn user_by_id(
 ) -> ApiResult {
     let id: UserId = parse_id("id", &id)?;
     let params = QueryParams::parse(query.as_deref())?;
-    let fields = params.names(&["user.fields"])?;
+    let fields = UserFields::from_names(&params.names(&["user.fields"])?);
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
     admission.admit()?;
     let users = state.store.users_by_ids(&[id]).await?;
     let errors = if users.is_empty() { vec![resource_not_found("user", "id", &id.to_string())] } else { Vec::new() };
-    Ok(users_body(&users, &fields, true, errors))
+    users_body(&state, &admission, &users, fields, true, &errors).await
 }
 
 /// `GET /2/users/by/username/:username`
@@ -341,12 +502,12 @@ pub async fn user_by_username(
 ) -> ApiResult {
     check_username("username", &username)?;
     let params = QueryParams::parse(query.as_deref())?;
-    let fields = params.names(&["user.fields"])?;
+    let fields = UserFields::from_names(&params.names(&["user.fields"])?);
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
     admission.admit()?;
     let user = state.store.user_by_username(&username).await?;
     let errors = if user.is_none() { vec![resource_not_found("user", "username", &username)] } else { Vec::new() };
-    Ok(users_body(user.as_slice(), &fields, true, errors))
+    users_body(&state, &admission, user.as_slice(), fields, true, &errors).await
 }
 
 /// `GET /2/tweets/search/recent`: datapact-search's semantics over the gateway's index.
@@ -406,64 +567,24 @@ pub async fn search_recent(
     }
     // Posts withheld from this key (author opt-outs, deletions since the index looked) are left
     // out as if absent; the page is refilled from further on so it stays full when it can.
-    let mut posts: Vec<Post> = Vec::with_capacity(limit);
+    let mut chosen: Vec<PostHandle> = Vec::with_capacity(limit);
     let mut next = cursor;
     loop {
         let page = state
             .index
-            .read(|index| index.search(&resolved, &filters, sort, limit - posts.len(), next.as_ref()))
+            .read(|index| index.search(&resolved, &filters, sort, limit - chosen.len(), next.as_ref()))
             .ok_or_else(|| Problem::unavailable("the search index is unavailable"))?;
         let ids: Vec<PostId> = page.ids.iter().map(|&id| PostId::new(id)).collect();
-        let mut found: HashMap<PostId, Post> = servable(&state, &admission, state.store.posts_by_ids(&ids).await?)
-            .into_iter()
-            .map(|p| (p.id, p))
-            .collect();
-        posts.extend(ids.iter().filter_map(|id| found.remove(id)));
+        let mut live: HashMap<PostId, PostHandle> =
+            live_posts(&state, &admission, &ids).await?.into_iter().map(|post| (post.id, post)).collect();
+        chosen.extend(ids.iter().filter_map(|id| live.remove(id)));
         next = page.next;
-        if posts.len() >= limit || next.is_none() {
+        if chosen.len() >= limit || next.is_none() {
             break;
         }
     }
-    let body = post_page(&state, &view, &posts, next.map(|next| next.encode())).await?;
-    admission.served(posts.len());
-    Ok(json_response(body))
-}
-
-/// The posts this request may receive: not deleted, and not by an author who opted out of its purpose.
-fn servable(state: &AppState, admission: &Admission, posts: Vec<Post>) -> Vec<Post> {
-    let snapshot = state.terms.snapshot();
-    posts
-        .into_iter()
-        .filter(|post| post.deleted_at.is_none() && !admission.withholds(&snapshot, post.author_id))
-        .collect()
-}
-
-/// A page of posts with X's `meta`: `result_count`, `newest_id`, `oldest_id`, and `next_token`
-/// only when another page exists (never `null`: twarc would loop forever).
-async fn post_page(
-    state: &AppState,
-    view: &PostView,
-    posts: &[Post],
-    next_token: Option<String>,
-) -> Result<Map<String, Value>, Problem> {
-    let mut meta = Map::new();
-    meta.insert("result_count".into(), json!(posts.len()));
-    if let (Some(newest), Some(oldest)) = (posts.iter().map(|p| p.id).max(), posts.iter().map(|p| p.id).min()) {
-        meta.insert("newest_id".into(), json!(newest));
-        meta.insert("oldest_id".into(), json!(oldest));
-    }
-    if let Some(next) = next_token {
-        meta.insert("next_token".into(), json!(next));
-    }
-    let mut body = Map::new();
-    if !posts.is_empty() {
-        body.insert("data".into(), posts.iter().map(|post| post_json(post, &view.post_fields)).collect());
-    }
-    if let Some(includes) = view.includes(state, posts).await? {
-        body.insert("includes".into(), includes);
-    }
-    body.insert("meta".into(), Value::Object(meta));
-    Ok(body)
+    let delivery = Delivery::of_handles(&state, chosen, view.post_fields).await?;
+    respond(&state, &admission, view, delivery, false, Vec::new(), true, next.map(|next| next.encode())).await
 }
 
 fn invalid_token(name: &str, token: &str) -> Problem {
@@ -484,5 +605,153 @@ fn page_token(params: &QueryParams) -> Result<Option<(&'static str, &str)>, Prob
         (Some(token), _) => Ok(Some(("next_token", token))),
         (None, Some(token)) => Ok(Some(("pagination_token", token))),
         (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The post cache against the guarantee it must keep: a post deleted or corrected before a
+    //! request starts is never served to it as it was, even before the feed has seen the change.
+
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use datapact_core::ingest::{IngestRecord, parse_line};
+    use datapact_core::{SystemClock, Timestamp};
+    use datapact_store::{Change, SqliteStore, Store, ops};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::{KeyCache, feed, licensee_router, terms};
+
+    const NOW: Timestamp = Timestamp(1_700_000_000_000);
+    const AUTHOR: i64 = 7;
+
+    fn post(id: i64, text: &str) -> IngestRecord {
+        let line = serde_json::json!({
+            "id": id.to_string(), "text": text, "author_id": AUTHOR.to_string(),
+            "created_at": "2024-01-01T00:00:00Z", "lang": "en",
+            "author": {"id": AUTHOR.to_string(), "username": "writer"},
+        });
+        parse_line(line.to_string().as_bytes()).unwrap()
+    }
+
+    struct Gateway {
+        _dir: tempfile::TempDir,
+        state: AppState,
+        key: String,
+    }
+
+    impl Gateway {
+        async fn start() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+            let posts = (1..=5).map(|id| post(id, &format!("post {id}, first text"))).collect();
+            store.ingest(posts, NOW).await.unwrap();
+            let change = Change::new("test", NOW);
+            store.create_licensee("acme", &change).await.unwrap();
+            let (key, _) = ops::issue_key(store.as_ref(), "acme", "search", None, &change).await.unwrap();
+            let state = AppState {
+                keys: Arc::new(KeyCache::load(store.as_ref()).await.unwrap()),
+                terms: Arc::new(terms::TermsCache::load(store.as_ref()).await.unwrap()),
+                clock: Arc::new(SystemClock),
+                enforce_terms: false,
+                admin_token: "unused".into(),
+                data_dir: dir.path().into(),
+                test_clock: None,
+                feed: Arc::new(feed::PostFeed::new()),
+                index: Default::default(),
+                ledger: None,
+                shutdown: Default::default(),
+                store,
+            };
+            state.feed.poll(state.store.as_ref(), &state.index).await.unwrap();
+            Gateway { _dir: dir, state, key: key.as_str().to_owned() }
+        }
+
+        async fn get(&self, path: &str) -> Value {
+            let request = Request::get(path).header("authorization", format!("Bearer {}", self.key));
+            let response = licensee_router(self.state.clone()).oneshot(request.body(Body::empty()).unwrap()).await;
+            let response = response.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            assert_eq!(response.headers()["content-type"], "application/json");
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            serde_json::from_slice(&body).unwrap()
+        }
+
+        /// Ingests without letting the feed see it: only the per-request store check stands
+        /// between a stale cached rendering and the client.
+        async fn ingest(&self, record: IngestRecord) {
+            self.state.store.ingest(vec![record], NOW).await.unwrap();
+        }
+    }
+
+    fn texts(body: &Value) -> Vec<&str> {
+        body["data"].as_array().map_or_else(Vec::new, |posts| posts.iter().filter_map(|p| p["text"].as_str()).collect())
+    }
+
+    #[tokio::test]
+    async fn cached_posts_are_never_served_after_a_correction_or_deletion() {
+        let gateway = Gateway::start().await;
+        let fields = "tweet.fields=lang,author_id&expansions=author_id";
+        // Every endpoint fills the cache.
+        let body = gateway.get(&format!("/2/tweets?ids=1,2,3&{fields}")).await;
+        assert_eq!(texts(&body), ["post 1, first text", "post 2, first text", "post 3, first text"]);
+        assert_eq!(body["includes"]["users"][0]["username"], "writer");
+        gateway.get(&format!("/2/tweets/search/recent?query=first&{fields}")).await;
+        assert!(!gateway.state.feed.post_cache().is_empty());
+
+        gateway.ingest(post(1, "post 1, corrected")).await;
+        gateway.ingest(IngestRecord::Delete { id: PostId::new(2), deleted_at: None }).await;
+        let body = gateway.get(&format!("/2/tweets?ids=1,2,3&{fields}")).await;
+        assert_eq!(texts(&body), ["post 1, corrected", "post 3, first text"]);
+        assert_eq!(body["errors"][0]["resource_id"], "2");
+        let body = gateway.get(&format!("/2/tweets/2?{fields}")).await;
+        assert!(body.get("data").is_none() && body["errors"][0]["resource_id"] == "2", "{body}");
+        let body = gateway.get(&format!("/2/tweets/1?{fields}")).await;
+        assert_eq!(body["data"]["text"], "post 1, corrected");
+        // The index has not seen the change either: search still finds 2 and the old text of 1.
+        let body = gateway.get(&format!("/2/tweets/search/recent?query=first&{fields}")).await;
+        assert_eq!(
+            texts(&body),
+            ["post 5, first text", "post 4, first text", "post 3, first text", "post 1, corrected"]
+        );
+        assert_eq!(body["meta"]["result_count"], 4);
+        let body = gateway.get(&format!("/2/users/{AUTHOR}/tweets?{fields}")).await;
+        assert_eq!(texts(&body)[3..], ["post 1, corrected"]);
+
+        // Once the feed has seen the changes, it evicts exactly those posts.
+        gateway.state.feed.poll(gateway.state.store.as_ref(), &gateway.state.index).await.unwrap();
+        let cache = gateway.state.feed.post_cache();
+        let view = PostFields::from_names(&QueryParams::parse(Some(fields)).unwrap().names(&["tweet.fields"]).unwrap());
+        assert!(cache.get(PostId::new(1), 2, view).is_none() && cache.get(PostId::new(2), 1, view).is_none());
+        assert!(cache.get(PostId::new(3), 1, view).is_some(), "unchanged posts stay cached");
+    }
+
+    #[tokio::test]
+    async fn opted_out_authors_are_withheld_even_when_cached() {
+        let gateway = Gateway::start().await;
+        assert_eq!(texts(&gateway.get("/2/tweets?ids=1,2").await).len(), 2);
+        let change = Change::new("test", NOW);
+        gateway.state.store.set_opt_out(UserId::new(AUTHOR), "search", true, &change).await.unwrap();
+        gateway.state.terms.reload(gateway.state.store.as_ref()).await.unwrap();
+        let body = gateway.get("/2/tweets?ids=1,2").await;
+        assert!(body.get("data").is_none() && body["errors"].as_array().unwrap().len() == 2, "{body}");
+        let body = gateway.get("/2/tweets/search/recent?query=first").await;
+        assert_eq!(body["meta"], serde_json::json!({"result_count": 0}));
+    }
+
+    #[tokio::test]
+    async fn live_post_revisions_skip_deleted_and_unknown_posts() {
+        let gateway = Gateway::start().await;
+        gateway.ingest(post(3, "post 3, corrected")).await;
+        gateway.ingest(IngestRecord::Delete { id: PostId::new(4), deleted_at: None }).await;
+        let ids: Vec<PostId> = [3, 4, 5, 99, 3].into_iter().map(PostId::new).collect();
+        let mut live = gateway.state.store.live_post_revisions(&ids).await.unwrap();
+        live.sort();
+        let author = UserId::new(AUTHOR);
+        assert_eq!(live, [(PostId::new(3), 2, author), (PostId::new(5), 1, author)]);
+        assert!(gateway.state.store.live_post_revisions(&[]).await.unwrap().is_empty());
     }
 }

@@ -10,15 +10,19 @@ pub mod auth;
 pub mod client_addr;
 pub mod extract;
 pub mod feed;
+pub mod freshness;
+pub mod metering;
 pub mod metrics;
 pub mod openapi;
 pub mod params;
+pub mod post_cache;
 pub mod problem;
 pub mod render;
 pub mod search;
 mod server;
 pub mod stream;
 pub mod terms;
+pub mod usage;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -64,6 +68,9 @@ pub struct AppState {
     /// What this gateway has seen of the store's ingest feed.
     pub feed: Arc<feed::PostFeed>,
     pub index: search::SharedIndex,
+    /// The metering ledger; `None` only for benchmarks (`serve --unmetered`): nothing is counted
+    /// or capped.
+    pub ledger: Option<datapact_store::ledger::Ledger>,
     /// Cancelled when the gateway shuts down, so long-lived responses (streams) can end cleanly.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -80,6 +87,8 @@ pub fn licensee_router(state: AppState) -> Router {
         .route("/2/users/by", get(api::users_by_usernames))
         .route("/2/users/{id}/tweets", get(api::user_timeline))
         .route("/2/users/by/username/{username}", get(api::user_by_username))
+        .route("/2/usage/tweets", get(usage::usage_tweets))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), metering::idempotency))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), terms::enforce))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_licensee))
         .route_layer(axum::middleware::from_fn(|request, next| metrics::track("licensee", request, next)));
@@ -113,6 +122,9 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/admin/keys/{prefix}/revoke", post(admin::revoke_key))
         .route("/admin/backup", post(admin::backup))
         .route("/admin/stats", get(admin::stats))
+        .route("/admin/usage", get(usage::admin_usage))
+        .route("/admin/licensees/{name}/deliveries", get(usage::admin_deliveries))
+        .route("/admin/ledger/verify", post(usage::admin_verify))
         .route("/admin/test/clock", post(admin::move_test_clock))
         .route("/metrics", get(render_metrics))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin))

@@ -15,6 +15,12 @@ const RECORDS: &str = "datapact_records_served_total";
 const LATENCY_BUCKETS: &[f64] =
     &[0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
+/// The ledger's group commits (recorded by datapact-store): rows per batch and commit time.
+const LEDGER_BATCH_ROWS: &str = "datapact_ledger_batch_rows";
+const LEDGER_COMMIT: &str = "datapact_ledger_commit_seconds";
+const LEDGER_BATCH_BUCKETS: &[f64] =
+    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0];
+
 /// The process-wide recorder; installed once, whoever asks first.
 pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -22,6 +28,10 @@ pub fn handle() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(LATENCY.into()), LATENCY_BUCKETS)
+                .expect("buckets are not empty")
+                .set_buckets_for_metric(Matcher::Full(LEDGER_BATCH_ROWS.into()), LEDGER_BATCH_BUCKETS)
+                .expect("buckets are not empty")
+                .set_buckets_for_metric(Matcher::Full(LEDGER_COMMIT.into()), LATENCY_BUCKETS)
                 .expect("buckets are not empty")
                 .build_recorder();
             let handle = recorder.handle();

@@ -241,8 +241,32 @@ pub enum LicenseeProblems {
     )]
     Unauthorized(#[to_schema] Problem),
     #[response(
+        status = 403,
+        description = "Refused by the agreement: blocked, outside its term, network, endpoint or purpose not allowed",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(#[to_schema] Problem),
+    #[response(
+        status = 409,
+        description = "A request with the same `Idempotency-Key` is still being served",
+        content_type = "application/problem+json"
+    )]
+    IdempotencyInProgress(#[to_schema] Problem),
+    #[response(
+        status = 422,
+        description = "The `Idempotency-Key` was used for a different request in the last 24 hours",
+        content_type = "application/problem+json"
+    )]
+    IdempotencyMismatch(#[to_schema] Problem),
+    #[response(
+        status = 429,
+        description = "Rate limit reached, or the monthly record cap (`usage-capped`; `x-rate-limit-reset` is the cap's reset)",
+        content_type = "application/problem+json"
+    )]
+    TooManyRequests(#[to_schema] Problem),
+    #[response(
         status = 503,
-        description = "The store is unavailable or the request timed out",
+        description = "The store or the usage ledger is unavailable (nothing was delivered), or the request timed out",
         content_type = "application/problem+json"
     )]
     Unavailable(#[to_schema] Problem),
@@ -273,6 +297,7 @@ impl Modify for BearerAuth {
         crate::api::users_by_usernames,
         crate::api::user_by_id,
         crate::api::user_by_username,
+        crate::usage::usage_tweets,
     ),
     components(schemas(PostObject, UserObject, Problem, PostResponse, PostsResponse, PostPageResponse, UserResponse, UsersResponse)),
     modifiers(&BearerAuth),
@@ -304,6 +329,9 @@ pub struct LicenseeApi;
         crate::admin::backup,
         crate::admin::stats,
         crate::admin::move_test_clock,
+        crate::usage::admin_usage,
+        crate::usage::admin_deliveries,
+        crate::usage::admin_verify,
         crate::render_metrics,
     ),
     components(schemas(Problem)),

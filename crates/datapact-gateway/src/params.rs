@@ -24,6 +24,10 @@ impl Names {
     pub fn contains(&self, name: &str) -> bool {
         self.0.contains(name)
     }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
 }
 
 impl QueryParams {

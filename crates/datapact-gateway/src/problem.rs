@@ -26,6 +26,8 @@ pub struct Problem {
     pub errors: Vec<Value>,
     /// X's machine-readable `reason` on client-forbidden problems.
     pub reason: Option<&'static str>,
+    /// At a hard usage cap: when it resets (reported in `x-rate-limit-reset` and `retry-after`).
+    pub cap_reset: Option<datapact_core::Timestamp>,
 }
 
 impl Problem {
@@ -39,6 +41,7 @@ impl Problem {
             detail: "One or more parameters to your request was invalid.".into(),
             errors: vec![json!({ "parameters": { name: [value] }, "message": message })],
             reason: None,
+            cap_reset: None,
         }
     }
 
@@ -52,6 +55,7 @@ impl Problem {
             detail: message.clone(),
             errors: vec![json!({ "message": message })],
             reason: None,
+            cap_reset: None,
         }
     }
 
@@ -73,7 +77,15 @@ impl Problem {
 
     pub fn plain(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
         let detail = detail.into();
-        Problem { status, kind, title, errors: vec![json!({ "message": detail })], detail, reason: None }
+        Problem {
+            status,
+            kind,
+            title,
+            errors: vec![json!({ "message": detail })],
+            detail,
+            reason: None,
+            cap_reset: None,
+        }
     }
 
     /// A refusal by the terms (403, 429), with X's `reason`.
@@ -111,6 +123,9 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.to_json())).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(reset) = self.cap_reset {
+            response.extensions_mut().insert(crate::metering::CapReset(reset));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

@@ -14,11 +14,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use datapact_core::Post;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::AppState;
-use crate::api::PostView;
+use crate::api::{Delivery, PostView};
+use crate::metering::{self, Rendered};
 use crate::params::QueryParams;
 use crate::problem::Problem;
 use crate::terms::Admission;
@@ -47,6 +48,7 @@ pub async fn sample_stream(
     let view = PostView::from_params(&params)?;
     let backfill_minutes = params.bounded("backfill_minutes", 0, MAX_BACKFILL_MINUTES, 0)?;
     admission.admit()?;
+    metering::check_cap(&state, &admission)?;
     let mut wake = state.feed.subscribe();
     // Start where the feed is now, or `backfill_minutes` earlier.
     let mut after = if backfill_minutes > 0 {
@@ -79,15 +81,31 @@ pub async fn sample_stream(
                 .filter(|entry| !admission.withholds(&snapshot, entry.post.author_id))
                 .map(|entry| entry.post)
                 .collect();
-            for post in &posts {
-                let line = match render_line(&state, &view, post).await {
-                    Ok(line) => line,
-                    Err(_) => disconnect_line(),
+            if !posts.is_empty() {
+                // Each burst is metered (and committed) before any of its lines is written; at a
+                // hard cap the burst is cut and the stream ends as X ends it, with a disconnect.
+                let delivery = Delivery::of_posts(&state, &posts, view.post_fields);
+                let (body, ended) = match metering::meter_body(&state, &admission, delivery, {
+                    let state = state.clone();
+                    move |delivery, _| async move { render_lines(&state, view, &delivery).await }
+                })
+                .await
+                {
+                    Ok(metered) => (metered.body, metered.cut),
+                    Err(problem) => {
+                        if problem.cap_reset.is_none() {
+                            tracing::warn!(detail = %problem.detail, "stream burst not delivered");
+                        }
+                        (Vec::new(), true)
+                    }
                 };
-                if sender.send(line).await.is_err() {
+                if !body.is_empty() && sender.send(Bytes::from(body)).await.is_err() {
                     return; // the client went away
                 }
-                admission.served(1);
+                if ended {
+                    let _ = sender.send(disconnect_line()).await;
+                    return;
+                }
             }
             if full_page || after < *wake.borrow() {
                 continue;
@@ -116,15 +134,16 @@ pub async fn sample_stream(
     Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
 }
 
-async fn render_line(state: &AppState, view: &PostView, post: &Post) -> Result<Bytes, Problem> {
-    let mut object = Map::new();
-    object.insert("data".into(), crate::render::post_json(post, &view.post_fields));
-    if let Some(includes) = view.includes(state, std::slice::from_ref(post)).await? {
-        object.insert("includes".into(), includes);
+/// One `\r\n`-terminated `{data, includes}` line per post of `delivery`.
+async fn render_lines(state: &AppState, view: PostView, delivery: &Delivery) -> Result<Rendered, Problem> {
+    let mut lines = Rendered { body: Vec::new(), user_reads: 0 };
+    for post in delivery.singles() {
+        let line = view.body(state, &post, true, &[], None).await?;
+        lines.body.extend_from_slice(&line.body);
+        lines.body.extend_from_slice(b"\r\n");
+        lines.user_reads += line.user_reads;
     }
-    let mut line = serde_json::to_vec(&Value::Object(object)).unwrap_or_default();
-    line.extend_from_slice(b"\r\n");
-    Ok(Bytes::from(line))
+    Ok(lines)
 }
 
 /// X's message when it closes a stream for its own reasons; clients reconnect on it.

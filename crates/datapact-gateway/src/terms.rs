@@ -16,13 +16,14 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use datapact_core::purpose::Purpose;
-use datapact_core::{Endpoint, LicenseeStatus, Timestamp, UserId};
+use datapact_core::{Endpoint, KeyPrefix, LicenseeStatus, Timestamp, UserId};
 use datapact_store::{Store, StoreResult, TermsState, ViolationEvent};
 use datapact_terms::{Agreement, Plan, RateDecision, RateLimit, RateLimiter, Refusal, RequestFacts, decide};
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::client_addr::ClientAddr;
+use crate::metering::{CapReset, IdempotencyClaim};
 use crate::problem::Problem;
 
 /// What the gateway knows of one licensee's rights.
@@ -172,6 +173,9 @@ pub struct Admission {
     now: Timestamp,
     request_id: String,
     client: IpAddr,
+    key_prefix: KeyPrefix,
+    /// The fresh `Idempotency-Key` this request holds, if it sent one.
+    idempotency: Option<IdempotencyClaim>,
     /// The counted decision, for the response headers.
     decision: Arc<Mutex<Option<RateDecision>>>,
 }
@@ -190,6 +194,31 @@ impl Admission {
         let refusal = Refusal::rate_limited(self.endpoint, &decision);
         self.terms.record(self.licensee_id, &refusal, self.now, &self.request_id, self.client);
         Err(Problem::from_refusal(&refusal))
+    }
+
+    pub fn licensee_id(&self) -> i64 {
+        self.licensee_id
+    }
+
+    /// When the request arrived (what it is metered at).
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    pub fn key_prefix(&self) -> &KeyPrefix {
+        &self.key_prefix
+    }
+
+    pub fn idempotency(&self) -> Option<&IdempotencyClaim> {
+        self.idempotency.as_ref()
+    }
+
+    pub fn set_idempotency(&mut self, claim: IdempotencyClaim) {
+        self.idempotency = Some(claim);
     }
 
     /// Records that `count` posts were delivered on this request's endpoint.
@@ -226,6 +255,8 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
             now,
             request_id,
             client,
+            key_prefix: caller.key_prefix.clone(),
+            idempotency: None,
             decision: Arc::new(Mutex::new(None)),
         });
         return next.run(request).await;
@@ -276,6 +307,8 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         now,
         request_id,
         client,
+        key_prefix: caller.key_prefix.clone(),
+        idempotency: None,
         decision: Arc::new(Mutex::new(None)),
     };
     let slot = admission.decision.clone();
@@ -284,7 +317,20 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     let counted = slot.lock().ok().and_then(|mut slot| slot.take());
     let decision = counted.unwrap_or_else(|| state.terms.limiter.peek(&caller.licensee_id, endpoint, rate, now));
     add_rate_headers(&mut response, &decision, endpoint);
-    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+    if let Some(CapReset(reset)) = response.extensions().get::<CapReset>().copied() {
+        // At a hard usage cap the wait is until the cap resets, whatever the rate window says.
+        let seconds = ((reset.millis() - now.millis()).max(0) as u64).div_ceil(1000);
+        let headers = response.headers_mut();
+        for (name, value) in [
+            ("x-rate-limit-reset", (reset.millis() / 1000).to_string()),
+            ("x-rate-limit-remaining", "0".to_owned()),
+            ("retry-after", seconds.to_string()),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        }
+    } else if response.status() == StatusCode::TOO_MANY_REQUESTS {
         if let Ok(value) = HeaderValue::from_str(&decision.reset_after_s.to_string()) {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
         }

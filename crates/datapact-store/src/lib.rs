@@ -5,6 +5,7 @@
 //! Every method is async and takes plain domain values, so a PostgreSQL implementation can sit
 //! behind the same trait.
 
+pub mod ledger;
 pub mod ops;
 mod sqlite;
 
@@ -251,6 +252,12 @@ pub trait Store: Send + Sync + 'static {
     /// so callers can report them; unknown ids are simply absent.
     async fn posts_by_ids(&self, ids: &[PostId]) -> StoreResult<Vec<Post>>;
 
+    /// `(id, revision, author)` of the posts with these ids that are not deleted, in no particular
+    /// order; unknown and deleted ids are absent. No text is read or decoded: this is the cheap
+    /// per-request check a gateway makes before serving a post rendered earlier (same id and
+    /// revision means the same JSON).
+    async fn live_post_revisions(&self, ids: &[PostId]) -> StoreResult<Vec<(PostId, u32, UserId)>>;
+
     /// An author's posts that are not deleted, newest (highest id) first.
     async fn timeline(&self, author: UserId, query: TimelineQuery) -> StoreResult<Vec<Post>>;
 
@@ -265,6 +272,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Corrections and deletions with `seq` above `after`, oldest first.
     async fn events_after(&self, after: i64, limit: usize) -> StoreResult<Vec<PostEvent>>;
+
+    /// `(revision seq, event seq)`: the `seq` of the newest revision and of the newest post event
+    /// committed (0 for none), read together in one snapshot; `None` if this store cannot give one.
+    ///
+    /// A gateway that has applied [`Store::revisions_after`] and [`Store::events_after`] up to
+    /// both has seen every change to posts committed before this call, and can answer
+    /// [`Store::live_post_revisions`] from memory. That holds only if a `seq` is visible after every
+    /// lower one: no transaction may commit a lower `seq` after a higher one can be read. SQLite
+    /// gives this (one writer at a time; a row's `seq` is its table's largest plus one, taken in
+    /// the transaction that commits it, and rows are never deleted). A PostgreSQL sequence does
+    /// not (a transaction can take a `seq`, commit after one that took a higher `seq`, and so
+    /// appear behind a reader that already saw the higher one): such a store must return `None`,
+    /// which keeps the per-id check, unless it provides another watermark with that property.
+    async fn feed_watermark(&self) -> StoreResult<Option<(i64, i64)>> {
+        Ok(None)
+    }
 
     async fn users_by_ids(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>>;
 

@@ -6,6 +6,7 @@ use datapact_core::{ApiKey, KeyRecord, Timestamp};
 
 use std::path::Path;
 
+use crate::ledger::LEDGER_FILE;
 use crate::{Change, IngestCounts, IngestEffect, SQLITE_FILE, Store, StoreError, StoreResult};
 
 /// Records per store transaction while ingesting: large enough to amortise the commit and the
@@ -149,14 +150,35 @@ impl<'a> IngestBatcher<'a> {
 }
 
 /// Copies a whole data directory to `out` (a new directory) while the store stays in use: the
-/// database through SQLite's online backup API, every other file (admin token, secrets) as is.
+/// database and the ledger through SQLite's online backup API, every other file (admin token,
+/// secrets) as is.
 pub async fn backup_data_dir(store: &dyn Store, data_dir: &Path, out: &Path) -> StoreResult<()> {
     if out.exists() && std::fs::read_dir(out).map(|mut entries| entries.next().is_some()).unwrap_or(true) {
         return Err(StoreError::Conflict(format!("{} exists and is not empty; choose a new directory", out.display())));
     }
     std::fs::create_dir_all(out).map_err(|e| io_error("create", out, e))?;
     store.backup_to(&out.join(SQLITE_FILE)).await?;
+    let ledger = data_dir.join(LEDGER_FILE);
+    if ledger.is_file() {
+        let target = out.join(LEDGER_FILE);
+        tokio::task::spawn_blocking(move || backup_sqlite_file(&ledger, &target))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("the ledger backup failed: {e}")))??;
+    }
     copy_side_files(data_dir, out)
+}
+
+/// A consistent copy of a live SQLite database (WAL included) through the online backup API.
+fn backup_sqlite_file(source: &Path, target: &Path) -> StoreResult<()> {
+    let unavailable = |e: rusqlite::Error| StoreError::Unavailable(format!("cannot back up {}: {e}", source.display()));
+    let from = rusqlite::Connection::open_with_flags(source, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(unavailable)?;
+    let mut to = rusqlite::Connection::open(target).map_err(unavailable)?;
+    rusqlite::backup::Backup::new(&from, &mut to)
+        .and_then(|backup| backup.run_to_completion(1024, std::time::Duration::ZERO, None))
+        .map_err(unavailable)?;
+    to.execute_batch("PRAGMA journal_mode = WAL;").map_err(unavailable)?;
+    Ok(())
 }
 
 /// Restores a backup made by [`backup_data_dir`] into `data_dir`, which must not hold a store
@@ -174,15 +196,22 @@ pub fn restore_data_dir(backup: &Path, data_dir: &Path, force: bool) -> StoreRes
         )));
     }
     std::fs::create_dir_all(data_dir).map_err(|e| io_error("create", data_dir, e))?;
-    for suffix in ["-wal", "-shm"] {
-        let stale = data_dir.join(format!("{SQLITE_FILE}{suffix}"));
-        if stale.exists() {
-            std::fs::remove_file(&stale).map_err(|e| io_error("remove", &stale, e))?;
+    for file in [SQLITE_FILE, LEDGER_FILE] {
+        let source = backup.join(file);
+        // A backup from before the ledger existed restores without one (the gateway creates it).
+        if file == LEDGER_FILE && !source.is_file() {
+            continue;
         }
+        for suffix in ["-wal", "-shm"] {
+            let stale = data_dir.join(format!("{file}{suffix}"));
+            if stale.exists() {
+                std::fs::remove_file(&stale).map_err(|e| io_error("remove", &stale, e))?;
+            }
+        }
+        let staging = data_dir.join(format!("{file}.restoring"));
+        std::fs::copy(&source, &staging).map_err(|e| io_error("copy", &source, e))?;
+        std::fs::rename(&staging, data_dir.join(file)).map_err(|e| io_error("rename", &staging, e))?;
     }
-    let staging = data_dir.join(format!("{SQLITE_FILE}.restoring"));
-    std::fs::copy(&source_db, &staging).map_err(|e| io_error("copy", &source_db, e))?;
-    std::fs::rename(&staging, &target_db).map_err(|e| io_error("rename", &staging, e))?;
     copy_side_files(backup, data_dir)
 }
 
@@ -195,7 +224,8 @@ fn copy_side_files(from: &Path, to: &Path) -> StoreResult<()> {
     for entry in entries {
         let entry = entry.map_err(|e| io_error("read", from, e))?;
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with(SQLITE_FILE) || !entry.path().is_file() {
+        let name_text = name.to_string_lossy();
+        if name_text.starts_with(SQLITE_FILE) || name_text.starts_with(LEDGER_FILE) || !entry.path().is_file() {
             continue;
         }
         let target = to.join(&name);

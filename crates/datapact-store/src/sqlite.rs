@@ -591,6 +591,36 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn live_post_revisions(&self, ids: &[PostId]) -> StoreResult<Vec<(PostId, u32, UserId)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Ascending and distinct: consecutive lookups then mostly land on B-tree pages just visited.
+        let ids: Vec<rusqlite::types::Value> = ids
+            .iter()
+            .map(|id| id.get())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(rusqlite::types::Value::Integer)
+            .collect();
+        self.read(move |conn| {
+            // Only the record header and small columns of each row are read: the text is skipped.
+            // `CROSS JOIN` keeps the id list as the outer loop (one primary-key seek per id),
+            // where `id IN rarray(..)` would first copy the list into a temporary index.
+            let mut statement = conn.prepare_cached(
+                "SELECT p.id, p.revision, p.author_id FROM rarray(?1) AS wanted CROSS JOIN posts AS p
+                 ON p.id = wanted.value WHERE p.deleted_at IS NULL",
+            )?;
+            let posts = statement
+                .query_map([std::rc::Rc::new(ids)], |row| {
+                    Ok((PostId::new(row.get(0)?), row.get(1)?, UserId::new(row.get(2)?)))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(posts)
+        })
+        .await
+    }
+
     async fn timeline(&self, author: UserId, query: TimelineQuery) -> StoreResult<Vec<Post>> {
         self.read(move |conn| {
             let mut sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE author_id = ? AND deleted_at IS NULL");
@@ -692,6 +722,23 @@ impl Store for SqliteStore {
                 })?
                 .collect::<Result<_, _>>()?;
             Ok(events)
+        })
+        .await
+    }
+
+    async fn feed_watermark(&self) -> StoreResult<Option<(i64, i64)>> {
+        // Both maxima are the last entry of a rowid B-tree: one descent each, in one snapshot.
+        // Commit order is `seq` order here: SQLite runs one write transaction at a time (across
+        // processes too), a `seq` is a rowid allocated inside the transaction that commits it, and
+        // neither table ever loses rows, so no lower `seq` can appear after a higher one.
+        self.read(|conn| {
+            let heads = conn
+                .prepare_cached(
+                    "SELECT COALESCE((SELECT MAX(seq) FROM post_revisions), 0),
+                            COALESCE((SELECT MAX(seq) FROM post_events), 0)",
+                )?
+                .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok(Some(heads))
         })
         .await
     }

@@ -1,8 +1,9 @@
 //! datapact's agreement rules, as pure functions and data: no I/O, no clock (`now` is always a parameter), so every
 //! rule is tested exhaustively.
 //!
-//! - [`parse_terms`] reads the terms file (`datapact apply terms.toml`) into a [`TermsFile`] of [`Plan`]s and
-//!   [`LicenseeSpec`]s, or a [`TermsError`] listing every problem with where it is and what to do.
+//! - [`parse_terms`] reads the terms file (`datapact apply terms.toml`) into a [`TermsFile`] of [`Plan`]s,
+//!   [`LicenseeSpec`]s and price books, or a [`TermsError`] listing every problem with where it is and what to do.
+//!   Prices, money and invoices are `datapact-billing`'s; this crate reads them from the file.
 //! - [`Agreement::resolve`] merges a plan with a licensee's overrides into the effective [`Agreement`].
 //! - [`diff_terms`] computes what an apply changes ([`TermsDiff`]), for `--dry-run`, the store and the audit log.
 //! - [`RateLimiter`] counts requests exactly per (licensee, endpoint) and fixed window; [`RateDecision`] gives the
@@ -60,12 +61,23 @@
 //! ends = "2027-01-01"              # optional; UTC midnight, exclusive
 //! allowed_networks = ["203.0.113.0/24"]  # optional; CIDR or single addresses
 //! monthly_records = 500            # any plan field can be overridden
+//! payment_terms_days = 30          # optional (default 30): due date = issue date + 30 days; 0 to 366
+//! grace_days = 15                  # optional (default 15): suspended after 15 days overdue; 0 to 366
+//! prices = [{ effective = "2026-12-01", monthly_fee = "38000.00" }]   # optional negotiated prices
+//!
+//! [[price_book]]                   # one table per version (see examples/billing.toml)
+//! effective = "2026-12-01"         # UTC midnight; in force until the next version
+//! currency = "USD"                 # ISO 4217: USD, EUR, GBP, CHF, CAD, AUD (2 decimals), JPY (0), KWD (3)
+//! [price_book.plans.basic]         # a plan of the same file
+//! monthly_fee = "200.00"           # default "0"
+//! included_records = 10000         # default 0
+//! overage_per_1000 = "15.00"       # optional: billed in arrears
+//! per_record = "0.005"             # optional: prepaid
 //! ```
 //!
 //! Unknown keys are errors naming the key and the table. The only top-level keys are `plan`, `licensee` and
-//! `price_book` (reserved for billing: accepted and ignored). Names (plans and licensees) are 1–64 of `[a-z0-9_-]`
-//! starting with a letter, unique per kind. Every allowed endpoint must have a rate limit (so every response can
-//! carry rate-limit headers).
+//! `price_book`. Names (plans and licensees) are 1–64 of `[a-z0-9_-]` starting with a letter, unique per kind.
+//! Every allowed endpoint must have a rate limit (so every response can carry rate-limit headers).
 //!
 //! # Rules
 //!
@@ -86,6 +98,17 @@
 //! - **Override merging**: a licensee's field replaces its plan's (lists such as `endpoints` and `purposes` are
 //!   replaced whole), except `rate_limits`, which merges per endpoint. `monthly_records = "unlimited"` lifts a plan's cap.
 //! - **Term**: `[starts, ends)` at UTC midnights; `ends` must be after `starts`.
+//! - **Money** is written as a decimal string (`"200.00"`; a whole number such as `200` is accepted too, a float
+//!   never) with at most the currency's decimals; rates (`overage_per_1000`, `per_record`) with at most 6 (they are
+//!   kept in micro-units); nothing negative. See `datapact_billing::money`.
+//! - **Price books**: effective dates are unique; a version lists only plans of the file, and must price again every
+//!   plan an earlier version priced (a version replaces the whole book; `monthly_fee = "0"` makes a plan free).
+//!   They are sorted by effective date. Refusing a version sooner than the notice period is
+//!   `datapact_billing::check_notice`'s job at apply time (it needs `now`).
+//! - **Negotiated prices** (`prices`): each entry needs `effective` and at least one price field; fields it leaves
+//!   out come from the book in force. Its `currency` defaults to that of the price book in force on its date (with
+//!   none in force, `currency` is required) and must equal it. One entry per date; sorted by date. Billing terms are
+//!   part of the licensee's agreement ([`LicenseeTerms::billing`]), so `apply` stores and diffs them.
 //! - **Apply**: see [`diff_terms`]: creates and updates, removes only with `prune`, changes `status` (and `reason`)
 //!   only when the file sets `status`.
 

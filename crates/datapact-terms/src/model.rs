@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::NaiveDate;
+use datapact_billing::{BillingTerms, PriceBook};
 use datapact_core::{Endpoint, LicenseeStatus, Timestamp};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -218,6 +219,10 @@ pub struct LicenseeTerms {
     /// Plan fields this licensee overrides.
     #[serde(default)]
     pub overrides: PlanOverrides,
+    /// Payment terms, grace days and negotiated prices (`payment_terms_days`, `grace_days`, `prices`); left out of
+    /// the JSON when all default, and read back as the defaults when missing (agreements stored before billing).
+    #[serde(default, skip_serializing_if = "BillingTerms::is_default")]
+    pub billing: BillingTerms,
 }
 
 impl LicenseeTerms {
@@ -268,6 +273,8 @@ pub struct TermsFile {
     pub plans: Vec<Plan>,
     /// Licensees, in file order.
     pub licensees: Vec<LicenseeSpec>,
+    /// Price book versions (`[[price_book]]`), by effective date.
+    pub price_books: Vec<PriceBook>,
 }
 
 /// All terms as stored (what `apply` reads as "current" and what `terms show` prints).

@@ -4,6 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::NaiveDate;
+use datapact_billing::{
+    BillingTerms, Currency, MAX_TERMS_DAYS, Money, PlanPrice, PriceBook, PriceOverride, Rate, book_in_force,
+    check_overrides, check_price_books,
+};
 use datapact_core::{Endpoint, LicenseeStatus, licensee::validate_licensee_name};
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -14,9 +18,6 @@ use crate::model::{
     CapMode, Dedup, LicenseeRecord, LicenseeSpec, LicenseeTerms, MonthlyRecords, Plan, PlanOverrides, Terms, TermsFile,
 };
 use crate::purpose::Purpose;
-
-/// Top-level tables reserved for later issues: accepted and ignored.
-pub const RESERVED_TOP_LEVEL: [&str; 1] = ["price_book"];
 
 /// One thing wrong with a terms file: where (`[[plan]] #1 "basic"`, `line 3, column 1`, `top level`) and what,
 /// phrased so the operator knows what to change.
@@ -93,6 +94,38 @@ struct RawLicensee {
     fingerprint: Option<bool>,
     canary_rate: Option<toml::Value>,
     deletion_deadline: Option<String>,
+    payment_terms_days: Option<toml::Value>,
+    grace_days: Option<toml::Value>,
+    prices: Option<Vec<toml::Table>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPriceBook {
+    effective: toml::Value,
+    currency: String,
+    plans: Option<BTreeMap<String, toml::Table>>,
+}
+
+/// The price fields, in a `[price_book.plans.NAME]` table or a licensee's `prices` entry.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPrice {
+    monthly_fee: Option<toml::Value>,
+    included_records: Option<toml::Value>,
+    overage_per_1000: Option<toml::Value>,
+    per_record: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPriceOverride {
+    effective: toml::Value,
+    currency: Option<String>,
+    monthly_fee: Option<toml::Value>,
+    included_records: Option<toml::Value>,
+    overage_per_1000: Option<toml::Value>,
+    per_record: Option<toml::Value>,
 }
 
 /// Collects problems for one table entry.
@@ -114,27 +147,31 @@ impl Sink<'_> {
 /// Parses and validates a terms file. On failure every problem found is returned, each saying where and what.
 ///
 /// Rules beyond the TOML grammar: unknown keys are errors naming the key and its table; the only top-level keys are
-/// `plan`, `licensee` and the reserved (ignored) `price_book`; names are 1–64 of `[a-z0-9_-]` starting with a letter
-/// and unique per kind; a plan must list `endpoints` and `purposes`, and every endpoint an agreement allows must have
-/// a rate limit; a licensee must name a plan of the same file; `reason` needs `status`; `ends` must be after `starts`.
+/// `plan`, `licensee` and `price_book`; names are 1–64 of `[a-z0-9_-]` starting with a letter and unique per kind; a
+/// plan must list `endpoints` and `purposes`, and every endpoint an agreement allows must have a rate limit; a
+/// licensee must name a plan of the same file; `reason` needs `status`; `ends` must be after `starts`. Price books
+/// and licensee billing terms: see the crate documentation.
 pub fn parse_terms(text: &str) -> Result<TermsFile, TermsError> {
     let table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
     let mut problems = Vec::new();
     let mut plan_entries = Vec::new();
     let mut licensee_entries = Vec::new();
+    let mut price_book_entries = Vec::new();
     for (key, value) in &table {
         match key.as_str() {
             "plan" => plan_entries = array_of_tables("plan", value, &mut problems),
             "licensee" => licensee_entries = array_of_tables("licensee", value, &mut problems),
-            key if RESERVED_TOP_LEVEL.contains(&key) => {}
+            "price_book" => price_book_entries = array_of_tables("price_book", value, &mut problems),
             key => problems.push(TermsProblem {
                 at: "top level".into(),
                 message: format!(
-                    "unknown key `{key}`: a terms file holds [[plan]] and [[licensee]] tables (and [[price_book]], reserved for billing)"
+                    "unknown key `{key}`: a terms file holds [[plan]], [[licensee]] and [[price_book]] tables"
                 ),
             }),
         }
     }
+    let plan_names: BTreeSet<&str> =
+        plan_entries.iter().filter_map(|p| p.get("name").and_then(|n| n.as_str())).collect();
 
     let mut plans: Vec<Plan> = Vec::new();
     for (index, entry) in plan_entries.iter().enumerate() {
@@ -155,6 +192,11 @@ pub fn parse_terms(text: &str) -> Result<TermsFile, TermsError> {
         }
     }
 
+    let before_books = problems.len();
+    let price_books = price_books(&price_book_entries, &plan_names, &mut problems);
+    // With a refused version, "no price book in force" would be a misleading echo of its problem.
+    let books_complete = problems.len() == before_books;
+
     let mut licensees: Vec<LicenseeSpec> = Vec::new();
     for (index, entry) in licensee_entries.iter().enumerate() {
         let mut sink = Sink { at: entry_label("licensee", index, entry), problems: &mut problems };
@@ -166,7 +208,9 @@ pub fn parse_terms(text: &str) -> Result<TermsFile, TermsError> {
             }
         };
         let plan_known = plan_entries.iter().any(|p| p.get("name").and_then(|n| n.as_str()) == Some(raw.plan.as_str()));
-        let Some(spec) = licensee_from_raw(raw, plan_known, &mut sink) else { continue };
+        let Some(spec) = licensee_from_raw(raw, plan_known, (&price_books, books_complete), &mut sink) else {
+            continue;
+        };
         if licensees.iter().any(|l| l.terms.name == spec.terms.name) {
             sink.push(format!("licensee name {:?} is used twice: give each licensee one entry", spec.terms.name));
             continue;
@@ -180,7 +224,7 @@ pub fn parse_terms(text: &str) -> Result<TermsFile, TermsError> {
         licensees.push(spec);
     }
 
-    if problems.is_empty() { Ok(TermsFile { plans, licensees }) } else { Err(TermsError { problems }) }
+    if problems.is_empty() { Ok(TermsFile { plans, licensees, price_books }) } else { Err(TermsError { problems }) }
 }
 
 fn syntax_error(text: &str, error: &toml::de::Error) -> TermsError {
@@ -446,7 +490,12 @@ fn network(text: &str) -> Result<IpNet, String> {
     )
 }
 
-fn licensee_from_raw(raw: RawLicensee, plan_known: bool, sink: &mut Sink) -> Option<LicenseeSpec> {
+fn licensee_from_raw(
+    raw: RawLicensee,
+    plan_known: bool,
+    books: (&[PriceBook], bool),
+    sink: &mut Sink,
+) -> Option<LicenseeSpec> {
     let before = sink.problems.len();
     sink.take(validate_licensee_name(&raw.name));
     if !plan_known {
@@ -488,6 +537,15 @@ fn licensee_from_raw(raw: RawLicensee, plan_known: bool, sink: &mut Sink) -> Opt
             deletion_deadline: raw.deletion_deadline,
         },
     );
+    let defaults = BillingTerms::default();
+    let billing = BillingTerms {
+        payment_terms_days: raw
+            .payment_terms_days
+            .and_then(|v| sink.take(days("payment_terms_days", &v)))
+            .unwrap_or(defaults.payment_terms_days),
+        grace_days: raw.grace_days.and_then(|v| sink.take(days("grace_days", &v))).unwrap_or(defaults.grace_days),
+        prices: negotiated_prices(raw.prices.unwrap_or_default(), books, sink),
+    };
     if sink.problems.len() != before {
         return None;
     }
@@ -499,10 +557,219 @@ fn licensee_from_raw(raw: RawLicensee, plan_known: bool, sink: &mut Sink) -> Opt
             ends,
             allowed_networks,
             overrides: overrides.unwrap_or_default(),
+            billing,
         },
         status,
         reason: raw.reason,
     })
+}
+
+fn price_book_label(index: usize, entry: &toml::Table) -> String {
+    match entry.get("effective") {
+        Some(toml::Value::String(s)) => format!("[[price_book]] #{} effective {s}", index + 1),
+        Some(toml::Value::Datetime(d)) => format!("[[price_book]] #{} effective {d}", index + 1),
+        _ => format!("[[price_book]] #{}", index + 1),
+    }
+}
+
+/// Reads and checks the `[[price_book]]` versions, sorted by effective date.
+fn price_books(
+    entries: &[toml::Table],
+    plan_names: &BTreeSet<&str>,
+    problems: &mut Vec<TermsProblem>,
+) -> Vec<PriceBook> {
+    let mut books = Vec::new();
+    let mut labels = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let mut sink = Sink { at: price_book_label(index, entry), problems };
+        let raw = match RawPriceBook::deserialize(toml::Value::Table(entry.clone())) {
+            Ok(raw) => raw,
+            Err(e) => {
+                sink.push(de_message::<RawPriceBook>(&e, entry, &["effective", "currency"]));
+                continue;
+            }
+        };
+        let before = sink.problems.len();
+        let effective = sink.take(date("effective", &raw.effective));
+        let currency = sink.take(raw.currency.parse::<Currency>().map_err(|e| format!("`currency`: {e}")));
+        let mut plans = BTreeMap::new();
+        for (name, table) in raw.plans.unwrap_or_default() {
+            let at = format!("plans.{name}: ");
+            if !plan_names.contains(name.as_str()) {
+                sink.push(format!(
+                    "{at}plan {name:?} is not defined in this file: price a plan of the file, or add a [[plan]] named {name:?}"
+                ));
+                continue;
+            }
+            let raw = match RawPrice::deserialize(toml::Value::Table(table.clone())) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    sink.push(format!("{at}{}", de_message::<RawPrice>(&e, &table, &[])));
+                    continue;
+                }
+            };
+            let Some(currency) = currency else { continue };
+            if let Some(f) = price_fields(&at, raw, currency, &mut sink) {
+                let price = PlanPrice {
+                    monthly_fee: f.monthly_fee.unwrap_or(Money::zero(currency)),
+                    included_records: f.included_records.unwrap_or(0),
+                    overage_per_1000: f.overage_per_1000,
+                    per_record: f.per_record,
+                };
+                plans.insert(name, price);
+            }
+        }
+        if let (Some(effective), Some(currency), true) = (effective, currency, sink.problems.len() == before) {
+            books.push(PriceBook { effective, currency, plans });
+            labels.push(sink.at);
+        }
+    }
+    for (index, message) in check_price_books(&books) {
+        problems.push(TermsProblem { at: labels[index].clone(), message });
+    }
+    books.sort_by_key(|b| b.effective);
+    books
+}
+
+/// The price fields as read, each optional.
+struct PriceFields {
+    monthly_fee: Option<Money>,
+    included_records: Option<u64>,
+    overage_per_1000: Option<Rate>,
+    per_record: Option<Rate>,
+}
+
+/// Reads the price fields of a book's plan or a negotiated price; `at` prefixes each message (`plans.basic: `).
+fn price_fields(at: &str, raw: RawPrice, currency: Currency, sink: &mut Sink) -> Option<PriceFields> {
+    let before = sink.problems.len();
+    let at_ = |m: String| format!("{at}{m}");
+    let monthly_fee = raw.monthly_fee.and_then(|v| sink.take(money("monthly_fee", &v, currency).map_err(at_)));
+    let included_records = raw.included_records.and_then(|v| sink.take(records("included_records", &v).map_err(at_)));
+    let overage_per_1000 = raw.overage_per_1000.and_then(|v| sink.take(rate("overage_per_1000", &v).map_err(at_)));
+    let per_record = raw.per_record.and_then(|v| sink.take(rate("per_record", &v).map_err(at_)));
+    (sink.problems.len() == before).then_some(PriceFields {
+        monthly_fee,
+        included_records,
+        overage_per_1000,
+        per_record,
+    })
+}
+
+/// A licensee's `prices` entries, sorted by effective date. An entry without `currency` takes the currency of the
+/// price book in force on its effective date. `books` holds the valid versions and whether none was refused.
+fn negotiated_prices(
+    entries: Vec<toml::Table>,
+    (books, books_complete): (&[PriceBook], bool),
+    sink: &mut Sink,
+) -> Vec<PriceOverride> {
+    let mut prices = Vec::new();
+    let mut labels = Vec::new();
+    for (index, table) in entries.iter().enumerate() {
+        let at = format!("prices #{}: ", index + 1);
+        let raw = match RawPriceOverride::deserialize(toml::Value::Table(table.clone())) {
+            Ok(raw) => raw,
+            Err(e) => {
+                sink.push(format!("{at}{}", de_message::<RawPriceOverride>(&e, table, &["effective"])));
+                continue;
+            }
+        };
+        let Some(effective) = sink.take(date("effective", &raw.effective).map_err(|m| format!("{at}{m}"))) else {
+            continue;
+        };
+        let book = book_in_force(books, effective).map(|b| b.currency);
+        let currency = match (raw.currency, book) {
+            (Some(code), book) => {
+                let Some(currency) = sink.take(code.parse::<Currency>().map_err(|e| format!("{at}`currency`: {e}")))
+                else {
+                    continue;
+                };
+                if let Some(book) = book.filter(|b| *b != currency) {
+                    sink.push(format!(
+                        "{at}`currency` is {currency} but the price book in force on {effective} is in {book}: negotiate in the book's currency"
+                    ));
+                    continue;
+                }
+                currency
+            }
+            (None, Some(book)) => book,
+            (None, None) if !books_complete => continue,
+            (None, None) => {
+                sink.push(format!(
+                    "{at}no [[price_book]] is in force on {effective} to take the currency from: add `currency`, such as \"USD\""
+                ));
+                continue;
+            }
+        };
+        let fields = RawPrice {
+            monthly_fee: raw.monthly_fee,
+            included_records: raw.included_records,
+            overage_per_1000: raw.overage_per_1000,
+            per_record: raw.per_record,
+        };
+        let Some(f) = price_fields(&at, fields, currency, sink) else { continue };
+        let price = PriceOverride {
+            effective,
+            currency,
+            monthly_fee: f.monthly_fee,
+            included_records: f.included_records,
+            overage_per_1000: f.overage_per_1000,
+            per_record: f.per_record,
+        };
+        if price.is_empty() {
+            sink.push(format!(
+                "{at}sets no price: set `monthly_fee`, `included_records`, `overage_per_1000` or `per_record`"
+            ));
+            continue;
+        }
+        prices.push(price);
+        labels.push(at);
+    }
+    for (index, message) in check_overrides(&prices) {
+        sink.push(format!("{}{message}", labels[index]));
+    }
+    prices.sort_by_key(|p| p.effective);
+    prices
+}
+
+/// An amount of money: a decimal string with at most the currency's decimals, or a whole number of units.
+fn money(key: &str, value: &toml::Value, currency: Currency) -> Result<Money, String> {
+    match value {
+        toml::Value::String(s) => Money::parse(currency, s).map_err(|e| format!("`{key}`: {e}")),
+        toml::Value::Integer(n) if *n >= 0 => Money::from_units(currency, *n).ok_or(format!("`{key}` is too large")),
+        toml::Value::Float(_) => {
+            Err(format!("`{key}` is {value}: write money as a string, such as \"200.00\" (a float is not exact)"))
+        }
+        other => Err(format!("`{key}` is {other}: write an amount of zero or more as a string, such as \"200.00\"")),
+    }
+}
+
+/// A unit rate: a decimal string with at most 6 decimals (micro-units), or a whole number of units.
+fn rate(key: &str, value: &toml::Value) -> Result<Rate, String> {
+    match value {
+        toml::Value::String(s) => Rate::parse(s).map_err(|e| format!("`{key}`: {e}")),
+        toml::Value::Integer(n) if *n >= 0 => n
+            .checked_mul(datapact_billing::MICROS_PER_UNIT)
+            .and_then(Rate::from_micro)
+            .ok_or(format!("`{key}` is too large")),
+        toml::Value::Float(_) => {
+            Err(format!("`{key}` is {value}: write the rate as a string, such as \"0.005\" (a float is not exact)"))
+        }
+        other => Err(format!("`{key}` is {other}: write a rate of zero or more as a string, such as \"0.005\"")),
+    }
+}
+
+fn records(key: &str, value: &toml::Value) -> Result<u64, String> {
+    match value {
+        toml::Value::Integer(n) if *n >= 0 => Ok(*n as u64),
+        other => Err(format!("`{key}` is {other}: write a whole number of records, 0 or more")),
+    }
+}
+
+fn days(key: &str, value: &toml::Value) -> Result<u32, String> {
+    match value {
+        toml::Value::Integer(n) if (0..=i64::from(MAX_TERMS_DAYS)).contains(n) => Ok(*n as u32),
+        other => Err(format!("`{key}` is {other}: write a whole number of days from 0 to {MAX_TERMS_DAYS}")),
+    }
 }
 
 /// A TOML value in inline form (strings escaped as TOML wants).
@@ -594,28 +861,96 @@ fn licensee_lines(
         lines.push(("allowed_networks", toml_list(nets.iter().map(String::as_str))));
     }
     plan_fields_to_toml(&mut lines, &terms.overrides);
+    billing_to_toml(&mut lines, &terms.billing);
     lines
 }
 
-fn render(plans: &[Plan], licensees: Vec<Vec<(&'static str, String)>>) -> String {
+fn price_fields_to_toml(out: &mut Vec<String>, f: PriceFields) {
+    if let Some(fee) = f.monthly_fee {
+        out.push(format!("monthly_fee = {}", toml_str(&fee.amount())));
+    }
+    if let Some(included) = f.included_records {
+        out.push(format!("included_records = {included}"));
+    }
+    if let Some(rate) = f.overage_per_1000 {
+        out.push(format!("overage_per_1000 = {}", toml_str(&rate.to_string())));
+    }
+    if let Some(rate) = f.per_record {
+        out.push(format!("per_record = {}", toml_str(&rate.to_string())));
+    }
+}
+
+fn billing_to_toml(lines: &mut Vec<(&'static str, String)>, billing: &BillingTerms) {
+    let defaults = BillingTerms::default();
+    if billing.payment_terms_days != defaults.payment_terms_days {
+        lines.push(("payment_terms_days", billing.payment_terms_days.to_string()));
+    }
+    if billing.grace_days != defaults.grace_days {
+        lines.push(("grace_days", billing.grace_days.to_string()));
+    }
+    if !billing.prices.is_empty() {
+        let entries: Vec<String> = billing
+            .prices
+            .iter()
+            .map(|p| {
+                let mut fields = vec![
+                    format!("effective = {}", toml_str(&p.effective.format("%Y-%m-%d").to_string())),
+                    format!("currency = {}", toml_str(p.currency.code())),
+                ];
+                let f = PriceFields {
+                    monthly_fee: p.monthly_fee,
+                    included_records: p.included_records,
+                    overage_per_1000: p.overage_per_1000,
+                    per_record: p.per_record,
+                };
+                price_fields_to_toml(&mut fields, f);
+                format!("{{ {} }}", fields.join(", "))
+            })
+            .collect();
+        lines.push(("prices", format!("[{}]", entries.join(", "))));
+    }
+}
+
+fn render(plans: &[Plan], books: &[PriceBook], licensees: Vec<Vec<(&'static str, String)>>) -> String {
     let mut out = String::new();
-    let mut table = |header: &str, lines: Vec<(&'static str, String)>| {
+    let mut table = |header: &str, lines: Vec<String>| {
         if !out.is_empty() {
             out.push('\n');
         }
         out.push_str(header);
         out.push('\n');
-        for (key, value) in lines {
-            out.push_str(&format!("{key} = {value}\n"));
+        for line in lines {
+            out.push_str(&line);
+            out.push('\n');
         }
     };
+    let key_values =
+        |lines: Vec<(&'static str, String)>| lines.into_iter().map(|(k, v)| format!("{k} = {v}")).collect();
     for plan in plans {
         let mut lines = vec![("name", toml_str(&plan.name))];
         plan_fields_to_toml(&mut lines, &plan_as_overrides(plan));
-        table("[[plan]]", lines);
+        table("[[plan]]", key_values(lines));
+    }
+    for book in books {
+        let lines = vec![
+            ("effective", toml_str(&book.effective.format("%Y-%m-%d").to_string())),
+            ("currency", toml_str(book.currency.code())),
+        ];
+        table("[[price_book]]", key_values(lines));
+        for (name, price) in &book.plans {
+            let mut fields = Vec::new();
+            let f = PriceFields {
+                monthly_fee: Some(price.monthly_fee),
+                included_records: Some(price.included_records),
+                overage_per_1000: price.overage_per_1000,
+                per_record: price.per_record,
+            };
+            price_fields_to_toml(&mut fields, f);
+            table(&format!("[price_book.plans.{name}]"), fields);
+        }
     }
     for lines in licensees {
-        table("[[licensee]]", lines);
+        table("[[licensee]]", key_values(lines));
     }
     out
 }
@@ -629,7 +964,7 @@ impl Terms {
             .iter()
             .map(|l: &LicenseeRecord| licensee_lines(&l.terms, Some(l.status), Some(&l.reason)))
             .collect();
-        render(&self.plans, licensees)
+        render(&self.plans, &[], licensees)
     }
 }
 
@@ -638,6 +973,6 @@ impl TermsFile {
     pub fn to_toml(&self) -> String {
         let licensees =
             self.licensees.iter().map(|l| licensee_lines(&l.terms, l.status, l.reason.as_deref())).collect();
-        render(&self.plans, licensees)
+        render(&self.plans, &self.price_books, licensees)
     }
 }

@@ -98,10 +98,13 @@ fn forward_compatible_fields_and_defaults() {
 }
 
 #[test]
-fn price_book_is_reserved_and_ignored() {
-    let text = format!("{PLAN}\n[[price_book]]\nname = \"std\"\nanything = 1\n");
-    assert_eq!(parse_terms(&text).unwrap().plans.len(), 1);
-    assert_eq!(parse_terms("").unwrap(), TermsFile { plans: vec![], licensees: vec![] });
+fn price_books_are_no_longer_ignored() {
+    // `price_book` was reserved (accepted and ignored) before billing; it is now read and checked.
+    refused(
+        &format!("{PLAN}\n[[price_book]]\nname = \"std\"\nanything = 1\n"),
+        &["[[price_book]] #1", "unknown field"],
+    );
+    assert_eq!(parse_terms("").unwrap(), TermsFile { plans: vec![], licensees: vec![], price_books: vec![] });
 }
 
 #[test]

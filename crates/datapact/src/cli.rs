@@ -91,6 +91,65 @@ pub enum Command {
     },
     /// Write the deterministic demo corpus as JSON Lines.
     DemoCorpus(DemoCorpusArgs),
+    /// Usage from the ledger: records delivered and counted, per licensee, for a month.
+    Usage {
+        /// One licensee (default: all).
+        licensee: Option<String>,
+        /// The month, YYYY-MM (default: this month, UTC).
+        #[arg(long)]
+        month: Option<String>,
+        /// Break the month down by day, endpoint or purpose.
+        #[arg(long, value_enum, default_value_t = UsageByArg::Month)]
+        by: UsageByArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every post delivered to a licensee in a month, from the ledger (for audits and trace evidence).
+    Deliveries {
+        licensee: String,
+        /// The month, YYYY-MM (default: this month, UTC).
+        #[arg(long)]
+        month: Option<String>,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+    },
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum UsageByArg {
+    Month,
+    Day,
+    Endpoint,
+    Purpose,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// Recompute the ledger's hash chain and daily totals; name the first row edited, deleted,
+    /// inserted or reordered. Exits 1 when the ledger does not verify.
+    Verify {
+        /// A head printed by an earlier verify (SEQ:HASH), kept outside the database: the chain
+        /// must still pass through it (catches the newest batches being rewritten or dropped).
+        #[arg(long)]
+        expect: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete delivery and usage rows older than the retention, whole batches at a time, keeping
+    /// their hashes so the chain still verifies.
+    Prune {
+        /// Keep this many days (default: 3 years).
+        #[arg(long, default_value_t = 1095)]
+        retention_days: u32,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -125,6 +184,16 @@ pub struct ServeArgs {
     /// Seconds in-flight requests may run after SIGTERM or SIGINT.
     #[arg(long, default_value_t = 20)]
     pub drain_secs: u64,
+    /// MiB of rendered post JSON the gateway keeps for reuse across requests; 0 turns the cache off.
+    #[arg(long, env = "DATAPACT_POST_CACHE_MIB", default_value_t = 256)]
+    pub post_cache_mib: u64,
+    /// Days delivery rows are kept in the ledger (default 3 years); older batches are pruned hourly, keeping
+    /// their hashes.
+    #[arg(long, default_value_t = 1095, value_parser = clap::value_parser!(u32).range(1..))]
+    pub delivery_retention_days: u32,
+    /// Benchmarks only: meter nothing (no ledger, no caps).
+    #[arg(long, hide = true)]
+    pub unmetered: bool,
 }
 
 #[derive(Args, Debug)]

@@ -18,7 +18,7 @@ use datapact_store::{Change, IngestEffect, SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{AuthorCommand, Cli, Command, IngestArgs, KeyCommand, LicenseeCommand, ServeArgs, TermsCommand};
-use crate::{admin_token, demo};
+use crate::{admin_token, demo, ledger};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -53,6 +53,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("backed up {} to {}", data_dir.display(), out.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Usage { licensee, month, by, json } => {
+            ledger::usage(&data_dir, store.as_ref(), licensee.as_deref(), month.as_deref(), by, json, clock).await
+        }
+        Command::Deliveries { licensee, month, format } => {
+            ledger::deliveries(&data_dir, store.as_ref(), &licensee, month.as_deref(), format, clock).await
+        }
+        Command::Ledger(command) => ledger::ledger(&data_dir, command, clock),
         Command::DemoCorpus(_) | Command::Restore { .. } => unreachable!("handled above"),
     }
 }
@@ -84,6 +91,15 @@ async fn serve(
     let admin_token = admin_token::load_or_create(data_dir)?;
     let keys = Arc::new(KeyCache::load(store.as_ref()).await?);
     let terms = Arc::new(datapact_gateway::terms::TermsCache::load(store.as_ref()).await?);
+    let ledger = if args.unmetered {
+        tracing::warn!("responses are NOT metered (--unmetered): for benchmarks only");
+        None
+    } else {
+        Some(
+            datapact_store::ledger::Ledger::open(data_dir, clock.clone())
+                .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?,
+        )
+    };
     let state = AppState {
         store,
         clock,
@@ -93,10 +109,14 @@ async fn serve(
         admin_token: admin_token.into(),
         data_dir: data_dir.into(),
         test_clock,
-        feed: Default::default(),
+        feed: Arc::new(datapact_gateway::feed::PostFeed::with_post_cache(
+            datapact_gateway::post_cache::PostCache::new(args.post_cache_mib.saturating_mul(1 << 20)),
+        )),
         index: Default::default(),
+        ledger,
         shutdown: Default::default(),
     };
+    datapact_gateway::metering::spawn_retention(state.clone(), args.delivery_retention_days);
     let config = GatewayConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,

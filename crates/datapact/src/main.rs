@@ -4,6 +4,7 @@ mod admin_token;
 mod cli;
 mod commands;
 mod demo;
+mod ledger;
 
 use std::process::ExitCode;
 

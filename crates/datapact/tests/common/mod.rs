@@ -167,6 +167,14 @@ impl Gateway {
         std::fs::read_to_string(data_dir.join("admin-token")).unwrap().trim().to_owned()
     }
 
+    /// SIGKILL (a crash: no drain, no cleanup), then the exit status.
+    pub fn kill9(mut self) -> std::process::ExitStatus {
+        self.child.kill().expect("SIGKILL the gateway");
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+
     /// SIGTERM, then the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let status = terminate(&mut self.child);

@@ -1,0 +1,296 @@
+//! Metering responses: every post a licensee receives is counted in the ledger, durably, before
+//! the bytes that carry it leave (ARCHITECTURE.md, "Invariants").
+//!
+//! A handler chooses its posts, then hands them to [`deliver_posts`] with a function that renders
+//! the body. `deliver_posts` reserves the counts (which may cut the page at a hard cap, or refuse
+//! it with 429 `usage-capped`), renders what was allotted, commits the ledger rows and only then
+//! returns the body. The reservation, rendering and commit run in their own task, so a client
+//! that disconnects mid-request cannot leave a reservation half-made; its response is still
+//! committed (counted, not received: the only way the ledger may exceed what clients got).
+//!
+//! [`idempotency`] makes a retried request with the same `Idempotency-Key` replay the committed
+//! body without counting it again.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use datapact_core::{Endpoint, Timestamp};
+use datapact_ledger::{Cap, Capped, Dedup, IdempotencyKey, RequestFingerprint, USAGE_CAPPED, cap_reset};
+use datapact_store::ledger::{Claim, ClaimGuard, EventFacts, IdempotentResponse, MeterRequest, Reserved};
+
+use crate::AppState;
+use crate::api::Delivery;
+use crate::problem::Problem;
+use crate::terms::Admission;
+
+/// The header a client sends to make a request safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Set on a replayed response.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// A fresh `Idempotency-Key` this request holds (set by [`idempotency`]).
+#[derive(Clone, Debug)]
+pub struct IdempotencyClaim {
+    key: String,
+    fingerprint: RequestFingerprint,
+    _guard: Arc<ClaimGuard>,
+}
+
+/// A rendered body and what it carried besides posts.
+pub struct Rendered {
+    pub body: Vec<u8>,
+    /// User objects in the body (`includes.users` or `data`), reported in the usage event.
+    pub user_reads: u32,
+}
+
+/// When a licensee's hard cap resets: set on a 429 `usage-capped` response, so the terms layer
+/// reports that instant in `x-rate-limit-reset` rather than the rate window's.
+#[derive(Clone, Copy, Debug)]
+pub struct CapReset(pub Timestamp);
+
+/// A metered body, and whether a hard cap cut its posts short.
+pub struct MeteredBody {
+    pub body: Vec<u8>,
+    pub cut: bool,
+}
+
+/// Meters and renders a response carrying posts. `render` gets the allotted delivery (a prefix of
+/// the one chosen) and whether a hard cap cut it short, and returns the body.
+pub async fn deliver_posts<F, Fut>(
+    state: &AppState,
+    admission: &Admission,
+    delivery: Delivery,
+    render: F,
+) -> Result<Response, Problem>
+where
+    F: FnOnce(Delivery, bool) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Rendered, Problem>> + Send + 'static,
+{
+    let metered = meter_body(state, admission, delivery, render).await?;
+    Ok(json(metered.body, false))
+}
+
+/// Refuses with 429 `usage-capped` when the caller is at its hard cap (a stream checks before it starts).
+pub fn check_cap(state: &AppState, admission: &Admission) -> Result<(), Problem> {
+    let Some(ledger) = &state.ledger else { return Ok(()) };
+    let (cap, _) = agreement_cap(state, admission);
+    match ledger.capped(admission.licensee_id(), cap, admission.now())? {
+        Some(capped) => Err(usage_capped(capped, admission.now())),
+        None => Ok(()),
+    }
+}
+
+/// [`deliver_posts`]'s work, returning the body: reserve, render, commit, in that order.
+pub async fn meter_body<F, Fut>(
+    state: &AppState,
+    admission: &Admission,
+    mut delivery: Delivery,
+    render: F,
+) -> Result<MeteredBody, Problem>
+where
+    F: FnOnce(Delivery, bool) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Rendered, Problem>> + Send + 'static,
+{
+    let Some(ledger) = state.ledger.clone() else {
+        let count = delivery.len();
+        let rendered = render(delivery, false).await?;
+        admission.served(count);
+        return Ok(MeteredBody { body: rendered.body, cut: false });
+    };
+    let (cap, dedup) = agreement_cap(state, admission);
+    let admission = admission.clone();
+    let task = tokio::spawn(async move {
+        let page: Vec<(i64, u32)> = delivery.delivered().map(|(id, revision)| (id.get(), revision)).collect();
+        let at = admission.now();
+        let request = MeterRequest { licensee_id: admission.licensee_id(), cap, dedup, page: &page, at };
+        let reservation = match ledger.reserve(request)? {
+            Reserved::Refused(capped) => return Err(usage_capped(capped, at)),
+            Reserved::Serve(reservation) => reservation,
+        };
+        let allotted = reservation.posts().len();
+        let cut = reservation.cut();
+        delivery.truncate(allotted);
+        let rendered = render(delivery, cut).await?;
+        let facts = facts(&admission, &rendered);
+        let response = response_to_keep(&admission, &rendered);
+        reservation.commit(facts, response).await.map_err(not_committed)?;
+        admission.served(allotted);
+        Ok(MeteredBody { body: rendered.body, cut })
+    });
+    task.await.map_err(|error| {
+        tracing::error!(%error, "metering task failed");
+        Problem::unavailable("the response could not be metered; nothing was delivered, retry")
+    })?
+}
+
+/// Meters and returns a response carrying no posts (user lookups): its user reads are recorded.
+pub async fn deliver_users(state: &AppState, admission: &Admission, rendered: Rendered) -> Result<Response, Problem> {
+    let Some(ledger) = &state.ledger else { return Ok(json(rendered.body, false)) };
+    let facts = facts(admission, &rendered);
+    let response = response_to_keep(admission, &rendered);
+    // Submitted before the first await: a disconnecting client cannot leave it half-done.
+    let commit = ledger.record(admission.licensee_id(), admission.now(), facts, response);
+    commit.await.map_err(not_committed)?;
+    Ok(json(rendered.body, false))
+}
+
+fn facts(admission: &Admission, rendered: &Rendered) -> EventFacts {
+    EventFacts {
+        key_prefix: admission.key_prefix().clone(),
+        endpoint: admission.endpoint,
+        purpose: admission.purpose,
+        request_id: admission.request_id().to_owned(),
+        idempotency_key: admission.idempotency().map(|claim| claim.key.clone()),
+        user_reads: rendered.user_reads,
+        bytes: rendered.body.len() as u64,
+    }
+}
+
+fn response_to_keep(admission: &Admission, rendered: &Rendered) -> Option<IdempotentResponse> {
+    admission.idempotency().map(|claim| IdempotentResponse {
+        key: claim.key.clone(),
+        fingerprint: claim.fingerprint,
+        body: rendered.body.clone(),
+    })
+}
+
+fn not_committed(error: datapact_store::StoreError) -> Problem {
+    tracing::error!(%error, "ledger commit failed; the response was not sent");
+    Problem::unavailable("the usage ledger could not record this response, so nothing was delivered; retry shortly")
+}
+
+/// The cap and dedup rule in force for the caller. Without an agreement (only when terms are
+/// not enforced, for benchmarks) nothing is capped and posts count once a day.
+fn agreement_cap(state: &AppState, admission: &Admission) -> (Cap, Dedup) {
+    let snapshot = state.terms.snapshot();
+    match snapshot.licensees.get(&admission.licensee_id()).and_then(|l| l.agreement.as_ref()) {
+        Some(agreement) => {
+            let monthly_records = match agreement.monthly_records {
+                Some(limit) => datapact_ledger::MonthlyRecords::Limit(limit),
+                None => datapact_ledger::MonthlyRecords::Unlimited,
+            };
+            (Cap { monthly_records, mode: agreement.cap }, agreement.dedup)
+        }
+        None => (Cap::UNLIMITED, Dedup::Daily),
+    }
+}
+
+/// X's 429 at a hard cap; `x-rate-limit-reset` is set to the cap's reset by the terms layer.
+fn usage_capped(capped: Capped, now: Timestamp) -> Problem {
+    let reset = cap_reset(now);
+    let mut problem = Problem::plain(
+        StatusCode::TOO_MANY_REQUESTS,
+        USAGE_CAPPED,
+        "UsageCapExceeded",
+        format!(
+            "Usage cap exceeded: {} of {} monthly records used; the cap resets at {}",
+            capped.used,
+            capped.limit,
+            reset.to_x_string()
+        ),
+    );
+    problem.cap_reset = Some(reset);
+    problem
+}
+
+fn json(body: Vec<u8>, replayed: bool) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if replayed {
+        response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// Middleware inside [`crate::terms::enforce`]: a request with an `Idempotency-Key` that was
+/// already served (same licensee, same request, within 24 h) gets the committed body again and
+/// counts nothing; a key in use by a request still running gets 409; a key reused for another
+/// request gets 422. Streams and the usage endpoint ignore the header (nothing to replay).
+pub async fn idempotency(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let Some(value) = request.headers().get(IDEMPOTENCY_KEY).cloned() else { return next.run(request).await };
+    let (Some(ledger), Some(mut admission)) = (state.ledger.clone(), request.extensions().get::<Admission>().cloned())
+    else {
+        return next.run(request).await;
+    };
+    if matches!(admission.endpoint, Endpoint::Stream | Endpoint::Usage) {
+        return next.run(request).await;
+    }
+    let Some(key) = value.to_str().ok().and_then(|text| IdempotencyKey::parse(text).ok()) else {
+        return Problem::invalid_request(
+            "The Idempotency-Key header must be 1 to 255 visible ASCII characters (optionally quoted)",
+        )
+        .into_response();
+    };
+    let uri = request.uri();
+    let fingerprint = RequestFingerprint::new(request.method().as_str(), uri.path(), uri.query().unwrap_or(""));
+    let claim = match ledger.claim(admission.licensee_id(), key.as_str(), fingerprint) {
+        Ok(claim) => claim,
+        Err(error) => return Problem::from(error).into_response(),
+    };
+    match claim {
+        Claim::Fresh(guard) => {
+            admission.set_idempotency(IdempotencyClaim {
+                key: key.as_str().to_owned(),
+                fingerprint,
+                _guard: Arc::new(guard),
+            });
+            request.extensions_mut().insert(admission);
+            next.run(request).await
+        }
+        Claim::Replay(stored) => {
+            // A replay costs no record, but it is a request: it counts against the rate limit.
+            if let Err(problem) = admission.admit() {
+                return problem.into_response();
+            }
+            let mut response = json(stored.body, true);
+            if let Ok(original) = HeaderValue::from_str(&stored.request_id) {
+                response.headers_mut().insert("x-datapact-replay-of", original);
+            }
+            response
+        }
+        Claim::InProgress => {
+            Problem::conflict("A request with this Idempotency-Key is still being served; retry once it has completed")
+                .into_response()
+        }
+        Claim::Mismatch { first_used_at, reusable_at } => Problem::plain(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            crate::problem::INVALID_REQUEST,
+            "Invalid Request",
+            format!(
+                "This Idempotency-Key was used at {} for a different request; send a new key (this one may be \
+                 reused after {})",
+                first_used_at.to_x_string(),
+                reusable_at.to_x_string()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// Deletes ledger rows past their retention, once an hour, until shutdown.
+pub fn spawn_retention(state: AppState, retention_days: u32) {
+    let Some(ledger) = state.ledger.clone() else { return };
+    tokio::spawn(async move {
+        loop {
+            let before = state.clock.now().plus_millis(-(i64::from(retention_days)) * 86_400_000);
+            let ledger = ledger.clone();
+            match tokio::task::spawn_blocking(move || ledger.prune(before)).await {
+                Ok(Ok(summary)) if summary.batches > 0 || summary.responses > 0 => {
+                    tracing::info!(?summary, "pruned ledger rows past retention")
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "ledger pruning failed; retrying in an hour"),
+                Err(error) => tracing::warn!(%error, "ledger pruning task failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+                _ = state.shutdown.cancelled() => return,
+            }
+        }
+    });
+}

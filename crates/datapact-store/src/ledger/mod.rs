@@ -1,0 +1,597 @@
+//! The durable metering ledger, on SQLite: every response's usage event and deliveries, committed
+//! in hash-chained group commits before the response leaves, the month's counts that exact caps
+//! are decided against, and idempotent responses for retries.
+//!
+//! The rules (what counts, caps, dedup, the chain) are `datapact-ledger`'s; this module keeps them
+//! durable and exact under concurrency:
+//!
+//! - **Decisions** are taken by [`Ledger::reserve`] under one lock, against the month's committed
+//!   total *plus everything already reserved by requests still in flight*, so no interleaving of
+//!   requests can count past a hard cap. The reservation is what the caller delivers.
+//! - **Commits** go to one writer thread, which takes every commit waiting and writes them as one
+//!   batch — one transaction, one fsync (`synchronous=FULL`, asserted at open) — sealed onto the
+//!   chain ([`datapact_ledger::ChainWriter`]). A caller sends its body only once its commit
+//!   returned.
+//! - **Failure closes**: when a batch fails, every request in it and every request reserved before
+//!   the failure was noticed fails too (their reservations may rest on the failed one: a post
+//!   "already counted today", say), and the counts are reloaded from what was committed.
+//!
+//! The ledger lives in its own file, [`LEDGER_FILE`], beside the store's, so a group commit never
+//! waits behind an ingest transaction.
+
+mod read;
+mod writer;
+
+use std::collections::{BTreeMap, HashMap, HashSet, btree_map};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::time::Duration;
+
+use datapact_core::purpose::Purpose;
+use datapact_core::{Clock, Endpoint, KeyPrefix, Timestamp};
+use datapact_ledger::{
+    Allotment, Cap, Capped, DayKey, Dedup, IdempotencyDecision, MonthKey, PriorState, PriorUse, RequestFingerprint,
+    UsageEvent, meter_page, response_rows,
+};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+pub use read::{
+    DeliveryRecord, PruneSummary, UsageBy, UsageLine, VerifyFailure, VerifyReport, month_range, parse_anchor,
+};
+
+use crate::{StoreError, StoreResult};
+
+/// The ledger's database file in the data directory.
+pub const LEDGER_FILE: &str = "ledger.db";
+/// The embedded store's one chain (a multi-node store keeps one per node).
+pub const SQLITE_CHAIN: &str = "sqlite";
+/// A group commit takes waiting commits until it holds this many rows (a commit is never split).
+pub const MAX_BATCH_ROWS: usize = 16_384;
+/// The most posts one reservation may hold (a page, or a burst of the stream).
+pub const MAX_RESERVATION_POSTS: usize = 1_000;
+
+const MIGRATIONS: &[&str] = &[include_str!("0001_ledger.sql")];
+const READ_CONNECTIONS: u32 = 4;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+/// What one response would deliver, for [`Ledger::reserve`].
+#[derive(Clone, Copy, Debug)]
+pub struct MeterRequest<'a> {
+    pub licensee_id: i64,
+    pub cap: Cap,
+    pub dedup: Dedup,
+    /// The candidate posts as `(post id, revision)`, in response order.
+    pub page: &'a [(i64, u32)],
+    pub at: Timestamp,
+}
+
+/// The ledger's answer to [`Ledger::reserve`].
+#[derive(Debug)]
+pub enum Reserved {
+    /// At a hard cap: deliver nothing (429 `usage-capped`).
+    Refused(Capped),
+    /// Deliver [`Reservation::posts`], then [`Reservation::commit`] before sending.
+    Serve(Reservation),
+}
+
+/// The response's facts the ledger does not decide: who asked, how, and what the body weighed.
+#[derive(Clone, Debug)]
+pub struct EventFacts {
+    pub key_prefix: KeyPrefix,
+    pub endpoint: Endpoint,
+    pub purpose: Purpose,
+    pub request_id: String,
+    pub idempotency_key: Option<String>,
+    pub user_reads: u32,
+    pub bytes: u64,
+}
+
+/// A response to keep for retries of its `Idempotency-Key` (committed with its ledger rows).
+#[derive(Clone, Debug)]
+pub struct IdempotentResponse {
+    pub key: String,
+    pub fingerprint: RequestFingerprint,
+    pub body: Vec<u8>,
+}
+
+/// A response kept for an `Idempotency-Key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub request_id: String,
+    pub first_used_at: Timestamp,
+    pub body: Vec<u8>,
+}
+
+/// What to do with a request that carries an `Idempotency-Key` ([`Ledger::claim`]).
+#[derive(Debug)]
+pub enum Claim {
+    /// Never used (or expired): serve it; the guard holds the key until the request ends.
+    Fresh(ClaimGuard),
+    /// Already served: send the stored body again, count nothing.
+    Replay(StoredResponse),
+    /// The same request is being served right now.
+    InProgress,
+    /// The key was used for another request within 24 hours.
+    Mismatch { first_used_at: Timestamp, reusable_at: Timestamp },
+}
+
+/// Holds an `Idempotency-Key` as in flight; released when dropped (after the commit, or on failure).
+#[derive(Debug)]
+pub struct ClaimGuard {
+    in_flight: Arc<Mutex<HashMap<(i64, String), InFlightKey>>>,
+    slot: (i64, String),
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        lock(&self.in_flight).remove(&self.slot);
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct InFlightKey {
+    fingerprint: RequestFingerprint,
+    since: Timestamp,
+}
+
+/// One licensee's counts for the months and days being served: committed plus reserved.
+///
+/// More than one of each is kept because requests reach the lock in any order: one timed
+/// 23:59:59.999 may come after one timed midnight, and its month's (or day's) reservations still in
+/// flight must not be forgotten by reloading that month from the database.
+#[derive(Debug, Default)]
+struct LicenseeMeter {
+    /// Counted records per month, committed or reserved by a request in flight.
+    months: BTreeMap<MonthKey, u64>,
+    /// Posts counted per day (committed or reserved), for the days daily dedup asked about.
+    days: BTreeMap<DayKey, HashSet<i64>>,
+}
+
+/// How many months (and days) a licensee's meter keeps: the one asked about and the newest other.
+const KEPT_PERIODS: usize = 2;
+
+/// Forgets the oldest periods but `current` beyond [`KEPT_PERIODS`].
+fn trim<K: Ord + Copy, V>(periods: &mut BTreeMap<K, V>, current: K) {
+    while periods.len() > KEPT_PERIODS {
+        let oldest = *periods.keys().find(|key| **key != current).expect("more than one period");
+        periods.remove(&oldest);
+    }
+}
+
+#[derive(Debug, Default)]
+struct MeterState {
+    /// Bumped when a commit fails or a reservation is abandoned: reservations of an older
+    /// generation are refused at commit, and every count is reloaded from the database.
+    generation: u64,
+    licensees: HashMap<i64, LicenseeMeter>,
+}
+
+impl MeterState {
+    fn invalidate(&mut self) {
+        self.generation += 1;
+        self.licensees.clear();
+    }
+}
+
+struct Shared {
+    meter: Mutex<MeterState>,
+}
+
+/// What the writer thread is sent, in order.
+#[allow(clippy::large_enum_variant)] // nearly every message is a commit
+enum Message {
+    Commit(Job),
+    /// A reservation was dropped uncommitted: once everything sent before it is written, bump the
+    /// generation and reload the counts (a reload while a batch is being written would miss it).
+    Abandoned,
+}
+
+/// A job for the writer thread: one response's rows and what goes with them.
+struct Job {
+    /// The meter generation the rows were decided in; `None`: they depend on no decision.
+    generation: Option<u64>,
+    rows: Vec<datapact_ledger::Row>,
+    daily: DailyDelta,
+    response: Option<(i64, String, IdempotentResponse)>,
+    reply: oneshot::Sender<StoreResult<()>>,
+}
+
+/// What one response adds to `usage_daily`.
+#[derive(Clone, Debug)]
+struct DailyDelta {
+    licensee_id: i64,
+    /// The response's time (its day is the row's key).
+    at: Timestamp,
+    endpoint: Endpoint,
+    purpose: Purpose,
+    delivered: u32,
+    counted: u32,
+    overage: u32,
+    user_reads: u32,
+    bytes: u64,
+}
+
+/// The SQLite ledger. Cheap to clone; the writer thread stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct Ledger {
+    path: PathBuf,
+    chain: String,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    jobs: mpsc::Sender<Message>,
+    shared: Arc<Shared>,
+    in_flight: Arc<Mutex<HashMap<(i64, String), InFlightKey>>>,
+    clock: Arc<dyn Clock>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a meter lock leaves counts that may be mid-update; they are only ever
+    // raised before a commit, so using them errs towards refusing, never towards over-serving.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger in `data_dir`, checks it is durable, and starts its writer.
+    pub fn open(data_dir: &Path, clock: Arc<dyn Clock>) -> StoreResult<Ledger> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| unavailable(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let path = data_dir.join(LEDGER_FILE);
+        let mut conn = open_writer(&path)?;
+        migrate(&mut conn)?;
+        let head = writer::head(&conn, SQLITE_CHAIN)?;
+        let manager = SqliteConnectionManager::file(&path).with_init(|conn| {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -16384;")
+        });
+        let readers =
+            r2d2::Pool::builder().max_size(READ_CONNECTIONS).min_idle(Some(1)).build(manager).map_err(unavailable)?;
+        let shared = Arc::new(Shared { meter: Mutex::new(MeterState::default()) });
+        let (jobs, receiver) = mpsc::channel();
+        let writer = writer::Writer::new(conn, SQLITE_CHAIN, head, Arc::clone(&shared), Arc::clone(&clock));
+        std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| unavailable(format!("cannot start the ledger writer: {e}")))?;
+        Ok(Ledger {
+            path,
+            chain: SQLITE_CHAIN.into(),
+            readers,
+            jobs,
+            shared,
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
+            clock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The chain this ledger writes.
+    pub fn chain(&self) -> &str {
+        &self.chain
+    }
+
+    fn reader(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
+        self.readers.get().map_err(unavailable)
+    }
+
+    /// Decides what of `request.page` to deliver and reserves its counts: exact under any
+    /// concurrency, because every decision for every licensee is taken under one lock against the
+    /// committed total plus what requests in flight reserved.
+    pub fn reserve(&self, request: MeterRequest<'_>) -> StoreResult<Reserved> {
+        if request.page.len() > MAX_RESERVATION_POSTS {
+            return Err(StoreError::Invalid(format!(
+                "a response may meter at most {MAX_RESERVATION_POSTS} posts, not {}",
+                request.page.len()
+            )));
+        }
+        let month = MonthKey::of(request.at);
+        let day = DayKey::of(request.at);
+        let mut state = lock(&self.shared.meter);
+        let generation = state.generation;
+        let meter = state.licensees.entry(request.licensee_id).or_default();
+        if let btree_map::Entry::Vacant(entry) = meter.months.entry(month) {
+            entry.insert(read::month_counted(&*self.reader()?, request.licensee_id, month)?);
+            trim(&mut meter.months, month);
+        }
+        if request.dedup == Dedup::Daily
+            && let btree_map::Entry::Vacant(entry) = meter.days.entry(day)
+        {
+            entry.insert(read::counted_on(&*self.reader()?, request.licensee_id, day)?);
+            trim(&mut meter.days, day);
+        }
+        let used = meter.months[&month];
+        let ids: Vec<i64> = request.page.iter().map(|&(id, _)| id).collect();
+        let today = meter.days.get(&day);
+        let decision = meter_page(used, request.cap, request.dedup, &ids, |id| today.is_some_and(|t| t.contains(&id)));
+        let allotment = match decision {
+            datapact_ledger::Metered::Refused(capped) => return Ok(Reserved::Refused(capped)),
+            datapact_ledger::Metered::Serve(allotment) => allotment,
+        };
+        if let Some(remaining) = request.cap.remaining(used) {
+            assert!(u64::from(allotment.counted) <= remaining, "a reservation never crosses a hard cap");
+        }
+        meter.months.insert(month, allotment.used_after);
+        if let Some(today) = meter.days.get_mut(&day) {
+            today.extend(ids.iter().zip(&allotment.counts).filter(|(_, counts)| **counts).map(|(id, _)| *id));
+        }
+        drop(state);
+        Ok(Reserved::Serve(Reservation {
+            jobs: self.jobs.clone(),
+            shared: Arc::clone(&self.shared),
+            licensee_id: request.licensee_id,
+            at: request.at,
+            generation,
+            posts: request.page[..allotment.delivered].to_vec(),
+            allotment,
+            submitted: false,
+        }))
+    }
+
+    /// Whether a licensee is at its hard cap now (what a stream checks before it starts).
+    pub fn capped(&self, licensee_id: i64, cap: Cap, at: Timestamp) -> StoreResult<Option<Capped>> {
+        let remaining_zero = |used: u64| cap.remaining(used) == Some(0);
+        let month = MonthKey::of(at);
+        let used = {
+            let state = lock(&self.shared.meter);
+            state.licensees.get(&licensee_id).and_then(|meter| meter.months.get(&month).copied())
+        };
+        let used = match used {
+            Some(used) => used,
+            None => read::month_counted(&*self.reader()?, licensee_id, month)?,
+        };
+        Ok(match cap.monthly_records {
+            datapact_ledger::MonthlyRecords::Limit(limit) if remaining_zero(used) => Some(Capped { limit, used }),
+            _ => None,
+        })
+    }
+
+    /// Records a response that delivered no post records (user lookups): a usage event with its
+    /// user reads, committed like any other.
+    pub fn record(
+        &self,
+        licensee_id: i64,
+        at: Timestamp,
+        facts: EventFacts,
+        response: Option<IdempotentResponse>,
+    ) -> impl Future<Output = StoreResult<()>> + Send + 'static + use<> {
+        submit(&self.jobs, None, licensee_id, at, &[], &[], 0, facts, response)
+    }
+
+    /// Looks up an `Idempotency-Key` for `licensee_id` and, when it is free, holds it until the
+    /// returned guard is dropped.
+    pub fn claim(&self, licensee_id: i64, key: &str, fingerprint: RequestFingerprint) -> StoreResult<Claim> {
+        let now = self.clock.now();
+        let slot = (licensee_id, key.to_owned());
+        let mut in_flight = lock(&self.in_flight);
+        let prior = match in_flight.get(&slot) {
+            Some(held) => Some((
+                PriorUse { first_used_at: held.since, fingerprint: held.fingerprint, state: PriorState::InFlight },
+                None,
+            )),
+            None => read::stored_response(&*self.reader()?, licensee_id, key)?.map(|(fingerprint, stored)| {
+                let state = PriorState::Committed { request_id: stored.request_id.clone() };
+                (PriorUse { first_used_at: stored.first_used_at, fingerprint, state }, Some(stored))
+            }),
+        };
+        let (prior, stored) = prior.unzip();
+        Ok(match datapact_ledger::idempotency::decide(prior.as_ref(), &fingerprint, now) {
+            IdempotencyDecision::Fresh => {
+                in_flight.insert(slot.clone(), InFlightKey { fingerprint, since: now });
+                Claim::Fresh(ClaimGuard { in_flight: Arc::clone(&self.in_flight), slot })
+            }
+            IdempotencyDecision::Replay { .. } => {
+                Claim::Replay(stored.flatten().expect("a committed prior use has its stored response"))
+            }
+            IdempotencyDecision::InProgress => Claim::InProgress,
+            IdempotencyDecision::Mismatch { first_used_at, reusable_at } => {
+                Claim::Mismatch { first_used_at, reusable_at }
+            }
+        })
+    }
+
+    /// The month's counted total for a licensee, as committed.
+    pub fn month_counted(&self, licensee_id: i64, month: MonthKey) -> StoreResult<u64> {
+        read::month_counted(&*self.reader()?, licensee_id, month)
+    }
+
+    /// Counted records per day for a licensee, for the days from `first` to `last` (inclusive) that have any.
+    pub fn daily_counts(
+        &self,
+        licensee_id: i64,
+        first: DayKey,
+        last: DayKey,
+    ) -> StoreResult<Vec<datapact_ledger::DailyCount>> {
+        read::daily_counts(&*self.reader()?, licensee_id, first, last)
+    }
+
+    /// Usage totals for a month, grouped by licensee and `by`.
+    pub fn usage(&self, licensee_id: Option<i64>, month: MonthKey, by: UsageBy) -> StoreResult<Vec<UsageLine>> {
+        read::usage(&*self.reader()?, licensee_id, month, by)
+    }
+
+    /// Every delivery to a licensee in a month, in the order delivered, to `visit`.
+    pub fn deliveries(
+        &self,
+        licensee_id: i64,
+        month: MonthKey,
+        visit: impl FnMut(DeliveryRecord) -> std::io::Result<()>,
+    ) -> StoreResult<u64> {
+        read::deliveries(&*self.reader()?, licensee_id, month, visit)
+    }
+
+    /// Recomputes the chain from the genesis (and the daily totals from the events still held),
+    /// naming the first break. `expect`: a head recorded earlier, which the chain must still contain.
+    pub fn verify(&self, expect: Option<datapact_ledger::Anchor>) -> StoreResult<Result<VerifyReport, VerifyFailure>> {
+        read::verify(&*self.reader()?, &self.chain, expect)
+    }
+
+    /// Deletes the rows of whole batches committed before `before`, keeping their headers, so the
+    /// chain still verifies. Also forgets idempotent responses older than 24 hours.
+    pub fn prune(&self, before: Timestamp) -> StoreResult<PruneSummary> {
+        let mut conn = open_writer(&self.path)?;
+        read::prune(&mut conn, &self.chain, before, self.clock.now())
+    }
+}
+
+/// A reservation: the posts a response may deliver and the counts they took. Commit it before
+/// sending them; dropping it uncommitted gives the counts back (and, to stay exact, makes every
+/// other request in flight fail closed — it happens only if a handler panics).
+#[derive(Debug)]
+pub struct Reservation {
+    jobs: mpsc::Sender<Message>,
+    shared: Arc<Shared>,
+    licensee_id: i64,
+    at: Timestamp,
+    generation: u64,
+    posts: Vec<(i64, u32)>,
+    allotment: Allotment,
+    submitted: bool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared")
+    }
+}
+
+impl Reservation {
+    /// The posts to deliver, `(post id, revision)`, in order: a prefix of the page asked about.
+    pub fn posts(&self) -> &[(i64, u32)] {
+        &self.posts
+    }
+
+    pub fn allotment(&self) -> &Allotment {
+        &self.allotment
+    }
+
+    /// Whether the page was cut short by a hard cap.
+    pub fn cut(&self) -> bool {
+        self.allotment.cut
+    }
+
+    /// Sends the response's rows to the writer now, and returns the commit to await before
+    /// sending the body (an error: the body must not be sent).
+    pub fn commit(
+        mut self,
+        facts: EventFacts,
+        response: Option<IdempotentResponse>,
+    ) -> impl Future<Output = StoreResult<()>> + Send + 'static {
+        self.submitted = true;
+        submit(
+            &self.jobs,
+            Some(self.generation),
+            self.licensee_id,
+            self.at,
+            &self.posts,
+            &self.allotment.counts,
+            self.allotment.overage,
+            facts,
+            response,
+        )
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // A reservation that counted nothing took nothing another decision could rest on.
+        if !self.submitted && self.allotment.counted > 0 {
+            tracing::warn!(licensee = self.licensee_id, "a ledger reservation was abandoned; counts are reloaded");
+            // The counts stay held (erring towards refusing) until the writer has written
+            // everything sent before this; with no writer, nothing is in flight.
+            if self.jobs.send(Message::Abandoned).is_err() {
+                lock(&self.shared.meter).invalidate();
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn submit(
+    jobs: &mpsc::Sender<Message>,
+    generation: Option<u64>,
+    licensee_id: i64,
+    at: Timestamp,
+    posts: &[(i64, u32)],
+    counts: &[bool],
+    overage: u32,
+    facts: EventFacts,
+    response: Option<IdempotentResponse>,
+) -> impl Future<Output = StoreResult<()>> + Send + 'static + use<> {
+    let counted = counts.iter().filter(|c| **c).count() as u32;
+    let event = UsageEvent {
+        licensee_id,
+        key_prefix: facts.key_prefix,
+        endpoint: facts.endpoint,
+        purpose: facts.purpose,
+        request_id: facts.request_id,
+        idempotency_key: facts.idempotency_key,
+        at,
+        delivered: posts.len() as u32,
+        counted,
+        user_reads: facts.user_reads,
+        bytes: facts.bytes,
+    };
+    let daily = DailyDelta {
+        licensee_id,
+        at,
+        endpoint: event.endpoint,
+        purpose: event.purpose,
+        delivered: event.delivered,
+        counted,
+        overage,
+        user_reads: event.user_reads,
+        bytes: event.bytes,
+    };
+    let response = response.map(|response| (licensee_id, event.request_id.clone(), response));
+    let rows = response_rows(event, posts, counts);
+    let (reply, done) = oneshot::channel();
+    let sent = jobs.send(Message::Commit(Job { generation, rows, daily, response, reply }));
+    async move {
+        sent.map_err(|_| unavailable("the ledger writer has stopped"))?;
+        done.await.map_err(|_| unavailable("the ledger writer stopped before committing"))?
+    }
+}
+
+fn open_writer(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path).map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;")?;
+    // The ledger promises that a committed row survives a crash: refuse to run without it.
+    let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |row| row.get(0))?;
+    if synchronous != 2 {
+        return Err(unavailable(format!("SQLite refused synchronous=FULL for the ledger (got {synchronous})")));
+    }
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let version: usize = conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        return Err(unavailable(format!(
+            "the ledger has schema version {version}, newer than this datapact knows ({}); upgrade datapact",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = index + 1, "applied ledger migration");
+    }
+    Ok(())
+}
+
+/// The `synchronous` level the ledger's connections get (2 = FULL), for tests and start-up checks.
+pub fn synchronous_level(data_dir: &Path) -> StoreResult<i64> {
+    let conn = open_writer(&data_dir.join(LEDGER_FILE))?;
+    Ok(conn.query_row("PRAGMA synchronous", [], |row| row.get(0))?)
+}

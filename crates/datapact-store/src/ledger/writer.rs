@@ -1,0 +1,244 @@
+//! The ledger's single writer: group commit onto the hash chain.
+//!
+//! It blocks for the first waiting commit, then takes every other commit already waiting (up to
+//! [`MAX_BATCH_ROWS`] rows), seals them as one batch and writes it in one transaction. While that
+//! transaction's fsync runs, new commits queue up and form the next batch, so the batch size grows
+//! with the load and durability never serialises the gateway.
+
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+
+use datapact_core::Clock;
+use datapact_ledger::{Anchor, ChainWriter, DayKey, Digest, Row, SealedBatch};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{Job, MAX_BATCH_ROWS, Message, Shared, lock, unavailable};
+use crate::StoreResult;
+
+const BATCH_ROWS: &str = "datapact_ledger_batch_rows";
+const BATCH_SECONDS: &str = "datapact_ledger_commit_seconds";
+const ROWS_TOTAL: &str = "datapact_ledger_rows_total";
+
+pub(super) struct Writer {
+    conn: Connection,
+    /// `None` after a failed commit until the head is read back from the database.
+    chain: Option<ChainWriter>,
+    name: String,
+    shared: Arc<Shared>,
+    clock: Arc<dyn Clock>,
+}
+
+/// The newest batch of `chain`, if any.
+pub(super) fn head(conn: &Connection, chain: &str) -> StoreResult<Option<Anchor>> {
+    let row = conn
+        .query_row(
+            "SELECT seq, hash FROM ledger_batches WHERE chain = ?1 ORDER BY seq DESC LIMIT 1",
+            params![chain],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)),
+        )
+        .optional()?;
+    row.map(|(seq, hash)| {
+        let hash: [u8; 32] = hash.try_into().map_err(|_| unavailable(format!("batch {seq} has a malformed hash")))?;
+        Ok(Anchor { seq: seq as u64, hash: Digest(hash) })
+    })
+    .transpose()
+}
+
+impl Writer {
+    pub(super) fn new(
+        conn: Connection,
+        name: &str,
+        head: Option<Anchor>,
+        shared: Arc<Shared>,
+        clock: Arc<dyn Clock>,
+    ) -> Writer {
+        let chain = Some(resume(name, head));
+        Writer { conn, chain, name: name.to_owned(), shared, clock }
+    }
+
+    pub(super) fn run(mut self, jobs: Receiver<Message>) {
+        while let Ok(first) = jobs.recv() {
+            let mut batch = Vec::new();
+            let mut rows = 0;
+            let mut next = Some(first);
+            while let Some(message) = next {
+                match message {
+                    Message::Commit(job) => {
+                        rows += job.rows.len();
+                        batch.push(job);
+                    }
+                    Message::Abandoned => {
+                        // Write what was sent before it first, so the counts reloaded include it.
+                        self.commit(std::mem::take(&mut batch));
+                        rows = 0;
+                        lock(&self.shared.meter).invalidate();
+                    }
+                }
+                next = if rows < MAX_BATCH_ROWS { jobs.try_recv().ok() } else { None };
+            }
+            self.commit(batch);
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<Job>) {
+        // Decisions taken before a failure was noticed may rest on the failed commit: refuse them.
+        let generation = lock(&self.shared.meter).generation;
+        let (mut live, stale): (Vec<Job>, Vec<Job>) =
+            batch.into_iter().partition(|job| job.generation.is_none_or(|g| g == generation));
+        for job in stale {
+            let _ = job.reply.send(Err(unavailable("an earlier ledger commit failed; this response was not served")));
+        }
+        if live.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let mut rows = Vec::with_capacity(live.iter().map(|job| job.rows.len()).sum());
+        for job in &mut live {
+            rows.append(&mut job.rows);
+        }
+        if self.chain.is_none() {
+            match head(&self.conn, &self.name) {
+                Ok(head) => self.chain = Some(resume(&self.name, head)),
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the ledger's head; responses fail closed");
+                    for job in live {
+                        let _ = job.reply.send(Err(unavailable(format!("the ledger cannot read its head: {error}"))));
+                    }
+                    return;
+                }
+            }
+        }
+        let chain = self.chain.as_mut().expect("set above");
+        let sealed = chain.seal(&rows, self.clock.now());
+        match write_batch(&mut self.conn, &sealed, &rows, &live) {
+            Ok(()) => {
+                metrics::histogram!(BATCH_ROWS).record(rows.len() as f64);
+                metrics::histogram!(BATCH_SECONDS).record(started.elapsed().as_secs_f64());
+                metrics::counter!(ROWS_TOTAL).increment(rows.len() as u64);
+                for job in live {
+                    let _ = job.reply.send(Ok(()));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, rows = rows.len(), "ledger commit failed; its responses fail closed");
+                lock(&self.shared.meter).invalidate();
+                // The sealed batch was not stored: the chain continues from what was.
+                self.chain = None;
+                for job in live {
+                    let _ = job.reply.send(Err(unavailable(format!("the ledger could not commit: {error}"))));
+                }
+            }
+        }
+    }
+}
+
+fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: &[Job]) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let header = &sealed.header;
+    let (chain, seq) = (header.chain.as_str(), header.seq as i64);
+    tx.prepare_cached(
+        "INSERT INTO ledger_batches (chain, seq, prev_hash, rows_hash, row_count, committed_at, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        chain,
+        seq,
+        &header.prev_hash.0[..],
+        &header.rows_hash.0[..],
+        header.row_count,
+        header.committed_at.millis(),
+        &sealed.hash.0[..],
+    ])?;
+    {
+        let mut events = tx.prepare_cached(
+            "INSERT INTO usage_events (chain, seq, ordinal, licensee_id, key_prefix, endpoint, purpose, request_id,
+                 idempotency_key, at, delivered, counted, user_reads, bytes, digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?;
+        let mut deliveries = tx.prepare_cached(
+            "INSERT INTO deliveries (chain, seq, ordinal, licensee_id, request_id, post_id, revision, at, counted, digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for (ordinal, (row, digest)) in rows.iter().zip(&sealed.row_digests).enumerate() {
+            let ordinal = ordinal as i64;
+            match row {
+                Row::Usage(event) => events.execute(params![
+                    chain,
+                    seq,
+                    ordinal,
+                    event.licensee_id,
+                    event.key_prefix.0,
+                    event.endpoint.as_str(),
+                    event.purpose.as_str(),
+                    event.request_id,
+                    event.idempotency_key,
+                    event.at.millis(),
+                    event.delivered,
+                    event.counted,
+                    event.user_reads,
+                    event.bytes as i64,
+                    &digest.0[..],
+                ])?,
+                Row::Delivery(delivery) => deliveries.execute(params![
+                    chain,
+                    seq,
+                    ordinal,
+                    delivery.licensee_id,
+                    delivery.request_id,
+                    delivery.post_id,
+                    delivery.revision,
+                    delivery.at.millis(),
+                    delivery.counted,
+                    &digest.0[..],
+                ])?,
+            };
+        }
+        let mut daily = tx.prepare_cached(
+            "INSERT INTO usage_daily (licensee_id, day, endpoint, purpose, events, delivered, counted, overage,
+                 user_reads, bytes)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (licensee_id, day, endpoint, purpose) DO UPDATE SET
+                 events = events + 1, delivered = delivered + excluded.delivered,
+                 counted = counted + excluded.counted, overage = overage + excluded.overage,
+                 user_reads = user_reads + excluded.user_reads, bytes = bytes + excluded.bytes",
+        )?;
+        let mut responses = tx.prepare_cached(
+            "INSERT OR REPLACE INTO idempotent_responses (licensee_id, key, fingerprint, request_id, first_used_at, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for job in jobs {
+            let d = &job.daily;
+            daily.execute(params![
+                d.licensee_id,
+                DayKey::of(d.at).start().millis(),
+                d.endpoint.as_str(),
+                d.purpose.as_str(),
+                d.delivered,
+                d.counted,
+                d.overage,
+                d.user_reads,
+                d.bytes as i64,
+            ])?;
+            if let Some((licensee_id, request_id, response)) = &job.response {
+                responses.execute(params![
+                    licensee_id,
+                    response.key,
+                    &response.fingerprint.0.0[..],
+                    request_id,
+                    d.at.millis(),
+                    response.body,
+                ])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn resume(name: &str, head: Option<Anchor>) -> ChainWriter {
+    match head {
+        Some(head) => ChainWriter::resume(name, head),
+        None => ChainWriter::genesis(name),
+    }
+}
