@@ -14,7 +14,8 @@
 #
 # The caller sets AB_NAME, AB_A, AB_B, AB_B_FLAG, AB_B_SAYS (what B logs to prove the flag took),
 # AB_TITLE, AB_PORT, AB_RPS_TARGET (% fewer requests/s allowed), AB_P99_TARGET (ms added at p99
-# allowed), and may define ab_check_a, ab_after_rounds and ab_report (extra report lines).
+# allowed), and may set AB_COMMON_FLAGS (given to both) and define ab_check_a, ab_after_rounds and
+# ab_report (extra report lines).
 #
 # Environment (defaults): BENCH_WORK (/tmp/datapact-$AB_NAME), BENCH_POSTS (200000), BENCH_REUSE
 # (1: keep the corpus and store of an earlier run), BENCH_ROUNDS (4), BENCH_THREADS (2),
@@ -84,10 +85,10 @@ for line in sys.stdin:
 # --- the two gateways --------------------------------------------------------------------------
 # A issues the demo keys (--demo); B starts afterwards on the same store, so it loads the same keys.
 log "starting datapact serve ($AB_A) on 127.0.0.1:$PORT and serve $AB_B_FLAG ($AB_B) on :$((PORT + 2))"
-start_server "$AB_A" "$DATA" "$PORT" $((PORT + 1)) --demo
+start_server "$AB_A" "$DATA" "$PORT" $((PORT + 1)) --demo ${AB_COMMON_FLAGS:-}
 KEY=$(demo_key "$AB_A")
 [[ -n $KEY ]] || die "no demo key in the serve output"
-start_server "$AB_B" "$DATA" $((PORT + 2)) $((PORT + 3)) "$AB_B_FLAG"
+start_server "$AB_B" "$DATA" $((PORT + 2)) $((PORT + 3)) "$AB_B_FLAG" ${AB_COMMON_FLAGS:-}
 grep -q "$AB_B_SAYS" "$WORK/serve-$AB_B.err" || die "the $AB_B gateway did not say so"
 declare -A SPORT=(["$AB_A"]=$PORT ["$AB_B"]=$((PORT + 2)))
 PIDVAR_A=PID_$AB_A PIDVAR_B=PID_$AB_B

@@ -19,7 +19,7 @@
 # BENCH_POSTS (1000000), BENCH_REUSE (1: keep the corpus and store of an earlier run with the
 # same BENCH_POSTS instead of writing and ingesting them again), BENCH_ROUNDS (2), BENCH_THREADS
 # (2), BENCH_CONNECTIONS (64), BENCH_DURATION (15s), BENCH_WARMUP (3s), BENCH_PORT (18180; also
-# uses +1 and +10), BENCH_QUERIES (1000), BENCH_NGINX_QUERIES (8), BENCH_EXAMPLE (1: run the
+# uses +1 and +10), BENCH_SERVE_ARGS (extra `serve` arguments, e.g. --unmetered), BENCH_QUERIES (1000), BENCH_NGINX_QUERIES (8), BENCH_EXAMPLE (1: run the
 # in-process example too), BENCH_QUIET_WAIT (10), CARGO_TARGET_DIR (/tmp/target-bench).
 set -euo pipefail
 
@@ -100,7 +100,8 @@ for line in sys.stdin:
 sync
 wait_quiet "start-up"
 log "starting datapact serve --demo on 127.0.0.1:$PORT ($STORED posts to index)"
-BENCH_SERVE_LOG='warn,datapact_gateway::server=info' start_server dp "$DATA" "$PORT" "$ADMIN_PORT" --demo
+BENCH_SERVE_LOG='warn,datapact_gateway::server=info' start_server dp "$DATA" "$PORT" "$ADMIN_PORT" --demo \
+    ${BENCH_SERVE_ARGS:-}
 KEY=$(demo_key dp)
 [[ -n $KEY ]] || die "no demo key in the serve output"
 INDEX_MS=$(sed 's/\x1b\[[0-9;]*m//g' "$WORK/serve-dp.err" | grep 'search index built' | grep -o 'elapsed_ms=[0-9]*' | cut -d= -f2 || true)

@@ -8,6 +8,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 AB_NAME=terms AB_A=enforced AB_B=unenforced AB_B_FLAG=--unenforced AB_B_SAYS='NOT enforced'
 AB_TITLE="datapact terms-enforcement benchmark (issue 4)" AB_PORT=18280 AB_RPS_TARGET=10 AB_P99_TARGET=0.5
+# Both unmetered: one process writes a data dir's ledger, and this measures enforcement alone.
+AB_COMMON_FLAGS=--unmetered
 
 # Every request must have been admitted (limits out of reach).
 ab_check_a() {

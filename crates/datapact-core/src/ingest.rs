@@ -130,10 +130,10 @@ fn parse_post(post: &Map<String, Value>, users: &[Value]) -> Result<IngestRecord
         .iter()
         .filter_map(Value::as_object)
         .find(|user| user.get("id").and_then(id_text).as_deref() == Some(&author_id.to_string()));
-    if inline_author.is_none() {
-        if let Some(user) = envelope_user {
-            author_opt_outs = parse_opt_outs(user, "includes.users[]")?;
-        }
+    if inline_author.is_none()
+        && let Some(user) = envelope_user
+    {
+        author_opt_outs = parse_opt_outs(user, "includes.users[]")?;
     }
     let author = match inline_author {
         Some(author) if author.id != author_id => {

@@ -433,7 +433,7 @@ impl Gen {
         let digits = n.to_string();
         let mut out = String::new();
         for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
                 out.push_str(sep);
             }
             out.push(c);
@@ -627,14 +627,14 @@ fn english_articles(s: &str) -> String {
         }
         first = false;
         out.push_str(w);
-        if w == "a" || w == "A" {
-            if let Some(next) = words.peek() {
-                let lower = next.to_lowercase();
-                let vowel = lower.starts_with(['a', 'e', 'i', 'o', 'u'])
-                    && !["uni", "use", "usu", "one", "eu"].iter().any(|p| lower.starts_with(p));
-                if vowel {
-                    out.push('n');
-                }
+        if (w == "a" || w == "A")
+            && let Some(next) = words.peek()
+        {
+            let lower = next.to_lowercase();
+            let vowel = lower.starts_with(['a', 'e', 'i', 'o', 'u'])
+                && !["uni", "use", "usu", "one", "eu"].iter().any(|p| lower.starts_with(p));
+            if vowel {
+                out.push('n');
             }
         }
     }
@@ -803,14 +803,15 @@ fn build(spec: &CorpusSpec) -> Corpus {
         let id = snowflake(ms, low);
 
         // Edits: the edited version of a recent post by the same author.
-        if forced[i].is_none() && g.chance(0.011) {
-            if let Some(orig) = pick_editable(&mut g, &posts, ms) {
-                let p = make_edit(&mut g, &authors, &usernames, &posts[orig], id, ms);
-                posts[orig].edited = true;
-                by_lang[p.lang.idx()].push(posts.len());
-                posts.push(p);
-                continue;
-            }
+        if forced[i].is_none()
+            && g.chance(0.011)
+            && let Some(orig) = pick_editable(&mut g, &posts, ms)
+        {
+            let p = make_edit(&mut g, &authors, &usernames, &posts[orig], id, ms);
+            posts[orig].edited = true;
+            by_lang[p.lang.idx()].push(posts.len());
+            posts.push(p);
+            continue;
         }
 
         let (lang, author) = match forced[i] {
@@ -979,11 +980,13 @@ fn make_post(
             if ta != author && g.chance(0.9) {
                 text.push('@');
                 text.push_str(&authors[ta].username);
-                if let Some((_, ra)) = t.reply_to {
-                    if ra != ta && ra != author && g.chance(0.35) {
-                        text.push_str(" @");
-                        text.push_str(&authors[ra].username);
-                    }
+                if let Some((_, ra)) = t.reply_to
+                    && ra != ta
+                    && ra != author
+                    && g.chance(0.35)
+                {
+                    text.push_str(" @");
+                    text.push_str(&authors[ra].username);
                 }
             }
             (Some((t.id, ta)), t.conversation_id, None)

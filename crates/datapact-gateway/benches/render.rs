@@ -61,10 +61,10 @@ fn post_json(post: &Post, fields: &Names) -> Value {
     if fields.contains("created_at") {
         object.insert("created_at".into(), json!(post.created_at));
     }
-    if fields.contains("lang") {
-        if let Some(lang) = &post.lang {
-            object.insert("lang".into(), json!(lang));
-        }
+    if fields.contains("lang")
+        && let Some(lang) = &post.lang
+    {
+        object.insert("lang".into(), json!(lang));
     }
     if fields.contains("public_metrics") {
         let mut metrics = json!(post.public_metrics);

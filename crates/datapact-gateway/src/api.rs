@@ -623,7 +623,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::{KeyCache, feed, licensee_router, terms};
+    use crate::{KeyCache, Services, feed, licensee_router, terms};
 
     const NOW: Timestamp = Timestamp(1_700_000_000_000);
     const AUTHOR: i64 = 7;
@@ -652,7 +652,7 @@ mod tests {
             let change = Change::new("test", NOW);
             store.create_licensee("acme", &change).await.unwrap();
             let (key, _) = ops::issue_key(store.as_ref(), "acme", "search", None, &change).await.unwrap();
-            let state = AppState {
+            let state = AppState::from(Services {
                 keys: Arc::new(KeyCache::load(store.as_ref()).await.unwrap()),
                 terms: Arc::new(terms::TermsCache::load(store.as_ref()).await.unwrap()),
                 clock: Arc::new(SystemClock),
@@ -665,7 +665,7 @@ mod tests {
                 ledger: None,
                 shutdown: Default::default(),
                 store,
-            };
+            });
             state.feed.poll(state.store.as_ref(), &state.index).await.unwrap();
             Gateway { _dir: dir, state, key: key.as_str().to_owned() }
         }

@@ -38,10 +38,10 @@ pub async fn live_revisions(state: &AppState, ids: &[PostId]) -> Result<Vec<(Pos
     }
     let live = state.feed.live_posts();
     // The watermark is read first: anything committed before this request is at or below it.
-    if let Some(watermark) = state.store.feed_watermark().await? {
-        if let Some(found) = live.lookup_if_applied(watermark, ids) {
-            return Ok(found);
-        }
+    if let Some(watermark) = state.store.feed_watermark().await?
+        && let Some(found) = live.lookup_if_applied(watermark, ids)
+    {
+        return Ok(found);
     }
     live.fallbacks.fetch_add(1, Ordering::Relaxed);
     let found = state.store.live_post_revisions(ids).await?;
@@ -346,7 +346,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{KeyCache, feed, terms};
+    use crate::{KeyCache, Services, feed, terms};
 
     const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
@@ -379,7 +379,7 @@ mod tests {
             if !posts.is_empty() {
                 store.ingest(posts, NOW).await.unwrap();
             }
-            let state = AppState {
+            let state = AppState::from(Services {
                 keys: Arc::new(KeyCache::load(store.as_ref()).await.unwrap()),
                 terms: Arc::new(terms::TermsCache::load(store.as_ref()).await.unwrap()),
                 clock: Arc::new(SystemClock),
@@ -392,7 +392,7 @@ mod tests {
                 ledger: None,
                 shutdown: Default::default(),
                 store,
-            };
+            });
             let gateway = Gateway { _dir: dir, state };
             gateway.poll().await;
             gateway

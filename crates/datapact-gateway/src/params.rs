@@ -133,14 +133,14 @@ impl QueryParams {
     /// `start_time` (inclusive) and `end_time` (exclusive), checked to be in order.
     pub fn time_range(&self) -> Result<(Option<Timestamp>, Option<Timestamp>), Problem> {
         let (start, end) = (self.time("start_time")?, self.time("end_time")?);
-        if let (Some(start), Some(end)) = (start, end) {
-            if start >= end {
-                return Err(Problem::invalid_parameter(
-                    "start_time",
-                    self.get("start_time").unwrap_or_default(),
-                    "`start_time` must be before `end_time`",
-                ));
-            }
+        if let (Some(start), Some(end)) = (start, end)
+            && start >= end
+        {
+            return Err(Problem::invalid_parameter(
+                "start_time",
+                self.get("start_time").unwrap_or_default(),
+                "`start_time` must be before `end_time`",
+            ));
         }
         Ok((start, end))
     }

@@ -112,15 +112,15 @@ pub fn write_post(out: &mut Vec<u8>, post: &Post, fields: PostFields) {
     }
     out.push(b']');
     write_id(object.key("id"), post.id.get());
-    if fields.has(PostFields::IN_REPLY_TO_USER_ID) {
-        if let Some(user) = post.in_reply_to_user_id {
-            write_id(object.key("in_reply_to_user_id"), user.get());
-        }
+    if fields.has(PostFields::IN_REPLY_TO_USER_ID)
+        && let Some(user) = post.in_reply_to_user_id
+    {
+        write_id(object.key("in_reply_to_user_id"), user.get());
     }
-    if fields.has(PostFields::LANG) {
-        if let Some(lang) = &post.lang {
-            write_str(object.key("lang"), lang);
-        }
+    if fields.has(PostFields::LANG)
+        && let Some(lang) = &post.lang
+    {
+        write_str(object.key("lang"), lang);
     }
     if fields.has(PostFields::PUBLIC_METRICS) {
         let metrics = post.public_metrics;
@@ -173,10 +173,10 @@ pub fn write_user(out: &mut Vec<u8>, user: &UserRecord, fields: UserFields) {
         write_str(object.key("description"), &author.description);
     }
     write_id(object.key("id"), author.id.get());
-    if fields.has(UserFields::LOCATION) {
-        if let Some(location) = &author.location {
-            write_str(object.key("location"), location);
-        }
+    if fields.has(UserFields::LOCATION)
+        && let Some(location) = &author.location
+    {
+        write_str(object.key("location"), location);
     }
     write_str(object.key("name"), &author.name);
     if fields.has(UserFields::PROTECTED) {
@@ -492,18 +492,18 @@ mod tests {
             if fields.contains("created_at") {
                 object.insert("created_at".into(), json!(post.created_at));
             }
-            if fields.contains("lang") {
-                if let Some(lang) = &post.lang {
-                    object.insert("lang".into(), json!(lang));
-                }
+            if fields.contains("lang")
+                && let Some(lang) = &post.lang
+            {
+                object.insert("lang".into(), json!(lang));
             }
             if fields.contains("conversation_id") {
                 object.insert("conversation_id".into(), json!(post.conversation_id));
             }
-            if fields.contains("in_reply_to_user_id") {
-                if let Some(user) = post.in_reply_to_user_id {
-                    object.insert("in_reply_to_user_id".into(), json!(user));
-                }
+            if fields.contains("in_reply_to_user_id")
+                && let Some(user) = post.in_reply_to_user_id
+            {
+                object.insert("in_reply_to_user_id".into(), json!(user));
             }
             if fields.contains("referenced_tweets") && !post.referenced_posts.is_empty() {
                 object.insert("referenced_tweets".into(), json!(post.referenced_posts));
@@ -528,10 +528,10 @@ mod tests {
             if fields.contains("description") {
                 object.insert("description".into(), json!(author.description));
             }
-            if fields.contains("location") {
-                if let Some(location) = &author.location {
-                    object.insert("location".into(), json!(location));
-                }
+            if fields.contains("location")
+                && let Some(location) = &author.location
+            {
+                object.insert("location".into(), json!(location));
             }
             if fields.contains("protected") {
                 object.insert("protected".into(), json!(author.protected));

@@ -196,7 +196,7 @@ async fn flush_key_uses(state: AppState) {
         interval.tick().await;
         ticks += 1;
         flush_violations(&state).await;
-        if ticks % 10 == 0 {
+        if ticks.is_multiple_of(10) {
             let uses = state.keys.take_uses();
             if let Err(error) = state.store.record_key_use(uses).await {
                 tracing::warn!(%error, "could not record key use times");

@@ -330,10 +330,10 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
                 headers.insert(HeaderName::from_static(name), value);
             }
         }
-    } else if response.status() == StatusCode::TOO_MANY_REQUESTS {
-        if let Ok(value) = HeaderValue::from_str(&decision.reset_after_s.to_string()) {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
-        }
+    } else if response.status() == StatusCode::TOO_MANY_REQUESTS
+        && let Ok(value) = HeaderValue::from_str(&decision.reset_after_s.to_string())
+    {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
     }
     response
 }

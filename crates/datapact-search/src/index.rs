@@ -493,10 +493,10 @@ impl SearchIndex {
                 if lower.is_some_and(|s| id <= s) {
                     break;
                 }
-                if let Some(r) = accept(id) {
-                    if !f(id, &r) {
-                        break;
-                    }
+                if let Some(r) = accept(id)
+                    && !f(id, &r)
+                {
+                    break;
                 }
                 if id == i64::MIN {
                     break;

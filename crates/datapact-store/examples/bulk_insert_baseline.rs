@@ -124,22 +124,22 @@ fn main() -> Result<()> {
                 let post: Value = serde_json::from_str(&line)?;
                 let post_id = post.get("id").and_then(id).ok_or("post without id")?;
                 let author_id = post.get("author_id").and_then(id).ok_or("no author_id")?;
-                if let Some(author) = post.get("author") {
-                    if authors_seen.insert(author_id) {
-                        let text = |name: &str| author.get(name).and_then(Value::as_str);
-                        let flag = |name: &str| author.get(name).and_then(Value::as_bool);
-                        insert_author.execute(params![
-                            author_id,
-                            text("username").ok_or("author without username")?,
-                            text("name").ok_or("author without name")?,
-                            time(&author["created_at"])?,
-                            text("description").unwrap_or(""),
-                            text("location"),
-                            flag("verified").unwrap_or(false),
-                            flag("protected").unwrap_or(false),
-                        ])?;
-                        authors += 1;
-                    }
+                if let Some(author) = post.get("author")
+                    && authors_seen.insert(author_id)
+                {
+                    let text = |name: &str| author.get(name).and_then(Value::as_str);
+                    let flag = |name: &str| author.get(name).and_then(Value::as_bool);
+                    insert_author.execute(params![
+                        author_id,
+                        text("username").ok_or("author without username")?,
+                        text("name").ok_or("author without name")?,
+                        time(&author["created_at"])?,
+                        text("description").unwrap_or(""),
+                        text("location"),
+                        flag("verified").unwrap_or(false),
+                        flag("protected").unwrap_or(false),
+                    ])?;
+                    authors += 1;
                 }
                 let metrics = post.get("public_metrics");
                 let history = match post.get("edit_history_tweet_ids") {

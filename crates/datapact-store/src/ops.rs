@@ -225,7 +225,8 @@ fn copy_side_files(from: &Path, to: &Path) -> StoreResult<()> {
         let entry = entry.map_err(|e| io_error("read", from, e))?;
         let name = entry.file_name();
         let name_text = name.to_string_lossy();
-        if name_text.starts_with(SQLITE_FILE) || name_text.starts_with(LEDGER_FILE) || !entry.path().is_file() {
+        let ledger = name_text.starts_with(LEDGER_FILE) || name_text == crate::ledger::LEDGER_LOCK;
+        if name_text.starts_with(SQLITE_FILE) || ledger || !entry.path().is_file() {
             continue;
         }
         let target = to.join(&name);

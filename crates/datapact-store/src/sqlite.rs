@@ -261,10 +261,10 @@ impl Ingester<'_> {
     }
 
     fn author(&mut self, id: UserId, author: Option<Author>) -> StoreResult<Result<(), String>> {
-        if let Some(seen) = self.authors_seen.get(&id) {
-            if author.is_none() || seen.as_ref() == author.as_ref() {
-                return Ok(Ok(()));
-            }
+        if let Some(seen) = self.authors_seen.get(&id)
+            && (author.is_none() || seen.as_ref() == author.as_ref())
+        {
+            return Ok(Ok(()));
         }
         match &author {
             Some(a) => {

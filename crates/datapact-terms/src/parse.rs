@@ -216,10 +216,10 @@ pub fn parse_terms(text: &str) -> Result<TermsFile, TermsError> {
             continue;
         }
         // The plan may have been refused above; only check the merged agreement against a valid one.
-        if let Some(plan) = plans.iter().find(|p| p.name == spec.terms.plan) {
-            if let Err(message) = Agreement::resolve(plan, &spec.terms) {
-                sink.push(message);
-            }
+        if let Some(plan) = plans.iter().find(|p| p.name == spec.terms.plan)
+            && let Err(message) = Agreement::resolve(plan, &spec.terms)
+        {
+            sink.push(message);
         }
         licensees.push(spec);
     }
@@ -341,10 +341,10 @@ fn fields(sink: &mut Sink, raw: RawFields) -> Option<PlanOverrides> {
     if let Some(names) = raw.endpoints {
         let mut set = BTreeSet::new();
         for name in names {
-            if let Some(e) = sink.take(endpoint(&name).map_err(|e| format!("`endpoints`: {e}"))) {
-                if !set.insert(e) {
-                    sink.push(format!("`endpoints` lists {name:?} twice: list it once"));
-                }
+            if let Some(e) = sink.take(endpoint(&name).map_err(|e| format!("`endpoints`: {e}")))
+                && !set.insert(e)
+            {
+                sink.push(format!("`endpoints` lists {name:?} twice: list it once"));
             }
         }
         out.endpoints = Some(set);
@@ -512,10 +512,10 @@ fn licensee_from_raw(
     }
     let starts = raw.starts.as_ref().and_then(|v| sink.take(date("starts", v)));
     let ends = raw.ends.as_ref().and_then(|v| sink.take(date("ends", v)));
-    if let (Some(s), Some(e)) = (starts, ends) {
-        if e <= s {
-            sink.push(format!("`ends` ({e}) is not after `starts` ({s}): the term is [starts, ends), so end it later"));
-        }
+    if let (Some(s), Some(e)) = (starts, ends)
+        && e <= s
+    {
+        sink.push(format!("`ends` ({e}) is not after `starts` ({s}): the term is [starts, ends), so end it later"));
     }
     let allowed_networks = raw.allowed_networks.map(|list| {
         if list.is_empty() {

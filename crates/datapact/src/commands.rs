@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use datapact_core::ingest::IngestRecord;
 use datapact_core::{Clock, KeyPrefix, KeyRecord, LicenseeStatus, ManualClock, PostId, SystemClock, Timestamp};
-use datapact_gateway::{AppState, GatewayConfig, KeyCache, TlsFiles, TrustedProxies};
+use datapact_gateway::{AppState, GatewayConfig, KeyCache, Services, TlsFiles, TrustedProxies};
 use datapact_store::ops::{
     IngestBatcher, LineRejection, ParsedLine, backup_data_dir, issue_key, restore_data_dir, set_opt_out_by_username,
 };
@@ -100,7 +100,7 @@ async fn serve(
                 .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?,
         )
     };
-    let state = AppState {
+    let state = AppState::from(Services {
         store,
         clock,
         keys,
@@ -115,7 +115,7 @@ async fn serve(
         index: Default::default(),
         ledger,
         shutdown: Default::default(),
-    };
+    });
     datapact_gateway::metering::spawn_retention(state.clone(), args.delivery_retention_days);
     let config = GatewayConfig {
         listen: args.listen,
@@ -497,10 +497,10 @@ async fn key(command: KeyCommand, store: &dyn Store, now: Timestamp) -> anyhow::
             println!("revoked {} of {} at {}", record.prefix, record.licensee, record.revoked_at.unwrap_or(now));
         }
         KeyCommand::List { licensee, json } => {
-            if let Some(name) = &licensee {
-                if store.licensee(name).await?.is_none() {
-                    bail!("no licensee named {name:?}; `datapact licensee list` shows them");
-                }
+            if let Some(name) = &licensee
+                && store.licensee(name).await?.is_none()
+            {
+                bail!("no licensee named {name:?}; `datapact licensee list` shows them");
             }
             let keys = store.keys(licensee.as_deref()).await?;
             if json {

@@ -15,7 +15,8 @@ use datapact_store::ledger::{Ledger, UsageBy, parse_anchor};
 use crate::cli::{ExportFormat, LedgerCommand, UsageByArg};
 
 fn open(data_dir: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Ledger> {
-    Ledger::open(data_dir, clock).with_context(|| format!("cannot open the ledger in {}", data_dir.display()))
+    Ledger::open_for_reading(data_dir, clock)
+        .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))
 }
 
 fn month(text: Option<&str>, clock: &dyn Clock) -> anyhow::Result<MonthKey> {

@@ -16,6 +16,11 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::{Job, MAX_BATCH_ROWS, Message, Shared, lock, unavailable};
 use crate::StoreResult;
 
+/// How long the first commit of a batch may wait for others while the batch is small.
+const LINGER: std::time::Duration = std::time::Duration::from_micros(300);
+/// A batch this large commits without waiting.
+const LINGER_ROWS: usize = 1_024;
+
 const BATCH_ROWS: &str = "datapact_ledger_batch_rows";
 const BATCH_SECONDS: &str = "datapact_ledger_commit_seconds";
 const ROWS_TOTAL: &str = "datapact_ledger_rows_total";
@@ -59,6 +64,7 @@ impl Writer {
 
     pub(super) fn run(mut self, jobs: Receiver<Message>) {
         while let Ok(first) = jobs.recv() {
+            let linger_until = Instant::now() + LINGER;
             let mut batch = Vec::new();
             let mut rows = 0;
             let mut next = Some(first);
@@ -75,7 +81,20 @@ impl Writer {
                         lock(&self.shared.meter).invalidate();
                     }
                 }
-                next = if rows < MAX_BATCH_ROWS { jobs.try_recv().ok() } else { None };
+                next = if rows >= MAX_BATCH_ROWS {
+                    None
+                } else {
+                    match jobs.try_recv() {
+                        Ok(message) => Some(message),
+                        // A small batch waits a moment for company: each commit costs a WAL
+                        // write and an fsync whatever its size.
+                        Err(_) if rows < LINGER_ROWS => {
+                            let wait = linger_until.saturating_duration_since(Instant::now());
+                            if wait.is_zero() { None } else { jobs.recv_timeout(wait).ok() }
+                        }
+                        Err(_) => None,
+                    }
+                };
             }
             self.commit(batch);
         }
