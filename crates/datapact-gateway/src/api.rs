@@ -17,6 +17,7 @@ use crate::metering::{self, Rendered};
 use crate::params::{QueryParams, parse_id};
 use crate::problem::{Problem, resource_not_found};
 use crate::render::{Body, Data, Meta, PostFields, UserFields, post_fragment};
+use crate::search::PageKey;
 use crate::terms::Admission;
 
 type ApiResult = Result<Response, Problem>;
@@ -569,11 +570,22 @@ pub async fn search_recent(
     // out as if absent; the page is refilled from further on so it stays full when it can.
     let mut chosen: Vec<PostHandle> = Vec::with_capacity(limit);
     let mut next = cursor;
+    let mut resolved_authors: Vec<(String, Option<i64>)> = authors.into_iter().collect();
+    resolved_authors.sort_unstable();
     loop {
+        let key = PageKey {
+            query: raw_query.to_owned(),
+            authors: resolved_authors.clone(),
+            sort,
+            bounds: PageKey::bounds(&filters),
+            limit: limit - chosen.len(),
+            after: next,
+        };
         let page = state
             .index
-            .read(|index| index.search(&resolved, &filters, sort, limit - chosen.len(), next.as_ref()))
+            .search(key, |index| index.search(&resolved, &filters, sort, limit - chosen.len(), next.as_ref()))
             .ok_or_else(|| Problem::unavailable("the search index is unavailable"))?;
+        let page = &page.1;
         let ids: Vec<PostId> = page.ids.iter().map(|&id| PostId::new(id)).collect();
         let mut live: HashMap<PostId, PostHandle> =
             live_posts(&state, &admission, &ids).await?.into_iter().map(|post| (post.id, post)).collect();

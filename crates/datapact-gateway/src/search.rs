@@ -4,22 +4,85 @@
 //! kept current by [`crate::feed`]. Search semantics are therefore datapact's own, identical
 //! whichever store holds the posts.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use datapact_search::{Doc, SearchIndex};
+use datapact_search::{Cursor, Doc, Filters, SearchIndex, SearchPage, SortOrder};
 use datapact_store::{PostEvent, PostEventKind, RevisionEntry};
 
-#[derive(Clone, Default)]
-pub struct SharedIndex(Arc<RwLock<SearchIndex>>);
+/// Result pages kept for repeated searches (each at most 100 ids).
+const CACHED_PAGES: usize = 16_384;
+
+#[derive(Clone)]
+pub struct SharedIndex {
+    index: Arc<RwLock<SearchIndex>>,
+    /// Bumped after every change to the index: a cached page is valid only for its generation.
+    generation: Arc<AtomicU64>,
+    pages: Arc<quick_cache::sync::Cache<PageKey, Arc<(u64, SearchPage)>>>,
+}
+
+impl Default for SharedIndex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a search page depends on besides the index: the query as asked and the author ids its
+/// `from:` names resolved to (so a newly ingested author is not missed), order, bounds, size
+/// and position. Opt-outs and deletions are applied per request after the index answers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PageKey {
+    pub query: String,
+    pub authors: Vec<(String, Option<i64>)>,
+    pub sort: SortOrder,
+    pub bounds: [Option<i64>; 4],
+    pub limit: usize,
+    pub after: Option<Cursor>,
+}
+
+impl PageKey {
+    pub fn bounds(filters: &Filters) -> [Option<i64>; 4] {
+        [filters.since_id, filters.until_id, filters.start_ms, filters.end_ms]
+    }
+}
 
 impl SharedIndex {
     pub fn new() -> Self {
-        SharedIndex(Arc::new(RwLock::new(SearchIndex::new())))
+        SharedIndex {
+            index: Arc::new(RwLock::new(SearchIndex::new())),
+            generation: Arc::new(AtomicU64::new(0)),
+            pages: Arc::new(quick_cache::sync::Cache::new(CACHED_PAGES)),
+        }
+    }
+
+    /// A page of results: from the cache when the index has not changed since it was computed,
+    /// else computed by `run` (and kept). `None` if the index is unavailable.
+    pub fn search(&self, key: PageKey, run: impl FnOnce(&SearchIndex) -> SearchPage) -> Option<Arc<(u64, SearchPage)>> {
+        // Read before the index: a change landing meanwhile tags the page as older, never newer.
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(page) = self.pages.get(&key).filter(|page| page.0 == generation) {
+            return Some(page);
+        }
+        let page = Arc::new((generation, self.read(run)?));
+        self.pages.insert(key, Arc::clone(&page));
+        Some(page)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Applies revisions in feed order: the latest text of a post wins; deleted posts leave.
     pub fn apply_revisions(&self, entries: &[RevisionEntry]) {
-        let Ok(mut index) = self.0.write() else { return };
+        if entries.is_empty() {
+            return;
+        }
+        self.apply_revisions_locked(entries);
+        self.changed();
+    }
+
+    fn apply_revisions_locked(&self, entries: &[RevisionEntry]) {
+        let Ok(mut index) = self.index.write() else { return };
         for entry in entries {
             let post = &entry.post;
             if post.deleted_at.is_some() {
@@ -40,16 +103,90 @@ impl SharedIndex {
     }
 
     pub fn apply_events(&self, events: &[PostEvent]) {
-        let Ok(mut index) = self.0.write() else { return };
-        for event in events {
-            if event.kind == PostEventKind::Deleted {
-                index.remove(event.post_id.get());
+        if events.is_empty() {
+            return;
+        }
+        if let Ok(mut index) = self.index.write() {
+            for event in events {
+                if event.kind == PostEventKind::Deleted {
+                    index.remove(event.post_id.get());
+                }
             }
         }
+        self.changed();
     }
 
     /// Runs `f` with read access to the index.
     pub fn read<T>(&self, f: impl FnOnce(&SearchIndex) -> T) -> Option<T> {
-        self.0.read().ok().map(|index| f(&index))
+        self.index.read().ok().map(|index| f(&index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datapact_core::{Post, PostId, PublicMetrics, Timestamp, UserId};
+    use datapact_search::Filters;
+
+    use super::*;
+
+    fn revision(seq: i64, id: i64, text: &str) -> RevisionEntry {
+        RevisionEntry {
+            seq,
+            ingested_at: Timestamp(0),
+            post: Post {
+                id: PostId::new(id),
+                author_id: UserId::new(7),
+                text: text.into(),
+                revision: 1,
+                created_at: Timestamp(1_700_000_000_000),
+                lang: Some("en".into()),
+                conversation_id: PostId::new(id),
+                in_reply_to_user_id: None,
+                referenced_posts: Vec::new(),
+                edit_history: vec![PostId::new(id)],
+                public_metrics: PublicMetrics::default(),
+                deleted_at: None,
+            },
+        }
+    }
+
+    fn search(index: &SharedIndex, query: &str) -> (u64, Vec<i64>) {
+        let resolved = datapact_search::parse(query).unwrap().resolve(|_| None);
+        let filters = Filters::default();
+        let key = PageKey {
+            query: query.into(),
+            authors: Vec::new(),
+            sort: SortOrder::Recency,
+            bounds: PageKey::bounds(&filters),
+            limit: 10,
+            after: None,
+        };
+        let page = index.search(key, |i| i.search(&resolved, &filters, SortOrder::Recency, 10, None)).unwrap();
+        (page.0, page.1.ids.clone())
+    }
+
+    /// A cached page never outlives a change to the index: new posts, deletions and corrections
+    /// each make the next identical search compute afresh.
+    #[test]
+    fn cached_pages_are_dropped_when_the_index_changes() {
+        let index = SharedIndex::new();
+        index.apply_revisions(&[revision(1, 10, "hello world"), revision(2, 11, "hello there")]);
+        let (first, ids) = search(&index, "hello");
+        assert_eq!(ids, vec![11, 10]);
+        assert_eq!(search(&index, "hello"), (first, vec![11, 10]), "an unchanged index answers from the cache");
+        index.apply_revisions(&[revision(3, 12, "hello again")]);
+        let (second, ids) = search(&index, "hello");
+        assert!(second > first);
+        assert_eq!(ids, vec![12, 11, 10]);
+        index.apply_events(&[PostEvent {
+            seq: 1,
+            post_id: PostId::new(11),
+            kind: PostEventKind::Deleted,
+            at: Timestamp(0),
+        }]);
+        assert_eq!(search(&index, "hello").1, vec![12, 10]);
+        index.apply_revisions(&[revision(4, 12, "goodbye")]);
+        assert_eq!(search(&index, "hello").1, vec![10]);
+        assert_eq!(search(&index, "goodbye").1, vec![12]);
     }
 }

@@ -5,11 +5,13 @@
 //! transaction's fsync runs, new commits queue up and form the next batch, so the batch size grows
 //! with the load and durability never serialises the gateway.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
-use datapact_core::Clock;
+use datapact_core::purpose::Purpose;
+use datapact_core::{Clock, Endpoint};
 use datapact_ledger::{Anchor, ChainWriter, DayKey, Digest, Row, SealedBatch};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -216,9 +218,9 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
         let mut daily = tx.prepare_cached(
             "INSERT INTO usage_daily (licensee_id, day, endpoint, purpose, events, delivered, counted, overage,
                  user_reads, bytes)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (licensee_id, day, endpoint, purpose) DO UPDATE SET
-                 events = events + 1, delivered = delivered + excluded.delivered,
+                 events = events + excluded.events, delivered = delivered + excluded.delivered,
                  counted = counted + excluded.counted, overage = overage + excluded.overage,
                  user_reads = user_reads + excluded.user_reads, bytes = bytes + excluded.bytes",
         )?;
@@ -226,19 +228,40 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
             "INSERT OR REPLACE INTO idempotent_responses (licensee_id, key, fingerprint, request_id, first_used_at, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
+        // One upsert per daily line the batch touches, not per response: under load a batch holds
+        // dozens of responses of the same licensee, day, endpoint and purpose.
+        let mut lines: HashMap<(i64, i64, Endpoint, Purpose), [i64; 6]> = HashMap::new();
         for job in jobs {
             let d = &job.daily;
-            daily.execute(params![
-                d.licensee_id,
-                DayKey::of(d.at).start().millis(),
-                d.endpoint.as_str(),
-                d.purpose.as_str(),
-                d.delivered,
-                d.counted,
-                d.overage,
-                d.user_reads,
+            let key = (d.licensee_id, DayKey::of(d.at).start().millis(), d.endpoint, d.purpose);
+            let line = lines.entry(key).or_default();
+            for (total, value) in line.iter_mut().zip([
+                1,
+                i64::from(d.delivered),
+                i64::from(d.counted),
+                i64::from(d.overage),
+                i64::from(d.user_reads),
                 d.bytes as i64,
+            ]) {
+                *total += value;
+            }
+        }
+        for ((licensee_id, day, endpoint, purpose), [events, delivered, counted, overage, user_reads, bytes]) in lines {
+            daily.execute(params![
+                licensee_id,
+                day,
+                endpoint.as_str(),
+                purpose.as_str(),
+                events,
+                delivered,
+                counted,
+                overage,
+                user_reads,
+                bytes
             ])?;
+        }
+        for job in jobs {
+            let d = &job.daily;
             if let Some((licensee_id, request_id, response)) = &job.response {
                 responses.execute(params![
                     licensee_id,
