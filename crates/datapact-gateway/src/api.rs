@@ -629,13 +629,13 @@ mod tests {
 
     use axum::body::Body;
     use axum::http::Request;
+    use datapact_core::Timestamp;
     use datapact_core::ingest::{IngestRecord, parse_line};
-    use datapact_core::{SystemClock, Timestamp};
     use datapact_store::{Change, SqliteStore, Store, ops};
     use tower::ServiceExt;
 
     use super::*;
-    use crate::{KeyCache, Services, feed, licensee_router, terms};
+    use crate::licensee_router;
 
     const NOW: Timestamp = Timestamp(1_700_000_000_000);
     const AUTHOR: i64 = 7;
@@ -664,20 +664,7 @@ mod tests {
             let change = Change::new("test", NOW);
             store.create_licensee("acme", &change).await.unwrap();
             let (key, _) = ops::issue_key(store.as_ref(), "acme", "search", None, &change).await.unwrap();
-            let state = AppState::from(Services {
-                keys: Arc::new(KeyCache::load(store.as_ref()).await.unwrap()),
-                terms: Arc::new(terms::TermsCache::load(store.as_ref()).await.unwrap()),
-                clock: Arc::new(SystemClock),
-                enforce_terms: false,
-                admin_token: "unused".into(),
-                data_dir: dir.path().into(),
-                test_clock: None,
-                feed: Arc::new(feed::PostFeed::new()),
-                index: Default::default(),
-                ledger: None,
-                shutdown: Default::default(),
-                store,
-            });
+            let state = crate::test_state(store, dir.path()).await;
             state.feed.poll(state.store.as_ref(), &state.index).await.unwrap();
             Gateway { _dir: dir, state, key: key.as_str().to_owned() }
         }

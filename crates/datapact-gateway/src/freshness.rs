@@ -340,13 +340,13 @@ impl PostTable {
 mod tests {
     use std::sync::Arc;
 
+    use datapact_core::Timestamp;
     use datapact_core::ingest::{IngestRecord, parse_line};
-    use datapact_core::{SystemClock, Timestamp};
     use datapact_store::{SqliteStore, Store};
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{KeyCache, Services, feed, terms};
+    use crate::feed;
 
     const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
@@ -379,20 +379,7 @@ mod tests {
             if !posts.is_empty() {
                 store.ingest(posts, NOW).await.unwrap();
             }
-            let state = AppState::from(Services {
-                keys: Arc::new(KeyCache::load(store.as_ref()).await.unwrap()),
-                terms: Arc::new(terms::TermsCache::load(store.as_ref()).await.unwrap()),
-                clock: Arc::new(SystemClock),
-                enforce_terms: false,
-                admin_token: "unused".into(),
-                data_dir: dir.path().into(),
-                test_clock: None,
-                feed: Arc::new(feed::PostFeed::new()),
-                index: Default::default(),
-                ledger: None,
-                shutdown: Default::default(),
-                store,
-            });
+            let state = crate::test_state(store, dir.path()).await;
             let gateway = Gateway { _dir: dir, state };
             gateway.poll().await;
             gateway

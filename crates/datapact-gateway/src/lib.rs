@@ -234,3 +234,22 @@ async fn method_not_allowed() -> Problem {
         "this endpoint does not take that HTTP method",
     )
 }
+
+/// The state in-process tests serve from: terms not enforced, nothing metered, the system clock.
+#[cfg(test)]
+pub(crate) async fn test_state(store: Arc<dyn Store>, data_dir: &Path) -> AppState {
+    AppState::from(Services {
+        keys: Arc::new(KeyCache::load(store.as_ref()).await.unwrap()),
+        terms: Arc::new(terms::TermsCache::load(store.as_ref()).await.unwrap()),
+        clock: Arc::new(datapact_core::SystemClock),
+        enforce_terms: false,
+        admin_token: "unused".into(),
+        data_dir: data_dir.into(),
+        test_clock: None,
+        feed: Arc::new(feed::PostFeed::new()),
+        index: Default::default(),
+        ledger: None,
+        shutdown: Default::default(),
+        store,
+    })
+}

@@ -135,19 +135,25 @@ impl SqliteStore {
 }
 
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    run_migrations(conn, MIGRATIONS, "store")
+}
+
+/// Brings a SQLite database (`what`: "store" or "ledger") to the newest of `migrations`, one
+/// transaction per version, tracked in `PRAGMA user_version`; refuses a newer database.
+pub(crate) fn run_migrations(conn: &mut Connection, migrations: &[&str], what: &str) -> StoreResult<()> {
     let version: usize = conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
-    if version > MIGRATIONS.len() {
+    if version > migrations.len() {
         return Err(unavailable(format!(
-            "the database has schema version {version}, newer than this datapact knows ({}); upgrade datapact",
-            MIGRATIONS.len()
+            "the {what} has schema version {version}, newer than this datapact knows ({}); upgrade datapact",
+            migrations.len()
         )));
     }
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+    for (index, migration) in migrations.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(migration)?;
         tx.pragma_update(None, "user_version", (index + 1) as i64)?;
         tx.commit()?;
-        tracing::info!(version = index + 1, "applied store migration");
+        tracing::info!(version = index + 1, "applied {what} migration");
     }
     Ok(())
 }

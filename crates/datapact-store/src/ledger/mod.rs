@@ -634,21 +634,7 @@ fn open_writer(path: &Path) -> StoreResult<Connection> {
 }
 
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
-    let version: usize = conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
-    if version > MIGRATIONS.len() {
-        return Err(unavailable(format!(
-            "the ledger has schema version {version}, newer than this datapact knows ({}); upgrade datapact",
-            MIGRATIONS.len()
-        )));
-    }
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(migration)?;
-        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
-        tx.commit()?;
-        tracing::info!(version = index + 1, "applied ledger migration");
-    }
-    Ok(())
+    crate::sqlite::run_migrations(conn, MIGRATIONS, "ledger")
 }
 
 /// The `synchronous` level the ledger's connections get (2 = FULL), for tests and start-up checks.
