@@ -166,7 +166,7 @@ fn not_committed(error: datapact_store::StoreError) -> Problem {
 
 /// The cap and dedup rule in force for the caller. Without an agreement (only when terms are
 /// not enforced, for benchmarks) nothing is capped and posts count once a day.
-fn agreement_cap(state: &AppState, admission: &Admission) -> (Cap, Dedup) {
+pub(crate) fn agreement_cap(state: &AppState, admission: &Admission) -> (Cap, Dedup) {
     let snapshot = state.terms.snapshot();
     match snapshot.licensees.get(&admission.licensee_id()).and_then(|l| l.agreement.as_ref()) {
         Some(agreement) => {

@@ -244,21 +244,23 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     let client = request.extensions().get::<ClientAddr>().map(|c| c.0).unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let now = state.clock.now();
+    let admission = |purpose, rate| Admission {
+        terms: state.terms.clone(),
+        licensee_id: caller.licensee_id,
+        licensee: caller.licensee.clone(),
+        endpoint,
+        purpose,
+        rate,
+        now,
+        request_id: request_id.clone(),
+        client,
+        key_prefix: caller.key_prefix.clone(),
+        idempotency: None,
+        decision: Arc::new(Mutex::new(None)),
+    };
     if !state.enforce_terms {
-        request.extensions_mut().insert(Admission {
-            terms: state.terms.clone(),
-            licensee_id: caller.licensee_id,
-            licensee: caller.licensee.clone(),
-            endpoint,
-            purpose: Purpose::parse(&caller.purpose).unwrap_or(Purpose::All),
-            rate: None,
-            now,
-            request_id,
-            client,
-            key_prefix: caller.key_prefix.clone(),
-            idempotency: None,
-            decision: Arc::new(Mutex::new(None)),
-        });
+        let unenforced = admission(Purpose::parse(&caller.purpose).unwrap_or(Purpose::All), None);
+        request.extensions_mut().insert(unenforced);
         return next.run(request).await;
     }
     let snapshot = state.terms.snapshot();
@@ -297,20 +299,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
             return response;
         }
     };
-    let admission = Admission {
-        terms: state.terms.clone(),
-        licensee_id: caller.licensee_id,
-        licensee: caller.licensee.clone(),
-        endpoint,
-        purpose,
-        rate: Some(rate),
-        now,
-        request_id,
-        client,
-        key_prefix: caller.key_prefix.clone(),
-        idempotency: None,
-        decision: Arc::new(Mutex::new(None)),
-    };
+    let admission = admission(purpose, Some(rate));
     let slot = admission.decision.clone();
     request.extensions_mut().insert(admission);
     let mut response = next.run(request).await;

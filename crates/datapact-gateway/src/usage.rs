@@ -7,7 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use datapact_ledger::usage::{DEFAULT_USAGE_DAYS, MAX_USAGE_DAYS};
-use datapact_ledger::{DayKey, MonthKey, MonthlyRecords, usage_view};
+use datapact_ledger::{DayKey, MonthKey, usage_view};
 use datapact_store::ledger::{Ledger, UsageBy};
 use serde_json::json;
 
@@ -57,17 +57,10 @@ pub async fn usage_tweets(
     let now = admission.now();
     let today = DayKey::of(now);
     let licensee_id = admission.licensee_id();
-    let cap = state
-        .terms
-        .snapshot()
-        .licensees
-        .get(&licensee_id)
-        .and_then(|l| l.agreement.as_ref())
-        .and_then(|a| a.monthly_records)
-        .map_or(MonthlyRecords::Unlimited, MonthlyRecords::Limit);
+    let (cap, _) = crate::metering::agreement_cap(&state, &admission);
     let month_counted = ledger.month_counted(licensee_id, MonthKey::of(now))?;
     let daily = ledger.daily_counts(licensee_id, today.minus_days(days - 1), today)?;
-    let view = usage_view(licensee_id, cap, month_counted, today, days, &daily)
+    let view = usage_view(licensee_id, cap.monthly_records, month_counted, today, days, &daily)
         .map_err(|error| Problem::invalid_parameter("days", &days.to_string(), error.to_string()))?;
     Ok(Json(json!({ "data": view })).into_response())
 }
