@@ -3,15 +3,20 @@
 //!
 //! - `value_tree`: the renderer datapact had before, a `serde_json::Value` per post and body;
 //! - `written`: each post written by hand into its own fragment, then the body (a cold cache);
-//! - `from_fragments`: the body assembled from fragments rendered earlier (a warm cache).
+//! - `from_fragments`: the body assembled from fragments rendered earlier (a warm cache);
+//! - `from_fragments_marked`: the same, each post's text as one licensee's fingerprinted copy
+//!   (issue 7: marking should cost little next to the rest of a request).
 //!
 //! `cargo bench -p datapact-gateway --bench render`
 
-use bytes::Bytes;
+use std::sync::Arc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datapact_core::{Post, PostId, PublicMetrics, Timestamp, UserId};
+use datapact_gateway::fingerprint::{Marking, PostJson};
 use datapact_gateway::params::{Names, QueryParams};
-use datapact_gateway::render::{Body, Data, Meta, PostFields, post_fragment};
+use datapact_gateway::render::{Body, Data, Meta, PostFields};
+use datapact_mark::Secret;
 use serde_json::{Map, Value, json};
 
 const POSTS: usize = 100;
@@ -89,9 +94,13 @@ fn value_tree_page(posts: &[Post], fields: &Names) -> Vec<u8> {
     serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
 }
 
-fn page(fragments: &[Bytes], posts: &[Post]) -> Vec<u8> {
+fn page(fragments: &[Arc<PostJson>], posts: &[Post], marking: Marking) -> Vec<u8> {
     let meta = Meta::for_page(posts.iter().map(|post| post.id), Some("b26v89c19zqg8o3fo7gghep0wmjpxpv".into()));
-    Body { data: Data::Posts(fragments), meta: Some(&meta), ..Body::default() }.render()
+    Body { data: Data::Posts(fragments), meta: Some(&meta), marking, ..Body::default() }.render()
+}
+
+fn fragments(posts: &[Post], fields: PostFields, secret: Option<&Secret>) -> Vec<Arc<PostJson>> {
+    posts.iter().map(|post| Arc::new(PostJson::render(post, fields, secret))).collect()
 }
 
 fn render(c: &mut Criterion) {
@@ -99,19 +108,19 @@ fn render(c: &mut Criterion) {
     let params = QueryParams::parse(Some("tweet.fields=created_at,lang,public_metrics,author_id")).unwrap();
     let names = params.names(&["tweet.fields"]).unwrap();
     let fields = PostFields::from_names(&names);
-    let fragments: Vec<Bytes> = posts.iter().map(|post| post_fragment(post, fields)).collect();
-    assert_eq!(value_tree_page(&posts, &names), page(&fragments, &posts), "the renderers disagree");
+    let public = fragments(&posts, fields, None);
+    assert_eq!(value_tree_page(&posts, &names), page(&public, &posts, Marking::Public), "the renderers disagree");
+    let secret = Secret::new(1, [7; 32]);
+    let marked = fragments(&posts, fields, Some(&secret));
+    let licensee = Marking::Licensee(1_001);
+    assert_ne!(page(&marked, &posts, licensee), page(&public, &posts, Marking::Public), "no marks to measure");
 
     let mut group = c.benchmark_group("render_100_posts");
-    group.throughput(Throughput::Bytes(page(&fragments, &posts).len() as u64));
+    group.throughput(Throughput::Bytes(page(&public, &posts, Marking::Public).len() as u64));
     group.bench_function("value_tree", |b| b.iter(|| value_tree_page(&posts, &names)));
-    group.bench_function("written", |b| {
-        b.iter(|| {
-            let fragments: Vec<Bytes> = posts.iter().map(|post| post_fragment(post, fields)).collect();
-            page(&fragments, &posts)
-        })
-    });
-    group.bench_function("from_fragments", |b| b.iter(|| page(&fragments, &posts)));
+    group.bench_function("written", |b| b.iter(|| page(&fragments(&posts, fields, None), &posts, Marking::Public)));
+    group.bench_function("from_fragments", |b| b.iter(|| page(&public, &posts, Marking::Public)));
+    group.bench_function("from_fragments_marked", |b| b.iter(|| page(&marked, &posts, licensee)));
     group.finish();
 }
 

@@ -1,22 +1,25 @@
 //! The licensee API: X API v2 read endpoints for posts and users.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use bytes::Bytes;
 use datapact_core::pagination;
 use datapact_core::{Post, PostId, UserId};
 use datapact_search::{Cursor, Filters, SortOrder};
 use datapact_store::{MAX_LOOKUP_IDS, TimelineQuery, UserRecord};
+use rand::Rng;
 use serde_json::Value;
 
 use crate::AppState;
+use crate::canary::{self, CanaryPost};
+use crate::fingerprint::{Marking, PostJson};
 use crate::metering::{self, Rendered};
 use crate::params::{QueryParams, parse_id};
 use crate::problem::{Problem, resource_not_found};
-use crate::render::{Body, Data, Meta, PostFields, UserFields, post_fragment};
+use crate::render::{Body, Data, Meta, PostFields, UserFields};
 use crate::search::PageKey;
 use crate::terms::Admission;
 
@@ -66,17 +69,45 @@ impl PostView {
         single: bool,
         errors: &[Value],
         meta: Option<&Meta>,
+        marking: Marking,
     ) -> Result<Rendered, Problem> {
-        let users = self.includes(state, &posts.handles).await?;
-        let data = match (single, posts.json.first()) {
-            (false, _) => Data::Posts(&posts.json),
+        let mut users = self.includes(state, &posts.handles).await?;
+        let json = posts.with_canary();
+        if let Some(slipped) = &posts.canary
+            && self.expand_authors
+        {
+            let users = users.get_or_insert_with(Vec::new);
+            users.push(slipped.canary.author.clone());
+            users.sort_unstable_by_key(|user| user.author.id);
+        }
+        let data = match (single, json.first()) {
+            (false, _) => Data::Posts(&json),
             (true, Some(post)) => Data::Post(post),
             (true, None) => Data::Absent,
         };
         let user_reads = users.as_ref().map_or(0, |users| users.len() as u32);
-        let body = Body { data, errors, users: users.as_deref().map(|users| (users, self.user_fields)), meta }.render();
+        let users = users.as_deref().map(|users| (users, self.user_fields));
+        let body = Body { data, errors, users, meta, marking }.render();
         Ok(Rendered { body, user_reads })
     }
+}
+
+/// A page's canary, drawn before the page is read so that it takes one of the page's slots (the
+/// handler reads one post fewer): where it goes and the randomness for its id.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CanaryDraw {
+    position: usize,
+    pick: u64,
+}
+
+/// Whether a page of up to `limit` results carries a canary: with probability the agreement's
+/// `canary_rate` per slot (at most one per page), and only when the gateway marks copies.
+pub(crate) fn canary_draw(state: &AppState, admission: &Admission, limit: usize) -> Option<CanaryDraw> {
+    state.feed.post_cache().fingerprint_secret()?;
+    let mut rng = rand::rng();
+    let draw = rng.random_range(0..1_000_000u64);
+    let position = canary::slot(admission.canary_ppm(), limit, draw, rng.random::<u32>() as usize)?;
+    Some(CanaryDraw { position, pick: rng.random() })
 }
 
 /// A post chosen for a response: what metering records, and what finds its rendering.
@@ -102,7 +133,17 @@ impl PostHandle {
 pub struct Delivery {
     handles: Vec<PostHandle>,
     /// `json[i]` is the post object of `handles[i]`.
-    json: Vec<Bytes>,
+    json: Vec<Arc<PostJson>>,
+    /// A canary slipped in before `handles[position]` (never first or last), if this page got one.
+    canary: Option<Box<Slipped>>,
+}
+
+/// A canary in a delivery: where it goes, the post and its rendering.
+#[derive(Debug)]
+struct Slipped {
+    position: usize,
+    canary: CanaryPost,
+    json: Arc<PostJson>,
 }
 
 impl Delivery {
@@ -115,10 +156,66 @@ impl Delivery {
         self.handles.iter().map(|post| (post.id, post.revision))
     }
 
-    /// Keeps the first `len` posts only.
+    /// Keeps the first `len` posts only (and the canary only if it is still between two of them).
     pub fn truncate(&mut self, len: usize) {
         self.handles.truncate(len);
         self.json.truncate(len);
+        if self.canary.as_ref().is_some_and(|slipped| slipped.position >= len) {
+            self.canary = None;
+        }
+    }
+
+    /// The id of the canary this delivery carries, if any (recorded in the ledger, never counted).
+    pub fn canary(&self) -> Option<PostId> {
+        self.canary.as_ref().map(|slipped| slipped.canary.post.id)
+    }
+
+    /// The post objects in the order they are written: the canary in its slot.
+    fn with_canary(&self) -> std::borrow::Cow<'_, [Arc<PostJson>]> {
+        match &self.canary {
+            None => std::borrow::Cow::Borrowed(&self.json),
+            Some(slipped) => {
+                let mut json = self.json.clone();
+                json.insert(slipped.position.min(json.len()), slipped.json.clone());
+                std::borrow::Cow::Owned(json)
+            }
+        }
+    }
+
+    /// Slips the canary `draw` decided on (see [`canary_draw`]) between two of the posts: a canary
+    /// made for this licensee (see [`crate::canary`]), never with an id a real post has.
+    pub(crate) async fn add_canary(
+        &mut self,
+        state: &AppState,
+        admission: &Admission,
+        fields: PostFields,
+        draw: Option<CanaryDraw>,
+    ) -> Result<(), Problem> {
+        let (Some(secret), Some(draw)) = (state.feed.post_cache().fingerprint_secret(), draw) else { return Ok(()) };
+        if self.len() < 2 {
+            return Ok(());
+        }
+        // The first slot from the drawn one whose neighbours leave room for an id between them.
+        let interior = self.len() - 1;
+        let Some((position, id)) = (0..interior).find_map(|step| {
+            let position = 1 + (draw.position + step) % interior;
+            let (newer, older) = (self.handles[position - 1].id, self.handles[position].id);
+            canary::id_between(newer, older, draw.pick).map(|id| (position, id))
+        }) else {
+            return Ok(());
+        };
+        if !state.store.posts_by_ids(&[id]).await?.is_empty() {
+            return Ok(());
+        }
+        let now = admission.now();
+        let created_at = canary::snowflake_time(id, now).unwrap_or(now);
+        let canary = canary::canary_post(secret, admission.licensee_id() as u64, id, created_at);
+        if state.store.user_by_username(&canary.author.author.username).await?.is_some() {
+            return Ok(());
+        }
+        let json = Arc::new(PostJson::render(&canary.post, fields, None));
+        self.canary = Some(Box::new(Slipped { position, canary, json }));
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -129,32 +226,33 @@ impl Delivery {
         self.handles.is_empty()
     }
 
-    /// One single-post delivery per post, in order (the stream writes one line per post).
+    /// One single-post delivery per post, in order, the canary as its own (the stream writes one
+    /// line per post).
     pub(crate) fn singles(&self) -> impl Iterator<Item = Delivery> + '_ {
-        self.handles
-            .iter()
-            .zip(&self.json)
-            .map(|(handle, json)| Delivery { handles: vec![*handle], json: vec![json.clone()] })
+        self.handles.iter().zip(&self.json).enumerate().flat_map(|(n, (handle, json))| {
+            let canary = self.canary.as_ref().filter(|slipped| slipped.position == n).map(|slipped| Delivery {
+                canary: Some(Box::new(Slipped {
+                    position: 0,
+                    canary: slipped.canary.clone(),
+                    json: slipped.json.clone(),
+                })),
+                ..Delivery::default()
+            });
+            let post = Delivery { handles: vec![*handle], json: vec![json.clone()], canary: None };
+            canary.into_iter().chain(std::iter::once(post))
+        })
     }
 
     fn meta(&self, next_token: Option<String>) -> Meta {
-        Meta::for_page(self.handles.iter().map(|post| post.id), next_token)
+        let canary = self.canary();
+        Meta::for_page(self.handles.iter().map(|post| post.id).chain(canary), next_token)
     }
 
     /// Renders posts read from the store just now (they are current), reusing cached renderings.
     pub(crate) fn of_posts(state: &AppState, posts: &[Post], fields: PostFields) -> Self {
         let cache = state.feed.post_cache();
-        let json = posts
-            .iter()
-            .map(|post| {
-                cache.get(post.id, post.revision, fields).unwrap_or_else(|| {
-                    let json = post_fragment(post, fields);
-                    cache.insert(post.id, post.revision, fields, json.clone());
-                    json
-                })
-            })
-            .collect();
-        Delivery { handles: posts.iter().map(PostHandle::of).collect(), json }
+        let json = posts.iter().map(|post| cache.render(post, fields)).collect();
+        Delivery { handles: posts.iter().map(PostHandle::of).collect(), json, canary: None }
     }
 
     /// Renders the chosen posts, in order: from the cache when it holds the revision the store
@@ -162,7 +260,7 @@ impl Delivery {
     /// is now: left out if deleted, shown at its new revision if corrected.
     async fn of_handles(state: &AppState, mut handles: Vec<PostHandle>, fields: PostFields) -> Result<Self, Problem> {
         let cache = state.feed.post_cache();
-        let mut json: Vec<Option<Bytes>> =
+        let mut json: Vec<Option<Arc<PostJson>>> =
             handles.iter().map(|post| cache.get(post.id, post.revision, fields)).collect();
         let missing: Vec<PostId> =
             handles.iter().zip(&json).filter(|(_, json)| json.is_none()).map(|(post, _)| post.id).collect();
@@ -177,15 +275,13 @@ impl Delivery {
                 .collect();
             for (handle, slot) in handles.iter_mut().zip(&mut json).filter(|(_, slot)| slot.is_none()) {
                 if let Some(post) = fetched.get(&handle.id) {
-                    let rendered = post_fragment(post, fields);
-                    cache.insert(post.id, post.revision, fields, rendered.clone());
                     handle.revision = post.revision;
-                    *slot = Some(rendered);
+                    *slot = Some(cache.render(post, fields));
                 }
             }
         }
         let (handles, json) = handles.into_iter().zip(json).filter_map(|(handle, json)| Some((handle, json?))).unzip();
-        Ok(Delivery { handles, json })
+        Ok(Delivery { handles, json, canary: None })
     }
 }
 
@@ -219,9 +315,10 @@ async fn respond(
     next_token: Option<String>,
 ) -> ApiResult {
     let renderer = state.clone();
+    let marking = admission.marking();
     metering::deliver_posts(state, admission, delivery, move |delivery, cut| async move {
         let meta = paged.then(|| delivery.meta(next_token.filter(|_| !cut)));
-        view.body(&renderer, &delivery, single, &errors, meta.as_ref()).await
+        view.body(&renderer, &delivery, single, &errors, meta.as_ref(), marking).await
     })
     .await
 }
@@ -328,6 +425,8 @@ pub async fn user_timeline(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    let canary = canary_draw(&state, &admission, limit);
+    let limit = limit - usize::from(canary.is_some());
     // One extra row tells whether another page exists, so `next_token` is never a dead end.
     let mut posts = state
         .store
@@ -337,7 +436,8 @@ pub async fn user_timeline(
     posts.truncate(limit);
     let next_token = posts.last().filter(|_| has_more).map(|oldest| pagination::next_token(oldest.id));
     // Read just now, so current: rendered without asking the store again.
-    let delivery = Delivery::of_posts(&state, &posts, view.post_fields);
+    let mut delivery = Delivery::of_posts(&state, &posts, view.post_fields);
+    delivery.add_canary(&state, &admission, view.post_fields, canary).await?;
     respond(&state, &admission, view, delivery, false, Vec::new(), true, next_token).await
 }
 
@@ -568,6 +668,8 @@ pub async fn search_recent(
     }
     // Posts withheld from this key (author opt-outs, deletions since the index looked) are left
     // out as if absent; the page is refilled from further on so it stays full when it can.
+    let canary = canary_draw(&state, &admission, limit);
+    let limit = limit - usize::from(canary.is_some());
     let mut chosen: Vec<PostHandle> = Vec::with_capacity(limit);
     let mut next = cursor;
     let mut resolved_authors: Vec<(String, Option<i64>)> = authors.into_iter().collect();
@@ -595,7 +697,8 @@ pub async fn search_recent(
             break;
         }
     }
-    let delivery = Delivery::of_handles(&state, chosen, view.post_fields).await?;
+    let mut delivery = Delivery::of_handles(&state, chosen, view.post_fields).await?;
+    delivery.add_canary(&state, &admission, view.post_fields, canary).await?;
     respond(&state, &admission, view, delivery, false, Vec::new(), true, next.map(|next| next.encode())).await
 }
 

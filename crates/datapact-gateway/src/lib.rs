@@ -7,9 +7,11 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod canary;
 pub mod client_addr;
 pub mod extract;
 pub mod feed;
+pub mod fingerprint;
 pub mod freshness;
 pub mod metering;
 pub mod metrics;

@@ -19,7 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use datapact_core::{Endpoint, Timestamp};
+use datapact_core::{Endpoint, PostId, Timestamp};
 use datapact_ledger::{Cap, Capped, Dedup, IdempotencyKey, RequestFingerprint, USAGE_CAPPED, cap_reset};
 use datapact_store::ledger::{Claim, ClaimGuard, EventFacts, IdempotentResponse, MeterRequest, Reserved};
 
@@ -115,10 +115,11 @@ where
         let allotted = reservation.posts().len();
         let cut = reservation.cut();
         delivery.truncate(allotted);
+        let canaries: Vec<i64> = delivery.canary().map(PostId::get).into_iter().collect();
         let rendered = render(delivery, cut).await?;
         let facts = facts(&admission, &rendered);
         let response = response_to_keep(&admission, &rendered);
-        reservation.commit(facts, response).await.map_err(not_committed)?;
+        reservation.commit_with_canaries(facts, &canaries, response).await.map_err(not_committed)?;
         admission.served(allotted);
         Ok(MeteredBody { body: rendered.body, cut })
     });

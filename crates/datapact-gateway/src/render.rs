@@ -6,11 +6,13 @@
 //! that renderer, kept there as an oracle. A post object is rendered on its own (a *fragment*) so
 //! the gateway can cache it ([`crate::post_cache`]) and splice it into any body.
 
-use bytes::Bytes;
+use std::sync::Arc;
+
 use datapact_core::{Post, PostId, Timestamp};
 use datapact_store::UserRecord;
 use serde_json::Value;
 
+use crate::fingerprint::{Marking, PostJson};
 use crate::params::Names;
 
 /// The optional post fields datapact serves, as bits. `id`, `text` and `edit_history_tweet_ids`
@@ -153,13 +155,6 @@ pub fn write_post(out: &mut Vec<u8>, post: &Post, fields: PostFields) {
     object.finish();
 }
 
-/// A post object on its own: what the post cache keeps.
-pub fn post_fragment(post: &Post, fields: PostFields) -> Bytes {
-    let mut out = Vec::with_capacity(post.text.len() + 256);
-    write_post(&mut out, post, fields);
-    Bytes::from(out)
-}
-
 /// A user object. `id`, `name` and `username` are always present. In `public_metrics` the post
 /// count is datapact's own (posts it holds, not deleted); audience counts are what the platform
 /// ingested with the author (zero when it sent none).
@@ -206,9 +201,9 @@ pub enum Data<'a> {
     #[default]
     Absent,
     /// One rendered post object (`GET /2/tweets/:id`, a stream line).
-    Post(&'a [u8]),
+    Post(&'a PostJson),
     /// Rendered post objects, as an array; an empty slice leaves `data` out, as X does.
-    Posts(&'a [Bytes]),
+    Posts(&'a [Arc<PostJson>]),
     /// One user object.
     User(&'a UserRecord, UserFields),
     /// User objects, as an array; an empty slice leaves `data` out.
@@ -247,6 +242,8 @@ pub struct Body<'a> {
     /// `includes.users`, when `expansions=author_id` asked for them and there were posts.
     pub users: Option<(&'a [UserRecord], UserFields)>,
     pub meta: Option<&'a Meta>,
+    /// Whose copy of the posts' text the body carries.
+    pub marking: Marking,
 }
 
 impl Body<'_> {
@@ -261,7 +258,7 @@ impl Body<'_> {
         let mut object = ObjectWriter::new(out);
         match self.data {
             Data::Absent => {}
-            Data::Post(post) => object.key("data").extend_from_slice(post),
+            Data::Post(post) => post.write(object.key("data"), self.marking),
             Data::Posts(posts) if !posts.is_empty() => {
                 let out = object.key("data");
                 out.push(b'[');
@@ -269,7 +266,7 @@ impl Body<'_> {
                     if n > 0 {
                         out.push(b',');
                     }
-                    out.extend_from_slice(post);
+                    post.write(out, self.marking);
                 }
                 out.push(b']');
             }
@@ -428,10 +425,17 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 /// A JSON string, escaped exactly as `serde_json` escapes (`\"`, `\\`, the short escapes of
 /// `\b \t \n \f \r`, `\u00XX` with lowercase hex for other control characters; nothing else).
 fn write_str(out: &mut Vec<u8>, value: &str) {
+    out.reserve(value.len() + 2);
+    out.push(b'"');
+    write_str_contents(out, value);
+    out.push(b'"');
+}
+
+/// The inside of [`write_str`]'s string: escaping is per character, so the escape of a text is
+/// the concatenation of the escapes of its pieces (what [`crate::fingerprint`] relies on).
+pub(crate) fn write_str_contents(out: &mut Vec<u8>, value: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = value.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
     let mut start = 0;
     for (i, &byte) in bytes.iter().enumerate() {
         let short = match byte {
@@ -455,7 +459,6 @@ fn write_str(out: &mut Vec<u8>, value: &str) {
         }
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// A `serde_json::Value`, for the rare parts of a body that are built as values (errors).
@@ -716,7 +719,7 @@ mod tests {
         fn posts_render_as_the_value_tree_did(post in post(), fields in field_subset(POST_FIELD_NAMES)) {
             let fields = names("tweet.fields", &fields);
             let expected = oracle::post_json(&post, &fields);
-            let rendered = post_fragment(&post, PostFields::from_names(&fields));
+            let rendered = PostJson::render(&post, PostFields::from_names(&fields), None).public().clone();
             let parsed: Value = serde_json::from_slice(&rendered).unwrap();
             prop_assert_eq!(&parsed, &expected);
             let bytes = serde_json::to_vec(&expected).unwrap();
@@ -745,7 +748,7 @@ mod tests {
             let (post_names, user_names) = (names("tweet.fields", &post_fields), names("user.fields", &user_fields));
             let expected = oracle::post_page(&posts, &post_names, users.as_deref().map(|u| (u, &user_names)), next_token.clone());
             let fields = PostFields::from_names(&post_names);
-            let json: Vec<Bytes> = posts.iter().map(|post| post_fragment(post, fields)).collect();
+            let json: Vec<Arc<PostJson>> = posts.iter().map(|post| Arc::new(PostJson::render(post, fields, None))).collect();
             let meta = Meta::for_page(posts.iter().map(|post| post.id), next_token);
             let users = users.as_deref().filter(|_| !posts.is_empty()).map(|u| (u, UserFields::from_names(&user_names)));
             let rendered = Body { data: Data::Posts(&json), users, meta: Some(&meta), ..Body::default() }.render();
@@ -763,7 +766,7 @@ mod tests {
         assert_eq!(rendered, serde_json::to_vec(&json!({ "errors": errors })).unwrap());
         assert_eq!(Body::default().render(), b"{}");
         assert_eq!(Body { data: Data::Posts(&[]), ..Body::default() }.render(), b"{}", "no empty `data`");
-        let post = Bytes::from_static(br#"{"id":"1"}"#);
+        let post = PostJson::from_static(br#"{"id":"1"}"#);
         assert_eq!(Body { data: Data::Post(&post), ..Body::default() }.render(), br#"{"data":{"id":"1"}}"#);
         let meta = Meta::default();
         let empty_page = Body { meta: Some(&meta), ..Body::default() }.render();

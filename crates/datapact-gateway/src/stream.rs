@@ -18,7 +18,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::AppState;
-use crate::api::{Delivery, PostView};
+use crate::api::{Delivery, PostView, canary_draw};
+use crate::fingerprint::Marking;
 use crate::metering::{self, Rendered};
 use crate::params::QueryParams;
 use crate::problem::Problem;
@@ -84,10 +85,15 @@ pub async fn sample_stream(
             if !posts.is_empty() {
                 // Each burst is metered (and committed) before any of its lines is written; at a
                 // hard cap the burst is cut and the stream ends as X ends it, with a disconnect.
-                let delivery = Delivery::of_posts(&state, &posts, view.post_fields);
+                let mut delivery = Delivery::of_posts(&state, &posts, view.post_fields);
+                let canary = canary_draw(&state, &admission, delivery.len());
+                if let Err(problem) = delivery.add_canary(&state, &admission, view.post_fields, canary).await {
+                    tracing::warn!(detail = %problem.detail, "no canary in this stream burst");
+                }
                 let (body, ended) = match metering::meter_body(&state, &admission, delivery, {
                     let state = state.clone();
-                    move |delivery, _| async move { render_lines(&state, view, &delivery).await }
+                    let marking = admission.marking();
+                    move |delivery, _| async move { render_lines(&state, view, &delivery, marking).await }
                 })
                 .await
                 {
@@ -135,10 +141,15 @@ pub async fn sample_stream(
 }
 
 /// One `\r\n`-terminated `{data, includes}` line per post of `delivery`.
-async fn render_lines(state: &AppState, view: PostView, delivery: &Delivery) -> Result<Rendered, Problem> {
+async fn render_lines(
+    state: &AppState,
+    view: PostView,
+    delivery: &Delivery,
+    marking: Marking,
+) -> Result<Rendered, Problem> {
     let mut lines = Rendered { body: Vec::new(), user_reads: 0 };
     for post in delivery.singles() {
-        let line = view.body(state, &post, true, &[], None).await?;
+        let line = view.body(state, &post, true, &[], None, marking).await?;
         lines.body.extend_from_slice(&line.body);
         lines.body.extend_from_slice(b"\r\n");
         lines.user_reads += line.user_reads;

@@ -23,6 +23,7 @@ use datapact_terms::{Agreement, Plan, RateDecision, RateLimit, RateLimiter, Refu
 use crate::AppState;
 use crate::auth::Caller;
 use crate::client_addr::ClientAddr;
+use crate::fingerprint::Marking;
 use crate::metering::{CapReset, IdempotencyClaim};
 use crate::problem::Problem;
 
@@ -176,6 +177,10 @@ pub struct Admission {
     key_prefix: KeyPrefix,
     /// The fresh `Idempotency-Key` this request holds, if it sent one.
     idempotency: Option<IdempotencyClaim>,
+    /// Whose copy of the posts' text this request receives.
+    marking: Marking,
+    /// Canaries per million result slots (the agreement's `canary_rate`).
+    canary_ppm: u32,
     /// The counted decision, for the response headers.
     decision: Arc<Mutex<Option<RateDecision>>>,
 }
@@ -198,6 +203,17 @@ impl Admission {
 
     pub fn licensee_id(&self) -> i64 {
         self.licensee_id
+    }
+
+    /// Whose copy of the posts' text this request receives: the licensee's own, unless its
+    /// agreement sets `fingerprint = false` or the gateway has no fingerprint secret.
+    pub fn marking(&self) -> Marking {
+        self.marking
+    }
+
+    /// Canaries per million result slots for this request (0 without a fingerprint secret).
+    pub fn canary_ppm(&self) -> u32 {
+        self.canary_ppm
     }
 
     /// When the request arrived (what it is metered at).
@@ -244,7 +260,13 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     let client = request.extensions().get::<ClientAddr>().map(|c| c.0).unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let now = state.clock.now();
-    let admission = |purpose, rate| Admission {
+    // Copies are marked unless the agreement turns fingerprints off (or there is no secret).
+    let marks = state.feed.post_cache().fingerprint_secret().is_some();
+    let marking = |fingerprint: bool| match marks && fingerprint {
+        true => Marking::Licensee(caller.licensee_id as u64),
+        false => Marking::Public,
+    };
+    let admission = |purpose, rate, marking, canary_ppm| Admission {
         terms: state.terms.clone(),
         licensee_id: caller.licensee_id,
         licensee: caller.licensee.clone(),
@@ -256,10 +278,12 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         client,
         key_prefix: caller.key_prefix.clone(),
         idempotency: None,
+        marking,
+        canary_ppm: if marks { canary_ppm } else { 0 },
         decision: Arc::new(Mutex::new(None)),
     };
     if !state.enforce_terms {
-        let unenforced = admission(Purpose::parse(&caller.purpose).unwrap_or(Purpose::All), None);
+        let unenforced = admission(Purpose::parse(&caller.purpose).unwrap_or(Purpose::All), None, marking(true), 0);
         request.extensions_mut().insert(unenforced);
         return next.run(request).await;
     }
@@ -287,6 +311,8 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         }
     };
     let peek_rate = licensee.and_then(|l| l.agreement.as_ref()).and_then(|a| a.rate_limit(endpoint));
+    let agreement = licensee.and_then(|l| l.agreement.as_ref());
+    let (fingerprint, canary_ppm) = agreement.map_or((true, 0), |a| (a.fingerprint, a.canary_ppm));
     let (purpose, rate) = match verdict {
         Ok(admitted) => admitted,
         Err(refusal) => {
@@ -299,7 +325,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
             return response;
         }
     };
-    let admission = admission(purpose, Some(rate));
+    let admission = admission(purpose, Some(rate), marking(fingerprint), canary_ppm);
     let slot = admission.decision.clone();
     request.extensions_mut().insert(admission);
     let mut response = next.run(request).await;

@@ -59,7 +59,7 @@
 //!     user_reads: 2,
 //!     bytes: 1_234,
 //! };
-//! let rows = response_rows(event, &page[..allotment.delivered], &allotment.counts);
+//! let rows = response_rows(event, &page[..allotment.delivered], &allotment.counts, &[]);
 //!
 //! // The store's writer seals each group commit onto the chain and writes it in one transaction.
 //! let mut writer = ChainWriter::genesis("sqlite");
@@ -122,5 +122,5 @@ pub use chain::{
 };
 pub use idempotency::{IdempotencyDecision, IdempotencyKey, PriorState, PriorUse, RequestFingerprint};
 pub use meter::{Allotment, Cap, Capped, Metered, USAGE_CAPPED, meter_page};
-pub use record::{Delivery, Row, UsageEvent, response_rows};
+pub use record::{CANARY_REVISION, Delivery, Row, UsageEvent, response_rows};
 pub use usage::{DailyCount, UsageView, usage_view};

@@ -65,13 +65,17 @@ impl UsageEvent {
     }
 }
 
+/// The revision a canary's delivery row carries (real posts start at revision 1): a canary is a
+/// synthetic post made for one licensee, recorded so a trace can name who received it.
+pub const CANARY_REVISION: u32 = 0;
+
 /// The rows that record one response: its usage event, then one delivery per post in the order they were sent
 /// (which is the order an idempotent replay sends them again). `posts` are the delivered `(post_id, revision)` pairs
 /// — the allotted prefix of the page — and `counts` says which of them counted ([`crate::Allotment::counts`]).
 ///
 /// Panics unless the event agrees with them (`delivered` = number of posts, `counted` = number counted), so a usage
 /// event never disagrees with its deliveries.
-pub fn response_rows(event: UsageEvent, posts: &[(i64, u32)], counts: &[bool]) -> Vec<Row> {
+pub fn response_rows(event: UsageEvent, posts: &[(i64, u32)], counts: &[bool], canaries: &[i64]) -> Vec<Row> {
     assert_eq!(posts.len(), counts.len(), "one count per delivered post");
     assert_eq!(event.delivered as usize, posts.len(), "the event's delivered total is its number of deliveries");
     assert_eq!(event.counted as usize, counts.iter().filter(|c| **c).count(), "the event's counted total");
@@ -85,9 +89,22 @@ pub fn response_rows(event: UsageEvent, posts: &[(i64, u32)], counts: &[bool]) -
             counted,
         })
     });
-    let mut rows = Vec::with_capacity(posts.len() + 1);
+    // Canaries are recorded (who received which) but are not records: never counted, not in the
+    // event's `delivered`.
+    let canaries = canaries.iter().map(|&post_id| {
+        Row::Delivery(Delivery {
+            licensee_id: event.licensee_id,
+            request_id: event.request_id.clone(),
+            post_id,
+            revision: CANARY_REVISION,
+            at: event.at,
+            counted: false,
+        })
+    });
+    let mut rows = Vec::with_capacity(posts.len() + canaries.len() + 1);
     rows.push(Row::Usage(event.clone()));
     rows.extend(deliveries);
+    rows.extend(canaries);
     rows
 }
 
@@ -125,7 +142,7 @@ mod tests {
 
     #[test]
     fn a_response_is_its_event_then_its_deliveries_in_order() {
-        let rows = response_rows(event(2, 1), &[(30, 2), (20, 1)], &[false, true]);
+        let rows = response_rows(event(2, 1), &[(30, 2), (20, 1)], &[false, true], &[]);
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0], Row::Usage(event(2, 1)));
         assert_eq!(
@@ -143,8 +160,16 @@ mod tests {
     }
 
     #[test]
+    fn canaries_follow_the_deliveries_uncounted_and_outside_the_events_totals() {
+        let rows = response_rows(event(2, 1), &[(30, 2), (20, 1)], &[false, true], &[25]);
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0], Row::Usage(event(2, 1)), "the event still says 2 delivered, 1 counted");
+        assert!(matches!(&rows[3], Row::Delivery(d) if d.post_id == 25 && d.revision == CANARY_REVISION && !d.counted));
+    }
+
+    #[test]
     #[should_panic(expected = "counted total")]
     fn an_event_that_disagrees_with_its_deliveries_is_refused() {
-        response_rows(event(2, 2), &[(30, 2), (20, 1)], &[false, true]);
+        response_rows(event(2, 2), &[(30, 2), (20, 1)], &[false, true], &[]);
     }
 }

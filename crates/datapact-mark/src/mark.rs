@@ -130,6 +130,16 @@ pub struct MarkSite {
     alternate_text: Vec<String>,
 }
 
+impl MarkSite {
+    /// What writing the alternate form changes in the public text: each span (a byte range
+    /// of the public text) and its replacement, in text order. A quote pair has two spans.
+    /// Renderers that splice pre-escaped text (the gateway) use this instead of
+    /// [`PreparedPost::render`].
+    pub fn edits(&self) -> impl Iterator<Item = (Range<usize>, &str)> + '_ {
+        self.spans.iter().cloned().zip(self.alternate_text.iter().map(String::as_str))
+    }
+}
+
 /// A post ready to be rendered for any licensee and to have leaks of it read: its public
 /// text, its sites and their codes under one secret.
 ///

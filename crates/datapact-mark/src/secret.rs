@@ -98,6 +98,19 @@ impl Secret {
         &self.key
     }
 
+    /// The seed of the canary post `post_id` made for `licensee` under this secret: canaries are
+    /// generated from it, so a tracer holding the secret regenerates every canary's text from
+    /// the ledger's record of which canary ids went to whom. Unpredictable without the key.
+    pub fn canary_seed(&self, licensee: u64, post_id: u64) -> u64 {
+        let mut h = blake3::Hasher::new_keyed(&self.key);
+        h.update(b"datapact-mark canary v1\0");
+        h.update(&self.version.to_le_bytes());
+        h.update(&licensee.to_le_bytes());
+        h.update(&post_id.to_le_bytes());
+        let out = h.finalize();
+        u64::from_le_bytes(out.as_bytes()[..8].try_into().expect("8 bytes"))
+    }
+
     /// The bias cutoff in parts per million (what is recorded with the version).
     pub fn cutoff_ppm(&self) -> u32 {
         self.cutoff_ppm

@@ -7,6 +7,7 @@
 
 pub mod ledger;
 pub mod ops;
+pub mod secrets;
 mod sqlite;
 
 use std::path::Path;
@@ -233,6 +234,38 @@ pub enum PostEventKind {
     Deleted,
 }
 
+/// A leak file a trace finding was made from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeakFile {
+    /// As given on the command line (`-` for standard input).
+    pub name: String,
+    pub bytes: u64,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
+}
+
+/// A finding of `datapact trace --record`, to store.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct NewTraceFinding {
+    pub at: Timestamp,
+    /// Who ran the trace (`cli@HOST`).
+    pub actor: String,
+    pub leak_files: Vec<LeakFile>,
+    /// The trace's outcome (`Accused`, `InsufficientEvidence`, ...).
+    pub outcome: String,
+    pub accused: Vec<i64>,
+    /// The full trace report.
+    pub report: serde_json::Value,
+}
+
+/// A stored trace finding.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TraceFinding {
+    pub id: i64,
+    #[serde(flatten)]
+    pub finding: NewTraceFinding,
+}
+
 /// Totals for health and demo output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StoreStats {
@@ -335,6 +368,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn record_violations(&self, events: Vec<ViolationEvent>) -> StoreResult<()>;
     async fn violations(&self, licensee: Option<&str>) -> StoreResult<Vec<Violation>>;
+
+    /// Stores a trace finding; returns its id.
+    async fn record_trace_finding(&self, finding: NewTraceFinding) -> StoreResult<i64>;
+    /// The newest `limit` trace findings, newest first.
+    async fn trace_findings(&self, limit: usize) -> StoreResult<Vec<TraceFinding>>;
 
     /// The newest `limit` audit entries, newest first.
     async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>>;

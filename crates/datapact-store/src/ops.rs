@@ -165,7 +165,8 @@ pub async fn backup_data_dir(store: &dyn Store, data_dir: &Path, out: &Path) -> 
             .await
             .map_err(|e| StoreError::Unavailable(format!("the ledger backup failed: {e}")))??;
     }
-    copy_side_files(data_dir, out)
+    copy_side_files(data_dir, out)?;
+    crate::secrets::backup_ring(data_dir, out)
 }
 
 /// A consistent copy of a live SQLite database (WAL included) through the online backup API.
@@ -195,6 +196,8 @@ pub fn restore_data_dir(backup: &Path, data_dir: &Path, force: bool) -> StoreRes
             data_dir.display()
         )));
     }
+    // Before anything is replaced: a restore that would change a fingerprint key is refused whole.
+    crate::secrets::check_restore(backup, data_dir)?;
     std::fs::create_dir_all(data_dir).map_err(|e| io_error("create", data_dir, e))?;
     for file in [SQLITE_FILE, LEDGER_FILE] {
         let source = backup.join(file);
@@ -212,7 +215,8 @@ pub fn restore_data_dir(backup: &Path, data_dir: &Path, force: bool) -> StoreRes
         std::fs::copy(&source, &staging).map_err(|e| io_error("copy", &source, e))?;
         std::fs::rename(&staging, data_dir.join(file)).map_err(|e| io_error("rename", &staging, e))?;
     }
-    copy_side_files(backup, data_dir)
+    copy_side_files(backup, data_dir)?;
+    crate::secrets::restore_ring(backup, data_dir)
 }
 
 fn copy_side_files(from: &Path, to: &Path) -> StoreResult<()> {
@@ -226,7 +230,10 @@ fn copy_side_files(from: &Path, to: &Path) -> StoreResult<()> {
         let name = entry.file_name();
         let name_text = name.to_string_lossy();
         let ledger = name_text.starts_with(LEDGER_FILE) || name_text == crate::ledger::LEDGER_LOCK;
-        if name_text.starts_with(SQLITE_FILE) || ledger || !entry.path().is_file() {
+        // The fingerprint secret (with its lock and temporary files) is copied by `secrets`,
+        // checked, atomically and with mode 0600.
+        let secrets = name_text.starts_with(crate::secrets::SECRETS_FILE);
+        if name_text.starts_with(SQLITE_FILE) || ledger || secrets || !entry.path().is_file() {
             continue;
         }
         let target = to.join(&name);

@@ -18,9 +18,9 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params, params_from_iter};
 
 use crate::{
-    AuditEntry, Change, IngestEffect, KeyGrant, LicenseeTerms, PostEvent, PostEventKind, RevisionEntry, SQLITE_FILE,
-    Store, StoreError, StoreResult, StoreStats, TermsChange, TermsState, TimelineQuery, UserRecord, VIOLATION_SAMPLES,
-    Violation, ViolationEvent, ViolationSample,
+    AuditEntry, Change, IngestEffect, KeyGrant, LicenseeTerms, NewTraceFinding, PostEvent, PostEventKind,
+    RevisionEntry, SQLITE_FILE, Store, StoreError, StoreResult, StoreStats, TermsChange, TermsState, TimelineQuery,
+    TraceFinding, UserRecord, VIOLATION_SAMPLES, Violation, ViolationEvent, ViolationSample,
 };
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0001_initial.sql"),
     include_str!("sqlite/0002_terms.sql"),
     include_str!("sqlite/0003_author_metrics.sql"),
+    include_str!("sqlite/0004_trace_findings.sql"),
 ];
 const READ_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1091,6 +1092,57 @@ impl Store for SqliteStore {
                         first_at: Timestamp(row.get(3)?),
                         last_at: Timestamp(row.get(4)?),
                         samples: serde_json::from_str(&samples).unwrap_or_default(),
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn record_trace_finding(&self, finding: NewTraceFinding) -> StoreResult<i64> {
+        let leak_files = serde_json::to_string(&finding.leak_files).map_err(unavailable)?;
+        let accused = serde_json::to_string(&finding.accused).map_err(unavailable)?;
+        let report = serde_json::to_string(&finding.report).map_err(unavailable)?;
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO trace_findings (at, actor, leak_files, outcome, accused, report)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                finding.at.0,
+                finding.actor,
+                leak_files,
+                finding.outcome,
+                accused,
+                report
+            ])?;
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn trace_findings(&self, limit: usize) -> StoreResult<Vec<TraceFinding>> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id, at, actor, leak_files, outcome, accused, report FROM trace_findings
+                 ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = statement
+                .query_map([limit.min(i64::MAX as usize) as i64], |row| {
+                    let leak_files: String = row.get(3)?;
+                    let accused: String = row.get(5)?;
+                    let report: String = row.get(6)?;
+                    Ok(TraceFinding {
+                        id: row.get(0)?,
+                        finding: NewTraceFinding {
+                            at: Timestamp(row.get(1)?),
+                            actor: row.get(2)?,
+                            leak_files: serde_json::from_str(&leak_files).unwrap_or_default(),
+                            outcome: row.get(4)?,
+                            accused: serde_json::from_str(&accused).unwrap_or_default(),
+                            report: serde_json::from_str(&report).unwrap_or(serde_json::Value::Null),
+                        },
                     })
                 })?
                 .collect::<Result<_, _>>()?;

@@ -1109,3 +1109,17 @@ fn deliveries_and_usage_report_exactly_what_was_committed() {
     }
     verified(&ledger);
 }
+
+#[test]
+fn delivered_among_counts_each_leaked_post_a_licensee_received_once() {
+    let (_dir, _clock, ledger) = fresh();
+    let cap = Cap::hard(100_000);
+    deliver(&ledger, 1, cap, Dedup::None, &[1, 2, 3], t0(), "a");
+    deliver(&ledger, 1, cap, Dedup::None, &[3, 4], t0().plus_millis(DAY), "b");
+    deliver(&ledger, 2, cap, Dedup::None, &[5], t0(), "c");
+    let leaked: HashSet<i64> = [2, 3, 4, 5, 99].into_iter().collect();
+    assert_eq!(ledger.delivered_among(1, &leaked).unwrap(), 3, "post 3 was delivered twice, counted once");
+    assert_eq!(ledger.delivered_among(2, &leaked).unwrap(), 1);
+    assert_eq!(ledger.delivered_among(3, &leaked).unwrap(), 0);
+    assert_eq!(ledger.delivered_among(1, &HashSet::new()).unwrap(), 0);
+}

@@ -287,3 +287,29 @@ async fn violations_aggregate_with_recent_samples() {
     assert_eq!(violation.samples.last().unwrap().request_id, "req-14");
     assert!(store.violations(Some("other")).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn trace_findings_are_kept_newest_first() {
+    use datapact_store::{LeakFile, NewTraceFinding};
+    let (_dir, store) = store();
+    assert!(store.trace_findings(10).await.unwrap().is_empty());
+    for (i, outcome) in ["InsufficientEvidence", "Accused"].into_iter().enumerate() {
+        let finding = NewTraceFinding {
+            at: Timestamp(NOW.0 + i as i64),
+            actor: "cli@test".into(),
+            leak_files: vec![LeakFile { name: format!("leak{i}.csv"), bytes: 10, sha256: "ab".repeat(32) }],
+            outcome: outcome.into(),
+            accused: if i == 1 { vec![7] } else { vec![] },
+            report: serde_json::json!({"outcome": outcome}),
+        };
+        store.record_trace_finding(finding).await.unwrap();
+    }
+    let found = store.trace_findings(10).await.unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[0].finding.outcome, "Accused");
+    assert_eq!(found[0].finding.accused, vec![7]);
+    assert_eq!(found[0].finding.leak_files[0].name, "leak1.csv");
+    assert_eq!(found[0].finding.report["outcome"], "Accused");
+    assert_eq!(found[1].finding.at, NOW);
+    assert_eq!(store.trace_findings(1).await.unwrap().len(), 1);
+}

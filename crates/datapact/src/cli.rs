@@ -115,6 +115,57 @@ pub enum Command {
     },
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// The fingerprint secret: its versions, rotation, and encrypted export and import for backup.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Which licensee(s) a leaked dump came from: fingerprints read back, canaries found, with a
+    /// bound on the chance of accusing an innocent one.
+    Trace(crate::trace::TraceArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretCommand {
+    /// The secret's versions: number, creation time, code parameters and channels; never the keys.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new version from the OS random source for new copies; older versions are kept, so
+    /// copies rendered with them can still be traced.
+    Rotate {
+        /// The largest coalition the new version's code is tuned for (default: the current version's).
+        #[arg(long)]
+        max_coalition: Option<u32>,
+        /// The new version's channels, comma-separated (default: the current version's). Names:
+        /// apostrophe, double-quotes, ellipsis, spaced-dash, french-spacing, accent, zero-width, homoglyph.
+        #[arg(long, value_delimiter = ',')]
+        channels: Option<Vec<String>>,
+    },
+    /// Write every version, encrypted with a passphrase, to a new file: a standard age file (scrypt),
+    /// which `age -d` and `rage -d` also decrypt. Keep it apart from the data directory's backups.
+    Export {
+        /// The file to write (it must not exist yet).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Add the versions of an export that this data directory lacks; a version whose key differs
+    /// from the local one is refused and nothing changes.
+    Import {
+        /// A file written by `datapact secret export`.
+        file: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct PassphraseArgs {
+    /// The environment variable that holds the passphrase. When it is unset and standard input is a
+    /// terminal, the passphrase is asked for without echo.
+    #[arg(long, value_name = "VAR", default_value = "DATAPACT_SECRET_PASSPHRASE")]
+    pub passphrase_env: String,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -194,6 +245,9 @@ pub struct ServeArgs {
     /// Benchmarks only: meter nothing (no ledger, no caps).
     #[arg(long, hide = true)]
     pub unmetered: bool,
+    /// Benchmarks only: serve every licensee the public text (no fingerprints, no canaries).
+    #[arg(long, hide = true)]
+    pub unmarked: bool,
 }
 
 #[derive(Args, Debug)]

@@ -18,7 +18,7 @@ use datapact_store::{Change, IngestEffect, SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{AuthorCommand, Cli, Command, IngestArgs, KeyCommand, LicenseeCommand, ServeArgs, TermsCommand};
-use crate::{admin_token, demo, ledger};
+use crate::{admin_token, canaries, demo, ledger, secret, trace};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -32,10 +32,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         println!("restored {} into {}", from.display(), data_dir.display());
         return Ok(ExitCode::SUCCESS);
     }
+    // The secret commands need no store: they work on the ring file alone (even with no store yet).
+    let command = match cli.command {
+        Command::Secret(command) => return secret::run(command, &data_dir, clock.now()),
+        command => command,
+    };
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&data_dir).with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
     );
-    match cli.command {
+    match command {
         Command::Serve(args) => serve(args, store, clock, &data_dir).await,
         Command::Ingest(args) => ingest(args, store.as_ref(), clock.as_ref()).await,
         Command::Delete { ids } => delete(&ids, store.as_ref(), clock.now()).await,
@@ -60,7 +65,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ledger::deliveries(&data_dir, store.as_ref(), &licensee, month.as_deref(), format, clock).await
         }
         Command::Ledger(command) => ledger::ledger(&data_dir, command, clock),
-        Command::DemoCorpus(_) | Command::Restore { .. } => unreachable!("handled above"),
+        Command::Trace(args) => {
+            let canaries = canaries::delivered(&data_dir)?;
+            trace::run_with_canaries(&args, &data_dir, canaries).await
+        }
+        Command::DemoCorpus(_) | Command::Restore { .. } | Command::Secret(_) => unreachable!("handled above"),
     }
 }
 
@@ -89,6 +98,15 @@ async fn serve(
         None
     };
     let admin_token = admin_token::load_or_create(data_dir)?;
+    // Created on the first start and reused after: every copy rendered from now on must be
+    // traceable with a version kept in this ring.
+    let fingerprint_secrets = datapact_store::secrets::SecretRing::load_or_create(data_dir, clock.now())
+        .with_context(|| format!("cannot load the fingerprint secret in {}", data_dir.display()))?;
+    tracing::info!(
+        version = fingerprint_secrets.current().version(),
+        versions = fingerprint_secrets.versions().count(),
+        "fingerprint secret ready"
+    );
     let keys = Arc::new(KeyCache::load(store.as_ref()).await?);
     let terms = Arc::new(datapact_gateway::terms::TermsCache::load(store.as_ref()).await?);
     let ledger = if args.unmetered {
@@ -100,6 +118,12 @@ async fn serve(
                 .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?,
         )
     };
+    let mut post_cache = datapact_gateway::post_cache::PostCache::new(args.post_cache_mib.saturating_mul(1 << 20));
+    if args.unmarked {
+        tracing::warn!("posts are NOT marked (--unmarked): every licensee gets the public text; for benchmarks only");
+    } else {
+        post_cache = post_cache.with_fingerprint_secret(fingerprint_secrets.current().clone());
+    }
     let state = AppState::from(Services {
         store,
         clock,
@@ -109,9 +133,7 @@ async fn serve(
         admin_token: admin_token.into(),
         data_dir: data_dir.into(),
         test_clock,
-        feed: Arc::new(datapact_gateway::feed::PostFeed::with_post_cache(
-            datapact_gateway::post_cache::PostCache::new(args.post_cache_mib.saturating_mul(1 << 20)),
-        )),
+        feed: Arc::new(datapact_gateway::feed::PostFeed::with_post_cache(post_cache)),
         index: Default::default(),
         ledger,
         shutdown: Default::default(),

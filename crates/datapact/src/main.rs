@@ -1,10 +1,13 @@
 //! `datapact`: the licensing gateway and its operator commands.
 
 mod admin_token;
+mod canaries;
 mod cli;
 mod commands;
 mod demo;
 mod ledger;
+mod secret;
+mod trace;
 
 use std::process::ExitCode;
 

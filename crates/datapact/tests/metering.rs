@@ -17,25 +17,10 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 const USAGE_CAPPED: &str = "https://api.twitter.com/2/problems/usage-capped";
-const RATES: &str = r#"rate_limits = { search = "100000/15m", lookup = "100000/15m", timeline = "100000/15m", users = "100000/15m", stream = "100000/15m", usage = "100000/15m" }"#;
-
 /// One plan, `metered`, with generous rate limits and `plan` (cap and dedup lines); `acme` on it, plus `licensees`.
 fn terms(plan: &str, licensees: &str) -> String {
-    format!(
-        r#"
-[[plan]]
-name = "metered"
-{RATES}
-endpoints = ["search", "lookup", "timeline", "users", "stream", "usage"]
-purposes = ["all"]
-{plan}
-
-[[licensee]]
-name = "acme"
-plan = "metered"
-{licensees}
-"#
-    )
+    let plan = open_plan("metered", plan);
+    format!("{plan}\n[[licensee]]\nname = \"acme\"\nplan = \"metered\"\n{licensees}\n")
 }
 
 const GLOBEX: &str = "[[licensee]]\nname = \"globex\"\nplan = \"metered\"\n";

@@ -77,7 +77,7 @@ pub const MAX_BATCH_ROWS: usize = 16_384;
 /// The most posts one reservation may hold (a page, or a burst of the stream).
 pub const MAX_RESERVATION_POSTS: usize = 1_000;
 
-const MIGRATIONS: &[&str] = &[include_str!("0001_ledger.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("0001_ledger.sql"), include_str!("0002_canaries.sql")];
 const READ_CONNECTIONS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -418,7 +418,7 @@ impl Ledger {
         facts: EventFacts,
         response: Option<IdempotentResponse>,
     ) -> impl Future<Output = StoreResult<()>> + Send + 'static + use<> {
-        submit(&self.jobs, None, licensee_id, at, &[], &[], 0, facts, response)
+        submit(&self.jobs, None, licensee_id, at, &[], &[], 0, &[], facts, response)
     }
 
     /// Looks up an `Idempotency-Key` for `licensee_id` and, when it is free, holds it until the
@@ -483,6 +483,18 @@ impl Ledger {
         read::deliveries(&*self.reader()?, licensee_id, month, visit)
     }
 
+    /// Every canary delivered and still held (not pruned): `(licensee id, canary post id)`, each
+    /// once, for `datapact trace` to regenerate their texts.
+    pub fn canaries(&self) -> StoreResult<Vec<(i64, i64)>> {
+        read::canaries(&*self.reader()?)
+    }
+
+    /// How many of `post_ids` were ever delivered to the licensee (`datapact trace`: the share
+    /// of a leak an accused licensee received). Pruned batches no longer count.
+    pub fn delivered_among(&self, licensee_id: i64, post_ids: &HashSet<i64>) -> StoreResult<u64> {
+        read::delivered_among(&*self.reader()?, licensee_id, post_ids)
+    }
+
     /// Recomputes the chain from the genesis (and the daily totals from the events still held),
     /// naming the first break. `expect`: a head recorded earlier, which the chain must still contain.
     pub fn verify(&self, expect: Option<datapact_ledger::Anchor>) -> StoreResult<Result<VerifyReport, VerifyFailure>> {
@@ -536,8 +548,20 @@ impl Reservation {
     /// Sends the response's rows to the writer now, and returns the commit to await before
     /// sending the body (an error: the body must not be sent).
     pub fn commit(
+        self,
+        facts: EventFacts,
+        response: Option<IdempotentResponse>,
+    ) -> impl Future<Output = StoreResult<()>> + Send + 'static {
+        self.commit_with_canaries(facts, &[], response)
+    }
+
+    /// [`Reservation::commit`] for a response that also carries canaries (synthetic posts made
+    /// for this licensee): each gets a delivery row with revision [`datapact_ledger::CANARY_REVISION`],
+    /// never counted and outside the event's totals.
+    pub fn commit_with_canaries(
         mut self,
         facts: EventFacts,
+        canaries: &[i64],
         response: Option<IdempotentResponse>,
     ) -> impl Future<Output = StoreResult<()>> + Send + 'static {
         self.submitted = true;
@@ -549,6 +573,7 @@ impl Reservation {
             &self.posts,
             &self.allotment.counts,
             self.allotment.overage,
+            canaries,
             facts,
             response,
         )
@@ -578,6 +603,7 @@ fn submit(
     posts: &[(i64, u32)],
     counts: &[bool],
     overage: u32,
+    canaries: &[i64],
     facts: EventFacts,
     response: Option<IdempotentResponse>,
 ) -> impl Future<Output = StoreResult<()>> + Send + 'static + use<> {
@@ -607,7 +633,7 @@ fn submit(
         bytes: event.bytes,
     };
     let response = response.map(|response| (licensee_id, event.request_id.clone(), response));
-    let rows = response_rows(event, posts, counts);
+    let rows = response_rows(event, posts, counts, canaries);
     let (reply, done) = oneshot::channel();
     let sent = jobs.send(Message::Commit(Job { generation, rows, daily, response, reply }));
     async move {

@@ -227,6 +227,33 @@ pub(super) fn deliveries(
     Ok(count)
 }
 
+/// How many of `post_ids` the ledger says were ever delivered to a licensee (each post counted
+/// once however often it was delivered). Streams the licensee's deliveries through its index
+/// rather than binding the ids, so a leak of a million posts costs one pass, not a query each.
+pub(super) fn delivered_among(conn: &Connection, licensee_id: i64, post_ids: &HashSet<i64>) -> StoreResult<u64> {
+    if post_ids.is_empty() {
+        return Ok(0);
+    }
+    let mut statement = conn.prepare_cached("SELECT DISTINCT post_id FROM deliveries WHERE licensee_id = ?1")?;
+    let mut rows = statement.query(params![licensee_id])?;
+    let mut count = 0;
+    while let Some(row) = rows.next()? {
+        if post_ids.contains(&row.get::<_, i64>(0)?) {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// Every canary delivery held, `(licensee id, post id)`, each pair once (through the partial index).
+pub(super) fn canaries(conn: &Connection) -> StoreResult<Vec<(i64, i64)>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT DISTINCT licensee_id, post_id FROM deliveries WHERE revision = 0 ORDER BY licensee_id, post_id",
+    )?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// What `ledger verify` found when the chain holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifyReport {

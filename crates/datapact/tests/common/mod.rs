@@ -78,6 +78,21 @@ pub fn write_lines(path: &Path, lines: &[String]) {
     }
 }
 
+/// A `[[plan]]` named `name` allowing every endpoint and purpose with rate limits no test reaches,
+/// plus `lines` (caps, dedup, fingerprint settings...).
+pub fn open_plan(name: &str, lines: &str) -> String {
+    format!(
+        r#"
+[[plan]]
+name = "{name}"
+rate_limits = {{ search = "100000/15m", lookup = "100000/15m", timeline = "100000/15m", users = "100000/15m", stream = "100000/15m", usage = "100000/15m" }}
+endpoints = ["search", "lookup", "timeline", "users", "stream", "usage"]
+purposes = ["all"]
+{lines}
+"#
+    )
+}
+
 /// Terms that let `acme` do anything, with limits no test reaches unless it means to.
 pub const OPEN_TERMS: &str = r#"
 [[plan]]
