@@ -14,7 +14,8 @@
 #
 # The caller sets AB_NAME, AB_A, AB_B, AB_B_FLAG, AB_B_SAYS (what B logs to prove the flag took),
 # AB_TITLE, AB_PORT, AB_RPS_TARGET (% fewer requests/s allowed), AB_P99_TARGET (ms added at p99
-# allowed), and may set AB_COMMON_FLAGS (given to both) and define ab_check_a, ab_after_rounds and
+# allowed), and may set AB_COMMON_FLAGS (given to both) and AB_SAME_BYTES=0 (the flag changes the
+# bytes served: compare them with typography folded), and define ab_check_a, ab_after_rounds and
 # ab_report (extra report lines).
 #
 # Environment (defaults): BENCH_WORK (/tmp/datapact-$AB_NAME), BENCH_POSTS (200000), BENCH_REUSE
@@ -99,8 +100,17 @@ for s in "$AB_A" "$AB_B"; do
             "http://127.0.0.1:${SPORT[$s]}$(head -1 "$WORK/paths-$f.txt")"
     done
 done
-cmp -s "$WORK/body-$AB_A-lookup.json" "$WORK/body-$AB_B-lookup.json" || die "the two gateways answer different lookups"
-cmp -s "$WORK/body-$AB_A-search.json" "$WORK/body-$AB_B-search.json" || die "the two gateways answer different searches"
+# Same answers, byte for byte, unless the flag changes the bytes on purpose (AB_SAME_BYTES=0: then
+# the same answers once typography is folded, which is all a fingerprint changes).
+same() {
+    if [[ ${AB_SAME_BYTES:-1} == 1 ]]; then
+        cmp -s "$1" "$2"
+    else
+        cmp -s <(python3 "$ROOT/bench/fold_typography.py" <"$1") <(python3 "$ROOT/bench/fold_typography.py" <"$2")
+    fi
+}
+same "$WORK/body-$AB_A-lookup.json" "$WORK/body-$AB_B-lookup.json" || die "the two gateways answer different lookups"
+same "$WORK/body-$AB_A-search.json" "$WORK/body-$AB_B-search.json" || die "the two gateways answer different searches"
 if declare -F ab_check_a >/dev/null; then ab_check_a; fi
 
 # --- rounds ------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 AB_NAME=marking AB_A=marked AB_B=unmarked AB_B_FLAG=--unmarked AB_B_SAYS='NOT marked'
 AB_TITLE="datapact marking benchmark (issue 7)" AB_PORT=18480 AB_RPS_TARGET=5 AB_P99_TARGET=0.5
-AB_COMMON_FLAGS=--unmetered
+AB_COMMON_FLAGS=--unmetered AB_SAME_BYTES=0
 
 # The marked gateway must really serve marked copies: its copy of a post differs from the other's
 # for at least one of the first 50 lookup paths.

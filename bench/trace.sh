@@ -7,10 +7,11 @@
 # The leak is BENCH_POSTS demo posts (`datapact-demo`, the corpus `datapact demo-corpus`
 # writes) as one licensee's fingerprinted copies, in the X shape (JSON Lines, each post with
 # its author, metrics and dates), with BENCH_PLANTED canary lines of that licensee mixed in.
-# Until `datapact trace` is wired into the CLI, the engine runs through the trace crate's
-# `trace_bench` example, which builds the same corpus in memory (the CLI reads it from the
-# store) and calls the same `Tracer` the command uses; it reports the corpus build and the
-# trace of the leak separately.
+# The engine runs through the trace crate's `trace_bench` example, which builds the same
+# corpus in memory (`datapact trace` reads it from the store) and calls the same `Tracer` the
+# command uses; it reports the corpus build and the trace of the leak separately. rg scans the
+# raw bytes; the trace scans a JSON line's decoded text fields for canaries (where a post's
+# text is) besides parsing, matching and reading every line.
 #
 #  - throughput ratio = rg's time / trace's time over the leak (matching, fingerprint reading,
 #    staged accusation over 1,000 candidates, canary scan, report);

@@ -30,7 +30,8 @@ pub struct CanaryHit {
     pub licensee: u64,
     /// Its identifier.
     pub canary_id: String,
-    /// Occurrences of its exact text (or of its JSON-escaped form) in the raw leak bytes.
+    /// Occurrences of its exact text (or of its JSON-escaped form) where the leak holds post
+    /// texts: a text dump's or a CSV's bytes, a JSON line's decoded text fields.
     pub exact_occurrences: u64,
     /// Leaked records whose text matches it after normalisation (case, whitespace,
     /// punctuation, typographic forms), whether or not the exact text was also found.

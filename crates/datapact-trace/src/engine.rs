@@ -369,12 +369,20 @@ impl Tracer {
     }
 
     /// Parses, matches, reads and scans one chunk of whole lines (runs in parallel).
+    ///
+    /// Canaries are searched where a post's text is: a text dump's lines whole, a JSON line's
+    /// decoded text fields (a canary is a post, so a leak carries it as a post's text or inside
+    /// one). Scanning the decoded texts rather than the raw line skips ids, dates, metrics and
+    /// authors, most of an X-shaped line, and needs no JSON-escaped forms.
     fn process_lines(&self, bytes: &[u8], offset: u64, format: LeakFormat) -> BatchOutcome {
         let mut out = BatchOutcome::default();
-        self.canaries.scan(bytes, |c, end| {
-            let len = self.canaries.get(c).text.len();
-            out.canaries.push((c, offset + end.saturating_sub(len) as u64, true));
-        });
+        let per_record = format == LeakFormat::Jsonl;
+        if !per_record {
+            self.canaries.scan(bytes, |c, end| {
+                let len = self.canaries.get(c).text.len();
+                out.canaries.push((c, offset + end.saturating_sub(len) as u64, true));
+            });
+        }
         let mut records = Vec::new();
         let mut start = 0;
         let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
@@ -383,6 +391,7 @@ impl Tracer {
                 break;
             }
             let line = &bytes[start..end];
+            let line_offset = offset + start as u64;
             start = end + 1;
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.iter().all(|b| b.is_ascii_whitespace()) {
@@ -406,6 +415,9 @@ impl Tracer {
                 continue;
             }
             for record in records.drain(..) {
+                if per_record {
+                    self.canaries.scan(record.text.as_bytes(), |c, _| out.canaries.push((c, line_offset, true)));
+                }
                 self.handle(record, offset, &mut out);
             }
         }

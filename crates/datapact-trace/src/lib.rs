@@ -12,7 +12,8 @@
 //!   fingerprint);
 //! * reads the fingerprint sites of the first copy of each post under every secret version
 //!   ([`datapact_mark::PreparedPost::read`]);
-//! * scans the raw bytes for canary texts (Aho–Corasick), and matches normalised records
+//! * scans where the leak holds post texts (a text dump's or a CSV's bytes, a JSON line's
+//!   decoded text fields) for canary texts (Aho–Corasick), and matches normalised records
 //!   against them.
 //!
 //! Evidence is added in leak order and judged in stages fixed in advance by site counts
