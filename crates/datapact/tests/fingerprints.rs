@@ -383,3 +383,53 @@ async fn two_gateways_with_the_same_secret_render_identically() {
         assert_eq!(a, b, "{name}'s copies differ between the gateways");
     }
 }
+
+#[tokio::test]
+async fn the_stream_carries_canaries_between_ingested_posts_and_records_them() {
+    let (_dir, data_dir, keys) = setup("canary_rate = 1.0");
+    let gateway = Gateway::start(&data_dir, &[]);
+    let mut response = gateway
+        .http
+        .get(format!("{}/2/tweets/sample/stream", gateway.public))
+        .bearer_auth(&keys["acme"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // One burst of five new posts, ids 1,000 apart: a canary fits between two of them.
+    let base = 1_820_000_000_000_000_000i64;
+    let lines: Vec<String> = (1..=5)
+        .map(|n| {
+            serde_json::json!({"id": (base + n * 1_000).to_string(), "text": format!("Streamed {n}: it's “new”"),
+                "author_id": QUIET_AUTHOR.to_string(), "created_at": time(EPOCH_MS + n)})
+            .to_string()
+        })
+        .collect();
+    let token = Gateway::admin_token(&data_dir);
+    let ingested =
+        gateway.http.post(format!("{}/admin/posts", gateway.admin)).bearer_auth(token).body(lines.join("\n")).send();
+    assert_eq!(ingested.await.unwrap().status(), 200);
+    let (mut buffer, mut ids) = (Vec::new(), Vec::new());
+    let started = std::time::Instant::now();
+    while ids.len() < 6 && started.elapsed() < std::time::Duration::from_secs(20) {
+        let Ok(Ok(Some(chunk))) = tokio::time::timeout(std::time::Duration::from_secs(20), response.chunk()).await
+        else {
+            break;
+        };
+        buffer.extend_from_slice(&chunk);
+        while let Some(end) = buffer.windows(2).position(|w| w == b"\r\n") {
+            let line: Vec<u8> = buffer.drain(..end + 2).collect();
+            if line.len() > 2 {
+                let post: Value = serde_json::from_slice(&line[..line.len() - 2]).unwrap();
+                ids.push(post["data"]["id"].as_str().unwrap().parse::<i64>().unwrap());
+            }
+        }
+    }
+    drop(response);
+    let real: BTreeSet<i64> = (1..=5).map(|n| base + n * 1_000).collect();
+    let canaries: BTreeSet<i64> = ids.iter().copied().filter(|id| !real.contains(id)).collect();
+    assert_eq!(ids.iter().filter(|id| real.contains(id)).count(), 5, "every ingested post streamed: {ids:?}");
+    assert_eq!(canaries.len(), 1, "one canary in the burst: {ids:?}");
+    drop(gateway);
+    assert_eq!(ledger_canaries(&data_dir, "acme"), canaries, "the ledger records the streamed canary");
+}
