@@ -210,6 +210,9 @@ async fn canaries_take_a_slot_keep_pagination_whole_are_recorded_and_never_count
     let mut delivered_canaries: BTreeSet<i64> = canaries.keys().copied().collect();
     delivered_canaries.extend(found.keys().filter(|id| !real.contains(id)));
     assert_eq!(ledger_canaries(&data_dir, "acme"), delivered_canaries);
+    // Canary rows are sealed in the chain like any delivery.
+    let verified = datapact_ok(&data_dir, &["ledger", "verify"]);
+    assert!(verified.starts_with("ledger verifies"), "{verified}");
 
     // Another licensee gets other canaries (other ids or other texts).
     let gateway = Gateway::start(&data_dir, &[]);
