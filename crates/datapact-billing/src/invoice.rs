@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::money::{Currency, Exact, Money, Rate};
 use crate::month::{Month, Term};
@@ -57,8 +57,8 @@ pub struct PricedRecords {
     pub pricing: RecordPricing,
 }
 
-/// What an invoice line charges for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// What an invoice line charges for. Deserialize reads back what the store kept of an issued invoice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Charge {
     /// The monthly fee for `days` days of the term: `monthly_fee × days / days_in_month`.
@@ -131,7 +131,7 @@ impl Charge {
 }
 
 /// One line of an invoice: a charge over a span of days, and its amount rounded once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceLine {
     /// The first day the line covers (fee: first day billed; records: first delivery day).
     pub first_day: NaiveDate,

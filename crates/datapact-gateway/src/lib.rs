@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod billing;
 pub mod canary;
 pub mod client_addr;
 pub mod extract;

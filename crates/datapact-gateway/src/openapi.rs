@@ -247,6 +247,12 @@ pub enum LicenseeProblems {
     )]
     Forbidden(#[to_schema] Problem),
     #[response(
+        status = 402,
+        description = "Suspended for non-payment (`payment-required`): an invoice is unpaid past its due date and the licensee's grace days; the problem names each overdue invoice",
+        content_type = "application/problem+json"
+    )]
+    PaymentRequired(#[to_schema] Problem),
+    #[response(
         status = 409,
         description = "A request with the same `Idempotency-Key` is still being served",
         content_type = "application/problem+json"

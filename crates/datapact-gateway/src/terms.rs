@@ -2,7 +2,8 @@
 //! headers, author opt-outs and violations.
 //!
 //! Order (ARCHITECTURE.md): 401 key → 403 blocked / outside term / network / endpoint / purpose
-//! ([`enforce`], before the handler) → 400 parameters (the handler) → 429 rate limit
+//! ([`enforce`], before the handler) → 402 payment required (an invoice unpaid past its due date and
+//! the licensee's grace days; [`enforce`]) → 400 parameters (the handler) → 429 rate limit
 //! ([`Admission::admit`], called by the handler once its parameters are valid). Every
 //! authenticated response carries the endpoint's rate-limit headers.
 
@@ -15,6 +16,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use datapact_billing::{DEFAULT_GRACE_DAYS, InvoiceAccount, Suspension};
 use datapact_core::purpose::Purpose;
 use datapact_core::{Endpoint, KeyPrefix, LicenseeStatus, Timestamp, UserId};
 use datapact_store::{Store, StoreResult, TermsState, ViolationEvent};
@@ -35,12 +37,16 @@ pub struct LicenseeState {
     pub reason: String,
     /// `None`: no agreement in force (never applied, pruned, or unreadable).
     pub agreement: Option<Agreement>,
+    /// Days an invoice may be overdue before the licensee is suspended (its billing terms).
+    pub grace_days: u32,
 }
 
 #[derive(Default, Debug)]
 pub struct TermsSnapshot {
     pub licensees: HashMap<i64, LicenseeState>,
     opt_outs: HashMap<UserId, Vec<Purpose>>,
+    /// Every invoice with its payments, by licensee id: what the 402 step decides from.
+    accounts: HashMap<i64, Vec<InvoiceAccount>>,
 }
 
 impl TermsSnapshot {
@@ -62,10 +68,13 @@ impl TermsSnapshot {
             .licensees
             .iter()
             .map(|stored| {
-                let agreement = stored.terms.as_ref().and_then(|body| {
-                    let terms = serde_json::from_value::<datapact_terms::LicenseeTerms>(body.clone()).ok()?;
+                let terms = stored
+                    .terms
+                    .as_ref()
+                    .and_then(|body| serde_json::from_value::<datapact_terms::LicenseeTerms>(body.clone()).ok());
+                let agreement = terms.as_ref().and_then(|terms| {
                     let plan = plans.get(terms.plan.as_str())?;
-                    Agreement::resolve(plan, &terms)
+                    Agreement::resolve(plan, terms)
                         .inspect_err(
                             |error| tracing::error!(licensee = %stored.name, %error, "agreement does not resolve"),
                         )
@@ -76,6 +85,7 @@ impl TermsSnapshot {
                     status: stored.status,
                     reason: stored.reason.clone(),
                     agreement,
+                    grace_days: terms.map_or(DEFAULT_GRACE_DAYS, |t| t.billing.grace_days),
                 };
                 (stored.id, state)
             })
@@ -86,7 +96,25 @@ impl TermsSnapshot {
                 by_author.entry(*author).or_default().push(purpose);
             }
         }
-        TermsSnapshot { licensees, opt_outs: by_author }
+        TermsSnapshot { licensees, opt_outs: by_author, accounts: HashMap::new() }
+    }
+
+    /// Adds the invoices and payments the 402 step decides from.
+    pub fn with_accounts(mut self, accounts: Vec<datapact_store::LicenseeAccount>) -> TermsSnapshot {
+        self.accounts.clear();
+        for account in accounts {
+            self.accounts.entry(account.licensee_id).or_default().push(account.account);
+        }
+        self
+    }
+
+    /// Whether the licensee is suspended for non-payment at `now` (an invoice unpaid past its due
+    /// date and grace days), and which invoices it owes. Evaluated per request from the instant it
+    /// arrives, so a suspension begins on time without anything being written.
+    pub fn suspension(&self, licensee_id: i64, now: Timestamp) -> Option<Suspension> {
+        let accounts = self.accounts.get(&licensee_id)?;
+        let grace = self.licensees.get(&licensee_id).map_or(DEFAULT_GRACE_DAYS, |l| l.grace_days);
+        datapact_billing::suspension(accounts, grace, now)
     }
 
     /// Whether `author`'s posts are withheld from a key with `purpose` (they opted out of a use it covers).
@@ -121,7 +149,10 @@ impl TermsCache {
     pub async fn reload(&self, store: &dyn Store) -> StoreResult<()> {
         let state = store.terms_state().await?;
         let opt_outs = store.opt_outs().await?;
-        self.snapshot.store(Arc::new(TermsSnapshot::build(&state, &opt_outs)));
+        // Invoices and payments bump the store's change counter, so a payment recorded anywhere is
+        // seen here within a poll (200 ms) and lifts a suspension within a second.
+        let accounts = store.invoice_accounts(None).await?;
+        self.snapshot.store(Arc::new(TermsSnapshot::build(&state, &opt_outs).with_accounts(accounts)));
         Ok(())
     }
 
@@ -130,10 +161,14 @@ impl TermsCache {
     }
 
     fn record(&self, licensee_id: i64, refusal: &Refusal, at: Timestamp, request_id: &str, client: IpAddr) {
+        self.record_kind(licensee_id, refusal.kind.as_str(), at, request_id, client);
+    }
+
+    fn record_kind(&self, licensee_id: i64, kind: &str, at: Timestamp, request_id: &str, client: IpAddr) {
         if let Ok(mut pending) = self.violations.lock() {
             pending.push(ViolationEvent {
                 licensee_id,
-                kind: refusal.kind.as_str().to_owned(),
+                kind: kind.to_owned(),
                 at,
                 request_id: request_id.to_owned(),
                 client: client.to_string(),
@@ -146,6 +181,9 @@ impl TermsCache {
         self.violations.lock().map(|mut pending| std::mem::take(&mut *pending)).unwrap_or_default()
     }
 }
+
+/// The violation kind a 402 records.
+pub const PAYMENT_REQUIRED_KIND: &str = "payment_required";
 
 /// The endpoint family of a route template.
 pub fn endpoint_of(route: &str) -> Option<Endpoint> {
@@ -325,6 +363,15 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
             return response;
         }
     };
+    // Step 3, after the 403s and before parameters and the rate limit: like a block, a suspension
+    // for non-payment refuses every request without counting it against the window.
+    if let Some(suspension) = snapshot.suspension(caller.licensee_id, now) {
+        state.terms.record_kind(caller.licensee_id, PAYMENT_REQUIRED_KIND, now, &request_id, client);
+        let mut response = crate::billing::payment_required(&caller.licensee, &suspension).into_response();
+        let decision = state.terms.limiter.peek(&caller.licensee_id, endpoint, rate, now);
+        add_rate_headers(&mut response, &decision, endpoint);
+        return response;
+    }
     let admission = admission(purpose, Some(rate), marking(fingerprint), canary_ppm);
     let slot = admission.decision.clone();
     request.extensions_mut().insert(admission);
@@ -383,8 +430,7 @@ pub async fn agreements(store: &dyn Store) -> Result<Vec<Agreement>, Problem> {
         .collect())
 }
 
-/// `datapact apply` and `POST /admin/terms`: parses `text`, compares it with the store, and
-/// unless `dry_run`, writes the changes (each audited) in one transaction.
+/// `POST /admin/terms`: [`apply_terms_file`] without the price book report.
 pub async fn apply_terms_text(
     store: &dyn Store,
     text: &str,
@@ -392,6 +438,29 @@ pub async fn apply_terms_text(
     dry_run: bool,
     change: &datapact_store::Change,
 ) -> Result<datapact_terms::TermsDiff, Problem> {
+    Ok(apply_terms_file(store, text, prune, dry_run, change).await?.0)
+}
+
+/// What an apply does to the stored price books.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PriceBooksChange {
+    /// Versions in the file (0: the file has no `[[price_book]]`, and the stored ones stay).
+    pub versions: usize,
+    /// Whether the stored versions are replaced by the file's.
+    pub changed: bool,
+}
+
+/// `datapact apply` and `POST /admin/terms`: parses `text`, compares it with the store, and
+/// unless `dry_run`, writes the changes (each audited) in one transaction. The file's price book
+/// versions, when it has any, replace the stored ones whole (a version is whole, and the file
+/// lists every version); a file without `[[price_book]]` leaves them alone.
+pub async fn apply_terms_file(
+    store: &dyn Store,
+    text: &str,
+    prune: bool,
+    dry_run: bool,
+    change: &datapact_store::Change,
+) -> Result<(datapact_terms::TermsDiff, PriceBooksChange), Problem> {
     use datapact_store::TermsChange;
     use datapact_terms::Change as Diff;
     let file = datapact_terms::parse_terms(text)
@@ -399,8 +468,13 @@ pub async fn apply_terms_text(
     let current = current_terms(store).await?;
     let diff = datapact_terms::diff_terms(&current, &file, prune)
         .map_err(|error| Problem::invalid_request(format!("the terms cannot be applied: {error}")))?;
-    if dry_run || diff.is_empty() {
-        return Ok(diff);
+    let stored_books = crate::billing::price_books(&store.terms_state().await?)?;
+    let books = PriceBooksChange {
+        versions: file.price_books.len(),
+        changed: !file.price_books.is_empty() && file.price_books != stored_books,
+    };
+    if dry_run || (diff.is_empty() && !books.changed) {
+        return Ok((diff, books));
     }
     let status_changed: Vec<String> = diff.status_changes().into_iter().map(|s| s.licensee).collect();
     let mut puts = Vec::new();
@@ -426,9 +500,12 @@ pub async fn apply_terms_text(
         }
     }
     // Plans first (licensees refer to them), plan deletions last (nothing refers to them then).
-    let changes = puts.into_iter().chain(licensee_puts).chain(clears).chain(deletes).collect();
+    let mut changes: Vec<TermsChange> = puts.into_iter().chain(licensee_puts).chain(clears).chain(deletes).collect();
+    if books.changed {
+        changes.push(TermsChange::PutPriceBooks { body: to_json(&file.price_books) });
+    }
     store.apply_terms(changes, change).await?;
-    Ok(diff)
+    Ok((diff, books))
 }
 
 fn to_json(value: &impl serde::Serialize) -> serde_json::Value {

@@ -13,6 +13,8 @@ mod sqlite;
 use std::path::Path;
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
+use datapact_billing::{Currency, InvoiceAccount, InvoiceLine, Money, Month};
 use datapact_core::ingest::IngestRecord;
 use datapact_core::{Author, KeyHash, KeyPrefix, KeyRecord, Licensee, Post, PostId, Timestamp, UserId};
 
@@ -82,6 +84,9 @@ pub struct TermsState {
     /// Plans by name, as JSON.
     pub plans: Vec<(String, serde_json::Value)>,
     pub licensees: Vec<LicenseeTerms>,
+    /// The price book versions last applied (JSON array of `datapact_billing::PriceBook`); `None`
+    /// until a terms file with `[[price_book]]` is applied.
+    pub price_books: Option<serde_json::Value>,
 }
 
 /// One change of `datapact apply`.
@@ -103,6 +108,10 @@ pub enum TermsChange {
     /// Removes a licensee's agreement (its history and keys stay; it is no longer served).
     ClearLicensee {
         name: String,
+    },
+    /// Replaces the price book versions whole (JSON array of `datapact_billing::PriceBook`).
+    PutPriceBooks {
+        body: serde_json::Value,
     },
 }
 
@@ -266,6 +275,88 @@ pub struct TraceFinding {
     pub finding: NewTraceFinding,
 }
 
+/// One licensee's month, priced, to issue as an invoice (see [`Store::issue_invoices`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewInvoice {
+    pub licensee: String,
+    pub month: Month,
+    pub plan: String,
+    /// The lines, each rounded once; they must sum to `total`.
+    pub lines: Vec<InvoiceLine>,
+    pub total: Money,
+    /// Counted records priced.
+    pub records: u64,
+    /// Payable until the end of this day (UTC).
+    pub due: NaiveDate,
+}
+
+/// An issued invoice, as stored. Never edited after issue, except to be voided.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StoredInvoice {
+    /// `DP-000001`: gapless per platform, in issue order.
+    pub number: String,
+    pub licensee: String,
+    pub licensee_id: i64,
+    pub month: Month,
+    pub plan: String,
+    pub currency: Currency,
+    pub issued_at: Timestamp,
+    pub due: NaiveDate,
+    pub lines: Vec<InvoiceLine>,
+    pub total: Money,
+    pub records: u64,
+    pub voided_at: Option<Timestamp>,
+}
+
+/// What an invoice run did: invoices it issued, and those that already existed for the same
+/// licensee and month (left as they were).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InvoiceIssue {
+    pub issued: Vec<StoredInvoice>,
+    pub existing: Vec<StoredInvoice>,
+}
+
+/// A payment to record (see [`Store::record_payment`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPayment {
+    pub licensee: String,
+    /// The invoice number it pays towards.
+    pub invoice: String,
+    /// More than zero, in the invoice's currency, at most what is outstanding.
+    pub amount: Money,
+    /// The bank's or processor's reference: unique per licensee, so a payment recorded twice
+    /// counts once.
+    pub reference: String,
+}
+
+/// A recorded payment.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StoredPayment {
+    pub licensee: String,
+    pub invoice: String,
+    pub amount: Money,
+    pub reference: String,
+    pub received_at: Timestamp,
+}
+
+/// The outcome of [`Store::record_payment`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PaymentRecorded {
+    pub payment: StoredPayment,
+    /// `false` when the same payment (same reference, invoice and amount) was recorded before:
+    /// nothing changed.
+    pub new: bool,
+}
+
+/// An invoice as dunning sees it, with its licensee: what the gateway's 402 and `balance` read.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LicenseeAccount {
+    pub licensee_id: i64,
+    pub licensee: String,
+    pub month: Month,
+    pub account: InvoiceAccount,
+}
+
 /// Totals for health and demo output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StoreStats {
@@ -373,6 +464,27 @@ pub trait Store: Send + Sync + 'static {
     async fn record_trace_finding(&self, finding: NewTraceFinding) -> StoreResult<i64>;
     /// The newest `limit` trace findings, newest first.
     async fn trace_findings(&self, limit: usize) -> StoreResult<Vec<TraceFinding>>;
+
+    /// Issues invoices in one transaction, each numbered next (gapless) and audited
+    /// (`invoice.issue`). Idempotent per (licensee, month): one that already has an invoice gets
+    /// nothing new, and the existing invoice is reported instead. Licensees suspended at
+    /// `change.at` (an older invoice unpaid past its due date and grace days) and not yet logged
+    /// so get a `licensee.suspended` audit entry.
+    async fn issue_invoices(&self, invoices: Vec<NewInvoice>, change: &Change) -> StoreResult<InvoiceIssue>;
+    /// Invoices of one licensee (or all) and one month (or all), in number order.
+    async fn invoices(&self, licensee: Option<&str>, month: Option<Month>) -> StoreResult<Vec<StoredInvoice>>;
+    /// The invoice with this number.
+    async fn invoice(&self, number: &str) -> StoreResult<Option<StoredInvoice>>;
+    /// Records a payment received at `change.at`, audited (`payment.record`; `invoice.paid` when it
+    /// settles the invoice; `licensee.reinstated` when it lifts a suspension). Idempotent by
+    /// reference: the same reference, invoice and amount again returns the first payment
+    /// (`new: false`); the same reference with another invoice or amount is a `Conflict`. An
+    /// amount above what is outstanding, or towards a void invoice, is `Invalid`.
+    async fn record_payment(&self, payment: NewPayment, change: &Change) -> StoreResult<PaymentRecorded>;
+    /// Payments of one licensee (or all), oldest first.
+    async fn payments(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredPayment>>;
+    /// Every invoice of one licensee (or all) with its payments, for dunning and balances.
+    async fn invoice_accounts(&self, licensee: Option<&str>) -> StoreResult<Vec<LicenseeAccount>>;
 
     /// The newest `limit` audit entries, newest first.
     async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>>;

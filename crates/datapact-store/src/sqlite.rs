@@ -18,10 +18,13 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params, params_from_iter};
 
 use crate::{
-    AuditEntry, Change, IngestEffect, KeyGrant, LicenseeTerms, NewTraceFinding, PostEvent, PostEventKind,
-    RevisionEntry, SQLITE_FILE, Store, StoreError, StoreResult, StoreStats, TermsChange, TermsState, TimelineQuery,
-    TraceFinding, UserRecord, VIOLATION_SAMPLES, Violation, ViolationEvent, ViolationSample,
+    AuditEntry, Change, IngestEffect, InvoiceIssue, KeyGrant, LicenseeAccount, LicenseeTerms, NewInvoice, NewPayment,
+    NewTraceFinding, PaymentRecorded, PostEvent, PostEventKind, RevisionEntry, SQLITE_FILE, Store, StoreError,
+    StoreResult, StoreStats, StoredInvoice, StoredPayment, TermsChange, TermsState, TimelineQuery, TraceFinding,
+    UserRecord, VIOLATION_SAMPLES, Violation, ViolationEvent, ViolationSample,
 };
+
+mod billing;
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -29,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0002_terms.sql"),
     include_str!("sqlite/0003_author_metrics.sql"),
     include_str!("sqlite/0004_trace_findings.sql"),
+    include_str!("sqlite/0005_billing.sql"),
 ];
 const READ_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -443,7 +447,7 @@ fn parse_json(text: Option<String>) -> Option<serde_json::Value> {
 
 /// Appends one audit entry in the caller's transaction, so a change and its record commit together.
 fn append_audit(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     change: &Change,
     action: &str,
     subject: &str,
@@ -548,6 +552,20 @@ fn apply_terms_change(tx: &rusqlite::Transaction<'_>, item: TermsChange, change:
                 params![name, after.terms.as_ref().map(json_text), after.status.as_str(), after.reason],
             )?;
             append_audit(tx, change, "licensee.terms", &name, Some(to_json(&before)), Some(to_json(&after)))
+        }
+        TermsChange::PutPriceBooks { body } => {
+            let before: Option<String> =
+                tx.query_row("SELECT body FROM price_books WHERE id = 1", [], |row| row.get(0)).optional()?;
+            let before = parse_json(before);
+            if before.as_ref() == Some(&body) {
+                return Ok(());
+            }
+            tx.execute(
+                "INSERT INTO price_books (id, body, updated_at) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                params![json_text(&body), change.at.0],
+            )?;
+            append_audit(tx, change, "price_book.put", "price_books", before, Some(body))
         }
         TermsChange::ClearLicensee { name } => {
             let Some(before) = licensee_terms(tx, &name)? else { return Ok(()) };
@@ -938,7 +956,11 @@ impl Store for SqliteStore {
             let mut licensees =
                 conn.prepare_cached("SELECT name, status, reason, terms, id FROM licensees ORDER BY name")?;
             let licensees = licensees.query_map([], licensee_terms_from_row)?.collect::<Result<_, _>>()?;
-            Ok(TermsState { plans, licensees })
+            let price_books: Option<String> = conn
+                .prepare_cached("SELECT body FROM price_books WHERE id = 1")?
+                .query_row([], |row| row.get(0))
+                .optional()?;
+            Ok(TermsState { plans, licensees, price_books: parse_json(price_books) })
         })
         .await
     }
@@ -1147,6 +1169,65 @@ impl Store for SqliteStore {
                 })?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn issue_invoices(&self, invoices: Vec<NewInvoice>, change: &Change) -> StoreResult<InvoiceIssue> {
+        let change = change.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let outcome = billing::issue(&tx, invoices, &change)?;
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn invoices(
+        &self,
+        licensee: Option<&str>,
+        month: Option<datapact_billing::Month>,
+    ) -> StoreResult<Vec<StoredInvoice>> {
+        let licensee = licensee.map(str::to_owned);
+        self.read(move |conn| billing::invoices(conn, licensee.as_deref(), month, None)).await
+    }
+
+    async fn invoice(&self, number: &str) -> StoreResult<Option<StoredInvoice>> {
+        let number = number.to_owned();
+        self.read(move |conn| Ok(billing::invoices(conn, None, None, Some(number.as_str()))?.pop())).await
+    }
+
+    async fn record_payment(&self, payment: NewPayment, change: &Change) -> StoreResult<PaymentRecorded> {
+        let change = change.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let recorded = billing::record_payment(&tx, payment, &change)?;
+            tx.commit()?;
+            Ok(recorded)
+        })
+        .await
+    }
+
+    async fn payments(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredPayment>> {
+        let licensee = licensee.map(str::to_owned);
+        self.read(move |conn| billing::payments(conn, licensee.as_deref())).await
+    }
+
+    async fn invoice_accounts(&self, licensee: Option<&str>) -> StoreResult<Vec<LicenseeAccount>> {
+        let licensee = licensee.map(str::to_owned);
+        self.read(move |conn| {
+            let id = match &licensee {
+                None => None,
+                Some(name) => match conn
+                    .query_row("SELECT id FROM licensees WHERE name = ?1", [name], |row| row.get::<_, i64>(0))
+                    .optional()?
+                {
+                    Some(id) => Some(id),
+                    None => return Err(StoreError::NotFound(format!("no licensee named {name:?}"))),
+                },
+            };
+            billing::accounts(conn, id)
         })
         .await
     }

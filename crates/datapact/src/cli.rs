@@ -16,6 +16,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// For tests only: take "now" from this RFC 3339 time instead of the system clock (CLI commands;
+    /// `serve` has --test-clock).
+    #[arg(long, global = true, hide = true)]
+    pub now: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -121,6 +126,97 @@ pub enum Command {
     /// Which licensee(s) a leaked dump came from: fingerprints read back, canaries found, with a
     /// bound on the chance of accusing an innocent one.
     Trace(crate::trace::TraceArgs),
+    /// Invoices: issue a month's from the ledger, list and show them.
+    #[command(subcommand)]
+    Invoice(InvoiceCommand),
+    /// Payments towards invoices.
+    #[command(subcommand)]
+    Payment(PaymentCommand),
+    /// What each licensee was invoiced, has paid, owes and owes overdue; who is suspended.
+    Balance {
+        /// One licensee (default: all with an invoice).
+        licensee: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Billing reports.
+    #[command(subcommand)]
+    Billing(BillingCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InvoiceCommand {
+    /// Issue the month's invoices: one per licensee with an agreement and something to bill, priced
+    /// from the ledger's counted records by the price books in force on each delivery day. A second
+    /// run issues nothing new and lists what exists.
+    Run {
+        /// The month, YYYY-MM; it must be over.
+        #[arg(long)]
+        month: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List invoices, with their status, paid and outstanding amounts.
+    List {
+        /// One licensee (default: all).
+        licensee: Option<String>,
+        /// One month, YYYY-MM (default: all).
+        #[arg(long)]
+        month: Option<String>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// One invoice and its lines.
+    Show {
+        /// The invoice number (DP-000001).
+        number: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
+    Csv,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PaymentCommand {
+    /// Record a payment received towards an invoice (partial payments allowed; never more than is
+    /// outstanding). The same reference again is the same payment: recorded once.
+    Record {
+        licensee: String,
+        /// The amount in the invoice's currency, as a decimal: 468.00.
+        amount: String,
+        /// The invoice number it pays.
+        #[arg(long)]
+        invoice: String,
+        /// The bank's or processor's reference, unique per licensee.
+        #[arg(long)]
+        reference: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List payments.
+    List {
+        licensee: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BillingCommand {
+    /// A month's revenue: invoiced, paid and outstanding, per licensee and in total.
+    Summary {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -18,10 +18,18 @@ use datapact_store::{Change, IngestEffect, SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{AuthorCommand, Cli, Command, IngestArgs, KeyCommand, LicenseeCommand, ServeArgs, TermsCommand};
-use crate::{admin_token, canaries, demo, ledger, secret, trace};
+use crate::{admin_token, billing, canaries, demo, ledger, secret, trace};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = match &cli.now {
+        None => Arc::new(SystemClock),
+        Some(_) if matches!(cli.command, Command::Serve(_)) => {
+            bail!("--now is for the other commands' tests; `serve` takes --test-clock")
+        }
+        Some(now) => {
+            Arc::new(ManualClock::new(Timestamp::parse_rfc3339(now).map_err(|e| anyhow::anyhow!("--now: {e}"))?))
+        }
+    };
     let data_dir = cli.data_dir;
     if let Command::DemoCorpus(args) = &cli.command {
         demo::write_corpus(args)?;
@@ -69,6 +77,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let canaries = canaries::delivered(&data_dir)?;
             trace::run_with_canaries(&args, &data_dir, canaries).await
         }
+        Command::Invoice(command) => billing::invoice(command, &data_dir, store.as_ref(), clock).await,
+        Command::Payment(command) => billing::payment(command, store.as_ref(), clock.now()).await,
+        Command::Balance { licensee, json } => {
+            billing::balance(licensee.as_deref(), json, store.as_ref(), clock.now()).await
+        }
+        Command::Billing(command) => billing::billing(command, store.as_ref(), clock.now()).await,
         Command::DemoCorpus(_) | Command::Restore { .. } | Command::Secret(_) => unreachable!("handled above"),
     }
 }
@@ -417,16 +431,21 @@ async fn apply(
     now: Timestamp,
 ) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let diff = datapact_gateway::terms::apply_terms_text(store, &text, prune, dry_run, &cli_change(now))
+    let (diff, books) = datapact_gateway::terms::apply_terms_file(store, &text, prune, dry_run, &cli_change(now))
         .await
         .map_err(|problem| anyhow::anyhow!("{}: {problem}", file.display()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&diff)?);
+        let mut value = serde_json::to_value(&diff)?;
+        value["price_books"] = serde_json::to_value(books)?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!("{}", diff.render());
+        if books.changed {
+            println!("price books: the file's {} version(s) replace the stored ones", books.versions);
+        }
         if dry_run {
             println!("(dry run: nothing was changed)");
-        } else if !diff.is_empty() {
+        } else if !diff.is_empty() || books.changed {
             println!("applied; running gateways enforce it within a second");
         }
     }

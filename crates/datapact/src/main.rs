@@ -1,6 +1,7 @@
 //! `datapact`: the licensing gateway and its operator commands.
 
 mod admin_token;
+mod billing;
 mod canaries;
 mod cli;
 mod commands;

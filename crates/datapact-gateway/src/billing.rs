@@ -1,0 +1,167 @@
+//! Billing at the edge: the invoice run (the stored terms and price books plus the ledger's counts,
+//! priced by `datapact-billing`, issued through the store) and the 402 `payment-required` problem.
+//! The CLI runs invoice runs through [`run_invoices`]; a scheduled run in the gateway (issue 8,
+//! later) and the admin API are meant to call the same function.
+
+use axum::http::StatusCode;
+use chrono::NaiveDate;
+use datapact_billing::{Month, PriceBook, Suspension, Term, compute_invoice, due_date};
+use datapact_ledger::DayKey;
+use datapact_store::ledger::Ledger;
+use datapact_store::{Change, NewInvoice, Store, StoredInvoice, TermsState};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::problem::Problem;
+
+/// The problem type of a licensee suspended for non-payment, in X's namespace like the other
+/// problems this gateway answers with (X itself answers 402 to accounts without credits).
+pub const PAYMENT_REQUIRED: &str = "https://api.twitter.com/2/problems/payment-required";
+
+/// The stored price book versions (none before a terms file with `[[price_book]]` is applied).
+pub fn price_books(state: &TermsState) -> Result<Vec<PriceBook>, Problem> {
+    match &state.price_books {
+        None => Ok(Vec::new()),
+        Some(body) => serde_json::from_value(body.clone())
+            .map_err(|error| Problem::unavailable(format!("the stored price books do not read back: {error}"))),
+    }
+}
+
+/// A licensee the run issued nothing for, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NotBilled {
+    pub licensee: String,
+    pub reason: String,
+}
+
+/// What an invoice run did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InvoiceRun {
+    pub month: Month,
+    /// Invoices issued by this run.
+    pub issued: Vec<StoredInvoice>,
+    /// Invoices issued by an earlier run for the same licensee and month (left as they were).
+    pub existing: Vec<StoredInvoice>,
+    /// Licensees with an agreement but nothing to bill this month.
+    pub not_billed: Vec<NotBilled>,
+}
+
+/// Issues the invoices of `month`: one per licensee with an agreement and something to bill
+/// (a day of its term in the month with a price, or counted records on a priced day). The base fee
+/// is prorated by the term's days; the ledger's counted records per delivery day, in day order,
+/// are priced by the price in force on their day (`datapact_billing::compute_invoice`). Issued at
+/// `change.at`, due `payment_terms_days` later. Idempotent: a licensee that already has an
+/// invoice for the month gets nothing new. If any licensee's invoice cannot be computed, nothing
+/// is issued and the problem names each one.
+///
+/// The agreement and billing terms used are those stored when the run happens (the store keeps no
+/// history of agreements): run a month's invoices before changing its terms.
+pub async fn run_invoices(
+    store: &dyn Store,
+    ledger: &Ledger,
+    month: Month,
+    change: &Change,
+) -> Result<InvoiceRun, Problem> {
+    let today = change.at.to_datetime().date_naive();
+    // Invoicing a month before it ends would bill part of it, and the run being idempotent, the
+    // rest would never be billed.
+    if today < month.end() {
+        return Err(Problem::invalid_request(format!(
+            "{month} is not over until {}T00:00:00Z: invoice a month once it has ended",
+            month.end()
+        )));
+    }
+    let books = price_books(&store.terms_state().await?)?;
+    if books.is_empty() {
+        return Err(Problem::conflict(
+            "no price book is applied: add [[price_book]] tables to the terms file and `datapact apply` it",
+        ));
+    }
+    let terms = crate::terms::current_terms(store).await?;
+    let (first, last) = (DayKey::from_date(month.first_day()), DayKey::from_date(month.last_day()));
+    let mut invoices = Vec::new();
+    let mut not_billed = Vec::new();
+    let mut errors = Vec::new();
+    let mut licensees: Vec<_> = terms.licensees.iter().collect();
+    licensees.sort_by(|a, b| a.terms.name.cmp(&b.terms.name));
+    for record in licensees {
+        let agreement = &record.terms;
+        let Some(licensee) = store.licensee(&agreement.name).await? else { continue };
+        let deliveries: Vec<(NaiveDate, u64)> = ledger
+            .daily_counts(licensee.id, first, last)?
+            .into_iter()
+            .filter(|count| count.counted > 0)
+            .map(|count| (count.day.date(), count.counted))
+            .collect();
+        let input = datapact_billing::InvoiceInput {
+            plan: &agreement.plan,
+            term: Term { starts: agreement.starts, ends: agreement.ends },
+            month,
+            books: &books,
+            prices: &agreement.billing.prices,
+            // Prepaid credits (issue 8, item 4) are not built yet: every licensee is billed in arrears.
+            prepaid: false,
+            deliveries: &deliveries,
+        };
+        match compute_invoice(&input) {
+            Ok(Some(invoice)) => invoices.push(NewInvoice {
+                licensee: agreement.name.clone(),
+                month,
+                plan: invoice.plan,
+                lines: invoice.lines,
+                total: invoice.total,
+                records: invoice.records,
+                due: due_date(today, agreement.billing.payment_terms_days),
+            }),
+            Ok(None) => not_billed.push(NotBilled {
+                licensee: agreement.name.clone(),
+                reason: format!(
+                    "no day of its term in {month} is priced for plan {:?} and it has no counted record on a priced day",
+                    agreement.plan
+                ),
+            }),
+            Err(error) => errors.push(format!("{}: {error}", agreement.name)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid_request(format!(
+            "no invoice was issued for {month}: {}; fix the terms (`datapact apply`) and run again",
+            errors.join("; ")
+        )));
+    }
+    let outcome = store.issue_invoices(invoices, change).await?;
+    Ok(InvoiceRun { month, issued: outcome.issued, existing: outcome.existing, not_billed })
+}
+
+/// The 402 answered to every request of a suspended licensee: the overdue invoices by number,
+/// with what is outstanding on each, in `detail` and one `errors` entry per invoice.
+pub fn payment_required(licensee: &str, suspension: &Suspension) -> Problem {
+    let owed: Vec<String> = suspension
+        .invoices
+        .iter()
+        .map(|i| format!("invoice {} (due {}) has {} outstanding", i.number, i.due, i.outstanding))
+        .collect();
+    let detail = format!(
+        "Service to {licensee} is suspended for non-payment: {}. Pay the overdue invoices; service resumes within \
+         a second of the payment being recorded.",
+        owed.join("; ")
+    );
+    let mut problem = Problem::plain(StatusCode::PAYMENT_REQUIRED, PAYMENT_REQUIRED, "Payment Required", detail);
+    problem.reason = Some("payment_required");
+    problem.errors = suspension
+        .invoices
+        .iter()
+        .zip(&owed)
+        .map(|(invoice, message)| {
+            json!({
+                "message": message,
+                "invoice": invoice.number,
+                "due": invoice.due,
+                "outstanding": invoice.outstanding.amount(),
+                "currency": invoice.outstanding.currency,
+                "suspended_from": invoice.suspended_from,
+            })
+        })
+        .collect();
+    problem
+}

@@ -1,0 +1,608 @@
+//! The billing commands: `invoice run|list|show`, `payment record|list`, `balance`, `billing summary`.
+//!
+//! Amounts are printed with exactly the currency's decimals and, in JSON and CSV, also as integer
+//! minor units (`total_minor`), so a reader never has to parse a decimal to add amounts up.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use datapact_billing::{
+    Charge, Currency, DEFAULT_GRACE_DAYS, InvoiceAccount, InvoiceLine, InvoiceStatus, Money, Month, suspension,
+};
+use datapact_core::{Clock, Timestamp};
+use datapact_store::ledger::Ledger;
+use datapact_store::{LicenseeAccount, NewPayment, Store, StoredInvoice};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::{BillingCommand, InvoiceCommand, ListFormat, PaymentCommand};
+use crate::commands::cli_change;
+
+fn parse_month(text: &str) -> anyhow::Result<Month> {
+    Month::parse(text).with_context(|| format!("--month {text:?} is not a month: use YYYY-MM, such as 2026-12"))
+}
+
+async fn require_licensee(store: &dyn Store, name: &str) -> anyhow::Result<()> {
+    if store.licensee(name).await?.is_none() {
+        bail!("no licensee named {name:?} (see `datapact licensee list`)");
+    }
+    Ok(())
+}
+
+fn problem(error: datapact_gateway::problem::Problem) -> anyhow::Error {
+    anyhow::anyhow!("{error}")
+}
+
+/// An amount in minor units of `currency`, with the currency's decimals: `468.00`.
+fn amount(currency: Currency, minor: i64) -> String {
+    Money::new(currency, minor).amount()
+}
+
+/// What was paid towards an invoice by `now`, in minor units (never above the total: overpayment
+/// is refused when recorded).
+fn paid_minor(account: &InvoiceAccount, now: Timestamp) -> i64 {
+    i64::try_from(account.paid_by(now).max(0)).unwrap_or(i64::MAX)
+}
+
+#[derive(Serialize)]
+struct LineView {
+    first_day: NaiveDate,
+    last_day: NaiveDate,
+    kind: &'static str,
+    records: u64,
+    description: String,
+    amount: String,
+    amount_minor: i64,
+}
+
+impl LineView {
+    fn of(line: &InvoiceLine) -> LineView {
+        let kind = match line.charge {
+            Charge::BaseFee { .. } => "base_fee",
+            Charge::Included { .. } => "included",
+            Charge::Overage { .. } => "overage",
+            Charge::PerRecord { .. } => "per_record",
+            Charge::Uncharged { .. } => "uncharged",
+            Charge::Unpriced { .. } => "unpriced",
+        };
+        // The line's Display is "FIRST..LAST  DESCRIPTION  AMOUNT": the description is its middle.
+        let text = line.to_string();
+        let description = text
+            .split_once("  ")
+            .and_then(|(_, rest)| rest.rsplit_once("  "))
+            .map_or_else(|| text.clone(), |(description, _)| description.to_owned());
+        LineView {
+            first_day: line.first_day,
+            last_day: line.last_day,
+            kind,
+            records: line.charge.records(),
+            description,
+            amount: line.amount.amount(),
+            amount_minor: line.amount.minor,
+        }
+    }
+}
+
+/// An invoice as the commands print it: the stored invoice with its status and payments at `now`.
+#[derive(Serialize)]
+struct InvoiceView {
+    number: String,
+    licensee: String,
+    month: Month,
+    plan: String,
+    currency: Currency,
+    issued_at: Timestamp,
+    due: NaiveDate,
+    status: &'static str,
+    records: u64,
+    total: String,
+    total_minor: i64,
+    paid: String,
+    paid_minor: i64,
+    outstanding: String,
+    outstanding_minor: i64,
+    voided_at: Option<Timestamp>,
+    lines: Vec<LineView>,
+}
+
+impl InvoiceView {
+    fn of(invoice: &StoredInvoice, account: Option<&InvoiceAccount>, now: Timestamp) -> InvoiceView {
+        // An invoice always has its account (the same rows); without one it is shown as unpaid.
+        let fallback = InvoiceAccount {
+            number: invoice.number.clone(),
+            total: invoice.total,
+            due: invoice.due,
+            voided_at: invoice.voided_at,
+            payments: Vec::new(),
+        };
+        let account = account.unwrap_or(&fallback);
+        let paid = paid_minor(account, now);
+        let outstanding = account.outstanding(now);
+        InvoiceView {
+            number: invoice.number.clone(),
+            licensee: invoice.licensee.clone(),
+            month: invoice.month,
+            plan: invoice.plan.clone(),
+            currency: invoice.currency,
+            issued_at: invoice.issued_at,
+            due: invoice.due,
+            status: account.status(now).as_str(),
+            records: invoice.records,
+            total: invoice.total.amount(),
+            total_minor: invoice.total.minor,
+            paid: amount(invoice.currency, paid),
+            paid_minor: paid,
+            outstanding: outstanding.amount(),
+            outstanding_minor: outstanding.minor,
+            voided_at: invoice.voided_at,
+            lines: invoice.lines.iter().map(LineView::of).collect(),
+        }
+    }
+}
+
+async fn views(store: &dyn Store, invoices: &[StoredInvoice], now: Timestamp) -> anyhow::Result<Vec<InvoiceView>> {
+    let accounts: HashMap<String, InvoiceAccount> =
+        store.invoice_accounts(None).await?.into_iter().map(|a| (a.account.number.clone(), a.account)).collect();
+    Ok(invoices.iter().map(|i| InvoiceView::of(i, accounts.get(&i.number), now)).collect())
+}
+
+fn print_invoice_rows(out: &mut impl Write, views: &[InvoiceView]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<11} {:<16} {:<8} {:<8} {:>14} {:>14} {:>14} {:<4} {:<11} STATUS",
+        "NUMBER", "LICENSEE", "MONTH", "PLAN", "TOTAL", "PAID", "OUTSTANDING", "", "DUE"
+    )?;
+    for v in views {
+        writeln!(
+            out,
+            "{:<11} {:<16} {:<8} {:<8} {:>14} {:>14} {:>14} {:<4} {:<11} {}",
+            v.number,
+            v.licensee,
+            v.month.to_string(),
+            v.plan,
+            v.total,
+            v.paid,
+            v.outstanding,
+            v.currency.code(),
+            v.due.to_string(),
+            v.status
+        )?;
+    }
+    Ok(())
+}
+
+fn print_invoice(out: &mut impl Write, v: &InvoiceView) -> std::io::Result<()> {
+    writeln!(out, "invoice      {}", v.number)?;
+    writeln!(out, "licensee     {}", v.licensee)?;
+    writeln!(out, "month        {}  (plan {})", v.month, v.plan)?;
+    writeln!(out, "issued       {}", v.issued_at)?;
+    writeln!(out, "due          {} (payable until the end of that day, UTC)", v.due)?;
+    writeln!(out, "status       {}", v.status)?;
+    writeln!(out, "records      {}", v.records)?;
+    writeln!(out)?;
+    for line in &v.lines {
+        writeln!(
+            out,
+            "  {}..{}  {:<64} {:>14} {}",
+            line.first_day,
+            line.last_day,
+            line.description,
+            line.amount,
+            v.currency.code()
+        )?;
+    }
+    writeln!(out, "  {:<86} {:>14} {}", "total", v.total, v.currency.code())?;
+    writeln!(out, "  {:<86} {:>14} {}", "paid", v.paid, v.currency.code())?;
+    writeln!(out, "  {:<86} {:>14} {}", "outstanding", v.outstanding, v.currency.code())?;
+    Ok(())
+}
+
+pub async fn invoice(
+    command: InvoiceCommand,
+    data_dir: &Path,
+    store: &dyn Store,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<ExitCode> {
+    let now = clock.now();
+    let mut out = std::io::stdout().lock();
+    match command {
+        InvoiceCommand::Run { month, json } => {
+            let month = parse_month(&month)?;
+            let ledger = Ledger::open_for_reading(data_dir, clock)
+                .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
+            let run = datapact_gateway::billing::run_invoices(store, &ledger, month, &cli_change(now))
+                .await
+                .map_err(problem)?;
+            let issued = views(store, &run.issued, now).await?;
+            let existing = views(store, &run.existing, now).await?;
+            if json {
+                let value = json!({
+                    "month": run.month,
+                    "issued": issued,
+                    "existing": existing,
+                    "not_billed": run.not_billed,
+                });
+                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            for v in &issued {
+                writeln!(
+                    out,
+                    "issued {} to {} for {}: {} {} ({} lines), due {}",
+                    v.number,
+                    v.licensee,
+                    v.month,
+                    v.total,
+                    v.currency.code(),
+                    v.lines.len(),
+                    v.due
+                )?;
+            }
+            for v in &existing {
+                writeln!(
+                    out,
+                    "already issued: {} to {} for {}: {} {} (left as it is)",
+                    v.number,
+                    v.licensee,
+                    v.month,
+                    v.total,
+                    v.currency.code()
+                )?;
+            }
+            for skipped in &run.not_billed {
+                writeln!(out, "not billed: {}: {}", skipped.licensee, skipped.reason)?;
+            }
+            writeln!(
+                out,
+                "{month}: {} invoice(s) issued, {} already issued, {} licensee(s) with nothing to bill",
+                issued.len(),
+                existing.len(),
+                run.not_billed.len()
+            )?;
+        }
+        InvoiceCommand::List { licensee, month, format } => {
+            if let Some(name) = &licensee {
+                require_licensee(store, name).await?;
+            }
+            let month = month.as_deref().map(parse_month).transpose()?;
+            let invoices = store.invoices(licensee.as_deref(), month).await?;
+            let views = views(store, &invoices, now).await?;
+            match format {
+                ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&views)?)?,
+                ListFormat::Csv => {
+                    writeln!(
+                        out,
+                        "number,licensee,month,plan,currency,issued_at,due,status,records,total,paid,outstanding,total_minor,paid_minor,outstanding_minor"
+                    )?;
+                    for v in &views {
+                        // Names are [a-z0-9_-] and amounts plain decimals: no field needs quoting.
+                        writeln!(
+                            out,
+                            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                            v.number,
+                            v.licensee,
+                            v.month,
+                            v.plan,
+                            v.currency.code(),
+                            v.issued_at,
+                            v.due,
+                            v.status,
+                            v.records,
+                            v.total,
+                            v.paid,
+                            v.outstanding,
+                            v.total_minor,
+                            v.paid_minor,
+                            v.outstanding_minor
+                        )?;
+                    }
+                }
+                ListFormat::Text if views.is_empty() => writeln!(out, "no invoices")?,
+                ListFormat::Text => print_invoice_rows(&mut out, &views)?,
+            }
+        }
+        InvoiceCommand::Show { number, json } => {
+            let Some(invoice) = store.invoice(&number).await? else {
+                bail!("no invoice numbered {number:?}; `datapact invoice list` shows them");
+            };
+            let view = views(store, std::slice::from_ref(&invoice), now).await?.pop().context("the invoice view")?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
+            } else {
+                print_invoice(&mut out, &view)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The grace days of each licensee's billing terms, by name (the default for a licensee without
+/// an agreement).
+async fn grace_days(store: &dyn Store) -> anyhow::Result<HashMap<String, u32>> {
+    let terms = datapact_gateway::terms::current_terms(store).await.map_err(problem)?;
+    Ok(terms.licensees.iter().map(|l| (l.terms.name.clone(), l.terms.billing.grace_days)).collect())
+}
+
+pub async fn payment(command: PaymentCommand, store: &dyn Store, now: Timestamp) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        PaymentCommand::Record { licensee, amount, invoice, reference, json } => {
+            require_licensee(store, &licensee).await?;
+            let Some(stored) = store.invoice(&invoice).await? else {
+                bail!(
+                    "no invoice numbered {invoice:?}; `datapact invoice list {licensee}` shows the licensee's invoices"
+                );
+            };
+            let money = Money::parse(stored.currency, &amount)
+                .map_err(|e| anyhow::anyhow!("AMOUNT {amount:?}: {e} (invoice {invoice} is in {})", stored.currency))?;
+            let payment = NewPayment { licensee: licensee.clone(), invoice, amount: money, reference };
+            let recorded = store.record_payment(payment, &cli_change(now)).await?;
+            let accounts = store.invoice_accounts(Some(&licensee)).await?;
+            let grace = grace_days(store).await?.get(&licensee).copied().unwrap_or(DEFAULT_GRACE_DAYS);
+            let invoices: Vec<InvoiceAccount> = accounts.into_iter().map(|a| a.account).collect();
+            let account = invoices.iter().find(|a| a.number == recorded.payment.invoice);
+            let outstanding = account.map(|a| a.outstanding(now)).unwrap_or_else(|| Money::zero(stored.currency));
+            let suspended = suspension(&invoices, grace, now);
+            if json {
+                let value = json!({
+                    "payment": recorded.payment,
+                    "new": recorded.new,
+                    "outstanding": outstanding.amount(),
+                    "outstanding_minor": outstanding.minor,
+                    "suspended": suspended.is_some(),
+                });
+                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let p = &recorded.payment;
+            if recorded.new {
+                writeln!(
+                    out,
+                    "recorded payment {:?} of {} to invoice {} of {}",
+                    p.reference, p.amount, p.invoice, p.licensee
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "payment {:?} of {} to invoice {} was already recorded on {}; nothing changed",
+                    p.reference, p.amount, p.invoice, p.received_at
+                )?;
+            }
+            writeln!(out, "invoice {} now has {} outstanding", p.invoice, outstanding)?;
+            match suspended {
+                Some(s) => {
+                    let numbers: Vec<&str> = s.invoices.iter().map(|i| i.number.as_str()).collect();
+                    writeln!(out, "{licensee} is still suspended for non-payment of {}", numbers.join(", "))?
+                }
+                None => writeln!(out, "{licensee} is not suspended; running gateways serve it within a second")?,
+            }
+        }
+        PaymentCommand::List { licensee, json } => {
+            if let Some(name) = &licensee {
+                require_licensee(store, name).await?;
+            }
+            let payments = store.payments(licensee.as_deref()).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&payments)?)?;
+            } else if payments.is_empty() {
+                writeln!(out, "no payments")?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<25} {:<16} {:<11} {:>14} {:<4} REFERENCE",
+                    "RECEIVED", "LICENSEE", "INVOICE", "AMOUNT", ""
+                )?;
+                for p in payments {
+                    writeln!(
+                        out,
+                        "{:<25} {:<16} {:<11} {:>14} {:<4} {}",
+                        p.received_at.to_string(),
+                        p.licensee,
+                        p.invoice,
+                        p.amount.amount(),
+                        p.amount.currency.code(),
+                        p.reference
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A licensee's position in one currency at an instant.
+#[derive(Serialize)]
+struct BalanceRow {
+    licensee: String,
+    currency: Currency,
+    invoices: usize,
+    invoiced: String,
+    paid: String,
+    outstanding: String,
+    overdue: String,
+    invoiced_minor: i64,
+    paid_minor: i64,
+    outstanding_minor: i64,
+    overdue_minor: i64,
+    /// Suspended for non-payment now (an invoice overdue past the grace days).
+    suspended: bool,
+    /// The invoices that suspend it.
+    suspended_by: Vec<String>,
+}
+
+#[derive(Default)]
+struct Sums {
+    invoices: usize,
+    invoiced: i64,
+    paid: i64,
+    outstanding: i64,
+    overdue: i64,
+}
+
+impl Sums {
+    fn add(&mut self, account: &InvoiceAccount, now: Timestamp) {
+        let status = account.status(now);
+        if status == InvoiceStatus::Void {
+            return;
+        }
+        let outstanding = account.outstanding(now).minor;
+        self.invoices += 1;
+        self.invoiced = self.invoiced.saturating_add(account.total.minor);
+        self.paid = self.paid.saturating_add(paid_minor(account, now));
+        self.outstanding = self.outstanding.saturating_add(outstanding);
+        if status == InvoiceStatus::Overdue {
+            self.overdue = self.overdue.saturating_add(outstanding);
+        }
+    }
+}
+
+pub async fn balance(
+    licensee: Option<&str>,
+    json: bool,
+    store: &dyn Store,
+    now: Timestamp,
+) -> anyhow::Result<ExitCode> {
+    if let Some(name) = licensee {
+        require_licensee(store, name).await?;
+    }
+    let accounts = store.invoice_accounts(licensee).await?;
+    let grace = grace_days(store).await?;
+    let mut by_licensee: BTreeMap<String, Vec<InvoiceAccount>> = BTreeMap::new();
+    for LicenseeAccount { licensee: name, account, .. } in accounts {
+        by_licensee.entry(name).or_default().push(account);
+    }
+    let mut rows = Vec::new();
+    for (name, invoices) in &by_licensee {
+        let suspended = suspension(invoices, grace.get(name).copied().unwrap_or(DEFAULT_GRACE_DAYS), now);
+        let mut sums: BTreeMap<Currency, Sums> = BTreeMap::new();
+        for account in invoices {
+            sums.entry(account.total.currency).or_default().add(account, now);
+        }
+        for (currency, s) in sums {
+            rows.push(BalanceRow {
+                licensee: name.clone(),
+                currency,
+                invoices: s.invoices,
+                invoiced: amount(currency, s.invoiced),
+                paid: amount(currency, s.paid),
+                outstanding: amount(currency, s.outstanding),
+                overdue: amount(currency, s.overdue),
+                invoiced_minor: s.invoiced,
+                paid_minor: s.paid,
+                outstanding_minor: s.outstanding,
+                overdue_minor: s.overdue,
+                suspended: suspended.is_some(),
+                suspended_by: suspended.iter().flat_map(|s| s.invoices.iter().map(|i| i.number.clone())).collect(),
+            });
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        writeln!(out, "no invoices")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{:<16} {:<4} {:>8} {:>14} {:>14} {:>14} {:>14}  SUSPENDED",
+        "LICENSEE", "", "INVOICES", "INVOICED", "PAID", "OUTSTANDING", "OVERDUE"
+    )?;
+    for r in &rows {
+        let suspended = if r.suspended { format!("yes ({})", r.suspended_by.join(", ")) } else { "no".to_owned() };
+        writeln!(
+            out,
+            "{:<16} {:<4} {:>8} {:>14} {:>14} {:>14} {:>14}  {suspended}",
+            r.licensee,
+            r.currency.code(),
+            r.invoices,
+            r.invoiced,
+            r.paid,
+            r.outstanding,
+            r.overdue
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn billing(command: BillingCommand, store: &dyn Store, now: Timestamp) -> anyhow::Result<ExitCode> {
+    let BillingCommand::Summary { month, json } = command;
+    let month = parse_month(&month)?;
+    let invoices = store.invoices(None, Some(month)).await?;
+    let views = views(store, &invoices, now).await?;
+    let mut totals: BTreeMap<Currency, Sums> = BTreeMap::new();
+    let accounts: HashMap<String, InvoiceAccount> =
+        store.invoice_accounts(None).await?.into_iter().map(|a| (a.account.number.clone(), a.account)).collect();
+    for invoice in &invoices {
+        if let Some(account) = accounts.get(&invoice.number) {
+            totals.entry(invoice.currency).or_default().add(account, now);
+        }
+    }
+    let licensees: Vec<_> = views
+        .iter()
+        .map(|v| {
+            json!({
+                "licensee": v.licensee,
+                "invoice": v.number,
+                "status": v.status,
+                "currency": v.currency,
+                "records": v.records,
+                "invoiced": v.total,
+                "paid": v.paid,
+                "outstanding": v.outstanding,
+                "invoiced_minor": v.total_minor,
+                "paid_minor": v.paid_minor,
+                "outstanding_minor": v.outstanding_minor,
+            })
+        })
+        .collect();
+    let total_rows: Vec<_> = totals
+        .iter()
+        .map(|(currency, s)| {
+            json!({
+                "currency": currency,
+                "invoices": s.invoices,
+                "invoiced": amount(*currency, s.invoiced),
+                "paid": amount(*currency, s.paid),
+                "outstanding": amount(*currency, s.outstanding),
+                "overdue": amount(*currency, s.overdue),
+                "invoiced_minor": s.invoiced,
+                "paid_minor": s.paid,
+                "outstanding_minor": s.outstanding,
+                "overdue_minor": s.overdue,
+            })
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let value = json!({ "month": month, "licensees": licensees, "totals": total_rows });
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if views.is_empty() {
+        writeln!(out, "no invoices for {month}; `datapact invoice run --month {month}` issues them")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_invoice_rows(&mut out, &views)?;
+    writeln!(out)?;
+    for (currency, s) in &totals {
+        writeln!(
+            out,
+            "{month} {}: {} invoice(s), invoiced {}, paid {}, outstanding {} (overdue {}); void invoices excluded",
+            currency.code(),
+            s.invoices,
+            amount(*currency, s.invoiced),
+            amount(*currency, s.paid),
+            amount(*currency, s.outstanding),
+            amount(*currency, s.overdue)
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,282 @@
+//! Billing end to end, over real HTTP and the CLI with the test clock: usage → `invoice run` (a term
+//! starting mid-month, a price change mid-month priced by delivery day) → time passes beyond the due
+//! date and grace days → 402 naming the invoice → `payment record` → served again within a second.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+const PAYMENT_REQUIRED: &str = "https://api.twitter.com/2/problems/payment-required";
+
+/// Plan `basic`; December is priced by two book versions (the second from the 15th); acme's term
+/// starts on December 4th, with 10 days to pay and 5 days of grace; globex starts in January.
+fn billing_terms() -> String {
+    let plan = open_plan("basic", "");
+    format!(
+        r#"{plan}
+[[price_book]]
+effective = "2026-11-01"
+currency = "USD"
+[price_book.plans.basic]
+monthly_fee = "310.00"
+included_records = 4
+overage_per_1000 = "1000.00"
+
+[[price_book]]
+effective = "2026-12-15"
+currency = "USD"
+[price_book.plans.basic]
+monthly_fee = "620.00"
+included_records = 4
+overage_per_1000 = "2000.00"
+
+[[licensee]]
+name = "acme"
+plan = "basic"
+starts = "2026-12-04"
+payment_terms_days = 10
+grace_days = 5
+
+[[licensee]]
+name = "globex"
+plan = "basic"
+starts = "2027-01-01"
+"#
+    )
+}
+
+async fn set_clock(gateway: &Gateway, data_dir: &Path, now: &str) {
+    let response = gateway
+        .http
+        .post(format!("{}/admin/test/clock", gateway.admin))
+        .bearer_auth(Gateway::admin_token(data_dir))
+        .json(&json!({ "now": now }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
+
+/// `ids=` for `count` of the prolific author's posts from post `first` (1-based).
+fn ids(first: i64, count: i64) -> String {
+    (0..count).map(|n| (PROLIFIC_BASE + first + n).to_string()).collect::<Vec<_>>().join(",")
+}
+
+fn json_out(data_dir: &Path, args: &[&str]) -> Value {
+    let out = datapact_ok(data_dir, args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("datapact {args:?} is not JSON ({e}): {out}"))
+}
+
+fn as_refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// `datapact ARGS`, expected to fail: its standard error.
+fn datapact_fails(data_dir: &Path, args: &[&str]) -> String {
+    let output = datapact(data_dir, args);
+    assert!(
+        !output.status.success(),
+        "datapact {args:?} should have failed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn usage_is_invoiced_and_an_unpaid_invoice_suspends_until_paid() {
+    let (dir, key) = seeded_data_dir();
+    let data_dir = data(&dir);
+    let applied = apply_terms(&data_dir, &billing_terms());
+    assert!(applied.contains("price books"), "{applied}");
+    let gateway = Gateway::start(&data_dir, &["--test-clock", "2026-12-05T12:00:00Z"]);
+
+    // December: 6 records on the 5th (4 included, 2 at the first book's overage), 8 on the 20th
+    // (at the second book's overage).
+    let (status, body, _) = gateway.get(&key, &format!("/2/tweets?ids={}", ids(1, 6))).await;
+    assert_eq!((status, body["data"].as_array().map(Vec::len)), (200, Some(6)), "{body}");
+    set_clock(&gateway, &data_dir, "2026-12-20T12:00:00Z").await;
+    let (status, body, _) = gateway.get(&key, &format!("/2/tweets?ids={}", ids(7, 8))).await;
+    assert_eq!((status, body["data"].as_array().map(Vec::len)), (200, Some(8)), "{body}");
+
+    // A month is invoiced once it is over.
+    let early = datapact_fails(&data_dir, &["invoice", "run", "--month", "2026-12", "--now", "2026-12-31T23:00:00Z"]);
+    assert!(early.contains("not over") && early.contains("2027-01-01"), "{early}");
+    let bad_month = datapact_fails(&data_dir, &["invoice", "run", "--month", "2026-13"]);
+    assert!(bad_month.contains("YYYY-MM"), "{bad_month}");
+
+    let issued_at = "2027-01-02T09:00:00Z";
+    let run = json_out(&data_dir, &["invoice", "run", "--month", "2026-12", "--json", "--now", issued_at]);
+    let issued = run["issued"].as_array().unwrap();
+    assert_eq!(issued.len(), 1, "{run}");
+    let invoice = &issued[0];
+    assert_eq!(invoice["number"], "DP-000001");
+    assert_eq!(invoice["licensee"], "acme");
+    assert_eq!(invoice["due"], "2027-01-12", "issued on the 2nd, 10 days to pay");
+    assert_eq!(invoice["status"], "open");
+    assert_eq!(invoice["records"], 14);
+    let lines = invoice["lines"].as_array().unwrap();
+    let summary: Vec<(String, String, String, String)> = lines
+        .iter()
+        .map(|l| {
+            let s = |k: &str| l[k].as_str().unwrap().to_owned();
+            (s("first_day"), s("last_day"), s("kind"), s("amount"))
+        })
+        .collect();
+    let expect = |a: &str, b: &str, k: &str, m: &str| (a.to_owned(), b.to_owned(), k.to_owned(), m.to_owned());
+    assert_eq!(
+        summary,
+        [
+            // 11 of 31 days at 310.00, then 17 of 31 days at 620.00: the term starts on the 4th.
+            expect("2026-12-04", "2026-12-14", "base_fee", "110.00"),
+            expect("2026-12-15", "2026-12-31", "base_fee", "340.00"),
+            expect("2026-12-05", "2026-12-05", "included", "0.00"),
+            // Priced by the book in force on each delivery day.
+            expect("2026-12-05", "2026-12-05", "overage", "2.00"),
+            expect("2026-12-20", "2026-12-20", "overage", "16.00"),
+        ],
+        "{invoice}"
+    );
+    let sum: i64 = lines.iter().map(|l| l["amount_minor"].as_i64().unwrap()).sum();
+    assert_eq!(sum, invoice["total_minor"].as_i64().unwrap(), "lines sum to the total");
+    assert_eq!(invoice["total"], "468.00");
+    assert_eq!(lines[3]["records"], 2);
+    assert_eq!(lines[4]["records"], 8);
+    let not_billed = run["not_billed"].as_array().unwrap();
+    assert_eq!(not_billed.len(), 1, "{run}");
+    assert_eq!(not_billed[0]["licensee"], "globex");
+
+    // The run is idempotent.
+    let again =
+        json_out(&data_dir, &["invoice", "run", "--month", "2026-12", "--json", "--now", "2027-01-03T00:00:00Z"]);
+    assert_eq!(again["issued"], json!([]), "{again}");
+    assert_eq!(again["existing"][0]["number"], "DP-000001");
+    assert_eq!(again["existing"][0]["total"], "468.00");
+    let text = datapact_ok(&data_dir, &["invoice", "run", "--month", "2026-12", "--now", "2027-01-03T00:00:00Z"]);
+    assert!(text.contains("0 invoice(s) issued, 1 already issued"), "{text}");
+
+    // The run's invoice reaches the gateway within a second (it polls the store's change counter);
+    // once past the due date and the grace days, every request gets 402 naming the invoice.
+    set_clock(&gateway, &data_dir, "2027-01-18T00:00:00Z").await;
+    let owed = json_out(&data_dir, &["balance", "acme", "--json", "--now", "2027-01-18T00:00:00Z"]);
+    assert_eq!(owed[0]["suspended_by"], json!(["DP-000001"]), "{owed}");
+    assert_eq!(owed[0]["overdue"], "468.00", "{owed}");
+    let suspended = eventually(Duration::from_secs(1), async || {
+        gateway.get(&key, &format!("/2/tweets/{}", PROLIFIC_BASE + 1)).await.0 == 402
+    })
+    .await;
+    assert!(suspended.is_some(), "suspended within a second of the invoice run, once overdue past the grace days");
+    // Served up to the last instant of the grace period; 402 from the next, before the rate limit
+    // (the window is not consumed).
+    set_clock(&gateway, &data_dir, "2027-01-17T23:59:59Z").await;
+    let (status, body, _) = gateway.get(&key, &format!("/2/tweets/{}", PROLIFIC_BASE + 1)).await;
+    assert_eq!(status, 200, "{body}");
+    set_clock(&gateway, &data_dir, "2027-01-18T00:00:00Z").await;
+    let (status, body, headers) = gateway.get(&key, &format!("/2/tweets/{}", PROLIFIC_BASE + 1)).await;
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(body["type"], PAYMENT_REQUIRED);
+    assert_eq!(body["title"], "Payment Required");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("DP-000001") && detail.contains("468.00 USD"), "{detail}");
+    assert_eq!(body["errors"][0]["invoice"], "DP-000001");
+    assert_eq!(body["errors"][0]["outstanding"], "468.00");
+    let remaining = headers.get("x-rate-limit-remaining").expect("rate headers on a 402").to_owned();
+    let (status, _, headers) = gateway.get(&key, "/2/users/by/username/quiet_quinn").await;
+    assert_eq!(status, 402);
+    let (_, _, lookup_headers) = gateway.get(&key, &format!("/2/tweets/{}", PROLIFIC_BASE + 2)).await;
+    assert_eq!(lookup_headers.get("x-rate-limit-remaining"), Some(&remaining), "a 402 does not count");
+    assert!(headers.get("x-rate-limit-limit").is_some());
+
+    // A partial payment leaves it suspended, for what is left.
+    let now = ["--now", "2027-01-18T00:00:00Z"];
+    let pay = |amount: &str, reference: &str| {
+        let mut args = vec!["payment", "record", "acme", amount, "--invoice", "DP-000001", "--reference", reference];
+        args.extend_from_slice(&now);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let partial = datapact_ok(&data_dir, &as_refs(&pay("100.00", "wire-0")));
+    assert!(partial.contains("368.00 USD outstanding") && partial.contains("still suspended"), "{partial}");
+    let retry = datapact_ok(&data_dir, &as_refs(&pay("100.00", "wire-0")));
+    assert!(retry.contains("already recorded"), "{retry}");
+    let conflict = datapact_fails(&data_dir, &as_refs(&pay("50.00", "wire-0")));
+    assert!(conflict.contains("wire-0") && conflict.contains("already used"), "{conflict}");
+    let over = datapact_fails(&data_dir, &as_refs(&pay("400.00", "wire-9")));
+    assert!(over.contains("368.00 USD outstanding"), "{over}");
+    let malformed = datapact_fails(&data_dir, &as_refs(&pay("12.345", "wire-8")));
+    assert!(malformed.contains("AMOUNT"), "{malformed}");
+    let still = eventually(Duration::from_secs(2), async || {
+        let (_, body, _) = gateway.get(&key, &format!("/2/tweets/{}", PROLIFIC_BASE + 1)).await;
+        body["detail"].as_str().is_some_and(|d| d.contains("368.00 USD"))
+    })
+    .await;
+    assert!(still.is_some(), "the gateway sees the partial payment and still refuses");
+
+    // Paying the rest lifts the suspension within a second.
+    let paid = datapact_ok(&data_dir, &as_refs(&pay("368.00", "wire-1")));
+    assert!(paid.contains("not suspended"), "{paid}");
+    let served = eventually(Duration::from_secs(1), async || {
+        gateway.get(&key, &format!("/2/tweets/{}", PROLIFIC_BASE + 1)).await.0 == 200
+    })
+    .await;
+    assert!(served.is_some(), "served again within a second of the payment");
+
+    // Outputs: show, list (JSON and CSV), balance, summary, payments, and the audit trail.
+    let shown = json_out(&data_dir, &["invoice", "show", "DP-000001", "--json", "--now", "2027-01-18T00:00:00Z"]);
+    assert_eq!((shown["status"].as_str(), shown["paid"].as_str()), (Some("paid"), Some("468.00")));
+    let listed = json_out(&data_dir, &["invoice", "list", "acme", "--month", "2026-12", "--format", "json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let csv = datapact_ok(&data_dir, &["invoice", "list", "--format", "csv", "--now", "2027-01-18T00:00:00Z"]);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(rows[0].starts_with("number,licensee,month,plan,currency"), "{csv}");
+    assert!(
+        rows[1].starts_with("DP-000001,acme,2026-12,basic,USD,") && rows[1].contains(",paid,14,468.00,468.00,0.00,"),
+        "{csv}"
+    );
+    let balance = json_out(&data_dir, &["balance", "acme", "--json", "--now", "2027-01-18T00:00:00Z"]);
+    assert_eq!(balance[0]["invoiced"], "468.00", "{balance}");
+    assert_eq!(balance[0]["paid"], "468.00");
+    assert_eq!(balance[0]["outstanding"], "0.00");
+    assert_eq!(balance[0]["suspended"], false);
+    let before_payment = json_out(&data_dir, &["balance", "--json", "--now", "2027-01-17T12:00:00Z"]);
+    assert_eq!(before_payment[0]["overdue"], "468.00", "payments received later are not counted earlier");
+    let summary =
+        json_out(&data_dir, &["billing", "summary", "--month", "2026-12", "--json", "--now", "2027-01-18T00:00:00Z"]);
+    assert_eq!(summary["licensees"][0]["licensee"], "acme", "{summary}");
+    assert_eq!(summary["totals"][0]["invoiced_minor"], 46_800);
+    assert_eq!(summary["totals"][0]["paid_minor"], 46_800);
+    assert_eq!(summary["totals"][0]["outstanding_minor"], 0);
+    let payments = json_out(&data_dir, &["payment", "list", "acme", "--json"]);
+    assert_eq!(payments.as_array().unwrap().len(), 2, "{payments}");
+    let unknown = datapact_fails(&data_dir, &["invoice", "show", "DP-000042"]);
+    assert!(unknown.contains("no invoice numbered"), "{unknown}");
+
+    let audit = json_out(&data_dir, &["audit", "--json"]);
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().rev().map(|e| e["action"].as_str().unwrap()).collect();
+    let billing: Vec<&str> = actions
+        .into_iter()
+        .filter(|a| {
+            a.starts_with("invoice.")
+                || a.starts_with("payment.")
+                || a.starts_with("licensee.s")
+                || a.starts_with("licensee.r")
+                || a.starts_with("price_book.")
+        })
+        .collect();
+    assert_eq!(
+        billing,
+        [
+            "price_book.put",
+            "invoice.issue",
+            "payment.record",
+            "licensee.suspended",
+            "payment.record",
+            "invoice.paid",
+            "licensee.reinstated"
+        ]
+    );
+    drop(gateway);
+}
