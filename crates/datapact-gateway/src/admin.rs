@@ -415,11 +415,14 @@ pub struct ApplyQuery {
     dry_run: bool,
     #[serde(default)]
     prune: bool,
+    /// Apply price book changes sooner than the notice period (the licensees agreed).
+    #[serde(default)]
+    force: bool,
 }
 
 #[utoipa::path(
     post, path = "/admin/terms", tag = "admin",
-    params(("dry_run" = Option<bool>, Query), ("prune" = Option<bool>, Query)),
+    params(("dry_run" = Option<bool>, Query), ("prune" = Option<bool>, Query), ("force" = Option<bool>, Query, description = "Apply price book changes sooner than the notice period")),
     request_body(content = String, content_type = "application/toml", description = "A terms file, as `datapact apply` takes"),
     responses((status = 200, description = "The changes (applied unless dry_run)"), (status = 400, description = "Invalid terms", body = crate::openapi::Problem))
 )]
@@ -429,8 +432,9 @@ pub async fn apply_terms(
     body: axum::body::Bytes,
 ) -> AdminResult {
     let text = std::str::from_utf8(&body).map_err(|_| Problem::invalid_request("the terms file must be UTF-8"))?;
+    let change = admin_change(&state);
     let diff =
-        crate::terms::apply_terms_text(state.store.as_ref(), text, query.prune, query.dry_run, &admin_change(&state))
+        crate::terms::apply_terms_text(state.store.as_ref(), text, query.prune, query.dry_run, query.force, &change)
             .await?;
     Ok(Json(json!({ "dry_run": query.dry_run, "changes": diff, "summary": diff.render() })).into_response())
 }

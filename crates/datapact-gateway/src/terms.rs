@@ -436,9 +436,10 @@ pub async fn apply_terms_text(
     text: &str,
     prune: bool,
     dry_run: bool,
+    force: bool,
     change: &datapact_store::Change,
 ) -> Result<datapact_terms::TermsDiff, Problem> {
-    Ok(apply_terms_file(store, text, prune, dry_run, change).await?.0)
+    Ok(apply_terms_file(store, text, prune, dry_run, force, change).await?.0)
 }
 
 /// What an apply does to the stored price books.
@@ -448,6 +449,8 @@ pub struct PriceBooksChange {
     pub versions: usize,
     /// Whether the stored versions are replaced by the file's.
     pub changed: bool,
+    /// Versions changed sooner than the notice period, let through because the apply was forced.
+    pub forced: usize,
 }
 
 /// `datapact apply` and `POST /admin/terms`: parses `text`, compares it with the store, and
@@ -459,6 +462,7 @@ pub async fn apply_terms_file(
     text: &str,
     prune: bool,
     dry_run: bool,
+    force: bool,
     change: &datapact_store::Change,
 ) -> Result<(datapact_terms::TermsDiff, PriceBooksChange), Problem> {
     use datapact_store::TermsChange;
@@ -469,10 +473,27 @@ pub async fn apply_terms_file(
     let diff = datapact_terms::diff_terms(&current, &file, prune)
         .map_err(|error| Problem::invalid_request(format!("the terms cannot be applied: {error}")))?;
     let stored_books = crate::billing::price_books(&store.terms_state().await?)?;
-    let books = PriceBooksChange {
-        versions: file.price_books.len(),
-        changed: !file.price_books.is_empty() && file.price_books != stored_books,
+    let changed = !file.price_books.is_empty() && file.price_books != stored_books;
+    // Licensees get the notice period before a price changes. The first price books set prices
+    // where there were none: nothing changes for anyone, so they need no notice.
+    let forced = match changed && !stored_books.is_empty() {
+        true => datapact_billing::check_notice(
+            &stored_books,
+            &file.price_books,
+            change.at,
+            datapact_billing::DEFAULT_NOTICE_DAYS,
+            force,
+        )
+        .map_err(|error| {
+            Problem::invalid_request(format!(
+                "{error} (`datapact apply --force`, or `force=true` on POST /admin/terms), only if the \
+                 licensees agreed to it"
+            ))
+        })?
+        .len(),
+        false => 0,
     };
+    let books = PriceBooksChange { versions: file.price_books.len(), changed, forced };
     if dry_run || (diff.is_empty() && !books.changed) {
         return Ok((diff, books));
     }

@@ -61,6 +61,10 @@ pub enum Command {
         /// Print the changes as JSON.
         #[arg(long)]
         json: bool,
+        /// Apply price book changes that take effect sooner than the notice period (30 days); only when
+        /// the licensees agreed to it.
+        #[arg(long)]
+        force: bool,
     },
     /// The terms in force.
     #[command(subcommand)]

@@ -54,8 +54,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete { ids } => delete(&ids, store.as_ref(), clock.now()).await,
         Command::Licensee(command) => licensee(command, store.as_ref(), clock.now()).await,
         Command::Key(command) => key(command, store.as_ref(), clock.now()).await,
-        Command::Apply { file, dry_run, prune, json } => {
-            apply(&file, dry_run, prune, json, store.as_ref(), clock.now()).await
+        Command::Apply { file, dry_run, prune, json, force } => {
+            let options = ApplyOptions { dry_run, prune, json, force };
+            apply(&file, options, store.as_ref(), clock.now()).await
         }
         Command::Terms(TermsCommand::Show { json }) => terms_show(json, store.as_ref()).await,
         Command::Author(command) => author(command, store.as_ref(), clock.now()).await,
@@ -422,16 +423,19 @@ async fn licensee(command: LicenseeCommand, store: &dyn Store, now: Timestamp) -
     Ok(ExitCode::SUCCESS)
 }
 
-async fn apply(
-    file: &Path,
+/// `datapact apply`'s flags.
+struct ApplyOptions {
     dry_run: bool,
     prune: bool,
     json: bool,
-    store: &dyn Store,
-    now: Timestamp,
-) -> anyhow::Result<ExitCode> {
+    force: bool,
+}
+
+async fn apply(file: &Path, options: ApplyOptions, store: &dyn Store, now: Timestamp) -> anyhow::Result<ExitCode> {
+    let ApplyOptions { dry_run, prune, json, force } = options;
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let (diff, books) = datapact_gateway::terms::apply_terms_file(store, &text, prune, dry_run, &cli_change(now))
+    let change = cli_change(now);
+    let (diff, books) = datapact_gateway::terms::apply_terms_file(store, &text, prune, dry_run, force, &change)
         .await
         .map_err(|problem| anyhow::anyhow!("{}: {problem}", file.display()))?;
     if json {
@@ -442,6 +446,9 @@ async fn apply(
         print!("{}", diff.render());
         if books.changed {
             println!("price books: the file's {} version(s) replace the stored ones", books.versions);
+        }
+        if books.forced > 0 {
+            println!("price books: {} change(s) take effect sooner than the notice period (forced)", books.forced);
         }
         if dry_run {
             println!("(dry run: nothing was changed)");

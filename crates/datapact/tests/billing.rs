@@ -280,3 +280,51 @@ async fn usage_is_invoiced_and_an_unpaid_invoice_suspends_until_paid() {
     );
     drop(gateway);
 }
+
+/// The licensees get 30 days' notice of a price change: a price book version dated sooner is
+/// refused (and nothing is applied) unless forced; the first price books need no notice.
+#[test]
+fn a_price_change_needs_the_notice_period_unless_forced() {
+    let (dir, _key) = seeded_data_dir();
+    let data_dir = data(&dir);
+    let books = |versions: &[(&str, &str)]| {
+        let mut text = open_plan("basic", "");
+        for (effective, fee) in versions {
+            text.push_str(&format!(
+                "\n[[price_book]]\neffective = \"{effective}\"\ncurrency = \"USD\"\n[price_book.plans.basic]\nmonthly_fee = \"{fee}\"\n"
+            ));
+        }
+        text.push_str("\n[[licensee]]\nname = \"acme\"\nplan = \"basic\"\n");
+        let file = dir.path().join(format!("terms-{}.toml", versions.last().map_or("none", |v| v.0)));
+        std::fs::write(&file, text).unwrap();
+        file
+    };
+    let now = ["--now", "2026-11-28T18:00:00Z"];
+    let apply = |file: &std::path::Path, extra: &[&str]| {
+        let mut args: Vec<&str> = now.to_vec();
+        args.extend(["apply", file.to_str().unwrap()]);
+        args.extend(extra);
+        datapact(&data_dir, &args)
+    };
+    // The first price books set prices where there were none: no notice needed.
+    let first = books(&[("2026-12-01", "200.00")]);
+    assert!(apply(&first, &[]).status.success());
+
+    // A raise on 2026-12-28 is a day short of 30 days' notice (the earliest is 2026-12-29).
+    let soon = books(&[("2026-12-01", "200.00"), ("2026-12-28", "260.00")]);
+    let refused = apply(&soon, &[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("30 days' notice") && stderr.contains("2026-12-29"), "{stderr}");
+    assert!(stderr.contains("--force"), "the error says how to override: {stderr}");
+    let shown = datapact_ok(&data_dir, &["terms", "show", "--json"]);
+    assert!(!shown.contains("260.00"), "nothing was applied");
+
+    // On time, or forced, it applies.
+    let on_time = books(&[("2026-12-01", "200.00"), ("2026-12-29", "260.00")]);
+    assert!(apply(&on_time, &[]).status.success(), "{}", String::from_utf8_lossy(&apply(&on_time, &[]).stderr));
+    let forced = apply(&soon, &["--force"]);
+    assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
+    let said = String::from_utf8_lossy(&forced.stdout);
+    assert!(said.contains("(forced)"), "{said}");
+}
