@@ -1,7 +1,7 @@
 //! Billing at the edge: the invoice run (the stored terms and price books plus the ledger's counts,
 //! priced by `datapact-billing`, issued through the store) and the 402 `payment-required` problem.
-//! The CLI runs invoice runs through [`run_invoices`]; a scheduled run in the gateway (issue 8,
-//! later) and the admin API are meant to call the same function.
+//! The CLI and the gateway's own schedule ([`spawn_schedule`]) run invoice runs through
+//! [`run_invoices`]; the admin API is meant to call the same function.
 
 use axum::http::StatusCode;
 use chrono::NaiveDate;
@@ -164,4 +164,57 @@ pub fn payment_required(licensee: &str, suspension: &Suspension) -> Problem {
         })
         .collect();
     problem
+}
+
+/// How often the schedule looks (every second under the test clock, so tests can watch it); a
+/// failed invoice run (no price book yet, a licensee that cannot be priced) is retried hourly.
+const SCHEDULE_TICK: std::time::Duration = std::time::Duration::from_secs(60);
+const TEST_CLOCK_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+const INVOICE_RETRY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What the gateway does by itself, so nobody has to remember it: once a month is over, its
+/// invoices ([`run_invoices`], idempotent, so a restart or a second try issues nothing twice), and
+/// the dunning check that writes suspensions begun by time passing (and reinstatements) to the
+/// audit log. One gateway writes a data dir's ledger (ARCHITECTURE.md), so one node runs this
+/// schedule; with the test clock it follows the test's time.
+pub fn spawn_schedule(state: crate::AppState) {
+    let Some(ledger) = state.ledger.clone() else { return };
+    let tick = if state.test_clock.is_some() { TEST_CLOCK_TICK } else { SCHEDULE_TICK };
+    tokio::spawn(async move {
+        let mut invoiced: Option<Month> = None;
+        let mut retry_after: Option<std::time::Instant> = None;
+        loop {
+            let now = state.clock.now();
+            let change = Change::new("gateway schedule", now);
+            let today = now.to_datetime().date_naive();
+            let previous = today.checked_sub_months(chrono::Months::new(1)).and_then(Month::of);
+            let due = previous.filter(|month| invoiced != Some(*month));
+            if let Some(month) = due
+                && retry_after.is_none_or(|at| std::time::Instant::now() >= at)
+            {
+                match run_invoices(state.store.as_ref(), &ledger, month, &change).await {
+                    Ok(run) => {
+                        if !run.issued.is_empty() {
+                            tracing::info!(%month, issued = run.issued.len(), "invoices issued by the schedule");
+                        }
+                        invoiced = Some(month);
+                        retry_after = None;
+                    }
+                    Err(problem) => {
+                        tracing::debug!(%month, detail = %problem.detail, "no scheduled invoice run; retrying in an hour");
+                        retry_after = Some(std::time::Instant::now() + INVOICE_RETRY);
+                    }
+                }
+            }
+            match state.store.log_dunning_transitions(&change).await {
+                Ok(logged) if !logged.is_empty() => tracing::info!(?logged, "dunning transitions logged"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "the dunning check failed; retrying at the next tick"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = state.shutdown.cancelled() => return,
+            }
+        }
+    });
 }

@@ -485,6 +485,11 @@ pub trait Store: Send + Sync + 'static {
     async fn payments(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredPayment>>;
     /// Every invoice of one licensee (or all) with its payments, for dunning and balances.
     async fn invoice_accounts(&self, licensee: Option<&str>) -> StoreResult<Vec<LicenseeAccount>>;
+    /// Writes every licensee's dunning transition not yet in the audit log (`licensee.suspended`
+    /// when a suspension began by time passing, `licensee.reinstated`), as of `change.at`; returns
+    /// the licensees logged. Gateways call it on a schedule, so the log follows suspensions that
+    /// no invoice run or payment caused.
+    async fn log_dunning_transitions(&self, change: &Change) -> StoreResult<Vec<String>>;
 
     /// The newest `limit` audit entries, newest first.
     async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>>;

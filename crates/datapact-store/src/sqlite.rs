@@ -1209,6 +1209,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn log_dunning_transitions(&self, change: &Change) -> StoreResult<Vec<String>> {
+        let change = change.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let logged = billing::log_all_transitions(&tx, &change)?;
+            tx.commit()?;
+            Ok(logged)
+        })
+        .await
+    }
+
     async fn payments(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredPayment>> {
         let licensee = licensee.map(str::to_owned);
         self.read(move |conn| billing::payments(conn, licensee.as_deref())).await

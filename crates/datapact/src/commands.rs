@@ -154,6 +154,7 @@ async fn serve(
         shutdown: Default::default(),
     });
     datapact_gateway::metering::spawn_retention(state.clone(), args.delivery_retention_days);
+    datapact_gateway::billing::spawn_schedule(state.clone());
     let config = GatewayConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,

@@ -254,8 +254,17 @@ async fn usage_is_invoiced_and_an_unpaid_invoice_suspends_until_paid() {
     let unknown = datapact_fails(&data_dir, &["invoice", "show", "DP-000042"]);
     assert!(unknown.contains("no invoice numbered"), "{unknown}");
 
+    // (The gateway's own schedule also logs transitions as the test clock moves back and forth
+    // around the suspension instant; `the_schedule_...` tests those. Here: what the commands logged.)
     let audit = json_out(&data_dir, &["audit", "--json"]);
-    let actions: Vec<&str> = audit.as_array().unwrap().iter().rev().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .filter(|e| e["actor"] != "gateway schedule")
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     let billing: Vec<&str> = actions
         .into_iter()
         .filter(|a| {
@@ -327,4 +336,46 @@ fn a_price_change_needs_the_notice_period_unless_forced() {
     assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
     let said = String::from_utf8_lossy(&forced.stdout);
     assert!(said.contains("(forced)"), "{said}");
+}
+
+/// Nobody runs anything: the gateway's schedule issues last month's invoices once the month is
+/// over, and logs the suspension when time passes the due date and grace days.
+#[tokio::test]
+async fn the_schedule_issues_last_months_invoices_and_logs_suspensions_by_itself() {
+    let (dir, key) = seeded_data_dir();
+    let data_dir = data(&dir);
+    apply_terms(&data_dir, &billing_terms());
+    let gateway = Gateway::start(&data_dir, &["--test-clock", "2026-12-05T12:00:00Z"]);
+    let (status, body, _) = gateway.get(&key, &format!("/2/tweets?ids={}", ids(1, 6))).await;
+    assert_eq!(status, 200, "{body}");
+
+    set_clock(&gateway, &data_dir, "2027-01-02T00:00:00Z").await;
+    let issued = eventually(Duration::from_secs(10), async || {
+        let list = json_out(&data_dir, &["invoice", "list", "--format", "json"]);
+        list.as_array()
+            .is_some_and(|invoices| invoices.iter().any(|i| i["licensee"] == "acme" && i["month"] == "2026-12"))
+    })
+    .await;
+    assert!(issued.is_some(), "the schedule issued December's invoice once December was over");
+    let audit = json_out(&data_dir, &["audit", "--json"]);
+    assert!(
+        audit.as_array().unwrap().iter().any(|e| e["action"] == "invoice.issue" && e["actor"] == "gateway schedule"),
+        "{audit:#}"
+    );
+
+    // Due on the 12th, 5 days of grace: suspended from the 18th, and logged without any command.
+    set_clock(&gateway, &data_dir, "2027-01-18T00:00:00Z").await;
+    let logged = eventually(Duration::from_secs(10), async || {
+        let audit = json_out(&data_dir, &["audit", "--json"]);
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "licensee.suspended" && e["actor"] == "gateway schedule")
+    })
+    .await;
+    assert!(logged.is_some(), "the schedule logged the suspension");
+    let (status, _, _) = gateway.get(&key, &format!("/2/tweets?ids={}", ids(1, 1))).await;
+    assert_eq!(status, 402);
+    drop(gateway);
 }

@@ -194,6 +194,26 @@ fn log_transitions(
     Ok(())
 }
 
+/// [`log_transitions`] for every licensee that has an invoice; the names of those with an entry written.
+pub(super) fn log_all_transitions(conn: &Connection, change: &Change) -> StoreResult<Vec<String>> {
+    let licensees: Vec<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT DISTINCT l.id, l.name FROM licensees l JOIN invoices i ON i.licensee_id = l.id ORDER BY l.id",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut logged = Vec::new();
+    for (id, name) in licensees {
+        let before: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM audit_log", [], |row| row.get(0))?;
+        log_transitions(conn, id, &name, None, change, "the scheduled dunning check")?;
+        let after: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM audit_log", [], |row| row.get(0))?;
+        if after > before {
+            logged.push(name);
+        }
+    }
+    Ok(logged)
+}
+
 fn check_new_invoice(invoice: &NewInvoice) -> StoreResult<()> {
     let currency = invoice.total.currency;
     let sum: i128 = invoice.lines.iter().map(|l| i128::from(l.amount.minor)).sum();
