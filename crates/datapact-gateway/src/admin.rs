@@ -21,7 +21,7 @@ use crate::problem::Problem;
 type AdminResult = Result<Response, Problem>;
 
 /// Changes made through the admin API are audited under this actor.
-fn admin_change(state: &AppState) -> Change {
+pub(crate) fn admin_change(state: &AppState) -> Change {
     Change::new("admin-api", state.clock.now())
 }
 

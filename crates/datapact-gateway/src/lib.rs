@@ -147,6 +147,8 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/admin/usage", get(usage::admin_usage))
         .route("/admin/licensees/{name}/deliveries", get(usage::admin_deliveries))
         .route("/admin/ledger/verify", post(usage::admin_verify))
+        .route("/admin/invoices", get(billing::admin_invoices))
+        .route("/admin/invoices/run", post(billing::admin_invoice_run))
         .route("/admin/test/clock", post(admin::move_test_clock))
         .route("/metrics", get(render_metrics))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin))

@@ -338,6 +338,8 @@ pub struct LicenseeApi;
         crate::usage::admin_usage,
         crate::usage::admin_deliveries,
         crate::usage::admin_verify,
+        crate::billing::admin_invoices,
+        crate::billing::admin_invoice_run,
         crate::render_metrics,
     ),
     components(schemas(Problem)),

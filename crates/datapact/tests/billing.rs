@@ -377,5 +377,27 @@ async fn the_schedule_issues_last_months_invoices_and_logs_suspensions_by_itself
     assert!(logged.is_some(), "the schedule logged the suspension");
     let (status, _, _) = gateway.get(&key, &format!("/2/tweets?ids={}", ids(1, 1))).await;
     assert_eq!(status, 402);
+
+    // The admin API shows the same invoices, with their status now, and runs the same idempotent run.
+    let admin = |method: reqwest::Method, path: &str| {
+        gateway
+            .http
+            .request(method, format!("{}{path}", gateway.admin))
+            .bearer_auth(Gateway::admin_token(&data_dir))
+            .send()
+    };
+    let listed = admin(reqwest::Method::GET, "/admin/invoices?licensee=acme&month=2026-12").await.unwrap();
+    assert_eq!(listed.status(), 200);
+    let listed: Value = listed.json().await.unwrap();
+    let invoices = listed["invoices"].as_array().unwrap();
+    assert_eq!(invoices.len(), 1, "{listed}");
+    assert_eq!(invoices[0]["status"], "overdue");
+    assert_eq!(invoices[0]["outstanding_minor"], invoices[0]["total"]["minor"], "{listed}");
+    let run = admin(reqwest::Method::POST, "/admin/invoices/run?month=2026-12").await.unwrap();
+    assert_eq!(run.status(), 200);
+    let run: Value = run.json().await.unwrap();
+    assert_eq!((run["issued"].as_array().unwrap().len(), run["existing"].as_array().unwrap().len()), (0, 1), "{run}");
+    let bad = admin(reqwest::Method::GET, "/admin/invoices?month=2026-13").await.unwrap();
+    assert_eq!(bad.status(), 400);
     drop(gateway);
 }
