@@ -433,8 +433,8 @@ pub async fn apply_terms(
 ) -> AdminResult {
     let text = std::str::from_utf8(&body).map_err(|_| Problem::invalid_request("the terms file must be UTF-8"))?;
     let change = admin_change(&state);
-    let diff =
-        crate::terms::apply_terms_text(state.store.as_ref(), text, query.prune, query.dry_run, query.force, &change)
+    let (diff, _) =
+        crate::terms::apply_terms_file(state.store.as_ref(), text, query.prune, query.dry_run, query.force, &change)
             .await?;
     Ok(Json(json!({ "dry_run": query.dry_run, "changes": diff, "summary": diff.render() })).into_response())
 }

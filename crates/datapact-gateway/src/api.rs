@@ -103,6 +103,10 @@ pub(crate) struct CanaryDraw {
 /// Whether a page of up to `limit` results carries a canary: with probability the agreement's
 /// `canary_rate` per slot (at most one per page), and only when the gateway marks copies.
 pub(crate) fn canary_draw(state: &AppState, admission: &Admission, limit: usize) -> Option<CanaryDraw> {
+    // Most agreements have no canaries: no randomness drawn on their requests.
+    if admission.canary_ppm() == 0 {
+        return None;
+    }
     state.feed.post_cache().fingerprint_secret()?;
     let mut rng = rand::rng();
     let draw = rng.random_range(0..1_000_000u64);

@@ -430,18 +430,6 @@ pub async fn agreements(store: &dyn Store) -> Result<Vec<Agreement>, Problem> {
         .collect())
 }
 
-/// `POST /admin/terms`: [`apply_terms_file`] without the price book report.
-pub async fn apply_terms_text(
-    store: &dyn Store,
-    text: &str,
-    prune: bool,
-    dry_run: bool,
-    force: bool,
-    change: &datapact_store::Change,
-) -> Result<datapact_terms::TermsDiff, Problem> {
-    Ok(apply_terms_file(store, text, prune, dry_run, force, change).await?.0)
-}
-
 /// What an apply does to the stored price books.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct PriceBooksChange {

@@ -44,7 +44,7 @@ pub async fn prepare(store: &dyn Store, clock: &dyn Clock) -> anyhow::Result<Vec
     }
     let change = crate::commands::cli_change(clock.now());
     if store.terms_state().await?.plans.is_empty() {
-        datapact_gateway::terms::apply_terms_text(store, DEMO_TERMS, false, false, false, &change).await?;
+        datapact_gateway::terms::apply_terms_file(store, DEMO_TERMS, false, false, false, &change).await?;
     }
     let mut keys = Vec::new();
     for (name, purpose) in DEMO_LICENSEES {

@@ -162,6 +162,7 @@ fn suspension_at(conn: &Connection, licensee_id: i64, at: Timestamp) -> StoreRes
 /// (or, `before`, was just before this change) suspended and the log does not say so yet, and
 /// `licensee.reinstated` when the log says suspended and it no longer is. The log itself is the
 /// record of the last state written, so a transition is logged once however many processes check.
+/// Returns whether it wrote an entry.
 fn log_transitions(
     conn: &Connection,
     licensee_id: i64,
@@ -169,7 +170,7 @@ fn log_transitions(
     before: Option<&Suspension>,
     change: &Change,
     cause: &str,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let after = suspension_at(conn, licensee_id, change.at)?;
     let last: Option<String> = conn
         .prepare_cached(
@@ -179,6 +180,7 @@ fn log_transitions(
         .query_row([name], |row| row.get(0))
         .optional()?;
     let mut logged_suspended = last.as_deref() == Some("licensee.suspended");
+    let mut wrote = false;
     // A suspension that began by time passing is first noticed here: logged now, with the instant it
     // began (`suspended_from` of each invoice) in the entry.
     for suspended in [before, after.as_ref()].into_iter().flatten() {
@@ -186,12 +188,14 @@ fn log_transitions(
             let entry = json!({ "cause": format!("noticed at {cause}"), "suspension": suspended });
             append_audit(conn, change, "licensee.suspended", name, None, Some(entry))?;
             logged_suspended = true;
+            wrote = true;
         }
     }
     if logged_suspended && after.is_none() {
         append_audit(conn, change, "licensee.reinstated", name, None, Some(json!({ "cause": cause })))?;
+        wrote = true;
     }
-    Ok(())
+    Ok(wrote)
 }
 
 /// [`log_transitions`] for every licensee that has an invoice; the names of those with an entry written.
@@ -204,10 +208,7 @@ pub(super) fn log_all_transitions(conn: &Connection, change: &Change) -> StoreRe
         .collect::<Result<_, _>>()?;
     let mut logged = Vec::new();
     for (id, name) in licensees {
-        let before: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM audit_log", [], |row| row.get(0))?;
-        log_transitions(conn, id, &name, None, change, "the scheduled dunning check")?;
-        let after: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM audit_log", [], |row| row.get(0))?;
-        if after > before {
+        if log_transitions(conn, id, &name, None, change, "the scheduled dunning check")? {
             logged.push(name);
         }
     }
