@@ -6,6 +6,9 @@ use datapact_billing::{
 };
 use datapact_terms::*;
 
+mod common;
+use common::{errors, refused};
+
 const EXAMPLE: &str = include_str!("../examples/billing.toml");
 
 /// A valid plan, to which tests append tables.
@@ -21,22 +24,6 @@ const BOOK: &str = "\n[[price_book]]\neffective = \"2026-12-01\"\ncurrency = \"U
 
 fn day(text: &str) -> NaiveDate {
     text.parse().unwrap()
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match parse_terms(text) {
-        Ok(_) => panic!("accepted:\n{text}"),
-        Err(e) => e.problems.iter().map(|p| p.to_string()).collect(),
-    }
-}
-
-#[track_caller]
-fn refused(text: &str, needles: &[&str]) {
-    let problems = errors(text);
-    assert!(
-        problems.iter().any(|p| needles.iter().all(|n| p.contains(n))),
-        "expected a problem with {needles:?}, got {problems:#?}"
-    );
 }
 
 #[test]

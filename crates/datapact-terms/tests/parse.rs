@@ -6,6 +6,9 @@ use chrono::NaiveDate;
 use datapact_core::{Endpoint, LicenseeStatus};
 use datapact_terms::*;
 
+mod common;
+use common::{errors, refused};
+
 const EXAMPLE: &str = include_str!("../examples/terms.toml");
 
 /// A valid plan, to which tests append lines.
@@ -16,23 +19,6 @@ rate_limits = { search = "60/15m", lookup = "300/15m" }
 endpoints = ["search", "lookup"]
 purposes = ["search"]
 "#;
-
-fn errors(text: &str) -> Vec<String> {
-    match parse_terms(text) {
-        Ok(_) => panic!("accepted:\n{text}"),
-        Err(e) => e.problems.iter().map(|p| p.to_string()).collect(),
-    }
-}
-
-/// Asserts the file is refused with one problem containing every needle.
-#[track_caller]
-fn refused(text: &str, needles: &[&str]) {
-    let problems = errors(text);
-    assert!(
-        problems.iter().any(|p| needles.iter().all(|n| p.contains(n))),
-        "expected a problem with {needles:?}, got {problems:#?}"
-    );
-}
 
 #[test]
 fn the_issue_example_parses() {
