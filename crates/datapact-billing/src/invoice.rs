@@ -25,7 +25,8 @@ pub struct InvoiceInput<'a> {
     /// The licensee's negotiated prices.
     pub prices: &'a [PriceOverride],
     /// Whether the licensee pays in advance from a prepaid credit: records past `included_records` are then priced
-    /// `per_record` (what the credit paid), otherwise `overage_per_1000` (see [`PlanPrice::usage`]).
+    /// `per_record` and shown as paid from the credit ([`Charge::Prepaid`], amount zero), otherwise
+    /// `overage_per_1000` (see [`PlanPrice::usage`]).
     pub prepaid: bool,
     /// The month's counted records as `(delivery day, count)`, in delivery order (days never go back; a day may
     /// appear more than once, e.g. one entry per usage event). Entries of zero records are ignored.
@@ -89,6 +90,14 @@ pub enum Charge {
         /// The price per record.
         per_record: Rate,
     },
+    /// Records past `included_records` of a prepaid licensee, paid from its prepaid credit as they were delivered
+    /// (amount zero: the ledger charged the credit in the same commit as each delivery).
+    Prepaid {
+        /// How many.
+        records: u64,
+        /// The price per record they were charged at.
+        per_record: Rate,
+    },
     /// Records past `included_records` of a price without a usage rate (amount zero).
     Uncharged {
         /// How many.
@@ -109,6 +118,7 @@ impl Charge {
             Charge::Included { records }
             | Charge::Overage { records, .. }
             | Charge::PerRecord { records, .. }
+            | Charge::Prepaid { records, .. }
             | Charge::Uncharged { records }
             | Charge::Unpriced { records } => records,
         }
@@ -123,7 +133,7 @@ impl Charge {
             },
             Charge::Overage { records, per_1000 } => per_1000.exact_charge(records, 1_000, currency),
             Charge::PerRecord { records, per_record } => per_record.exact_charge(records, 1, currency),
-            Charge::Included { .. } | Charge::Uncharged { .. } | Charge::Unpriced { .. } => {
+            Charge::Included { .. } | Charge::Prepaid { .. } | Charge::Uncharged { .. } | Charge::Unpriced { .. } => {
                 Exact { numerator: 0, denominator: 1 }
             }
         }
@@ -165,6 +175,9 @@ impl fmt::Display for InvoiceLine {
             }
             Charge::PerRecord { records, per_record } => {
                 write!(f, "usage: {records} records at {per_record} {currency} each")?
+            }
+            Charge::Prepaid { records, per_record } => {
+                write!(f, "prepaid: {records} records at {per_record} {currency} each, paid from the credit")?
             }
             Charge::Uncharged { records } => write!(f, "not charged: {records} records past the included ones")?,
             Charge::Unpriced { records } => write!(f, "not charged: {records} records delivered before any price")?,
@@ -401,6 +414,9 @@ pub fn compute_invoice(input: &InvoiceInput) -> Result<Option<Invoice>, InvoiceE
         let charge = match pricing {
             RecordPricing::Included => Charge::Included { records },
             RecordPricing::Charged(UsageRate::OveragePer1000(per_1000)) => Charge::Overage { records, per_1000 },
+            RecordPricing::Charged(UsageRate::PerRecord(per_record)) if input.prepaid => {
+                Charge::Prepaid { records, per_record }
+            }
             RecordPricing::Charged(UsageRate::PerRecord(per_record)) => Charge::PerRecord { records, per_record },
             RecordPricing::Uncharged => Charge::Uncharged { records },
             RecordPricing::Unpriced => Charge::Unpriced { records },

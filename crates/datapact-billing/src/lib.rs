@@ -134,7 +134,9 @@ pub use invoice::{
     Charge, Invoice, InvoiceError, InvoiceInput, InvoiceLine, PricedRecords, RecordPricing, compute_invoice,
     price_deliveries,
 };
-pub use money::{AmountError, Currency, Exact, MICROS_PER_UNIT, Money, RATE_DECIMALS, Rate, round_half_even};
+pub use money::{
+    AmountError, Currency, Exact, MICROS_PER_UNIT, Money, RATE_DECIMALS, Rate, format_micro, round_half_even,
+};
 pub use month::{Month, Term};
 pub use notice::{
     DEFAULT_NOTICE_DAYS, NoticeError, NoticeViolation, VersionChange, check_notice, earliest_effective,

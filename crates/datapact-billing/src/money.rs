@@ -187,6 +187,17 @@ pub fn format_decimal(value: i64, decimals: u32) -> String {
     format!("{sign}{}.{:0width$}", magnitude / scale, magnitude % scale, width = decimals as usize)
 }
 
+/// A balance kept in micro-units written like a rate: at least the currency's decimals, at most six, trailing zeros
+/// beyond the currency's trimmed, and the code: `(Usd, 12_345_000)` → `"12.345 USD"`, `(Usd, 500_000)` → `"0.50 USD"`.
+pub fn format_micro(currency: Currency, micro: i64) -> String {
+    let full = format_decimal(micro, RATE_DECIMALS);
+    let (whole, frac) = full.split_once('.').unwrap_or((&full, ""));
+    let keep = currency.exponent() as usize;
+    let trimmed = frac.trim_end_matches('0');
+    let frac = if trimmed.len() >= keep { trimmed.to_owned() } else { format!("{trimmed:0<keep$}") };
+    if frac.is_empty() { format!("{whole} {currency}") } else { format!("{whole}.{frac} {currency}") }
+}
+
 /// `10^n` as an `i128` (n ≤ 38).
 pub(crate) fn pow10(n: u32) -> i128 {
     10i128.pow(n)
@@ -280,6 +291,12 @@ impl Money {
     /// The amount with exactly the currency's decimals and no code: `"200.00"`, `"38000"` (JPY).
     pub fn amount(&self) -> String {
         format_decimal(self.minor, self.currency.exponent())
+    }
+
+    /// The amount in micro-units of the currency (the unit rates are kept in), as a prepaid balance is:
+    /// `1.50 USD` → 1,500,000; `None` on overflow.
+    pub fn micro(&self) -> Option<i64> {
+        i64::try_from(i128::from(self.minor) * pow10(RATE_DECIMALS - self.currency.exponent())).ok()
     }
 
     /// The sum, or `None` if the currencies differ or it overflows.
@@ -403,6 +420,21 @@ impl<'de> Deserialize<'de> for Rate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn balances_in_micro_units_convert_and_print() {
+        assert_eq!(Money::new(Currency::Usd, 150).micro(), Some(1_500_000));
+        assert_eq!(Money::new(Currency::Jpy, 3).micro(), Some(3_000_000));
+        assert_eq!(Money::new(Currency::Kwd, 1).micro(), Some(1_000));
+        assert_eq!(Money::new(Currency::Usd, i64::MAX).micro(), None);
+        assert_eq!(format_micro(Currency::Usd, 12_345_000), "12.345 USD");
+        assert_eq!(format_micro(Currency::Usd, 500_000), "0.50 USD");
+        assert_eq!(format_micro(Currency::Usd, 0), "0.00 USD");
+        assert_eq!(format_micro(Currency::Usd, -5_000), "-0.005 USD");
+        assert_eq!(format_micro(Currency::Jpy, 3_000_000), "3 JPY");
+        assert_eq!(format_micro(Currency::Jpy, 3_500_000), "3.5 JPY");
+        assert_eq!(format_micro(Currency::Kwd, 1_000), "0.001 KWD");
+    }
 
     #[test]
     fn decimals_parse_exactly() {

@@ -201,9 +201,16 @@ fn prepaid_licensees_pay_per_record_and_others_overage() {
     let arrears = compute_invoice(&input).unwrap().unwrap();
     assert_eq!(arrears.lines[2].charge, Charge::Overage { records: 200, per_1000: Rate::parse("15").unwrap() });
     assert_eq!(arrears.lines[2].amount, usd("3.00"));
+    // A prepaid licensee's records were paid from its credit as they were delivered: the invoice shows them at
+    // their price, for nothing (never billed twice), and bills only the fee.
     let prepaid = compute_invoice(&InvoiceInput { prepaid: true, ..input }).unwrap().unwrap();
-    assert_eq!(prepaid.lines[2].charge, Charge::PerRecord { records: 200, per_record: Rate::parse("0.005").unwrap() });
-    assert_eq!(prepaid.lines[2].amount, usd("1.00"));
+    assert_eq!(prepaid.lines[2].charge, Charge::Prepaid { records: 200, per_record: Rate::parse("0.005").unwrap() });
+    assert_eq!(prepaid.lines[2].amount, usd("0"));
+    assert_eq!(prepaid.total, usd("200.00"));
+    // A prepaid licensee whose price has no per-record rate is billed the overage in arrears.
+    let books = books_of(basic("200.00", 10_000, overage("15.00")));
+    let fallback = compute_invoice(&InvoiceInput { prepaid: true, books: &books, ..input }).unwrap().unwrap();
+    assert_eq!(fallback.lines[2].amount, usd("3.00"));
 }
 
 #[test]
@@ -365,7 +372,9 @@ fn line_pricing(charge: Charge) -> Option<RecordPricing> {
         Charge::BaseFee { .. } => None,
         Charge::Included { .. } => Some(RecordPricing::Included),
         Charge::Overage { per_1000, .. } => Some(RecordPricing::Charged(UsageRate::OveragePer1000(per_1000))),
-        Charge::PerRecord { per_record, .. } => Some(RecordPricing::Charged(UsageRate::PerRecord(per_record))),
+        Charge::PerRecord { per_record, .. } | Charge::Prepaid { per_record, .. } => {
+            Some(RecordPricing::Charged(UsageRate::PerRecord(per_record)))
+        }
         Charge::Uncharged { .. } => Some(RecordPricing::Uncharged),
         Charge::Unpriced { .. } => Some(RecordPricing::Unpriced),
     }

@@ -6,10 +6,10 @@
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::NaiveDate;
-use datapact_billing::{Month, PriceBook, Suspension, Term, compute_invoice, due_date};
+use datapact_billing::{Currency, Money, Month, PriceBook, Suspension, Term, compute_invoice, due_date, format_micro};
 use datapact_ledger::DayKey;
 use datapact_store::ledger::Ledger;
-use datapact_store::{Change, NewInvoice, Store, StoredInvoice, TermsState};
+use datapact_store::{Change, CreditAdded, NewCredit, NewInvoice, Store, StoredInvoice, TermsState};
 use serde::Serialize;
 use serde_json::json;
 
@@ -100,8 +100,7 @@ pub async fn run_invoices(
             month,
             books: &books,
             prices: &agreement.billing.prices,
-            // Prepaid credits (issue 8, item 4) are not built yet: every licensee is billed in arrears.
-            prepaid: false,
+            prepaid: prepaid(&terms, agreement),
             deliveries: &deliveries,
         };
         match compute_invoice(&input) {
@@ -132,6 +131,105 @@ pub async fn run_invoices(
     }
     let outcome = store.issue_invoices(invoices, change).await?;
     Ok(InvoiceRun { month, issued: outcome.issued, existing: outcome.existing, not_billed })
+}
+
+/// A prepaid licensee's credit: what was added, what the ledger charged, what is left, in
+/// micro-units of its currency (as charges are kept) and written out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CreditBalance {
+    pub licensee: String,
+    pub currency: Currency,
+    pub credits: usize,
+    pub credited: String,
+    pub charged: String,
+    pub balance: String,
+    pub credited_micro: i64,
+    pub charged_micro: i64,
+    pub balance_micro: i64,
+}
+
+/// The credit balance of one licensee (or of every licensee with a credit): the store's credits
+/// minus the ledger's committed charges.
+pub async fn credit_balances(
+    store: &dyn Store,
+    ledger: &Ledger,
+    licensee: Option<&str>,
+) -> Result<Vec<CreditBalance>, Problem> {
+    let mut by_licensee: std::collections::BTreeMap<String, (i64, Money, usize)> = Default::default();
+    for credit in store.credits(licensee).await? {
+        let entry =
+            by_licensee.entry(credit.licensee).or_insert((credit.licensee_id, Money::zero(credit.amount.currency), 0));
+        entry.1 = entry.1.checked_add(credit.amount).ok_or_else(|| Problem::unavailable("credits overflow"))?;
+        entry.2 += 1;
+    }
+    let mut balances = Vec::with_capacity(by_licensee.len());
+    for (name, (id, credited, credits)) in by_licensee {
+        let currency = credited.currency;
+        let credited_micro = credited.micro().ok_or_else(|| Problem::unavailable("credits overflow"))?;
+        let charged_micro = i64::try_from(ledger.charged(id)?).unwrap_or(i64::MAX);
+        let balance_micro = credited_micro.saturating_sub(charged_micro);
+        balances.push(CreditBalance {
+            licensee: name,
+            currency,
+            credits,
+            credited: format_micro(currency, credited_micro),
+            charged: format_micro(currency, charged_micro),
+            balance: format_micro(currency, balance_micro),
+            credited_micro,
+            charged_micro,
+            balance_micro,
+        });
+    }
+    Ok(balances)
+}
+
+/// Adds a prepaid credit to a licensee on a prepaid plan, in the currency of its price today
+/// (the ledger charges its records in that currency). Idempotent by reference.
+pub async fn add_credit(
+    store: &dyn Store,
+    licensee: &str,
+    amount: &str,
+    reference: &str,
+    change: &Change,
+) -> Result<CreditAdded, Problem> {
+    let terms = crate::terms::current_terms(store).await?;
+    let Some(record) = terms.licensees.iter().find(|record| record.terms.name == licensee) else {
+        return Err(match store.licensee(licensee).await? {
+            Some(_) => {
+                Problem::conflict(format!("{licensee} has no agreement: apply terms that give it a prepaid plan"))
+            }
+            None => Problem::not_found(format!("no licensee named {licensee:?}")),
+        });
+    };
+    if !prepaid(&terms, &record.terms) {
+        return Err(Problem::conflict(format!(
+            "{licensee} is billed in arrears, not prepaid: set `prepaid = true` on its plan or licensee entry in the \
+             terms file and `datapact apply` it before adding credit"
+        )));
+    }
+    let books = price_books(&store.terms_state().await?)?;
+    let today = change.at.to_datetime().date_naive();
+    let price = datapact_billing::price_on(&books, &record.terms.billing.prices, &record.terms.plan, today)
+        .map_err(|error| Problem::conflict(format!("{licensee}'s price does not resolve: {error}")))?;
+    let Some(price) = price else {
+        return Err(Problem::conflict(format!(
+            "nothing prices plan {:?} for {licensee} on {today}: add a [[price_book]] (or a negotiated price) first, \
+             so the credit has a currency",
+            record.terms.plan
+        )));
+    };
+    let currency = price.currency();
+    let amount = Money::parse(currency, amount).map_err(|error| {
+        Problem::invalid_request(format!("AMOUNT {amount:?}: {error} ({licensee} pays in {currency})"))
+    })?;
+    let credit = NewCredit { licensee: licensee.to_owned(), amount, reference: reference.to_owned() };
+    Ok(store.add_credit(credit, change).await?)
+}
+
+/// Whether a licensee pays from a prepaid credit (its override, else its plan's).
+fn prepaid(terms: &datapact_terms::Terms, licensee: &datapact_terms::LicenseeTerms) -> bool {
+    let plan = terms.plans.iter().find(|plan| plan.name == licensee.plan);
+    licensee.overrides.prepaid.unwrap_or_else(|| plan.is_some_and(|plan| plan.prepaid))
 }
 
 /// The 402 answered to every request of a suspended licensee: the overdue invoices by number,

@@ -20,7 +20,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use datapact_core::{Endpoint, PostId, Timestamp};
-use datapact_ledger::{Cap, Capped, Dedup, IdempotencyKey, RequestFingerprint, USAGE_CAPPED, cap_reset};
+use datapact_ledger::{
+    Cap, Capped, CreditExhausted, Dedup, IdempotencyKey, RequestFingerprint, USAGE_CAPPED, cap_reset,
+};
 use datapact_store::ledger::{Claim, ClaimGuard, EventFacts, IdempotentResponse, MeterRequest, Reserved};
 
 use crate::AppState;
@@ -75,13 +77,19 @@ where
     Ok(json(metered.body, false))
 }
 
-/// Refuses with 429 `usage-capped` when the caller is at its hard cap (a stream checks before it starts).
+/// Refuses with 429 `usage-capped` when the caller is at its hard cap, or 402 when its prepaid
+/// credit pays for no record (a stream checks before it starts): the ledger's answer to a page of
+/// nothing, which reserves nothing.
 pub fn check_cap(state: &AppState, admission: &Admission) -> Result<(), Problem> {
     let Some(ledger) = &state.ledger else { return Ok(()) };
-    let (cap, _) = agreement_cap(state, admission);
-    match ledger.capped(admission.licensee_id(), cap, admission.now())? {
-        Some(capped) => Err(usage_capped(capped, admission.now())),
-        None => Ok(()),
+    let (cap, dedup) = agreement_cap(state, admission);
+    let prepaid = state.terms.snapshot().prepaid(admission.licensee_id(), admission.now())?;
+    let at = admission.now();
+    let request = MeterRequest { licensee_id: admission.licensee_id(), cap, dedup, page: &[], at, prepaid };
+    match ledger.reserve(request)? {
+        Reserved::Refused(capped) => Err(usage_capped(capped, at)),
+        Reserved::NoCredit(exhausted) => Err(credits_depleted(state, admission, exhausted)),
+        Reserved::Serve(_) => Ok(()),
     }
 }
 
@@ -103,13 +111,16 @@ where
         return Ok(MeteredBody { body: rendered.body, cut: false });
     };
     let (cap, dedup) = agreement_cap(state, admission);
+    let prepaid = state.terms.snapshot().prepaid(admission.licensee_id(), admission.now())?;
     let admission = admission.clone();
+    let state = state.clone();
     let task = tokio::spawn(async move {
         let page: Vec<(i64, u32)> = delivery.delivered().map(|(id, revision)| (id.get(), revision)).collect();
         let at = admission.now();
-        let request = MeterRequest { licensee_id: admission.licensee_id(), cap, dedup, page: &page, at };
+        let request = MeterRequest { licensee_id: admission.licensee_id(), cap, dedup, page: &page, at, prepaid };
         let reservation = match ledger.reserve(request)? {
             Reserved::Refused(capped) => return Err(usage_capped(capped, at)),
+            Reserved::NoCredit(exhausted) => return Err(credits_depleted(&state, &admission, exhausted)),
             Reserved::Serve(reservation) => reservation,
         };
         let allotted = reservation.posts().len();
@@ -179,6 +190,30 @@ pub(crate) fn agreement_cap(state: &AppState, admission: &Admission) -> (Cap, De
         }
         None => (Cap::UNLIMITED, Dedup::Daily),
     }
+}
+
+/// The problem type of a prepaid licensee whose credit is spent (X answers pay-per-use accounts
+/// without credits with a 402 of this kind).
+pub const CREDITS_DEPLETED: &str = "https://api.twitter.com/2/problems/credits-depleted";
+
+/// 402 `credits-depleted`: the prepaid credit pays for no record. Says what is left, what a record
+/// costs and how to be served again.
+fn credits_depleted(state: &AppState, admission: &Admission, exhausted: CreditExhausted) -> Problem {
+    let snapshot = state.terms.snapshot();
+    let currency = snapshot.prepaid_currency(admission.licensee_id(), admission.now());
+    let money = |micro: i64| match currency {
+        Some(currency) => datapact_billing::format_micro(currency, micro),
+        None => format!("{micro} micro-units"),
+    };
+    let detail = format!(
+        "Your prepaid credit is spent: {} left, and a record costs {}. Add credit to be served again \
+         (it takes effect within a second).",
+        money(exhausted.balance_micros),
+        money(exhausted.per_record_micros as i64)
+    );
+    let mut problem = Problem::plain(StatusCode::PAYMENT_REQUIRED, CREDITS_DEPLETED, "CreditsDepleted", detail);
+    problem.reason = Some("credits_depleted");
+    problem
 }
 
 /// X's 429 at a hard cap; `x-rate-limit-reset` is set to the cap's reset by the terms layer.

@@ -16,9 +16,10 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use datapact_billing::{DEFAULT_GRACE_DAYS, InvoiceAccount, Suspension};
+use datapact_billing::{DEFAULT_GRACE_DAYS, InvoiceAccount, Money, PriceBook, PriceOverride, Suspension};
 use datapact_core::purpose::Purpose;
 use datapact_core::{Endpoint, KeyPrefix, LicenseeStatus, Timestamp, UserId};
+use datapact_store::ledger::PrepaidTerms;
 use datapact_store::{Store, StoreResult, TermsState, ViolationEvent};
 use datapact_terms::{Agreement, Plan, RateDecision, RateLimit, RateLimiter, Refusal, RequestFacts, decide};
 
@@ -39,6 +40,8 @@ pub struct LicenseeState {
     pub agreement: Option<Agreement>,
     /// Days an invoice may be overdue before the licensee is suspended (its billing terms).
     pub grace_days: u32,
+    /// Its negotiated prices (billing terms), for prepaid charges.
+    pub prices: Vec<PriceOverride>,
 }
 
 #[derive(Default, Debug)]
@@ -47,6 +50,13 @@ pub struct TermsSnapshot {
     opt_outs: HashMap<UserId, Vec<Purpose>>,
     /// Every invoice with its payments, by licensee id: what the 402 step decides from.
     accounts: HashMap<i64, Vec<InvoiceAccount>>,
+    /// The price books in force.
+    price_books: Vec<PriceBook>,
+    /// Why the stored price books do not read, if they do not (prepaid licensees are then refused
+    /// rather than served uncharged).
+    price_books_unreadable: Option<String>,
+    /// Every prepaid credit added, by licensee id (one currency per licensee; the store checks).
+    credits: HashMap<i64, Money>,
 }
 
 impl TermsSnapshot {
@@ -85,7 +95,8 @@ impl TermsSnapshot {
                     status: stored.status,
                     reason: stored.reason.clone(),
                     agreement,
-                    grace_days: terms.map_or(DEFAULT_GRACE_DAYS, |t| t.billing.grace_days),
+                    grace_days: terms.as_ref().map_or(DEFAULT_GRACE_DAYS, |t| t.billing.grace_days),
+                    prices: terms.map(|t| t.billing.prices).unwrap_or_default(),
                 };
                 (stored.id, state)
             })
@@ -96,7 +107,62 @@ impl TermsSnapshot {
                 by_author.entry(*author).or_default().push(purpose);
             }
         }
-        TermsSnapshot { licensees, opt_outs: by_author, accounts: HashMap::new() }
+        let (price_books, price_books_unreadable) = match crate::billing::price_books(state) {
+            Ok(books) => (books, None),
+            Err(problem) => (Vec::new(), Some(problem.detail)),
+        };
+        TermsSnapshot {
+            licensees,
+            opt_outs: by_author,
+            accounts: HashMap::new(),
+            price_books,
+            price_books_unreadable,
+            credits: HashMap::new(),
+        }
+    }
+
+    /// Adds the prepaid credits the ledger charges against.
+    pub fn with_credits(mut self, credits: Vec<datapact_store::StoredCredit>) -> TermsSnapshot {
+        self.credits.clear();
+        for credit in credits {
+            let total = self.credits.entry(credit.licensee_id).or_insert(Money::zero(credit.amount.currency));
+            // One currency per licensee (the store refuses another); a sum past i64 is not money.
+            *total = total.checked_add(credit.amount).unwrap_or(*total);
+        }
+        self
+    }
+
+    /// A prepaid licensee's terms at `now`, for the ledger's reservation: the per-record price in
+    /// force that day, the records its fee includes, and its credits. `None` when the licensee is
+    /// not prepaid or nothing prices its records that day (they are then not charged: the invoice
+    /// shows them as such). An error when the stored price books do not read: refuse, never serve
+    /// a prepaid licensee uncharged.
+    pub fn prepaid(&self, licensee_id: i64, now: Timestamp) -> Result<Option<PrepaidTerms>, Problem> {
+        let Some(licensee) = self.licensees.get(&licensee_id) else { return Ok(None) };
+        let Some(agreement) = licensee.agreement.as_ref().filter(|agreement| agreement.prepaid) else {
+            return Ok(None);
+        };
+        if let Some(error) = &self.price_books_unreadable {
+            return Err(Problem::unavailable(error.clone()));
+        }
+        let day = now.to_datetime().date_naive();
+        let price = datapact_billing::price_on(&self.price_books, &licensee.prices, &agreement.plan, day)
+            .map_err(|error| Problem::unavailable(format!("the prepaid price does not resolve: {error}")))?;
+        let Some((price, rate)) = price.and_then(|price| Some((price, price.per_record?))) else { return Ok(None) };
+        let credited = self.credits.get(&licensee_id).filter(|credit| credit.currency == price.currency());
+        Ok(Some(PrepaidTerms {
+            per_record_micros: rate.micro() as u64,
+            included_records: price.included_records,
+            credited_micros: credited.and_then(Money::micro).unwrap_or(0),
+        }))
+    }
+
+    /// The currency of a prepaid licensee's price at `now`, if it is prepaid and priced.
+    pub fn prepaid_currency(&self, licensee_id: i64, now: Timestamp) -> Option<datapact_billing::Currency> {
+        let licensee = self.licensees.get(&licensee_id)?;
+        let agreement = licensee.agreement.as_ref()?;
+        let day = now.to_datetime().date_naive();
+        Some(datapact_billing::price_on(&self.price_books, &licensee.prices, &agreement.plan, day).ok()??.currency())
     }
 
     /// Adds the invoices and payments the 402 step decides from.
@@ -152,7 +218,9 @@ impl TermsCache {
         // Invoices and payments bump the store's change counter, so a payment recorded anywhere is
         // seen here within a poll (200 ms) and lifts a suspension within a second.
         let accounts = store.invoice_accounts(None).await?;
-        self.snapshot.store(Arc::new(TermsSnapshot::build(&state, &opt_outs).with_accounts(accounts)));
+        let credits = store.credits(None).await?;
+        let snapshot = TermsSnapshot::build(&state, &opt_outs).with_accounts(accounts).with_credits(credits);
+        self.snapshot.store(Arc::new(snapshot));
         Ok(())
     }
 

@@ -100,19 +100,27 @@ impl Encoder {
 /// The canonical encoding of a row.
 pub fn encode_row(row: &Row) -> Vec<u8> {
     match row {
-        Row::Usage(e) => Encoder::new(KIND_USAGE, 11)
-            .i64(e.licensee_id)
-            .text(&e.key_prefix.0)
-            .text(e.endpoint.as_str())
-            .text(e.purpose.as_str())
-            .text(&e.request_id)
-            .optional_text(e.idempotency_key.as_deref())
-            .i64(e.at.millis())
-            .u32(e.delivered)
-            .u32(e.counted)
-            .u32(e.user_reads)
-            .u64(e.bytes)
-            .finish(),
+        Row::Usage(e) => {
+            // A charge is a twelfth field, present only when non-zero, so every event without one (all
+            // those written before prepaid credits) keeps the bytes it was sealed with.
+            let mut encoder = Encoder::new(KIND_USAGE, if e.charged == 0 { 11 } else { 12 });
+            encoder
+                .i64(e.licensee_id)
+                .text(&e.key_prefix.0)
+                .text(e.endpoint.as_str())
+                .text(e.purpose.as_str())
+                .text(&e.request_id)
+                .optional_text(e.idempotency_key.as_deref())
+                .i64(e.at.millis())
+                .u32(e.delivered)
+                .u32(e.counted)
+                .u32(e.user_reads)
+                .u64(e.bytes);
+            if e.charged != 0 {
+                encoder.u64(e.charged);
+            }
+            encoder.finish()
+        }
         Row::Delivery(d) => Encoder::new(KIND_DELIVERY, 6)
             .i64(d.licensee_id)
             .text(&d.request_id)
@@ -217,7 +225,14 @@ pub fn decode_row(bytes: &[u8]) -> Result<Row, DecodeError> {
     let (kind, d) = Decoder::new(bytes)?;
     match kind {
         KIND_USAGE => {
-            d.expect_fields(11)?;
+            let charged = match d.fields.len() {
+                11 => 0,
+                12 => match d.u64(11)? {
+                    0 => return Err(DecodeError::Field { index: 11, what: "a zero charge is encoded by its absence" }),
+                    charged => charged,
+                },
+                found => return Err(DecodeError::FieldCount { expected: 11, found }),
+            };
             let endpoint =
                 Endpoint::parse(&d.text(2)?).ok_or(DecodeError::Field { index: 2, what: "unknown endpoint" })?;
             let purpose =
@@ -234,6 +249,7 @@ pub fn decode_row(bytes: &[u8]) -> Result<Row, DecodeError> {
                 counted: d.u32(8)?,
                 user_reads: d.u32(9)?,
                 bytes: d.u64(10)?,
+                charged,
             }))
         }
         KIND_DELIVERY => {
@@ -284,7 +300,7 @@ pub(crate) mod tests {
             text,
             prop::option::of(text),
             any::<i64>(),
-            (any::<u32>(), any::<u32>(), any::<u32>(), any::<u64>()),
+            (any::<u32>(), any::<u32>(), any::<u32>(), any::<u64>(), prop_oneof![Just(0u64), any::<u64>()]),
         )
             .prop_map(|(licensee_id, prefix, endpoint, purpose, request_id, idempotency_key, at, counts)| {
                 Row::Usage(UsageEvent {
@@ -299,6 +315,7 @@ pub(crate) mod tests {
                     counted: counts.1,
                     user_reads: counts.2,
                     bytes: counts.3,
+                    charged: counts.4,
                 })
             });
         let delivery = (any::<i64>(), text, any::<i64>(), any::<u32>(), any::<i64>(), any::<bool>()).prop_map(
@@ -324,6 +341,7 @@ pub(crate) mod tests {
                 counted: 0,
                 user_reads: 0,
                 bytes: 0,
+                charged: 0,
             })
         };
         assert_ne!(encode_row(&event(None)), encode_row(&event(Some(""))));

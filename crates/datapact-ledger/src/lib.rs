@@ -58,6 +58,7 @@
 //!     counted: allotment.counted,
 //!     user_reads: 2,
 //!     bytes: 1_234,
+//!     charged: 0,
 //! };
 //! let rows = response_rows(event, &page[..allotment.delivered], &allotment.counts, &[]);
 //!
@@ -121,6 +122,8 @@ pub use chain::{
     VerifySummary, verify,
 };
 pub use idempotency::{IdempotencyDecision, IdempotencyKey, PriorState, PriorUse, RequestFingerprint};
-pub use meter::{Allotment, Cap, Capped, Metered, USAGE_CAPPED, meter_page};
+pub use meter::{
+    Allotment, Cap, Capped, CreditExhausted, Metered, Prepaid, USAGE_CAPPED, meter_page, meter_page_within_credit,
+};
 pub use record::{CANARY_REVISION, Delivery, Row, UsageEvent, response_rows};
 pub use usage::{DailyCount, UsageView, usage_view};

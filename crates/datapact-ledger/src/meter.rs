@@ -12,6 +12,9 @@
 //!   Free records before that point are served; nothing after it is.
 //! - Under a **soft** cap the whole page is served; the records counted past `limit` are reported as overage.
 //! - **Unlimited**: the whole page is served and counted by the dedup rule.
+//! - A **prepaid credit** ([`meter_page_within_credit`]) bounds counted records like a hard cap does: the page is cut
+//!   before the first record the credit cannot pay for, and a credit that pays for none refuses the request (402,
+//!   see [`Prepaid`]). Records within the plan's `included_records` are not charged.
 //!
 //! [`meter_page`] is pure; exactness under concurrency comes from the caller applying it to the authoritative month
 //! total, one decision at a time per licensee (the ledger's writer), and committing the result before serving.
@@ -74,12 +77,14 @@ pub struct Allotment {
     pub counts: Vec<bool>,
     /// Records counted (the number of `true` in `counts`).
     pub counted: u32,
-    /// Whether the page was cut short by a hard cap (`delivered < page.len()`).
+    /// Whether the page was cut short by a hard cap or the prepaid credit (`delivered < page.len()`).
     pub cut: bool,
     /// Of the counted records, how many lie past a soft cap (always 0 for hard caps and unlimited).
     pub overage: u32,
     /// The month's counted total after this page: `used + counted`.
     pub used_after: u64,
+    /// What the counted records cost the prepaid credit, in micro-units (0 without one).
+    pub charge: u64,
 }
 
 /// The meter's answer for one page.
@@ -87,8 +92,52 @@ pub struct Allotment {
 pub enum Metered {
     /// At or past a hard cap: answer 429 `usage-capped`, deliver nothing, record nothing.
     Refused(Capped),
+    /// The prepaid credit pays for no record: answer 402, deliver nothing, record nothing.
+    NoCredit(CreditExhausted),
     /// Deliver the allotted prefix and record it.
     Serve(Allotment),
+}
+
+/// A licensee charged per counted record from a prepaid balance, as of one request: the price per record in force
+/// on its day, how many records a month its fee already covers, and what is left of the balance (credits added minus
+/// charges committed and reserved). Amounts are micro-units of the credit's currency (as `datapact-billing`'s `Rate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prepaid {
+    /// The charge per counted record past `included_records` (0: records are not charged).
+    pub per_record_micros: u64,
+    /// Counted records per month covered by the plan's fee, never charged.
+    pub included_records: u64,
+    /// The balance, in micro-units; negative only if credits were withdrawn (nothing then is affordable).
+    pub balance_micros: i64,
+}
+
+impl Prepaid {
+    /// The most records this month's next page may count, with `used` counted so far: what is still included plus
+    /// what the balance pays for. `None` when records are not charged.
+    pub fn records_covered(self, used: u64) -> Option<u64> {
+        if self.per_record_micros == 0 {
+            return None;
+        }
+        let included = self.included_records.saturating_sub(used);
+        let affordable = u64::try_from(self.balance_micros).unwrap_or(0) / self.per_record_micros;
+        Some(included.saturating_add(affordable))
+    }
+
+    /// What counting `counted` more records costs with `used` counted so far this month: the records past
+    /// `included_records`, each at `per_record_micros`.
+    pub fn charge(self, used: u64, counted: u64) -> u64 {
+        let included = self.included_records.saturating_sub(used).min(counted);
+        (counted - included).saturating_mul(self.per_record_micros)
+    }
+}
+
+/// Why a prepaid request was refused: the balance pays for no record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreditExhausted {
+    /// The balance left, in micro-units (less than one record's price).
+    pub balance_micros: i64,
+    /// The price of one record, in micro-units.
+    pub per_record_micros: u64,
 }
 
 /// Decides what to deliver from `page` (post ids in response order) for a licensee who has `used` counted records
@@ -98,17 +147,34 @@ pub enum Metered {
 /// Invariants (asserted, and property-tested): under a hard cap `used_after <= limit` whenever `used <= limit`;
 /// the request is refused only when no capacity remains; a post is counted at most once per page under daily dedup,
 /// and never when `counted_today` says it already was.
-pub fn meter_page(
+pub fn meter_page(used: u64, cap: Cap, dedup: Dedup, page: &[i64], counted_today: impl FnMut(i64) -> bool) -> Metered {
+    meter_page_within_credit(used, cap, None, dedup, page, counted_today)
+}
+
+/// [`meter_page`] for a licensee that may also be bound by a prepaid credit: counted records never exceed what the
+/// credit covers ([`Prepaid::records_covered`]) nor the hard cap; a credit that covers no record refuses the request
+/// ([`Metered::NoCredit`]; the cap is checked first). The allotment's `charge` is what its counted records cost.
+pub fn meter_page_within_credit(
     used: u64,
     cap: Cap,
+    prepaid: Option<Prepaid>,
     dedup: Dedup,
     page: &[i64],
     mut counted_today: impl FnMut(i64) -> bool,
 ) -> Metered {
-    let remaining = cap.remaining(used);
-    if let (Some(0), MonthlyRecords::Limit(limit)) = (remaining, cap.monthly_records) {
+    let cap_remaining = cap.remaining(used);
+    if let (Some(0), MonthlyRecords::Limit(limit)) = (cap_remaining, cap.monthly_records) {
         return Metered::Refused(Capped { limit, used });
     }
+    let covered = prepaid.and_then(|prepaid| prepaid.records_covered(used));
+    if let (Some(0), Some(prepaid)) = (covered, prepaid) {
+        let Prepaid { balance_micros, per_record_micros, .. } = prepaid;
+        return Metered::NoCredit(CreditExhausted { balance_micros, per_record_micros });
+    }
+    let remaining = match (cap_remaining, covered) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let mut counts = Vec::with_capacity(page.len());
     let mut seen_in_page = HashSet::new();
     let mut counted: u64 = 0;
@@ -127,6 +193,7 @@ pub fn meter_page(
     let delivered = counts.len();
     let cut = delivered < page.len();
     let used_after = used.saturating_add(counted);
+    let charge = prepaid.map_or(0, |prepaid| prepaid.charge(used, counted));
     let overage = match (cap.monthly_records, cap.mode) {
         (MonthlyRecords::Limit(limit), CapMode::Soft) => used_after.saturating_sub(limit.max(used)),
         _ => 0,
@@ -134,10 +201,13 @@ pub fn meter_page(
     // Invariants: a prefix; counting never passes a hard cap; only hard caps cut; overage only under soft caps.
     assert!(delivered <= page.len() && counted <= delivered as u64);
     if let Some(remaining) = remaining {
-        assert!(counted <= remaining, "a hard cap was crossed");
+        assert!(counted <= remaining, "a hard cap or the credit was crossed");
         assert!(!cut || counted == remaining, "a page was cut while capacity remained");
     } else {
-        assert!(!cut, "only a hard cap cuts a page");
+        assert!(!cut, "only a hard cap or a credit cuts a page");
+    }
+    if let Some(prepaid) = prepaid {
+        assert!(i128::from(charge) <= i128::from(prepaid.balance_micros).max(0), "a charge exceeded the balance");
     }
     assert!(overage <= counted);
     Metered::Serve(Allotment {
@@ -147,6 +217,7 @@ pub fn meter_page(
         cut,
         overage: u32::try_from(overage).expect("overage is at most counted"),
         used_after,
+        charge,
     })
 }
 
@@ -161,8 +232,63 @@ mod tests {
     fn serve(metered: Metered) -> Allotment {
         match metered {
             Metered::Serve(allotment) => allotment,
-            Metered::Refused(capped) => panic!("refused: {capped:?}"),
+            refused => panic!("refused: {refused:?}"),
         }
+    }
+
+    fn prepaid(per_record_micros: u64, included_records: u64, balance_micros: i64) -> Option<Prepaid> {
+        Some(Prepaid { per_record_micros, included_records, balance_micros })
+    }
+
+    #[test]
+    fn a_prepaid_credit_cuts_a_page_to_what_it_pays_for_and_refuses_at_zero() {
+        // 0.005 a record, 12,000 micro-units left: two records, the third is cut.
+        let a = serve(meter_page_within_credit(
+            0,
+            Cap::UNLIMITED,
+            prepaid(5_000, 0, 12_000),
+            Dedup::None,
+            &[1, 2, 3],
+            |_| false,
+        ));
+        assert_eq!((a.delivered, a.counted, a.cut, a.charge), (2, 2, true, 10_000));
+        // 8 of 10 included used: two included records are free, then one paid, then the balance is spent.
+        let a = serve(meter_page_within_credit(
+            8,
+            Cap::UNLIMITED,
+            prepaid(5_000, 10, 7_000),
+            Dedup::None,
+            &[1, 2, 3, 4],
+            |_| false,
+        ));
+        assert_eq!((a.delivered, a.counted, a.cut, a.charge), (3, 3, true, 5_000));
+        // Less than one record's price left and nothing included: 402, nothing delivered.
+        assert_eq!(
+            meter_page_within_credit(10, Cap::UNLIMITED, prepaid(5_000, 10, 4_999), Dedup::None, &[1], |_| false),
+            Metered::NoCredit(CreditExhausted { balance_micros: 4_999, per_record_micros: 5_000 })
+        );
+        // A negative balance covers nothing; a hard cap is checked first.
+        assert!(matches!(
+            meter_page_within_credit(0, Cap::UNLIMITED, prepaid(1, 0, -3), Dedup::None, &[1], |_| false),
+            Metered::NoCredit(_)
+        ));
+        assert!(matches!(
+            meter_page_within_credit(5, Cap::hard(5), prepaid(1, 0, 0), Dedup::None, &[1], |_| false),
+            Metered::Refused(_)
+        ));
+        // Records already counted today are free: they ride along and cost nothing.
+        let a = serve(meter_page_within_credit(
+            0,
+            Cap::UNLIMITED,
+            prepaid(5_000, 0, 5_000),
+            Dedup::Daily,
+            &[1, 2, 3],
+            |p| p != 2,
+        ));
+        assert_eq!((a.delivered, a.counted, a.cut, a.charge), (3, 1, false, 5_000));
+        // Without a per-record price nothing is charged and the credit bounds nothing.
+        let a = serve(meter_page_within_credit(0, Cap::UNLIMITED, prepaid(0, 0, 0), Dedup::None, &[1, 2], |_| false));
+        assert_eq!((a.delivered, a.charge), (2, 0));
     }
 
     #[test]
@@ -247,6 +373,7 @@ mod tests {
             for request in &requests {
                 let today = counted_days.entry(request.day).or_default().clone();
                 match meter_page(used, cap, dedup, &request.page, |p| today.contains(&p)) {
+                    Metered::NoCredit(_) => prop_assert!(false, "no credit without a prepaid licensee"),
                     Metered::Refused(capped) => {
                         // Refused only at a hard cap with nothing left.
                         prop_assert_eq!(cap.mode, CapMode::Hard);
@@ -290,11 +417,56 @@ mod tests {
             }
         }
 
+        /// Requests in any order against one prepaid balance: the sum of charges never exceeds the credit, each
+        /// charge is exactly the counted records past `included_records` times the price, and a request is refused
+        /// only when the balance pays for no record.
+        #[test]
+        fn prepaid_charges_never_exceed_the_credit(
+            per_record in 1u64..5_000,
+            included in 0u64..20,
+            credit in 0i64..60_000,
+            cap in cap_strategy(),
+            dedup in dedup_strategy(),
+            requests in requests(),
+        ) {
+            let (mut used, mut charged) = (0u64, 0i64);
+            let mut counted_days: BTreeMap<u8, HashSet<i64>> = BTreeMap::new();
+            for request in &requests {
+                let today = counted_days.entry(request.day).or_default().clone();
+                let balance = credit - charged;
+                let credit_terms = prepaid(per_record, included, balance);
+                match meter_page_within_credit(used, cap, credit_terms, dedup, &request.page, |p| today.contains(&p)) {
+                    Metered::Refused(_) => prop_assert_eq!(cap.remaining(used), Some(0)),
+                    Metered::NoCredit(exhausted) => {
+                        prop_assert!(used >= included);
+                        prop_assert!(exhausted.balance_micros < per_record as i64);
+                    }
+                    Metered::Serve(a) => {
+                        let paid = u64::from(a.counted) - included.saturating_sub(used).min(u64::from(a.counted));
+                        prop_assert_eq!(a.charge, paid * per_record);
+                        if a.cut && cap.remaining(a.used_after) != Some(0) {
+                            // Cut by the credit: the next record would have cost more than is left.
+                            prop_assert!(a.used_after >= included);
+                            prop_assert!(balance - (a.charge as i64) < per_record as i64);
+                        }
+                        for (post, counts) in request.page.iter().zip(&a.counts) {
+                            if *counts {
+                                counted_days.entry(request.day).or_default().insert(*post);
+                            }
+                        }
+                        charged += a.charge as i64;
+                        used = a.used_after;
+                    }
+                }
+                prop_assert!(charged <= credit, "charged {} of a {} credit", charged, credit);
+            }
+        }
+
         #[test]
         fn never_refuses_or_cuts_while_the_page_fits(limit in 0u64..40, used in 0u64..40, page in prop::collection::vec(1i64..10, 0..20)) {
             let distinct = page.iter().collect::<HashSet<_>>().len() as u64;
             match meter_page(used, Cap::hard(limit), Dedup::Daily, &page, |_| false) {
-                Metered::Refused(_) => prop_assert!(used >= limit),
+                Metered::Refused(_) | Metered::NoCredit(_) => prop_assert!(used >= limit),
                 Metered::Serve(a) => {
                     prop_assert!(used < limit);
                     prop_assert_eq!(a.cut, used + distinct > limit);

@@ -29,6 +29,9 @@ pub struct UsageEvent {
     pub user_reads: u32,
     /// Bytes of the response body.
     pub bytes: u64,
+    /// What the counted records cost a prepaid licensee's credit, in micro-units of its currency (0 for every
+    /// licensee billed in arrears). Charged in the same commit as the deliveries.
+    pub charged: u64,
 }
 
 /// One post delivered to one licensee in one response.
@@ -137,6 +140,7 @@ mod tests {
             counted,
             user_reads: 0,
             bytes: 10,
+            charged: 0,
         }
     }
 

@@ -32,6 +32,8 @@ pub struct DailyCount {
     pub day: DayKey,
     /// Records counted that day.
     pub counted: u64,
+    /// What they cost a prepaid credit, in micro-units (0 when billed in arrears).
+    pub charged: u64,
 }
 
 /// `data` of `GET /2/usage/tweets`.
@@ -121,10 +123,10 @@ mod tests {
     #[test]
     fn the_view_has_x_shape_with_string_counts() {
         let daily = [
-            DailyCount { day: day("2026-11-28"), counted: 5 },
-            DailyCount { day: day("2026-11-26"), counted: 7 },
-            DailyCount { day: day("2026-11-26"), counted: 1 },
-            DailyCount { day: day("2026-11-01"), counted: 100 }, // outside the window
+            DailyCount { day: day("2026-11-28"), counted: 5, charged: 0 },
+            DailyCount { day: day("2026-11-26"), counted: 7, charged: 0 },
+            DailyCount { day: day("2026-11-26"), counted: 1, charged: 0 },
+            DailyCount { day: day("2026-11-01"), counted: 100, charged: 0 }, // outside the window
         ];
         let view = usage_view(42, MonthlyRecords::Limit(1000), 113, day("2026-11-28"), 3, &daily).unwrap();
         let json = serde_json::to_value(&view).unwrap();

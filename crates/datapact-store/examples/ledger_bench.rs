@@ -122,7 +122,14 @@ fn ledger(dir: &std::path::Path, rows: u64, tasks: usize) -> Result<(f64, Vec<i6
                     let base = 1_800_000_000_000_000_000i64 + ((request * PAGE as u64) % 1_000_000) as i64;
                     let page: Vec<(i64, u32)> = (0..PAGE as i64).map(|i| (base + i, 1)).collect();
                     let at = datapact_core::Clock::now(&SystemClock);
-                    let meter = MeterRequest { licensee_id, cap: Cap::UNLIMITED, dedup: Dedup::None, page: &page, at };
+                    let meter = MeterRequest {
+                        licensee_id,
+                        cap: Cap::UNLIMITED,
+                        dedup: Dedup::None,
+                        page: &page,
+                        at,
+                        prepaid: None,
+                    };
                     let Reserved::Serve(reservation) = ledger.reserve(meter).expect("reserve") else {
                         unreachable!("unlimited")
                     };

@@ -348,6 +348,34 @@ pub struct PaymentRecorded {
     pub new: bool,
 }
 
+/// A prepaid credit to add ([`Store::add_credit`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCredit {
+    pub licensee: String,
+    /// More than zero; every credit of a licensee is in one currency.
+    pub amount: Money,
+    /// The bank's or processor's reference: unique per licensee, so a credit recorded twice counts once.
+    pub reference: String,
+}
+
+/// A recorded prepaid credit.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StoredCredit {
+    pub licensee_id: i64,
+    pub licensee: String,
+    pub amount: Money,
+    pub reference: String,
+    pub added_at: Timestamp,
+}
+
+/// The outcome of [`Store::add_credit`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CreditAdded {
+    pub credit: StoredCredit,
+    /// `false` when the same credit (same reference and amount) was recorded before: nothing changed.
+    pub new: bool,
+}
+
 /// An invoice as dunning sees it, with its licensee: what the gateway's 402 and `balance` read.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LicenseeAccount {
@@ -481,6 +509,11 @@ pub trait Store: Send + Sync + 'static {
     /// (`new: false`); the same reference with another invoice or amount is a `Conflict`. An
     /// amount above what is outstanding, or towards a void invoice, is `Invalid`.
     async fn record_payment(&self, payment: NewPayment, change: &Change) -> StoreResult<PaymentRecorded>;
+    /// Adds a prepaid credit, audited in the same transaction; idempotent by reference (the same
+    /// reference with another amount is a conflict).
+    async fn add_credit(&self, credit: NewCredit, change: &Change) -> StoreResult<CreditAdded>;
+    /// Credits of one licensee (or all), oldest first.
+    async fn credits(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredCredit>>;
     /// Payments of one licensee (or all), oldest first.
     async fn payments(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredPayment>>;
     /// Every invoice of one licensee (or all) with its payments, for dunning and balances.

@@ -18,10 +18,10 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params, params_from_iter};
 
 use crate::{
-    AuditEntry, Change, IngestEffect, InvoiceIssue, KeyGrant, LicenseeAccount, LicenseeTerms, NewInvoice, NewPayment,
-    NewTraceFinding, PaymentRecorded, PostEvent, PostEventKind, RevisionEntry, SQLITE_FILE, Store, StoreError,
-    StoreResult, StoreStats, StoredInvoice, StoredPayment, TermsChange, TermsState, TimelineQuery, TraceFinding,
-    UserRecord, VIOLATION_SAMPLES, Violation, ViolationEvent, ViolationSample,
+    AuditEntry, Change, CreditAdded, IngestEffect, InvoiceIssue, KeyGrant, LicenseeAccount, LicenseeTerms, NewCredit,
+    NewInvoice, NewPayment, NewTraceFinding, PaymentRecorded, PostEvent, PostEventKind, RevisionEntry, SQLITE_FILE,
+    Store, StoreError, StoreResult, StoreStats, StoredCredit, StoredInvoice, StoredPayment, TermsChange, TermsState,
+    TimelineQuery, TraceFinding, UserRecord, VIOLATION_SAMPLES, Violation, ViolationEvent, ViolationSample,
 };
 
 mod billing;
@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0003_author_metrics.sql"),
     include_str!("sqlite/0004_trace_findings.sql"),
     include_str!("sqlite/0005_billing.sql"),
+    include_str!("sqlite/0006_credits.sql"),
 ];
 const READ_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1218,6 +1219,22 @@ impl Store for SqliteStore {
             Ok(logged)
         })
         .await
+    }
+
+    async fn add_credit(&self, credit: NewCredit, change: &Change) -> StoreResult<CreditAdded> {
+        let change = change.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let added = billing::add_credit(&tx, credit, &change)?;
+            tx.commit()?;
+            Ok(added)
+        })
+        .await
+    }
+
+    async fn credits(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredCredit>> {
+        let licensee = licensee.map(str::to_owned);
+        self.read(move |conn| billing::credits(conn, licensee.as_deref())).await
     }
 
     async fn payments(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredPayment>> {

@@ -12,8 +12,8 @@ use datapact_core::purpose::Purpose;
 use datapact_core::{Clock, Endpoint, KeyPrefix, ManualClock, Timestamp};
 use datapact_ledger::{Anchor, Cap, ChainBreak, DayKey, Dedup, MonthKey, RequestFingerprint};
 use datapact_store::ledger::{
-    Claim, DeliveryRecord, EventFacts, IdempotentResponse, LEDGER_FILE, Ledger, MeterRequest, Reservation, Reserved,
-    UsageBy, VerifyFailure, VerifyReport, synchronous_level,
+    Claim, DeliveryRecord, EventFacts, IdempotentResponse, LEDGER_FILE, Ledger, MeterRequest, PrepaidTerms,
+    Reservation, Reserved, UsageBy, VerifyFailure, VerifyReport, synchronous_level,
 };
 use rusqlite::Connection;
 
@@ -62,13 +62,13 @@ fn block<F: Future>(future: F) -> F::Output {
 }
 
 fn reserve(ledger: &Ledger, licensee_id: i64, cap: Cap, dedup: Dedup, page: &[(i64, u32)], at: Timestamp) -> Reserved {
-    ledger.reserve(MeterRequest { licensee_id, cap, dedup, page, at }).unwrap()
+    ledger.reserve(MeterRequest { licensee_id, cap, dedup, page, at, prepaid: None }).unwrap()
 }
 
 fn serve(ledger: &Ledger, licensee_id: i64, cap: Cap, dedup: Dedup, page: &[(i64, u32)], at: Timestamp) -> Reservation {
     match reserve(ledger, licensee_id, cap, dedup, page, at) {
         Reserved::Serve(reservation) => reservation,
-        Reserved::Refused(capped) => panic!("refused while capacity should remain: {capped:?}"),
+        refused => panic!("refused while capacity should remain: {refused:?}"),
     }
 }
 
@@ -192,6 +192,7 @@ fn a_hard_cap_is_exact_under_many_threads() {
                             refusals.fetch_add(1, Ordering::SeqCst);
                             refused_in_a_row += 1;
                         }
+                        Reserved::NoCredit(_) => panic!("no credit without a prepaid licensee"),
                         Reserved::Serve(reservation) => {
                             refused_in_a_row = 0;
                             let posts = reservation.posts().to_vec();
@@ -220,6 +221,7 @@ fn a_hard_cap_is_exact_under_many_threads() {
         match reserve(&ledger, *licensee, Cap::hard(*limit), Dedup::None, &page(&[1]), at) {
             Reserved::Refused(capped) => assert_eq!((capped.limit, capped.used), (*limit, *limit)),
             Reserved::Serve(r) => panic!("served past the cap: {:?}", r.posts()),
+            Reserved::NoCredit(_) => panic!("no credit without a prepaid licensee"),
         }
         let deliveries = all_deliveries(&ledger, *licensee, month);
         assert_eq!(deliveries.len() as u64, *limit);
@@ -247,6 +249,7 @@ fn a_crossing_page_is_cut_to_what_is_left() {
     match reserve(&ledger, 1, cap, Dedup::None, &page(&[99]), at) {
         Reserved::Refused(capped) => assert_eq!((capped.limit, capped.used), (10, 10)),
         Reserved::Serve(r) => panic!("served past a reserved cap: {:?}", r.posts()),
+        Reserved::NoCredit(_) => panic!("no credit without a prepaid licensee"),
     }
     block(reservation.commit(facts("b"), None)).unwrap();
     assert_eq!(ledger.month_counted(1, MonthKey::of(at)).unwrap(), 10);
@@ -335,12 +338,19 @@ fn interleaved_days_do_not_forget_posts_counted_in_flight() {
 fn oversized_pages_and_zero_caps_are_refused() {
     let (_dir, _clock, ledger) = fresh();
     let ids: Vec<i64> = (0..1_001).collect();
-    let request =
-        MeterRequest { licensee_id: 1, cap: Cap::hard(5_000), dedup: Dedup::None, page: &page(&ids), at: t0() };
+    let request = MeterRequest {
+        licensee_id: 1,
+        cap: Cap::hard(5_000),
+        dedup: Dedup::None,
+        page: &page(&ids),
+        at: t0(),
+        prepaid: None,
+    };
     assert!(ledger.reserve(request).is_err(), "a page past MAX_RESERVATION_POSTS was metered");
     match reserve(&ledger, 1, Cap::hard(0), Dedup::None, &page(&[1]), t0()) {
         Reserved::Refused(capped) => assert_eq!((capped.limit, capped.used), (0, 0)),
         Reserved::Serve(r) => panic!("served under a cap of 0: {:?}", r.posts()),
+        Reserved::NoCredit(_) => panic!("no credit without a prepaid licensee"),
     }
     // An empty page is served (and counts nothing).
     let empty = serve(&ledger, 1, Cap::hard(1), Dedup::None, &[], t0());
@@ -812,7 +822,7 @@ fn the_newest_batch_deleted_is_caught_against_a_recorded_head() {
              DELETE FROM ledger_batches WHERE seq = 4;
              DELETE FROM usage_daily WHERE licensee_id = 2;
              INSERT INTO usage_daily SELECT licensee_id, (at / 86400000) * 86400000, endpoint, purpose, COUNT(*),
-                 SUM(delivered), SUM(counted), 0, SUM(user_reads), SUM(bytes)
+                 SUM(delivered), SUM(counted), 0, SUM(user_reads), SUM(bytes), SUM(charged)
              FROM usage_events WHERE licensee_id = 2 GROUP BY 1, 2, 3, 4",
         )
         .unwrap();
@@ -835,7 +845,7 @@ fn edited_daily_totals_are_named() {
     let failure = tamper("DELETE FROM usage_daily WHERE licensee_id = 2");
     assert_eq!(failure, VerifyFailure::DailyTotals { licensee_id: 2, day: day.clone(), kept: 0, recomputed: 6 });
     let forged = "INSERT INTO usage_daily VALUES (3, (SELECT day FROM usage_daily LIMIT 1), 'search', 'ai-input', 1,
-         0, 5, 0, 0, 0)";
+         0, 5, 0, 0, 0, 0)";
     let failure = tamper(forged);
     assert_eq!(failure, VerifyFailure::DailyTotals { licensee_id: 3, day, kept: 5, recomputed: 0 });
 }
@@ -867,7 +877,7 @@ fn rows_filed_under_another_chain_are_named() {
     let failure = tamper(forged);
     assert!(matches!(failure, VerifyFailure::Stray { table: "deliveries", .. }), "{failure:?}");
     let forged = "INSERT INTO usage_events SELECT 'elsewhere', seq, ordinal, licensee_id, key_prefix, endpoint,
-         purpose, request_id, idempotency_key, at, delivered, 0, user_reads, bytes, digest FROM usage_events
+         purpose, request_id, idempotency_key, at, delivered, 0, user_reads, bytes, digest, charged FROM usage_events
          WHERE seq = 2";
     let failure = tamper(forged);
     assert!(matches!(failure, VerifyFailure::Stray { table: "usage_events", .. }), "{failure:?}");
@@ -876,6 +886,98 @@ fn rows_filed_under_another_chain_are_named() {
 // ---------------------------------------------------------------------------------------------
 // 6. Pruning
 // ---------------------------------------------------------------------------------------------
+
+/// 24 threads spend one prepaid credit of 1,000 records (plus 10 included) at once, through pages of
+/// 1 to 100 records: exactly 1,010 are counted, the charges add up to the credit, never more; the
+/// charges are sealed (an edited one is named by `verify`), survive a restart and pruning.
+#[test]
+fn a_prepaid_credit_is_exact_under_many_threads_and_its_charges_are_sealed() {
+    let (dir, clock, ledger) = fresh();
+    let at = t0().plus_millis(HOUR);
+    let terms = PrepaidTerms { per_record_micros: 5_000, included_records: 10, credited_micros: 5_000_000 };
+    let counted = AtomicU64::new(0);
+    let charged = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for thread in 0..24_u64 {
+            let (ledger, counted, charged) = (&ledger, &counted, &charged);
+            scope.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let mut rng = Rng::new(thread + 100);
+                let mut request = 0;
+                loop {
+                    let len = 1 + rng.below(100) as usize;
+                    let ids = page(&rng.distinct(len, 1_000_000));
+                    let asked = MeterRequest {
+                        licensee_id: 9,
+                        cap: Cap::UNLIMITED,
+                        dedup: Dedup::None,
+                        page: &ids,
+                        at,
+                        prepaid: Some(terms),
+                    };
+                    match ledger.reserve(asked).unwrap() {
+                        Reserved::NoCredit(exhausted) => {
+                            assert!(exhausted.balance_micros < 5_000, "refused with credit left: {exhausted:?}");
+                            break;
+                        }
+                        Reserved::Refused(capped) => panic!("no cap here: {capped:?}"),
+                        Reserved::Serve(reservation) => {
+                            let allotment = reservation.allotment().clone();
+                            request += 1;
+                            let id = format!("p{thread}-{request}");
+                            runtime.block_on(reservation.commit(facts(&id), None)).unwrap();
+                            counted.fetch_add(u64::from(allotment.counted), Ordering::SeqCst);
+                            charged.fetch_add(allotment.charge, Ordering::SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(counted.load(Ordering::SeqCst), 1_010, "the included records and exactly what the credit pays for");
+    assert_eq!(charged.load(Ordering::SeqCst), 5_000_000);
+    assert_eq!(ledger.charged(9).unwrap(), 5_000_000);
+    assert_eq!(ledger.month_counted(9, MonthKey::of(at)).unwrap(), 1_010);
+    let days = ledger.daily_counts(9, DayKey::of(at), DayKey::of(at)).unwrap();
+    assert_eq!((days[0].counted, days[0].charged), (1_010, 5_000_000));
+    verified(&ledger);
+
+    // More credit: served again; a restarted ledger remembers what it charged.
+    drop(ledger);
+    let ledger = open(dir.path(), &clock);
+    let more = PrepaidTerms { credited_micros: 5_010_000, ..terms };
+    let request = MeterRequest {
+        licensee_id: 9,
+        cap: Cap::UNLIMITED,
+        dedup: Dedup::None,
+        page: &page(&[1, 2, 3]),
+        at,
+        prepaid: Some(more),
+    };
+    let Reserved::Serve(reservation) = ledger.reserve(request).unwrap() else { panic!("the new credit was not seen") };
+    assert_eq!((reservation.posts().len(), reservation.allotment().charge), (2, 10_000));
+    block(reservation.commit(facts("after-restart"), None)).unwrap();
+    assert!(matches!(ledger.reserve(request).unwrap(), Reserved::NoCredit(_)));
+
+    // A charge is sealed in its usage event: editing one is named, and so is its daily total.
+    let conn = sql(dir.path());
+    conn.execute_batch("UPDATE usage_events SET charged = charged - 5000 WHERE request_id = 'after-restart'").unwrap();
+    assert!(matches!(chain_break(broken(&ledger, None)), ChainBreak::RowMismatch { .. }));
+    conn.execute_batch("UPDATE usage_events SET charged = charged + 5000 WHERE request_id = 'after-restart'").unwrap();
+    verified(&ledger);
+    conn.execute_batch("UPDATE usage_daily SET charged = charged - 5000 WHERE licensee_id = 9").unwrap();
+    assert!(matches!(broken(&ledger, None), VerifyFailure::DailyBreakdown { column: "charged", .. }));
+    conn.execute_batch("UPDATE usage_daily SET charged = charged + 5000 WHERE licensee_id = 9").unwrap();
+
+    // Pruning every batch gives no credit back.
+    clock.set(at.plus_millis(DAY));
+    ledger.prune(at.plus_millis(DAY)).unwrap();
+    verified(&ledger);
+    assert_eq!(ledger.charged(9).unwrap(), 5_010_000);
+    drop(ledger);
+    let ledger = open(dir.path(), &clock);
+    assert!(matches!(ledger.reserve(MeterRequest { at: clock.now(), ..request }).unwrap(), Reserved::NoCredit(_)));
+}
 
 #[test]
 fn pruning_removes_whole_old_batches_and_keeps_the_chain() {

@@ -34,6 +34,8 @@ pub struct Agreement {
     pub dedup: Dedup,
     /// Whether served posts carry the licensee's fingerprint.
     pub fingerprint: bool,
+    /// Whether records are paid from a prepaid credit as they are delivered.
+    pub prepaid: bool,
     /// Share of served posts that are canaries, in parts per million.
     pub canary_ppm: u32,
     /// How soon a deletion must reach the licensee's copy; `None` = not set.
@@ -78,6 +80,7 @@ impl Agreement {
             purposes: o.purposes.clone().unwrap_or_else(|| plan.purposes.clone()),
             dedup: o.dedup.unwrap_or(plan.dedup),
             fingerprint: o.fingerprint.unwrap_or(plan.fingerprint),
+            prepaid: o.prepaid.unwrap_or(plan.prepaid),
             canary_ppm: o.canary_ppm.unwrap_or(plan.canary_ppm),
             deletion_deadline: o.deletion_deadline.or(plan.deletion_deadline),
             starts_at: licensee.starts_at(),

@@ -49,6 +49,7 @@
 //! purposes = ["search", "ai-input"] # required
 //! dedup = "daily"                  # "daily" (default) | "none"
 //! fingerprint = true               # default true
+//! prepaid = false                  # default false: true = pay-per-use from a prepaid credit (402 when spent)
 //! canary_rate = "0.001"            # share of posts; stored as parts per million (1000); default 0
 //! deletion_deadline = "24h"        # optional
 //!

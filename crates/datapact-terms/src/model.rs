@@ -151,6 +151,10 @@ pub struct Plan {
     /// Whether served posts carry the licensee's fingerprint (default true).
     #[serde(default = "default_true")]
     pub fingerprint: bool,
+    /// Whether records are paid in advance from a prepaid credit (charged per counted record as they are
+    /// delivered; 402 when it runs out) rather than invoiced in arrears (default false).
+    #[serde(default)]
+    pub prepaid: bool,
     /// Share of served posts that are canaries, in parts per million (`canary_rate = "0.001"` → 1000; default 0).
     #[serde(default)]
     pub canary_ppm: u32,
@@ -187,6 +191,9 @@ pub struct PlanOverrides {
     /// Replaces the plan's fingerprint switch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<bool>,
+    /// Replaces the plan's prepaid switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepaid: Option<bool>,
     /// Replaces the plan's canary share (parts per million).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_ppm: Option<u32>,

@@ -71,6 +71,7 @@ struct RawPlan {
     purposes: Option<Vec<String>>,
     dedup: Option<String>,
     fingerprint: Option<bool>,
+    prepaid: Option<bool>,
     canary_rate: Option<toml::Value>,
     deletion_deadline: Option<String>,
 }
@@ -92,6 +93,7 @@ struct RawLicensee {
     purposes: Option<Vec<String>>,
     dedup: Option<String>,
     fingerprint: Option<bool>,
+    prepaid: Option<bool>,
     canary_rate: Option<toml::Value>,
     deletion_deadline: Option<String>,
     payment_terms_days: Option<toml::Value>,
@@ -310,6 +312,7 @@ struct RawFields {
     purposes: Option<Vec<String>>,
     dedup: Option<String>,
     fingerprint: Option<bool>,
+    prepaid: Option<bool>,
     canary_rate: Option<toml::Value>,
     deletion_deadline: Option<String>,
 }
@@ -325,6 +328,7 @@ fn fields(sink: &mut Sink, raw: RawFields) -> Option<PlanOverrides> {
             sink.take(Dedup::parse(&d).ok_or_else(|| format!("`dedup` is {d:?}: use \"daily\" or \"none\"")))
         }),
         fingerprint: raw.fingerprint,
+        prepaid: raw.prepaid,
         canary_ppm: raw.canary_rate.and_then(|v| sink.take(canary_ppm(&v))),
         deletion_deadline: raw
             .deletion_deadline
@@ -431,6 +435,7 @@ fn plan_from_raw(raw: RawPlan, sink: &mut Sink) -> Option<Plan> {
             purposes: raw.purposes,
             dedup: raw.dedup,
             fingerprint: raw.fingerprint,
+            prepaid: raw.prepaid,
             canary_rate: raw.canary_rate,
             deletion_deadline: raw.deletion_deadline,
         },
@@ -447,6 +452,7 @@ fn plan_from_raw(raw: RawPlan, sink: &mut Sink) -> Option<Plan> {
         purposes: f.purposes.unwrap_or_default(),
         dedup: f.dedup.unwrap_or_default(),
         fingerprint: f.fingerprint.unwrap_or(true),
+        prepaid: f.prepaid.unwrap_or(false),
         canary_ppm: f.canary_ppm.unwrap_or(0),
         deletion_deadline: f.deletion_deadline,
     };
@@ -533,6 +539,7 @@ fn licensee_from_raw(
             purposes: raw.purposes,
             dedup: raw.dedup,
             fingerprint: raw.fingerprint,
+            prepaid: raw.prepaid,
             canary_rate: raw.canary_rate,
             deletion_deadline: raw.deletion_deadline,
         },
@@ -809,6 +816,9 @@ fn plan_fields_to_toml(lines: &mut Vec<(&'static str, String)>, f: &PlanOverride
     if let Some(fingerprint) = f.fingerprint {
         lines.push(("fingerprint", fingerprint.to_string()));
     }
+    if let Some(prepaid) = f.prepaid {
+        lines.push(("prepaid", prepaid.to_string()));
+    }
     if let Some(ppm) = f.canary_ppm {
         lines.push(("canary_rate", toml_str(&ppm_to_decimal(ppm))));
     }
@@ -833,6 +843,7 @@ fn plan_as_overrides(plan: &Plan) -> PlanOverrides {
         purposes: Some(plan.purposes.clone()),
         dedup: Some(plan.dedup),
         fingerprint: Some(plan.fingerprint),
+        prepaid: Some(plan.prepaid),
         canary_ppm: Some(plan.canary_ppm),
         deletion_deadline: plan.deletion_deadline,
     }

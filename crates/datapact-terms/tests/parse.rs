@@ -34,6 +34,7 @@ fn the_issue_example_parses() {
     assert_eq!(plan.rate_limits[&Endpoint::Timeline].limit, 900);
     assert_eq!(plan.dedup, Dedup::Daily);
     assert!(plan.fingerprint);
+    assert!(!plan.prepaid, "billed in arrears unless a plan says prepaid");
     assert_eq!(plan.canary_ppm, 0);
     assert_eq!(plan.deletion_deadline, None);
 
@@ -213,11 +214,16 @@ fn canonical_toml_round_trips() {
     let file = parse_terms(EXAMPLE).unwrap();
     assert_eq!(parse_terms(&file.to_toml()).unwrap(), file);
     let text = format!(
-        "{PLAN}canary_rate = \"0.000001\"\ndeletion_deadline = \"90s\"\nmonthly_records = 7\n\
-         [[licensee]]\nname = \"lab\"\nplan = \"basic\"\nmonthly_records = \"unlimited\"\nfingerprint = false\nendpoints = [\"search\"]\n"
+        "{PLAN}canary_rate = \"0.000001\"\ndeletion_deadline = \"90s\"\nmonthly_records = 7\nprepaid = true\n\
+         [[licensee]]\nname = \"lab\"\nplan = \"basic\"\nmonthly_records = \"unlimited\"\nfingerprint = false\nendpoints = [\"search\"]\n\
+         prepaid = false\n"
     );
     let file = parse_terms(&text).unwrap();
     assert_eq!(parse_terms(&file.to_toml()).unwrap(), file, "{}", file.to_toml());
+    // A licensee's `prepaid` overrides its plan's.
+    assert!(file.plans[0].prepaid);
+    assert!(!Agreement::resolve(&file.plans[0], &file.licensees[0].terms).unwrap().prepaid);
+    refused(&format!("{PLAN}prepaid = \"yes\"\n"), &["prepaid", "bool"]);
 }
 
 #[test]

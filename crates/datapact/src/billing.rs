@@ -20,7 +20,7 @@ use datapact_store::{LicenseeAccount, NewPayment, Store, StoredInvoice};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cli::{BillingCommand, InvoiceCommand, ListFormat, PaymentCommand};
+use crate::cli::{BillingCommand, CreditCommand, InvoiceCommand, ListFormat, PaymentCommand};
 use crate::commands::cli_change;
 
 fn parse_month(text: &str) -> anyhow::Result<Month> {
@@ -67,6 +67,7 @@ impl LineView {
             Charge::Included { .. } => "included",
             Charge::Overage { .. } => "overage",
             Charge::PerRecord { .. } => "per_record",
+            Charge::Prepaid { .. } => "prepaid",
             Charge::Uncharged { .. } => "uncharged",
             Charge::Unpriced { .. } => "unpriced",
         };
@@ -407,6 +408,95 @@ pub async fn payment(command: PaymentCommand, store: &dyn Store, now: Timestamp)
                         p.amount.amount(),
                         p.amount.currency.code(),
                         p.reference
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn credit(
+    command: CreditCommand,
+    data_dir: &Path,
+    store: &dyn Store,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let balances = |licensee: Option<String>| {
+        let clock = Arc::clone(&clock);
+        async move {
+            let ledger = Ledger::open_for_reading(data_dir, clock)
+                .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
+            datapact_gateway::billing::credit_balances(store, &ledger, licensee.as_deref()).await.map_err(problem)
+        }
+    };
+    match command {
+        CreditCommand::Add { licensee, amount, reference, json } => {
+            let change = cli_change(clock.now());
+            let added = datapact_gateway::billing::add_credit(store, &licensee, &amount, &reference, &change)
+                .await
+                .map_err(problem)?;
+            let balance = balances(Some(licensee.clone())).await?.pop();
+            if json {
+                let value = json!({ "credit": added.credit, "new": added.new, "balance": balance });
+                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let c = &added.credit;
+            if added.new {
+                writeln!(out, "added credit {:?} of {} to {}", c.reference, c.amount, c.licensee)?;
+            } else {
+                writeln!(
+                    out,
+                    "credit {:?} of {} was already recorded on {}; nothing changed",
+                    c.reference, c.amount, c.added_at
+                )?;
+            }
+            if let Some(b) = balance {
+                writeln!(out, "{licensee}'s credit: {} added, {} charged, {} left", b.credited, b.charged, b.balance)?;
+            }
+        }
+        CreditCommand::Balance { licensee, json } => {
+            if let Some(name) = &licensee {
+                require_licensee(store, name).await?;
+            }
+            let rows = balances(licensee).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+            } else if rows.is_empty() {
+                writeln!(out, "no credits")?;
+            } else {
+                writeln!(out, "{:<16} {:>7} {:>18} {:>18} {:>18}", "LICENSEE", "CREDITS", "ADDED", "CHARGED", "LEFT")?;
+                for b in rows {
+                    writeln!(
+                        out,
+                        "{:<16} {:>7} {:>18} {:>18} {:>18}",
+                        b.licensee, b.credits, b.credited, b.charged, b.balance
+                    )?;
+                }
+            }
+        }
+        CreditCommand::List { licensee, json } => {
+            if let Some(name) = &licensee {
+                require_licensee(store, name).await?;
+            }
+            let credits = store.credits(licensee.as_deref()).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&credits)?)?;
+            } else if credits.is_empty() {
+                writeln!(out, "no credits")?;
+            } else {
+                writeln!(out, "{:<25} {:<16} {:>14} {:<4} REFERENCE", "ADDED", "LICENSEE", "AMOUNT", "")?;
+                for c in credits {
+                    writeln!(
+                        out,
+                        "{:<25} {:<16} {:>14} {:<4} {}",
+                        c.added_at.to_string(),
+                        c.licensee,
+                        c.amount.amount(),
+                        c.amount.currency.code(),
+                        c.reference
                     )?;
                 }
             }

@@ -136,6 +136,9 @@ pub enum Command {
     /// Payments towards invoices.
     #[command(subcommand)]
     Payment(PaymentCommand),
+    /// Prepaid credits: add credit to a prepaid licensee, list credits and balances.
+    #[command(subcommand)]
+    Credit(CreditCommand),
     /// What each licensee was invoiced, has paid, owes and owes overdue; who is suspended.
     Balance {
         /// One licensee (default: all with an invoice).
@@ -204,6 +207,36 @@ pub enum PaymentCommand {
         json: bool,
     },
     /// List payments.
+    List {
+        licensee: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CreditCommand {
+    /// Add prepaid credit to a licensee on a prepaid plan, in the currency of its price today. The
+    /// same reference again is the same credit: recorded once. Running gateways serve a licensee
+    /// refused for lack of credit within a second.
+    Add {
+        licensee: String,
+        /// The amount as a decimal: 500.00.
+        amount: String,
+        /// The bank's or processor's reference, unique per licensee.
+        #[arg(long)]
+        reference: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Each prepaid licensee's credits, what the ledger charged against them, and what is left.
+    Balance {
+        /// One licensee (default: all with a credit).
+        licensee: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every credit added, oldest first.
     List {
         licensee: Option<String>,
         #[arg(long)]

@@ -80,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Invoice(command) => billing::invoice(command, &data_dir, store.as_ref(), clock).await,
         Command::Payment(command) => billing::payment(command, store.as_ref(), clock.now()).await,
+        Command::Credit(command) => billing::credit(command, &data_dir, store.as_ref(), clock).await,
         Command::Balance { licensee, json } => {
             billing::balance(licensee.as_deref(), json, store.as_ref(), clock.now()).await
         }

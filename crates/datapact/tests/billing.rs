@@ -401,3 +401,133 @@ async fn the_schedule_issues_last_months_invoices_and_logs_suspensions_by_itself
     assert_eq!(bad.status(), 400);
     drop(gateway);
 }
+
+/// A pay-per-use plan: 5 records a month included, then 0.01 USD a record from a prepaid credit;
+/// the fee is 10.00 a month. `globex` is on a plan billed in arrears.
+fn prepaid_terms() -> String {
+    let payg = open_plan("payg", "prepaid = true\ndedup = \"none\"");
+    let basic = open_plan("basic", "");
+    format!(
+        r#"{payg}{basic}
+[[price_book]]
+effective = "2026-11-01"
+currency = "USD"
+[price_book.plans.payg]
+monthly_fee = "10.00"
+included_records = 5
+per_record = "0.01"
+[price_book.plans.basic]
+monthly_fee = "100.00"
+
+[[licensee]]
+name = "acme"
+plan = "payg"
+
+[[licensee]]
+name = "globex"
+plan = "basic"
+"#
+    )
+}
+
+/// Requests until one is not refused with 402 (a credit reaches the gateway within a poll).
+async fn served_again(gateway: &Gateway, key: &str, path: &str) -> (u16, Value) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let (status, body, _) = gateway.get(key, path).await;
+        if status != 402 || std::time::Instant::now() > deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_prepaid_credit_pays_for_exactly_what_it_covers_and_402s_when_spent() {
+    const CREDITS_DEPLETED: &str = "https://api.twitter.com/2/problems/credits-depleted";
+    let (dir, key) = seeded_data_dir();
+    let data_dir = data(&dir);
+    apply_terms(&data_dir, &prepaid_terms());
+    let gateway = Gateway::start(&data_dir, &["--test-clock", "2026-12-05T12:00:00Z"]);
+
+    // The included records need no credit; the sixth does.
+    let (status, body, _) = gateway.get(&key, &format!("/2/tweets?ids={}", ids(1, 3))).await;
+    assert_eq!((status, body["data"].as_array().map(Vec::len)), (200, Some(3)), "{body}");
+    let (status, body, _) = gateway.get(&key, &format!("/2/tweets?ids={}", ids(1, 4))).await;
+    assert_eq!((status, body["data"].as_array().map(Vec::len)), (200, Some(2)), "cut at the credit: {body}");
+    let (status, body, _) = gateway.get(&key, &format!("/2/tweets?ids={}", ids(1, 1))).await;
+    assert_eq!(
+        (status, body["type"].as_str(), body["title"].as_str()),
+        (402, Some(CREDITS_DEPLETED), Some("CreditsDepleted")),
+        "{body}"
+    );
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("0.00 USD left") && detail.contains("0.01 USD"), "{detail}");
+
+    // Credit for 50 records, then 16 clients asking for 10 records each at once: exactly 50 are
+    // delivered, never one more, and the credit ends at zero.
+    let added = json_out(&data_dir, &["credit", "add", "acme", "0.50", "--reference", "wire-1", "--json"]);
+    assert_eq!((added["new"].as_bool(), added["balance"]["balance_micro"].as_i64()), (Some(true), Some(500_000)));
+    let (status, _) = served_again(&gateway, &key, &format!("/2/tweets?ids={}", ids(1, 2))).await;
+    assert_eq!(status, 200);
+    let mut clients = tokio::task::JoinSet::new();
+    for n in 0..16 {
+        let (http, key) = (gateway.http.clone(), key.clone());
+        let url = format!("{}/2/tweets?ids={}", gateway.public, ids(1 + 10 * n, 10));
+        clients.spawn(async move {
+            let response = http.get(url).bearer_auth(key).send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        });
+    }
+    let answers = clients.join_all().await;
+    let delivered: usize = answers.iter().map(|(_, body)| body["data"].as_array().map_or(0, Vec::len)).sum();
+    assert_eq!(delivered, 48, "2 of the 50 paid records went to the request above");
+    for (status, body) in &answers {
+        assert!(*status == 200 || (*status == 402 && body["type"] == CREDITS_DEPLETED), "{status} {body}");
+    }
+    let balance = json_out(&data_dir, &["credit", "balance", "acme", "--json"]);
+    assert_eq!(
+        (
+            balance[0]["credited_micro"].as_i64(),
+            balance[0]["charged_micro"].as_i64(),
+            balance[0]["balance_micro"].as_i64()
+        ),
+        (Some(500_000), Some(500_000), Some(0)),
+        "{balance}"
+    );
+    let (status, _, _) = gateway.get(&key, &format!("/2/tweets?ids={}", ids(1, 1))).await;
+    assert_eq!(status, 402);
+
+    // The same credit recorded twice counts once; the same reference for another amount is refused.
+    let again = json_out(&data_dir, &["credit", "add", "acme", "0.50", "--reference", "wire-1", "--json"]);
+    assert_eq!((again["new"].as_bool(), again["balance"]["credited_micro"].as_i64()), (Some(false), Some(500_000)));
+    let conflict = datapact_fails(&data_dir, &["credit", "add", "acme", "0.70", "--reference", "wire-1"]);
+    assert!(conflict.contains("wire-1") && conflict.contains("already used"), "{conflict}");
+    let arrears = datapact_fails(&data_dir, &["credit", "add", "globex", "5.00", "--reference", "x"]);
+    assert!(arrears.contains("billed in arrears"), "{arrears}");
+    let too_fine = datapact_fails(&data_dir, &["credit", "add", "acme", "0.005", "--reference", "y"]);
+    assert!(too_fine.contains("USD"), "{too_fine}");
+
+    // More credit: served again within a second, cut at what it pays for (no next page promised).
+    json_out(&data_dir, &["credit", "add", "acme", "0.05", "--reference", "wire-2", "--json"]);
+    let (status, body) = served_again(&gateway, &key, &format!("/2/tweets?ids={}", ids(200, 10))).await;
+    assert_eq!((status, body["data"].as_array().map(Vec::len)), (200, Some(5)), "{body}");
+
+    // The ledger holds every charge, sealed: it verifies, and the usage is exactly 5 + 55.
+    let verify = datapact_ok(&data_dir, &["ledger", "verify"]);
+    assert!(verify.starts_with("ledger verifies"), "{verify}");
+    drop(gateway);
+
+    // The invoice bills the fee and shows the prepaid records at their price, for nothing: they
+    // were paid from the credit when delivered.
+    let run = json_out(&data_dir, &["invoice", "run", "--month", "2026-12", "--json", "--now", "2027-01-02T09:00:00Z"]);
+    let acme = run["issued"].as_array().unwrap().iter().find(|i| i["licensee"] == "acme").expect("acme invoiced");
+    let lines: Vec<(&str, u64, &str)> = acme["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["kind"].as_str().unwrap(), l["records"].as_u64().unwrap(), l["amount"].as_str().unwrap()))
+        .collect();
+    assert_eq!(lines, [("base_fee", 0, "10.00"), ("included", 5, "0.00"), ("prepaid", 55, "0.00")], "{acme}");
+    assert_eq!(acme["total"], "10.00");
+}

@@ -60,6 +60,7 @@ async fn setup(with_secret: bool) -> Setup {
                 dedup: Dedup::None,
                 page: &page,
                 at: NOW,
+                prepaid: None,
             };
             let Reserved::Serve(reservation) = ledger.reserve(request).unwrap() else { panic!("refused") };
             let facts = EventFacts {

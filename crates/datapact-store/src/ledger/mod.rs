@@ -31,8 +31,8 @@ use std::time::Duration;
 use datapact_core::purpose::Purpose;
 use datapact_core::{Clock, Endpoint, KeyPrefix, Timestamp};
 use datapact_ledger::{
-    Allotment, Cap, Capped, DayKey, Dedup, IdempotencyDecision, MonthKey, PriorState, PriorUse, RequestFingerprint,
-    UsageEvent, meter_page, response_rows,
+    Allotment, Cap, Capped, CreditExhausted, DayKey, Dedup, IdempotencyDecision, MonthKey, Prepaid, PriorState,
+    PriorUse, RequestFingerprint, UsageEvent, meter_page_within_credit, response_rows,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
@@ -77,7 +77,8 @@ pub const MAX_BATCH_ROWS: usize = 16_384;
 /// The most posts one reservation may hold (a page, or a burst of the stream).
 pub const MAX_RESERVATION_POSTS: usize = 1_000;
 
-const MIGRATIONS: &[&str] = &[include_str!("0001_ledger.sql"), include_str!("0002_canaries.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("0001_ledger.sql"), include_str!("0002_canaries.sql"), include_str!("0003_credits.sql")];
 const READ_CONNECTIONS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -94,6 +95,20 @@ pub struct MeterRequest<'a> {
     /// The candidate posts as `(post id, revision)`, in response order.
     pub page: &'a [(i64, u32)],
     pub at: Timestamp,
+    /// For a prepaid licensee: the price and what its credits add up to.
+    pub prepaid: Option<PrepaidTerms>,
+}
+
+/// A prepaid licensee's terms as of one request, for [`Ledger::reserve`]: the ledger knows what it
+/// charged, the caller what was credited (the store's credits) and the price in force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrepaidTerms {
+    /// The price of a counted record past `included_records`, in micro-units (0: not charged).
+    pub per_record_micros: u64,
+    /// Counted records a month covered by the fee.
+    pub included_records: u64,
+    /// Every credit added to the licensee, in micro-units of the same currency.
+    pub credited_micros: i64,
 }
 
 /// The ledger's answer to [`Ledger::reserve`].
@@ -101,6 +116,8 @@ pub struct MeterRequest<'a> {
 pub enum Reserved {
     /// At a hard cap: deliver nothing (429 `usage-capped`).
     Refused(Capped),
+    /// The prepaid credit pays for no record: deliver nothing (402).
+    NoCredit(CreditExhausted),
     /// Deliver [`Reservation::posts`], then [`Reservation::commit`] before sending.
     Serve(Reservation),
 }
@@ -176,6 +193,8 @@ struct LicenseeMeter {
     months: BTreeMap<MonthKey, u64>,
     /// Posts counted per day (committed or reserved), for the days daily dedup asked about.
     days: BTreeMap<DayKey, HashSet<i64>>,
+    /// Micro-units charged to the prepaid credit ever, committed or reserved (loaded when first needed).
+    charged: Option<u64>,
 }
 
 /// How many months (and days) a licensee's meter keeps: the one asked about and the newest other.
@@ -240,6 +259,7 @@ struct DailyDelta {
     overage: u32,
     user_reads: u32,
     bytes: u64,
+    charged: u64,
 }
 
 /// The SQLite ledger. Cheap to clone (one reference count: the gateway clones its state, ledger
@@ -363,16 +383,31 @@ impl Ledger {
             entry.insert(read::counted_on(&*self.reader()?, request.licensee_id, day)?);
             trim(&mut meter.days, day);
         }
+        if request.prepaid.is_some() && meter.charged.is_none() {
+            meter.charged = Some(read::charged(&*self.reader()?, request.licensee_id)?);
+        }
+        let prepaid = request.prepaid.map(|terms| Prepaid {
+            per_record_micros: terms.per_record_micros,
+            included_records: terms.included_records,
+            balance_micros: terms.credited_micros.saturating_sub(meter.charged.map_or(0, |c| c as i64)),
+        });
         let used = meter.months[&month];
         let ids: Vec<i64> = request.page.iter().map(|&(id, _)| id).collect();
         let today = meter.days.get(&day);
-        let decision = meter_page(used, request.cap, request.dedup, &ids, |id| today.is_some_and(|t| t.contains(&id)));
+        let decision = meter_page_within_credit(used, request.cap, prepaid, request.dedup, &ids, |id| {
+            today.is_some_and(|t| t.contains(&id))
+        });
         let allotment = match decision {
             datapact_ledger::Metered::Refused(capped) => return Ok(Reserved::Refused(capped)),
+            datapact_ledger::Metered::NoCredit(exhausted) => return Ok(Reserved::NoCredit(exhausted)),
             datapact_ledger::Metered::Serve(allotment) => allotment,
         };
         if let Some(remaining) = request.cap.remaining(used) {
             assert!(u64::from(allotment.counted) <= remaining, "a reservation never crosses a hard cap");
+        }
+        if let Some(prepaid) = prepaid {
+            assert!(allotment.charge as i128 <= i128::from(prepaid.balance_micros), "a charge never passes the credit");
+            meter.charged = meter.charged.map(|charged| charged + allotment.charge);
         }
         meter.months.insert(month, allotment.used_after);
         if let Some(today) = meter.days.get_mut(&day) {
@@ -391,24 +426,6 @@ impl Ledger {
         }))
     }
 
-    /// Whether a licensee is at its hard cap now (what a stream checks before it starts).
-    pub fn capped(&self, licensee_id: i64, cap: Cap, at: Timestamp) -> StoreResult<Option<Capped>> {
-        let remaining_zero = |used: u64| cap.remaining(used) == Some(0);
-        let month = MonthKey::of(at);
-        let used = {
-            let state = lock(&self.shared.meter);
-            state.licensees.get(&licensee_id).and_then(|meter| meter.months.get(&month).copied())
-        };
-        let used = match used {
-            Some(used) => used,
-            None => read::month_counted(&*self.reader()?, licensee_id, month)?,
-        };
-        Ok(match cap.monthly_records {
-            datapact_ledger::MonthlyRecords::Limit(limit) if remaining_zero(used) => Some(Capped { limit, used }),
-            _ => None,
-        })
-    }
-
     /// Records a response that delivered no post records (user lookups): a usage event with its
     /// user reads, committed like any other.
     pub fn record(
@@ -418,7 +435,16 @@ impl Ledger {
         facts: EventFacts,
         response: Option<IdempotentResponse>,
     ) -> impl Future<Output = StoreResult<()>> + Send + 'static + use<> {
-        submit(&self.jobs, None, licensee_id, at, &[], &[], 0, &[], facts, response)
+        let nothing = Allotment {
+            delivered: 0,
+            counts: Vec::new(),
+            counted: 0,
+            cut: false,
+            overage: 0,
+            used_after: 0,
+            charge: 0,
+        };
+        submit(&self.jobs, None, licensee_id, at, &[], &nothing, &[], facts, response)
     }
 
     /// Looks up an `Idempotency-Key` for `licensee_id` and, when it is free, holds it until the
@@ -451,6 +477,11 @@ impl Ledger {
                 Claim::Mismatch { first_used_at, reusable_at }
             }
         })
+    }
+
+    /// Micro-units ever charged to a licensee's prepaid credit, as committed.
+    pub fn charged(&self, licensee_id: i64) -> StoreResult<u64> {
+        read::charged(&*self.reader()?, licensee_id)
     }
 
     /// The month's counted total for a licensee, as committed.
@@ -571,8 +602,7 @@ impl Reservation {
             self.licensee_id,
             self.at,
             &self.posts,
-            &self.allotment.counts,
-            self.allotment.overage,
+            &self.allotment,
             canaries,
             facts,
             response,
@@ -601,12 +631,12 @@ fn submit(
     licensee_id: i64,
     at: Timestamp,
     posts: &[(i64, u32)],
-    counts: &[bool],
-    overage: u32,
+    allotment: &Allotment,
     canaries: &[i64],
     facts: EventFacts,
     response: Option<IdempotentResponse>,
 ) -> impl Future<Output = StoreResult<()>> + Send + 'static + use<> {
+    let counts = &allotment.counts;
     let counted = counts.iter().filter(|c| **c).count() as u32;
     let event = UsageEvent {
         licensee_id,
@@ -620,6 +650,7 @@ fn submit(
         counted,
         user_reads: facts.user_reads,
         bytes: facts.bytes,
+        charged: allotment.charge,
     };
     let daily = DailyDelta {
         licensee_id,
@@ -628,9 +659,10 @@ fn submit(
         purpose: event.purpose,
         delivered: event.delivered,
         counted,
-        overage,
+        overage: allotment.overage,
         user_reads: event.user_reads,
         bytes: event.bytes,
+        charged: event.charged,
     };
     let response = response.map(|response| (licensee_id, event.request_id.clone(), response));
     let rows = response_rows(event, posts, counts, canaries);

@@ -31,6 +31,14 @@ pub(super) fn month_counted(conn: &Connection, licensee_id: i64, month: MonthKey
     Ok(total as u64)
 }
 
+/// Micro-units ever charged to a licensee's prepaid credit (kept through pruning: `usage_daily`).
+pub(super) fn charged(conn: &Connection, licensee_id: i64) -> StoreResult<u64> {
+    let total: i64 = conn
+        .prepare_cached("SELECT COALESCE(SUM(charged), 0) FROM usage_daily WHERE licensee_id = ?1")?
+        .query_row(params![licensee_id], |row| row.get(0))?;
+    Ok(total as u64)
+}
+
 /// The posts counted for a licensee on `day` (for daily dedup).
 pub(super) fn counted_on(conn: &Connection, licensee_id: i64, day: DayKey) -> StoreResult<HashSet<i64>> {
     let from = day.start().millis();
@@ -76,16 +84,16 @@ pub(super) fn daily_counts(
     last: DayKey,
 ) -> StoreResult<Vec<DailyCount>> {
     let mut statement = conn.prepare_cached(
-        "SELECT day, SUM(counted) FROM usage_daily WHERE licensee_id = ?1 AND day >= ?2 AND day <= ?3
+        "SELECT day, SUM(counted), SUM(charged) FROM usage_daily WHERE licensee_id = ?1 AND day >= ?2 AND day <= ?3
          GROUP BY day ORDER BY day",
     )?;
     let rows = statement.query_map(params![licensee_id, first.start().millis(), last.start().millis()], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
     })?;
     let mut counts = Vec::new();
     for row in rows {
-        let (day, counted) = row?;
-        counts.push(DailyCount { day: DayKey::of(Timestamp(day)), counted: counted as u64 });
+        let (day, counted, charged) = row?;
+        counts.push(DailyCount { day: DayKey::of(Timestamp(day)), counted: counted as u64, charged: charged as u64 });
     }
     Ok(counts)
 }
@@ -307,7 +315,7 @@ pub(super) fn verify(
     )?;
     let mut events = conn.prepare(
         "SELECT seq, ordinal, licensee_id, key_prefix, endpoint, purpose, request_id, idempotency_key, at, delivered,
-                counted, user_reads, bytes, digest
+                counted, user_reads, bytes, digest, charged
          FROM usage_events WHERE chain = ?1 ORDER BY seq, ordinal",
     )?;
     let mut deliveries = conn.prepare(
@@ -447,15 +455,16 @@ fn check_daily_totals(conn: &Connection) -> StoreResult<Result<u64, VerifyFailur
     drop(rows);
     // Then every sealed column of every (licensee, day, endpoint, purpose) line. `overage` is not
     // in the events (it depends on the cap when metered); billing recomputes it from `counted`.
-    const COLUMNS: [&str; 5] = ["counted", "events", "delivered", "user_reads", "bytes"];
+    const COLUMNS: [&str; 6] = ["counted", "events", "delivered", "user_reads", "bytes", "charged"];
     let mut statement = conn.prepare(
         "WITH recomputed AS (
              SELECT licensee_id, (at / 86400000) * 86400000 AS day, endpoint, purpose, SUM(counted) AS counted,
-                    COUNT(*) AS events, SUM(delivered) AS delivered, SUM(user_reads) AS user_reads, SUM(bytes) AS bytes
+                    COUNT(*) AS events, SUM(delivered) AS delivered, SUM(user_reads) AS user_reads, SUM(bytes) AS bytes,
+                    SUM(charged) AS charged
              FROM usage_events WHERE at >= ?1 GROUP BY licensee_id, day, endpoint, purpose)
          SELECT k.licensee_id, k.day, k.endpoint, k.purpose, k.counted, k.events, k.delivered, k.user_reads, k.bytes,
-                COALESCE(r.counted, 0), COALESCE(r.events, 0), COALESCE(r.delivered, 0), COALESCE(r.user_reads, 0),
-                COALESCE(r.bytes, 0)
+                k.charged, COALESCE(r.counted, 0), COALESCE(r.events, 0), COALESCE(r.delivered, 0),
+                COALESCE(r.user_reads, 0), COALESCE(r.bytes, 0), COALESCE(r.charged, 0)
          FROM usage_daily k LEFT JOIN recomputed r
              ON r.licensee_id = k.licensee_id AND r.day = k.day AND r.endpoint = k.endpoint AND r.purpose = k.purpose
          WHERE k.day >= ?1",
@@ -463,7 +472,7 @@ fn check_daily_totals(conn: &Connection) -> StoreResult<Result<u64, VerifyFailur
     let mut rows = statement.query(params![horizon_day])?;
     while let Some(row) = rows.next()? {
         for (index, column) in COLUMNS.iter().enumerate() {
-            let (kept, recomputed): (i64, i64) = (row.get(4 + index)?, row.get(9 + index)?);
+            let (kept, recomputed): (i64, i64) = (row.get(4 + index)?, row.get(4 + COLUMNS.len() + index)?);
             if kept != recomputed {
                 return Ok(Err(VerifyFailure::DailyBreakdown {
                     licensee_id: row.get(0)?,
@@ -524,6 +533,7 @@ fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Positioned> {
             u32::try_from(value).map_err(|_| format!("count {value} out of range"))
         };
         let bytes: i64 = row.get(12).map_err(|e| e.to_string())?;
+        let charged: i64 = row.get(14).map_err(|e| e.to_string())?;
         let event = UsageEvent {
             licensee_id: row.get(2).map_err(|e| e.to_string())?,
             key_prefix: KeyPrefix(row.get(3).map_err(|e| e.to_string())?),
@@ -536,6 +546,7 @@ fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Positioned> {
             counted: count(10)?,
             user_reads: count(11)?,
             bytes: u64::try_from(bytes).map_err(|_| format!("byte count {bytes} out of range"))?,
+            charged: u64::try_from(charged).map_err(|_| format!("charge {charged} out of range"))?,
         };
         let digest = digest(row.get(13).map_err(|e| e.to_string())?).ok_or("malformed digest")?;
         Ok(StoredRow { row: Row::Usage(event), digest })

@@ -174,8 +174,8 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
     {
         let mut events = tx.prepare_cached(
             "INSERT INTO usage_events (chain, seq, ordinal, licensee_id, key_prefix, endpoint, purpose, request_id,
-                 idempotency_key, at, delivered, counted, user_reads, bytes, digest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 idempotency_key, at, delivered, counted, user_reads, bytes, charged, digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?;
         let mut deliveries = tx.prepare_cached(
             "INSERT INTO deliveries (chain, seq, ordinal, licensee_id, request_id, post_id, revision, at, counted, digest)
@@ -199,6 +199,7 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
                     event.counted,
                     event.user_reads,
                     event.bytes as i64,
+                    event.charged as i64,
                     &digest.0[..],
                 ])?,
                 Row::Delivery(delivery) => deliveries.execute(params![
@@ -217,12 +218,13 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
         }
         let mut daily = tx.prepare_cached(
             "INSERT INTO usage_daily (licensee_id, day, endpoint, purpose, events, delivered, counted, overage,
-                 user_reads, bytes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 user_reads, bytes, charged)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (licensee_id, day, endpoint, purpose) DO UPDATE SET
                  events = events + excluded.events, delivered = delivered + excluded.delivered,
                  counted = counted + excluded.counted, overage = overage + excluded.overage,
-                 user_reads = user_reads + excluded.user_reads, bytes = bytes + excluded.bytes",
+                 user_reads = user_reads + excluded.user_reads, bytes = bytes + excluded.bytes,
+                 charged = charged + excluded.charged",
         )?;
         let mut responses = tx.prepare_cached(
             "INSERT OR REPLACE INTO idempotent_responses (licensee_id, key, fingerprint, request_id, first_used_at, body)
@@ -230,7 +232,7 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
         )?;
         // One upsert per daily line the batch touches, not per response: under load a batch holds
         // dozens of responses of the same licensee, day, endpoint and purpose.
-        let mut lines: HashMap<(i64, i64, Endpoint, Purpose), [i64; 6]> = HashMap::new();
+        let mut lines: HashMap<(i64, i64, Endpoint, Purpose), [i64; 7]> = HashMap::new();
         for job in jobs {
             let d = &job.daily;
             let key = (d.licensee_id, DayKey::of(d.at).start().millis(), d.endpoint, d.purpose);
@@ -242,11 +244,16 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
                 i64::from(d.overage),
                 i64::from(d.user_reads),
                 d.bytes as i64,
+                d.charged as i64,
             ]) {
                 *total += value;
             }
         }
-        for ((licensee_id, day, endpoint, purpose), [events, delivered, counted, overage, user_reads, bytes]) in lines {
+        for (
+            (licensee_id, day, endpoint, purpose),
+            [events, delivered, counted, overage, user_reads, bytes, charged],
+        ) in lines
+        {
             daily.execute(params![
                 licensee_id,
                 day,
@@ -257,7 +264,8 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
                 counted,
                 overage,
                 user_reads,
-                bytes
+                bytes,
+                charged
             ])?;
         }
         for job in jobs {

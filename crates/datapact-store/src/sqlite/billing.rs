@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::{append_audit, to_json, unavailable};
 use crate::{
-    Change, InvoiceIssue, LicenseeAccount, NewInvoice, NewPayment, PaymentRecorded, StoreError, StoreResult,
-    StoredInvoice, StoredPayment,
+    Change, CreditAdded, InvoiceIssue, LicenseeAccount, NewCredit, NewInvoice, NewPayment, PaymentRecorded, StoreError,
+    StoreResult, StoredCredit, StoredInvoice, StoredPayment,
 };
 
 /// The printed number of the `seq`-th invoice of the platform.
@@ -312,14 +312,86 @@ pub(super) fn payments(conn: &Connection, licensee: Option<&str>) -> StoreResult
     Ok(conn.prepare_cached(&sql)?.query_map([licensee], payment_from_row)?.collect::<Result<Vec<_>, _>>()?)
 }
 
-pub(super) fn record_payment(conn: &Connection, payment: NewPayment, change: &Change) -> StoreResult<PaymentRecorded> {
-    let reference = payment.reference.trim();
-    if reference.is_empty() || reference.len() > MAX_REFERENCE || reference.chars().any(char::is_control) {
+/// A payment's or credit's reference, trimmed, or why it is refused.
+fn reference<'a>(what: &str, reference: &'a str) -> StoreResult<&'a str> {
+    let trimmed = reference.trim();
+    if trimmed.is_empty() || trimmed.len() > MAX_REFERENCE || trimmed.chars().any(char::is_control) {
         return Err(StoreError::Invalid(format!(
-            "a payment reference is 1–{MAX_REFERENCE} printable characters (the bank's or processor's reference); got {:?}",
-            payment.reference
+            "a {what} reference is 1–{MAX_REFERENCE} printable characters (the bank's or processor's reference); \
+             got {reference:?}"
         )));
     }
+    Ok(trimmed)
+}
+
+const CREDIT_COLUMNS: &str = "c.licensee_id, l.name, c.amount_minor, c.currency, c.reference, c.added_at FROM credits c \
+     JOIN licensees l ON l.id = c.licensee_id";
+
+fn credit_from_row(row: &Row<'_>) -> rusqlite::Result<StoredCredit> {
+    Ok(StoredCredit {
+        licensee_id: row.get(0)?,
+        licensee: row.get(1)?,
+        amount: Money::new(currency_at(row, 3)?, row.get(2)?),
+        reference: row.get(4)?,
+        added_at: Timestamp(row.get(5)?),
+    })
+}
+
+pub(super) fn credits(conn: &Connection, licensee: Option<&str>) -> StoreResult<Vec<StoredCredit>> {
+    let sql = format!("SELECT {CREDIT_COLUMNS} WHERE ?1 IS NULL OR l.name = ?1 ORDER BY c.id");
+    Ok(conn.prepare_cached(&sql)?.query_map([licensee], credit_from_row)?.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub(super) fn add_credit(conn: &Connection, credit: NewCredit, change: &Change) -> StoreResult<CreditAdded> {
+    let reference = reference("credit", &credit.reference)?;
+    let id = licensee_id(conn, &credit.licensee)?;
+    let sql = format!("SELECT {CREDIT_COLUMNS} WHERE c.licensee_id = ?1 AND c.reference = ?2");
+    let earlier = conn.prepare_cached(&sql)?.query_row(params![id, reference], credit_from_row).optional()?;
+    if let Some(earlier) = earlier {
+        // The same credit recorded again (a retried command, a re-imported statement) counts once.
+        if earlier.amount == credit.amount {
+            return Ok(CreditAdded { credit: earlier, new: false });
+        }
+        return Err(StoreError::Conflict(format!(
+            "reference {reference:?} of {} was already used for a credit of {} on {}; a different credit needs its \
+             own reference",
+            credit.licensee, earlier.amount, earlier.added_at
+        )));
+    }
+    if credit.amount.minor <= 0 {
+        return Err(StoreError::Invalid(format!("a credit is more than zero; got {}", credit.amount)));
+    }
+    let other: Option<String> = conn
+        .query_row(
+            "SELECT currency FROM credits WHERE licensee_id = ?1 AND currency <> ?2 LIMIT 1",
+            params![id, credit.amount.currency.code()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(other) = other {
+        return Err(StoreError::Invalid(format!(
+            "{}'s credit is in {other}, not {}: add credit in {other}",
+            credit.licensee, credit.amount.currency
+        )));
+    }
+    conn.prepare_cached(
+        "INSERT INTO credits (licensee_id, amount_minor, currency, reference, added_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, credit.amount.minor, credit.amount.currency.code(), reference, change.at.0])?;
+    let added = StoredCredit {
+        licensee_id: id,
+        licensee: credit.licensee.clone(),
+        amount: credit.amount,
+        reference: reference.to_owned(),
+        added_at: change.at,
+    };
+    let entry = json!({ "cause": format!("credit {reference:?} of {}", credit.amount), "credit": to_json(&added) });
+    append_audit(conn, change, "credit.add", &credit.licensee, None, Some(entry))?;
+    Ok(CreditAdded { credit: added, new: true })
+}
+
+pub(super) fn record_payment(conn: &Connection, payment: NewPayment, change: &Change) -> StoreResult<PaymentRecorded> {
+    let reference = reference("payment", &payment.reference)?;
     let id = licensee_id(conn, &payment.licensee)?;
     let Some(invoice) = invoices(conn, None, None, Some(payment.invoice.as_str()))?.pop() else {
         return Err(StoreError::NotFound(format!(
