@@ -26,6 +26,7 @@ mod server;
 pub mod stream;
 pub mod terms;
 pub mod usage;
+pub mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;

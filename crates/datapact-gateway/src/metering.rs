@@ -125,6 +125,17 @@ where
         };
         let allotted = reservation.posts().len();
         let cut = reservation.cut();
+        let crossing = crate::webhooks::Crossing {
+            licensee_id: admission.licensee_id(),
+            at,
+            cap: cap.monthly_records.limit().map(|limit| {
+                let after = reservation.allotment().used_after;
+                (limit, after - u64::from(reservation.allotment().counted), after)
+            }),
+            credit: prepaid
+                .zip(reservation.balance())
+                .map(|(terms, (before, after))| (terms.credited_micros, before, after)),
+        };
         delivery.truncate(allotted);
         let canaries: Vec<i64> = delivery.canary().map(PostId::get).into_iter().collect();
         let rendered = render(delivery, cut).await?;
@@ -132,6 +143,7 @@ where
         let response = response_to_keep(&admission, &rendered);
         reservation.commit_with_canaries(facts, &canaries, response).await.map_err(not_committed)?;
         admission.served(allotted);
+        crate::webhooks::raise_crossings(&state, crossing);
         Ok(MeteredBody { body: rendered.body, cut })
     });
     task.await.map_err(|error| {

@@ -6,6 +6,7 @@
 //! behind the same trait.
 
 pub mod ledger;
+pub mod notify;
 pub mod ops;
 pub mod secrets;
 mod sqlite;
@@ -17,6 +18,7 @@ use chrono::NaiveDate;
 use datapact_billing::{Currency, InvoiceAccount, InvoiceLine, Money, Month};
 use datapact_core::ingest::IngestRecord;
 use datapact_core::{Author, KeyHash, KeyPrefix, KeyRecord, Licensee, Post, PostId, Timestamp, UserId};
+use notify::{DueDelivery, NewNotification, NewWebhook, StoredWebhook, WebhookAttempt, WebhookDeliveryRecord};
 
 pub use sqlite::SqliteStore;
 
@@ -514,6 +516,27 @@ pub trait Store: Send + Sync + 'static {
     async fn add_credit(&self, credit: NewCredit, change: &Change) -> StoreResult<CreditAdded>;
     /// Credits of one licensee (or all), oldest first.
     async fn credits(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredCredit>>;
+    /// Adds a webhook (audited); its secret is the caller's.
+    async fn add_webhook(&self, webhook: NewWebhook, change: &Change) -> StoreResult<StoredWebhook>;
+    /// Stops a webhook receiving new notifications (audited); its delivery log stays.
+    async fn remove_webhook(&self, id: i64, change: &Change) -> StoreResult<StoredWebhook>;
+    /// Every webhook, removed ones included, oldest first.
+    async fn webhooks(&self) -> StoreResult<Vec<StoredWebhook>>;
+    /// Raises a notification once per dedupe key, with a pending delivery to each webhook subscribed
+    /// now; returns whether it was new. (Billing's own notifications are raised in the transaction
+    /// of the change that causes them.)
+    async fn notify(&self, notification: NewNotification) -> StoreResult<bool>;
+    /// Claims up to `limit` deliveries due at `now` for `lease_ms` (no other sender takes them meanwhile).
+    async fn claim_webhook_deliveries(
+        &self,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DueDelivery>>;
+    /// Records one attempt's outcome.
+    async fn record_webhook_attempt(&self, attempt: WebhookAttempt) -> StoreResult<()>;
+    /// The delivery log, newest notification first.
+    async fn webhook_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDeliveryRecord>>;
     /// Payments of one licensee (or all), oldest first.
     async fn payments(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredPayment>>;
     /// Every invoice of one licensee (or all) with its payments, for dunning and balances.

@@ -17,6 +17,7 @@ use datapact_core::{
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params, params_from_iter};
 
+use crate::notify::{DueDelivery, NewNotification, NewWebhook, StoredWebhook, WebhookAttempt, WebhookDeliveryRecord};
 use crate::{
     AuditEntry, Change, CreditAdded, IngestEffect, InvoiceIssue, KeyGrant, LicenseeAccount, LicenseeTerms, NewCredit,
     NewInvoice, NewPayment, NewTraceFinding, PaymentRecorded, PostEvent, PostEventKind, RevisionEntry, SQLITE_FILE,
@@ -25,6 +26,7 @@ use crate::{
 };
 
 mod billing;
+mod webhooks;
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -34,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0004_trace_findings.sql"),
     include_str!("sqlite/0005_billing.sql"),
     include_str!("sqlite/0006_credits.sql"),
+    include_str!("sqlite/0007_webhooks.sql"),
 ];
 const READ_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1235,6 +1238,65 @@ impl Store for SqliteStore {
     async fn credits(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredCredit>> {
         let licensee = licensee.map(str::to_owned);
         self.read(move |conn| billing::credits(conn, licensee.as_deref())).await
+    }
+
+    async fn add_webhook(&self, webhook: NewWebhook, change: &Change) -> StoreResult<StoredWebhook> {
+        let change = change.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let added = webhooks::add_webhook(&tx, webhook, &change)?;
+            tx.commit()?;
+            Ok(added)
+        })
+        .await
+    }
+
+    async fn remove_webhook(&self, id: i64, change: &Change) -> StoreResult<StoredWebhook> {
+        let change = change.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let removed = webhooks::remove_webhook(&tx, id, &change)?;
+            tx.commit()?;
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn webhooks(&self) -> StoreResult<Vec<StoredWebhook>> {
+        self.read(webhooks::webhooks).await
+    }
+
+    async fn notify(&self, notification: NewNotification) -> StoreResult<bool> {
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let new = webhooks::notify(&tx, &notification)?;
+            tx.commit()?;
+            Ok(new)
+        })
+        .await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DueDelivery>> {
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let due = webhooks::claim(&tx, now, lease_ms, limit)?;
+            tx.commit()?;
+            Ok(due)
+        })
+        .await
+    }
+
+    async fn record_webhook_attempt(&self, attempt: WebhookAttempt) -> StoreResult<()> {
+        self.write(move |conn| webhooks::record_attempt(conn, &attempt)).await
+    }
+
+    async fn webhook_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDeliveryRecord>> {
+        self.read(move |conn| webhooks::deliveries(conn, limit)).await
     }
 
     async fn payments(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredPayment>> {

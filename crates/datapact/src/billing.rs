@@ -20,7 +20,7 @@ use datapact_store::{LicenseeAccount, NewPayment, Store, StoredInvoice};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cli::{BillingCommand, CreditCommand, InvoiceCommand, ListFormat, PaymentCommand};
+use crate::cli::{BillingCommand, CreditCommand, InvoiceCommand, ListFormat, PaymentCommand, WebhookCommand};
 use crate::commands::cli_change;
 
 fn parse_month(text: &str) -> anyhow::Result<Month> {
@@ -408,6 +408,91 @@ pub async fn payment(command: PaymentCommand, store: &dyn Store, now: Timestamp)
                         p.amount.amount(),
                         p.amount.currency.code(),
                         p.reference
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn webhook(command: WebhookCommand, store: &dyn Store, now: Timestamp) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        WebhookCommand::Add { url, licensee, events, json } => {
+            let change = cli_change(now);
+            let added = datapact_gateway::webhooks::add_webhook(store, licensee.as_deref(), &url, &events, &change)
+                .await
+                .map_err(problem)?;
+            if json {
+                let mut value = serde_json::to_value(&added)?;
+                value["secret"] = json!(added.secret);
+                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let whose = added.licensee.as_deref().map_or("every licensee's".to_owned(), |l| format!("{l}'s"));
+            let kinds = if added.events.is_empty() {
+                "all notifications".to_owned()
+            } else {
+                added.events.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            };
+            writeln!(out, "webhook {} sends {whose} {kinds} to {}", added.id, added.url)?;
+            writeln!(out, "signing secret (shown once; bodies are signed as Standard Webhooks specifies):")?;
+            writeln!(out, "{}", added.secret)?;
+        }
+        WebhookCommand::List { json } => {
+            let webhooks = store.webhooks().await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&webhooks)?)?;
+            } else if webhooks.is_empty() {
+                writeln!(out, "no webhooks")?;
+            } else {
+                writeln!(out, "{:>4} {:<16} {:<10} {:<40} URL", "ID", "LICENSEE", "STATE", "EVENTS")?;
+                for w in webhooks {
+                    let events = if w.events.is_empty() {
+                        "all".to_owned()
+                    } else {
+                        w.events.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")
+                    };
+                    let state = if w.removed_at.is_some() { "removed" } else { "active" };
+                    let licensee = w.licensee.as_deref().unwrap_or("(platform)");
+                    writeln!(out, "{:>4} {:<16} {:<10} {:<40} {}", w.id, licensee, state, events, w.url)?;
+                }
+            }
+        }
+        WebhookCommand::Remove { id } => {
+            let removed = store.remove_webhook(id, &cli_change(now)).await?;
+            writeln!(out, "webhook {} ({}) removed; its delivery log stays", removed.id, removed.url)?;
+        }
+        WebhookCommand::Deliveries { limit, json } => {
+            let log = store.webhook_deliveries(limit).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&log)?)?;
+            } else if log.is_empty() {
+                writeln!(out, "no deliveries")?;
+            } else {
+                writeln!(
+                    out,
+                    "{:>6} {:<20} {:<16} {:>4} {:<10} {:>8} {:<25} LAST ANSWER",
+                    "ID", "KIND", "LICENSEE", "HOOK", "STATUS", "ATTEMPTS", "NEXT ATTEMPT"
+                )?;
+                for d in log {
+                    let answer = match (d.last_status, &d.last_error) {
+                        (_, Some(error)) => error.clone(),
+                        (Some(status), None) => status.to_string(),
+                        (None, None) => "-".to_owned(),
+                    };
+                    let next = d.next_attempt_at.map_or("-".to_owned(), |at| at.to_string());
+                    writeln!(
+                        out,
+                        "{:>6} {:<20} {:<16} {:>4} {:<10} {:>8} {:<25} {answer}",
+                        d.notification_id,
+                        d.kind.as_str(),
+                        d.licensee,
+                        d.webhook_id,
+                        d.status,
+                        d.attempts,
+                        next
                     )?;
                 }
             }

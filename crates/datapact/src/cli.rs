@@ -136,6 +136,10 @@ pub enum Command {
     /// Payments towards invoices.
     #[command(subcommand)]
     Payment(PaymentCommand),
+    /// Webhooks: where notifications (cap 80 %/100 %, credit low, invoice issued/overdue/paid,
+    /// suspended, reinstated) are sent, signed, with retries; and their delivery log.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Prepaid credits: add credit to a prepaid licensee, list credits and balances.
     #[command(subcommand)]
     Credit(CreditCommand),
@@ -209,6 +213,38 @@ pub enum PaymentCommand {
     /// List payments.
     List {
         licensee: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhookCommand {
+    /// Send notifications to URL: one licensee's (its own endpoint) or, without --licensee, every
+    /// licensee's (the platform's). Prints the signing secret once.
+    Add {
+        /// Where to POST them: https://… (http:// for a receiver on the same network).
+        url: String,
+        #[arg(long)]
+        licensee: Option<String>,
+        /// Only these kinds, comma-separated (default: all): cap.80, cap.100, credit.low,
+        /// invoice.issued, invoice.overdue, invoice.paid, licensee.suspended, licensee.reinstated.
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every webhook (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop sending to a webhook; its delivery log stays.
+    Remove { id: i64 },
+    /// The delivery log, newest first: status, attempts, the receiver's last answer, next attempt.
+    Deliveries {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
         #[arg(long)]
         json: bool,
     },

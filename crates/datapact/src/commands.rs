@@ -80,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Invoice(command) => billing::invoice(command, &data_dir, store.as_ref(), clock).await,
         Command::Payment(command) => billing::payment(command, store.as_ref(), clock.now()).await,
+        Command::Webhook(command) => billing::webhook(command, store.as_ref(), clock.now()).await,
         Command::Credit(command) => billing::credit(command, &data_dir, store.as_ref(), clock).await,
         Command::Balance { licensee, json } => {
             billing::balance(licensee.as_deref(), json, store.as_ref(), clock.now()).await
@@ -156,6 +157,7 @@ async fn serve(
     });
     datapact_gateway::metering::spawn_retention(state.clone(), args.delivery_retention_days);
     datapact_gateway::billing::spawn_schedule(state.clone());
+    datapact_gateway::webhooks::spawn_sender(state.clone());
     let config = GatewayConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,

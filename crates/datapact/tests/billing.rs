@@ -49,28 +49,6 @@ starts = "2027-01-01"
     )
 }
 
-async fn set_clock(gateway: &Gateway, data_dir: &Path, now: &str) {
-    let response = gateway
-        .http
-        .post(format!("{}/admin/test/clock", gateway.admin))
-        .bearer_auth(Gateway::admin_token(data_dir))
-        .json(&json!({ "now": now }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-}
-
-/// `ids=` for `count` of the prolific author's posts from post `first` (1-based).
-fn ids(first: i64, count: i64) -> String {
-    (0..count).map(|n| (PROLIFIC_BASE + first + n).to_string()).collect::<Vec<_>>().join(",")
-}
-
-fn json_out(data_dir: &Path, args: &[&str]) -> Value {
-    let out = datapact_ok(data_dir, args);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("datapact {args:?} is not JSON ({e}): {out}"))
-}
-
 fn as_refs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -281,6 +259,8 @@ async fn usage_is_invoiced_and_an_unpaid_invoice_suspends_until_paid() {
             "price_book.put",
             "invoice.issue",
             "payment.record",
+            // The partial payment's dunning check is the first to see the invoice overdue.
+            "invoice.overdue",
             "licensee.suspended",
             "payment.record",
             "invoice.paid",

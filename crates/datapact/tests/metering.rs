@@ -87,11 +87,6 @@ async fn fetch(gateway: &Gateway, key: &str, path: &str, idempotency_key: Option
     Reply { status, headers, bytes, json }
 }
 
-/// `ids=` for `count` of the prolific author's posts from post `first` (1-based), wrapping.
-fn ids(first: i64, count: i64) -> String {
-    (0..count).map(|n| (PROLIFIC_BASE + 1 + (first - 1 + n) % PROLIFIC_POSTS).to_string()).collect::<Vec<_>>().join(",")
-}
-
 /// Waits until the search index answers (a query matching nothing costs no record).
 async fn search_ready(gateway: &Gateway, key: &str) {
     let ready = eventually(Duration::from_secs(20), async || {
@@ -177,12 +172,6 @@ async fn admin_post(
 
 async fn ingest(gateway: &Gateway, data_dir: &Path, lines: &[String]) {
     let response = admin_post(gateway, data_dir, "/admin/posts", lines.join("\n"), "application/x-ndjson").await;
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-}
-
-async fn set_clock(gateway: &Gateway, data_dir: &Path, now: &str) {
-    let response =
-        admin_post(gateway, data_dir, "/admin/test/clock", json!({ "now": now }).to_string(), "application/json").await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
 }
 

@@ -422,6 +422,7 @@ impl Ledger {
             generation,
             posts: request.page[..allotment.delivered].to_vec(),
             allotment,
+            balance_before: prepaid.map(|prepaid| prepaid.balance_micros),
             submitted: false,
         }))
     }
@@ -552,6 +553,8 @@ pub struct Reservation {
     generation: u64,
     posts: Vec<(i64, u32)>,
     allotment: Allotment,
+    /// A prepaid licensee's balance when this was reserved (its charges in flight deducted).
+    balance_before: Option<i64>,
     submitted: bool,
 }
 
@@ -571,7 +574,12 @@ impl Reservation {
         &self.allotment
     }
 
-    /// Whether the page was cut short by a hard cap.
+    /// For a prepaid licensee: its balance before and after this reservation's charge, in micro-units.
+    pub fn balance(&self) -> Option<(i64, i64)> {
+        self.balance_before.map(|before| (before, before - self.allotment.charge as i64))
+    }
+
+    /// Whether the page was cut short by a hard cap or the prepaid credit.
     pub fn cut(&self) -> bool {
         self.allotment.cut
     }

@@ -3,12 +3,15 @@
 //! written to the audit log in the same transaction as the change that caused them.
 
 use chrono::NaiveDate;
-use datapact_billing::{BillingTerms, Currency, InvoiceAccount, Money, Month, Payment, Suspension, suspension};
+use datapact_billing::{
+    BillingTerms, Currency, InvoiceAccount, InvoiceStatus, Money, Month, Payment, Suspension, suspension,
+};
 use datapact_core::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
 
 use super::{append_audit, to_json, unavailable};
+use crate::notify::{NewNotification, NotificationKind};
 use crate::{
     Change, CreditAdded, InvoiceIssue, LicenseeAccount, NewCredit, NewInvoice, NewPayment, PaymentRecorded, StoreError,
     StoreResult, StoredCredit, StoredInvoice, StoredPayment,
@@ -84,7 +87,7 @@ pub(super) fn invoices(
     Ok(rows)
 }
 
-fn licensee_id(conn: &Connection, name: &str) -> StoreResult<i64> {
+pub(super) fn licensee_id(conn: &Connection, name: &str) -> StoreResult<i64> {
     conn.query_row("SELECT id FROM licensees WHERE name = ?1", [name], |row| row.get(0))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("no licensee named {name:?} (see `datapact licensee list`)")))
@@ -158,11 +161,25 @@ fn suspension_at(conn: &Connection, licensee_id: i64, at: Timestamp) -> StoreRes
     Ok(suspension(&invoices, grace, at))
 }
 
-/// Writes the licensee's dunning transitions to the audit log: `licensee.suspended` when it is
-/// (or, `before`, was just before this change) suspended and the log does not say so yet, and
-/// `licensee.reinstated` when the log says suspended and it no longer is. The log itself is the
-/// record of the last state written, so a transition is logged once however many processes check.
-/// Returns whether it wrote an entry.
+/// Raises a billing notification in the change's transaction (once per `key`).
+fn raise(
+    conn: &Connection,
+    change: &Change,
+    kind: NotificationKind,
+    licensee_id: i64,
+    key: String,
+    payload: serde_json::Value,
+) -> StoreResult<bool> {
+    let notification = NewNotification { kind, licensee_id, dedupe_key: key, payload, at: change.at };
+    super::webhooks::notify(conn, &notification)
+}
+
+/// Writes the licensee's dunning transitions to the audit log, each with its notification:
+/// `invoice.overdue` the first time an invoice is seen overdue (the notification's dedupe key makes
+/// it once), `licensee.suspended` when it is (or, `before`, was just before this change) suspended
+/// and the log does not say so yet, and `licensee.reinstated` when the log says suspended and it no
+/// longer is. The log itself is the record of the last state written, so a transition is logged
+/// once however many processes check. Returns whether it wrote an entry.
 fn log_transitions(
     conn: &Connection,
     licensee_id: i64,
@@ -172,6 +189,28 @@ fn log_transitions(
     cause: &str,
 ) -> StoreResult<bool> {
     let after = suspension_at(conn, licensee_id, change.at)?;
+    let mut wrote = false;
+    // An invoice that fell overdue (time passing) is logged and notified once, when first noticed.
+    for account in accounts(conn, Some(licensee_id))? {
+        let invoice = account.account;
+        if invoice.status(change.at) != InvoiceStatus::Overdue {
+            continue;
+        }
+        let outstanding = invoice.outstanding(change.at);
+        let payload = json!({
+            "licensee": name,
+            "invoice": invoice.number,
+            "due": invoice.due,
+            "outstanding": outstanding.amount(),
+            "currency": outstanding.currency,
+        });
+        let key = format!("invoice.overdue:{}", invoice.number);
+        if raise(conn, change, NotificationKind::InvoiceOverdue, licensee_id, key, payload.clone())? {
+            let entry = json!({ "cause": format!("noticed at {cause}"), "overdue": payload });
+            append_audit(conn, change, "invoice.overdue", &invoice.number, None, Some(entry))?;
+            wrote = true;
+        }
+    }
     let last: Option<String> = conn
         .prepare_cached(
             "SELECT action FROM audit_log WHERE subject = ?1
@@ -180,19 +219,24 @@ fn log_transitions(
         .query_row([name], |row| row.get(0))
         .optional()?;
     let mut logged_suspended = last.as_deref() == Some("licensee.suspended");
-    let mut wrote = false;
     // A suspension that began by time passing is first noticed here: logged now, with the instant it
     // began (`suspended_from` of each invoice) in the entry.
     for suspended in [before, after.as_ref()].into_iter().flatten() {
         if !logged_suspended {
             let entry = json!({ "cause": format!("noticed at {cause}"), "suspension": suspended });
-            append_audit(conn, change, "licensee.suspended", name, None, Some(entry))?;
+            append_audit(conn, change, "licensee.suspended", name, None, Some(entry.clone()))?;
+            let key = format!("licensee.suspended:{}", conn.last_insert_rowid());
+            let payload = json!({ "licensee": name, "suspension": suspended });
+            raise(conn, change, NotificationKind::LicenseeSuspended, licensee_id, key, payload)?;
             logged_suspended = true;
             wrote = true;
         }
     }
     if logged_suspended && after.is_none() {
         append_audit(conn, change, "licensee.reinstated", name, None, Some(json!({ "cause": cause })))?;
+        let key = format!("licensee.reinstated:{}", conn.last_insert_rowid());
+        let payload = json!({ "licensee": name, "cause": cause });
+        raise(conn, change, NotificationKind::LicenseeReinstated, licensee_id, key, payload)?;
         wrote = true;
     }
     Ok(wrote)
@@ -280,6 +324,15 @@ pub(super) fn issue(conn: &Connection, invoices: Vec<NewInvoice>, change: &Chang
             .ok_or_else(|| unavailable(format!("invoice {number} vanished inside its own transaction")))?;
         let entry = json!({ "cause": format!("invoice run for {}", new.month), "invoice": to_json(&stored) });
         append_audit(conn, change, "invoice.issue", &number, None, Some(entry))?;
+        let payload = json!({
+            "licensee": stored.licensee,
+            "invoice": stored.number,
+            "month": stored.month,
+            "total": stored.total.amount(),
+            "currency": stored.currency,
+            "due": stored.due,
+        });
+        raise(conn, change, NotificationKind::InvoiceIssued, id, format!("invoice.issued:{number}"), payload)?;
         outcome.issued.push(stored);
     }
     for (id, name) in touched {
@@ -472,6 +525,14 @@ pub(super) fn record_payment(conn: &Connection, payment: NewPayment, change: &Ch
     append_audit(conn, change, "payment.record", &invoice.number, None, Some(entry))?;
     if remaining.minor == 0 {
         append_audit(conn, change, "invoice.paid", &invoice.number, None, Some(json!({ "cause": cause })))?;
+        let payload = json!({
+            "licensee": payment.licensee,
+            "invoice": invoice.number,
+            "total": invoice.total.amount(),
+            "currency": invoice.currency,
+        });
+        let key = format!("invoice.paid:{}", invoice.number);
+        raise(conn, change, NotificationKind::InvoicePaid, id, key, payload)?;
     }
     log_transitions(conn, id, &payment.licensee, before.as_ref(), change, &cause)?;
     Ok(PaymentRecorded { payment: recorded, new: true })

@@ -234,3 +234,27 @@ pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -
     }
     None
 }
+
+/// Moves a gateway's test clock (`--test-clock`) to `now` (RFC 3339).
+pub async fn set_clock(gateway: &Gateway, data_dir: &Path, now: &str) {
+    let response = gateway
+        .http
+        .post(format!("{}/admin/test/clock", gateway.admin))
+        .bearer_auth(Gateway::admin_token(data_dir))
+        .json(&serde_json::json!({ "now": now }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
+
+/// `ids=` for `count` of the prolific author's posts from post `first` (1-based), wrapping.
+pub fn ids(first: i64, count: i64) -> String {
+    (0..count).map(|n| (PROLIFIC_BASE + 1 + (first - 1 + n) % PROLIFIC_POSTS).to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// `datapact ARGS --json`'s output, parsed.
+pub fn json_out(data_dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = datapact_ok(data_dir, args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("datapact {args:?} is not JSON ({e}): {out}"))
+}
