@@ -4,7 +4,6 @@
 //! [`run_invoices`]; the admin API is meant to call the same function.
 
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use chrono::NaiveDate;
 use datapact_billing::{Currency, Money, Month, PriceBook, Suspension, Term, compute_invoice, due_date, format_micro};
 use datapact_ledger::DayKey;
@@ -316,73 +315,4 @@ pub fn spawn_schedule(state: crate::AppState) {
             }
         }
     });
-}
-
-/// `GET /admin/invoices` filters.
-#[derive(serde::Deserialize)]
-pub struct InvoiceQuery {
-    licensee: Option<String>,
-    /// `YYYY-MM`.
-    month: Option<String>,
-}
-
-fn month_param(text: &str) -> Result<Month, Problem> {
-    Month::parse(text).ok_or_else(|| Problem::invalid_parameter("month", text, "`month` must be YYYY-MM"))
-}
-
-/// Every invoice (of a licensee, of a month), with its status and what is outstanding now.
-#[utoipa::path(
-    get, path = "/admin/invoices", tag = "admin",
-    params(("licensee" = Option<String>, Query), ("month" = Option<String>, Query, description = "YYYY-MM")),
-    responses((status = 200, description = "`invoices`: each issued invoice with `status` (open, paid, overdue, void) and `outstanding_minor`"),
-              (status = 400, description = "A bad month", body = crate::openapi::Problem))
-)]
-pub async fn admin_invoices(
-    axum::extract::State(state): axum::extract::State<crate::AppState>,
-    crate::extract::TypedQuery(query): crate::extract::TypedQuery<InvoiceQuery>,
-) -> Result<axum::response::Response, Problem> {
-    let month = query.month.as_deref().map(month_param).transpose()?;
-    let now = state.clock.now();
-    let invoices = state.store.invoices(query.licensee.as_deref(), month).await?;
-    let accounts = state.store.invoice_accounts(query.licensee.as_deref()).await?;
-    let listed: Vec<serde_json::Value> = invoices
-        .iter()
-        .map(|invoice| {
-            let account = accounts.iter().find(|a| a.account.number == invoice.number).map(|a| &a.account);
-            let mut value = json!(invoice);
-            if let Some(account) = account {
-                value["status"] = json!(account.status(now).as_str());
-                value["outstanding_minor"] = json!(account.outstanding(now).minor);
-            }
-            value
-        })
-        .collect();
-    Ok(axum::Json(json!({ "invoices": listed })).into_response())
-}
-
-/// `POST /admin/invoices/run` parameters.
-#[derive(serde::Deserialize)]
-pub struct RunQuery {
-    /// `YYYY-MM`, a month that is over.
-    month: String,
-}
-
-/// The invoice run of `datapact invoice run`, through the admin API: idempotent.
-#[utoipa::path(
-    post, path = "/admin/invoices/run", tag = "admin",
-    params(("month" = String, Query, description = "YYYY-MM, a month that is over")),
-    responses((status = 200, description = "`issued`, `existing` and `not_billed`, as `datapact invoice run --json`"),
-              (status = 400, description = "A bad month, or one not over yet", body = crate::openapi::Problem),
-              (status = 409, description = "No price book applied", body = crate::openapi::Problem))
-)]
-pub async fn admin_invoice_run(
-    axum::extract::State(state): axum::extract::State<crate::AppState>,
-    crate::extract::TypedQuery(query): crate::extract::TypedQuery<RunQuery>,
-) -> Result<axum::response::Response, Problem> {
-    let month = month_param(&query.month)?;
-    let Some(ledger) = &state.ledger else {
-        return Err(Problem::unavailable("this gateway runs without a ledger (--unmetered): nothing to invoice"));
-    };
-    let run = run_invoices(state.store.as_ref(), ledger, month, &crate::admin::admin_change(&state)).await?;
-    Ok(axum::Json(run).into_response())
 }

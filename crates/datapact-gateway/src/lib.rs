@@ -5,6 +5,7 @@
 //! body limits and panic containment wrap every route; authentication wraps each API.
 
 pub mod admin;
+pub mod admin_billing;
 pub mod api;
 pub mod auth;
 pub mod billing;
@@ -23,6 +24,7 @@ pub mod problem;
 pub mod render;
 pub mod search;
 mod server;
+pub mod statements;
 pub mod stream;
 pub mod terms;
 pub mod usage;
@@ -148,8 +150,14 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/admin/usage", get(usage::admin_usage))
         .route("/admin/licensees/{name}/deliveries", get(usage::admin_deliveries))
         .route("/admin/ledger/verify", post(usage::admin_verify))
-        .route("/admin/invoices", get(billing::admin_invoices))
-        .route("/admin/invoices/run", post(billing::admin_invoice_run))
+        .route("/admin/invoices", get(admin_billing::list_invoices))
+        .route("/admin/invoices/run", post(admin_billing::run_invoices))
+        .route("/admin/invoices/{number}", get(admin_billing::show_invoice))
+        .route("/admin/billing/summary", get(admin_billing::billing_summary))
+        .route("/admin/credits", get(admin_billing::list_credits).post(admin_billing::add_credit))
+        .route("/admin/webhooks", get(admin_billing::list_webhooks).post(admin_billing::add_webhook))
+        .route("/admin/webhooks/deliveries", get(admin_billing::webhook_deliveries))
+        .route("/admin/webhooks/{id}", delete(admin_billing::remove_webhook))
         .route("/admin/test/clock", post(admin::move_test_clock))
         .route("/metrics", get(render_metrics))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin))

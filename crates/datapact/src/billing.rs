@@ -1,4 +1,6 @@
-//! The billing commands: `invoice run|list|show`, `payment record|list`, `balance`, `billing summary`.
+//! The billing commands: `invoice run|list|show`, `payment record|list`, `balance`, `billing summary`,
+//! `credit add|balance|list`, `webhook add|list|remove|deliveries`. The documents (invoice views, CSV,
+//! HTML, the summary) are `datapact_gateway::statements`', shared with the admin API.
 //!
 //! Amounts are printed with exactly the currency's decimals and, in JSON and CSV, also as integer
 //! minor units (`total_minor`), so a reader never has to parse a decimal to add amounts up.
@@ -10,17 +12,22 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use chrono::NaiveDate;
-use datapact_billing::{
-    Charge, Currency, DEFAULT_GRACE_DAYS, InvoiceAccount, InvoiceLine, InvoiceStatus, Money, Month, suspension,
-};
+use datapact_billing::{Currency, DEFAULT_GRACE_DAYS, InvoiceAccount, Money, Month, suspension};
 use datapact_core::{Clock, Timestamp};
 use datapact_store::ledger::Ledger;
 use datapact_store::{LicenseeAccount, NewPayment, Store, StoredInvoice};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cli::{BillingCommand, CreditCommand, InvoiceCommand, ListFormat, PaymentCommand, WebhookCommand};
+use datapact_gateway::statements::{self, CurrencyTotals, InvoiceView, Sums};
+
+use crate::cli::{
+    BillingCommand, CreditCommand, InvoiceCommand, ListFormat, PaymentCommand, ShowFormat, WebhookCommand,
+};
+
+async fn views(store: &dyn Store, invoices: &[StoredInvoice], now: Timestamp) -> anyhow::Result<Vec<InvoiceView>> {
+    Ok(statements::views(store, invoices, now).await?)
+}
 use crate::commands::cli_change;
 
 fn parse_month(text: &str) -> anyhow::Result<Month> {
@@ -36,120 +43,6 @@ async fn require_licensee(store: &dyn Store, name: &str) -> anyhow::Result<()> {
 
 fn problem(error: datapact_gateway::problem::Problem) -> anyhow::Error {
     anyhow::anyhow!("{error}")
-}
-
-/// An amount in minor units of `currency`, with the currency's decimals: `468.00`.
-fn amount(currency: Currency, minor: i64) -> String {
-    Money::new(currency, minor).amount()
-}
-
-/// What was paid towards an invoice by `now`, in minor units (never above the total: overpayment
-/// is refused when recorded).
-fn paid_minor(account: &InvoiceAccount, now: Timestamp) -> i64 {
-    i64::try_from(account.paid_by(now).max(0)).unwrap_or(i64::MAX)
-}
-
-#[derive(Serialize)]
-struct LineView {
-    first_day: NaiveDate,
-    last_day: NaiveDate,
-    kind: &'static str,
-    records: u64,
-    description: String,
-    amount: String,
-    amount_minor: i64,
-}
-
-impl LineView {
-    fn of(line: &InvoiceLine) -> LineView {
-        let kind = match line.charge {
-            Charge::BaseFee { .. } => "base_fee",
-            Charge::Included { .. } => "included",
-            Charge::Overage { .. } => "overage",
-            Charge::PerRecord { .. } => "per_record",
-            Charge::Prepaid { .. } => "prepaid",
-            Charge::Uncharged { .. } => "uncharged",
-            Charge::Unpriced { .. } => "unpriced",
-        };
-        // The line's Display is "FIRST..LAST  DESCRIPTION  AMOUNT": the description is its middle.
-        let text = line.to_string();
-        let description = text
-            .split_once("  ")
-            .and_then(|(_, rest)| rest.rsplit_once("  "))
-            .map_or_else(|| text.clone(), |(description, _)| description.to_owned());
-        LineView {
-            first_day: line.first_day,
-            last_day: line.last_day,
-            kind,
-            records: line.charge.records(),
-            description,
-            amount: line.amount.amount(),
-            amount_minor: line.amount.minor,
-        }
-    }
-}
-
-/// An invoice as the commands print it: the stored invoice with its status and payments at `now`.
-#[derive(Serialize)]
-struct InvoiceView {
-    number: String,
-    licensee: String,
-    month: Month,
-    plan: String,
-    currency: Currency,
-    issued_at: Timestamp,
-    due: NaiveDate,
-    status: &'static str,
-    records: u64,
-    total: String,
-    total_minor: i64,
-    paid: String,
-    paid_minor: i64,
-    outstanding: String,
-    outstanding_minor: i64,
-    voided_at: Option<Timestamp>,
-    lines: Vec<LineView>,
-}
-
-impl InvoiceView {
-    fn of(invoice: &StoredInvoice, account: Option<&InvoiceAccount>, now: Timestamp) -> InvoiceView {
-        // An invoice always has its account (the same rows); without one it is shown as unpaid.
-        let fallback = InvoiceAccount {
-            number: invoice.number.clone(),
-            total: invoice.total,
-            due: invoice.due,
-            voided_at: invoice.voided_at,
-            payments: Vec::new(),
-        };
-        let account = account.unwrap_or(&fallback);
-        let paid = paid_minor(account, now);
-        let outstanding = account.outstanding(now);
-        InvoiceView {
-            number: invoice.number.clone(),
-            licensee: invoice.licensee.clone(),
-            month: invoice.month,
-            plan: invoice.plan.clone(),
-            currency: invoice.currency,
-            issued_at: invoice.issued_at,
-            due: invoice.due,
-            status: account.status(now).as_str(),
-            records: invoice.records,
-            total: invoice.total.amount(),
-            total_minor: invoice.total.minor,
-            paid: amount(invoice.currency, paid),
-            paid_minor: paid,
-            outstanding: outstanding.amount(),
-            outstanding_minor: outstanding.minor,
-            voided_at: invoice.voided_at,
-            lines: invoice.lines.iter().map(LineView::of).collect(),
-        }
-    }
-}
-
-async fn views(store: &dyn Store, invoices: &[StoredInvoice], now: Timestamp) -> anyhow::Result<Vec<InvoiceView>> {
-    let accounts: HashMap<String, InvoiceAccount> =
-        store.invoice_accounts(None).await?.into_iter().map(|a| (a.account.number.clone(), a.account)).collect();
-    Ok(invoices.iter().map(|i| InvoiceView::of(i, accounts.get(&i.number), now)).collect())
 }
 
 fn print_invoice_rows(out: &mut impl Write, views: &[InvoiceView]) -> std::io::Result<()> {
@@ -275,47 +168,32 @@ pub async fn invoice(
             let views = views(store, &invoices, now).await?;
             match format {
                 ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&views)?)?,
-                ListFormat::Csv => {
-                    writeln!(
-                        out,
-                        "number,licensee,month,plan,currency,issued_at,due,status,records,total,paid,outstanding,total_minor,paid_minor,outstanding_minor"
-                    )?;
-                    for v in &views {
-                        // Names are [a-z0-9_-] and amounts plain decimals: no field needs quoting.
-                        writeln!(
-                            out,
-                            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                            v.number,
-                            v.licensee,
-                            v.month,
-                            v.plan,
-                            v.currency.code(),
-                            v.issued_at,
-                            v.due,
-                            v.status,
-                            v.records,
-                            v.total,
-                            v.paid,
-                            v.outstanding,
-                            v.total_minor,
-                            v.paid_minor,
-                            v.outstanding_minor
-                        )?;
-                    }
-                }
+                ListFormat::Csv => write!(out, "{}", statements::invoices_csv(&views))?,
                 ListFormat::Text if views.is_empty() => writeln!(out, "no invoices")?,
                 ListFormat::Text => print_invoice_rows(&mut out, &views)?,
             }
         }
-        InvoiceCommand::Show { number, json } => {
+        InvoiceCommand::Show { number, format, out: file } => {
             let Some(invoice) = store.invoice(&number).await? else {
                 bail!("no invoice numbered {number:?}; `datapact invoice list` shows them");
             };
             let view = views(store, std::slice::from_ref(&invoice), now).await?.pop().context("the invoice view")?;
-            if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
-            } else {
-                print_invoice(&mut out, &view)?;
+            let text = match format {
+                ShowFormat::Text => {
+                    let mut text = Vec::new();
+                    print_invoice(&mut text, &view)?;
+                    String::from_utf8(text)?
+                }
+                ShowFormat::Json => serde_json::to_string_pretty(&view)? + "\n",
+                ShowFormat::Csv => statements::invoice_lines_csv(&view),
+                ShowFormat::Html => statements::invoice_html(&view, "datapact"),
+            };
+            match file {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+                    writeln!(out, "wrote invoice {number} to {}", path.display())?;
+                }
+                None => write!(out, "{text}")?,
             }
         }
     }
@@ -594,46 +472,12 @@ pub async fn credit(
 #[derive(Serialize)]
 struct BalanceRow {
     licensee: String,
-    currency: Currency,
-    invoices: usize,
-    invoiced: String,
-    paid: String,
-    outstanding: String,
-    overdue: String,
-    invoiced_minor: i64,
-    paid_minor: i64,
-    outstanding_minor: i64,
-    overdue_minor: i64,
+    #[serde(flatten)]
+    totals: CurrencyTotals,
     /// Suspended for non-payment now (an invoice overdue past the grace days).
     suspended: bool,
     /// The invoices that suspend it.
     suspended_by: Vec<String>,
-}
-
-#[derive(Default)]
-struct Sums {
-    invoices: usize,
-    invoiced: i64,
-    paid: i64,
-    outstanding: i64,
-    overdue: i64,
-}
-
-impl Sums {
-    fn add(&mut self, account: &InvoiceAccount, now: Timestamp) {
-        let status = account.status(now);
-        if status == InvoiceStatus::Void {
-            return;
-        }
-        let outstanding = account.outstanding(now).minor;
-        self.invoices += 1;
-        self.invoiced = self.invoiced.saturating_add(account.total.minor);
-        self.paid = self.paid.saturating_add(paid_minor(account, now));
-        self.outstanding = self.outstanding.saturating_add(outstanding);
-        if status == InvoiceStatus::Overdue {
-            self.overdue = self.overdue.saturating_add(outstanding);
-        }
-    }
 }
 
 pub async fn balance(
@@ -661,16 +505,7 @@ pub async fn balance(
         for (currency, s) in sums {
             rows.push(BalanceRow {
                 licensee: name.clone(),
-                currency,
-                invoices: s.invoices,
-                invoiced: amount(currency, s.invoiced),
-                paid: amount(currency, s.paid),
-                outstanding: amount(currency, s.outstanding),
-                overdue: amount(currency, s.overdue),
-                invoiced_minor: s.invoiced,
-                paid_minor: s.paid,
-                outstanding_minor: s.outstanding,
-                overdue_minor: s.overdue,
+                totals: CurrencyTotals::of(currency, &s),
                 suspended: suspended.is_some(),
                 suspended_by: suspended.iter().flat_map(|s| s.invoices.iter().map(|i| i.number.clone())).collect(),
             });
@@ -696,12 +531,12 @@ pub async fn balance(
             out,
             "{:<16} {:<4} {:>8} {:>14} {:>14} {:>14} {:>14}  {suspended}",
             r.licensee,
-            r.currency.code(),
-            r.invoices,
-            r.invoiced,
-            r.paid,
-            r.outstanding,
-            r.overdue
+            r.totals.currency.code(),
+            r.totals.invoices,
+            r.totals.invoiced,
+            r.totals.paid,
+            r.totals.outstanding,
+            r.totals.overdue
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -710,73 +545,28 @@ pub async fn balance(
 pub async fn billing(command: BillingCommand, store: &dyn Store, now: Timestamp) -> anyhow::Result<ExitCode> {
     let BillingCommand::Summary { month, json } = command;
     let month = parse_month(&month)?;
-    let invoices = store.invoices(None, Some(month)).await?;
-    let views = views(store, &invoices, now).await?;
-    let mut totals: BTreeMap<Currency, Sums> = BTreeMap::new();
-    let accounts: HashMap<String, InvoiceAccount> =
-        store.invoice_accounts(None).await?.into_iter().map(|a| (a.account.number.clone(), a.account)).collect();
-    for invoice in &invoices {
-        if let Some(account) = accounts.get(&invoice.number) {
-            totals.entry(invoice.currency).or_default().add(account, now);
-        }
-    }
-    let licensees: Vec<_> = views
-        .iter()
-        .map(|v| {
-            json!({
-                "licensee": v.licensee,
-                "invoice": v.number,
-                "status": v.status,
-                "currency": v.currency,
-                "records": v.records,
-                "invoiced": v.total,
-                "paid": v.paid,
-                "outstanding": v.outstanding,
-                "invoiced_minor": v.total_minor,
-                "paid_minor": v.paid_minor,
-                "outstanding_minor": v.outstanding_minor,
-            })
-        })
-        .collect();
-    let total_rows: Vec<_> = totals
-        .iter()
-        .map(|(currency, s)| {
-            json!({
-                "currency": currency,
-                "invoices": s.invoices,
-                "invoiced": amount(*currency, s.invoiced),
-                "paid": amount(*currency, s.paid),
-                "outstanding": amount(*currency, s.outstanding),
-                "overdue": amount(*currency, s.overdue),
-                "invoiced_minor": s.invoiced,
-                "paid_minor": s.paid,
-                "outstanding_minor": s.outstanding,
-                "overdue_minor": s.overdue,
-            })
-        })
-        .collect();
+    let summary = statements::summary(store, month, now).await?;
     let mut out = std::io::stdout().lock();
     if json {
-        let value = json!({ "month": month, "licensees": licensees, "totals": total_rows });
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    if views.is_empty() {
+    if summary.invoices.is_empty() {
         writeln!(out, "no invoices for {month}; `datapact invoice run --month {month}` issues them")?;
         return Ok(ExitCode::SUCCESS);
     }
-    print_invoice_rows(&mut out, &views)?;
+    print_invoice_rows(&mut out, &summary.invoices)?;
     writeln!(out)?;
-    for (currency, s) in &totals {
+    for t in &summary.totals {
         writeln!(
             out,
             "{month} {}: {} invoice(s), invoiced {}, paid {}, outstanding {} (overdue {}); void invoices excluded",
-            currency.code(),
-            s.invoices,
-            amount(*currency, s.invoiced),
-            amount(*currency, s.paid),
-            amount(*currency, s.outstanding),
-            amount(*currency, s.overdue)
+            t.currency.code(),
+            t.invoices,
+            t.invoiced,
+            t.paid,
+            t.outstanding,
+            t.overdue
         )?;
     }
     Ok(ExitCode::SUCCESS)

@@ -177,13 +177,24 @@ pub enum InvoiceCommand {
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
-    /// One invoice and its lines.
+    /// One invoice and its lines: as text, JSON, CSV lines, or a printable self-contained HTML page.
     Show {
         /// The invoice number (DP-000001).
         number: String,
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+        /// Write it to this file rather than to standard output.
         #[arg(long)]
-        json: bool,
+        out: Option<PathBuf>,
     },
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum ShowFormat {
+    Text,
+    Json,
+    Csv,
+    Html,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]

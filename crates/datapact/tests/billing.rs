@@ -202,7 +202,8 @@ async fn usage_is_invoiced_and_an_unpaid_invoice_suspends_until_paid() {
     assert!(served.is_some(), "served again within a second of the payment");
 
     // Outputs: show, list (JSON and CSV), balance, summary, payments, and the audit trail.
-    let shown = json_out(&data_dir, &["invoice", "show", "DP-000001", "--json", "--now", "2027-01-18T00:00:00Z"]);
+    let shown =
+        json_out(&data_dir, &["invoice", "show", "DP-000001", "--format", "json", "--now", "2027-01-18T00:00:00Z"]);
     assert_eq!((shown["status"].as_str(), shown["paid"].as_str()), (Some("paid"), Some("468.00")));
     let listed = json_out(&data_dir, &["invoice", "list", "acme", "--month", "2026-12", "--format", "json"]);
     assert_eq!(listed.as_array().unwrap().len(), 1);
@@ -223,7 +224,7 @@ async fn usage_is_invoiced_and_an_unpaid_invoice_suspends_until_paid() {
     assert_eq!(before_payment[0]["overdue"], "468.00", "payments received later are not counted earlier");
     let summary =
         json_out(&data_dir, &["billing", "summary", "--month", "2026-12", "--json", "--now", "2027-01-18T00:00:00Z"]);
-    assert_eq!(summary["licensees"][0]["licensee"], "acme", "{summary}");
+    assert_eq!(summary["invoices"][0]["licensee"], "acme", "{summary}");
     assert_eq!(summary["totals"][0]["invoiced_minor"], 46_800);
     assert_eq!(summary["totals"][0]["paid_minor"], 46_800);
     assert_eq!(summary["totals"][0]["outstanding_minor"], 0);
@@ -372,7 +373,26 @@ async fn the_schedule_issues_last_months_invoices_and_logs_suspensions_by_itself
     let invoices = listed["invoices"].as_array().unwrap();
     assert_eq!(invoices.len(), 1, "{listed}");
     assert_eq!(invoices[0]["status"], "overdue");
-    assert_eq!(invoices[0]["outstanding_minor"], invoices[0]["total"]["minor"], "{listed}");
+    assert_eq!(invoices[0]["outstanding_minor"], invoices[0]["total_minor"], "{listed}");
+    let number = invoices[0]["number"].as_str().unwrap().to_owned();
+    // The same invoice as a printable page and as CSV lines; the month's summary; unknown formats refused.
+    let page = admin(reqwest::Method::GET, &format!("/admin/invoices/{number}?format=html")).await.unwrap();
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let page = page.text().await.unwrap();
+    assert!(page.starts_with("<!doctype html>") && page.contains(&number));
+    assert!(page.contains(">overdue<") && !page.contains("<script") && !page.contains("http"), "self-contained");
+    let csv = admin(reqwest::Method::GET, &format!("/admin/invoices/{number}?format=csv")).await.unwrap();
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("invoice,first_day,") && csv.contains(",base_fee,"), "{csv}");
+    let bad = admin(reqwest::Method::GET, &format!("/admin/invoices/{number}?format=pdf")).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let summary: Value =
+        admin(reqwest::Method::GET, "/admin/billing/summary?month=2026-12").await.unwrap().json().await.unwrap();
+    assert_eq!(summary["totals"][0]["overdue_minor"], invoices[0]["outstanding_minor"], "{summary}");
+    assert_eq!(
+        summary,
+        json_out(&data_dir, &["--now", "2027-01-18T00:00:00Z", "billing", "summary", "--month", "2026-12", "--json"])
+    );
     let run = admin(reqwest::Method::POST, "/admin/invoices/run?month=2026-12").await.unwrap();
     assert_eq!(run.status(), 200);
     let run: Value = run.json().await.unwrap();
@@ -493,9 +513,36 @@ async fn a_prepaid_credit_pays_for_exactly_what_it_covers_and_402s_when_spent() 
     let (status, body) = served_again(&gateway, &key, &format!("/2/tweets?ids={}", ids(200, 10))).await;
     assert_eq!((status, body["data"].as_array().map(Vec::len)), (200, Some(5)), "{body}");
 
-    // The ledger holds every charge, sealed: it verifies, and the usage is exactly 5 + 55.
+    // The ledger holds every charge, sealed: it verifies.
     let verify = datapact_ok(&data_dir, &["ledger", "verify"]);
     assert!(verify.starts_with("ledger verifies"), "{verify}");
+
+    // The admin API shows the same balances and adds credit by the same rules.
+    let admin = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let request = gateway.http.request(method, format!("{}{path}", gateway.admin));
+        let request = request.bearer_auth(Gateway::admin_token(&data_dir));
+        match body {
+            Some(body) => request.json(&body).send(),
+            None => request.send(),
+        }
+    };
+    let listed: Value = admin(reqwest::Method::GET, "/admin/credits", None).await.unwrap().json().await.unwrap();
+    assert_eq!(listed["balances"], json_out(&data_dir, &["credit", "balance", "--json"]), "{listed}");
+    let refused = admin(
+        reqwest::Method::POST,
+        "/admin/credits",
+        Some(json!({ "licensee": "globex", "amount": "1.00", "reference": "r" })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 409);
+    let bad = json!({ "licensee": "acme", "amount": "1.005", "reference": "r" });
+    assert_eq!(admin(reqwest::Method::POST, "/admin/credits", Some(bad)).await.unwrap().status(), 400);
+    let good = json!({ "licensee": "acme", "amount": "0.01", "reference": "api-1" });
+    let added = admin(reqwest::Method::POST, "/admin/credits", Some(good)).await.unwrap();
+    assert_eq!(added.status(), 201);
+    let (status, _) = served_again(&gateway, &key, &format!("/2/tweets?ids={}", ids(220, 1))).await;
+    assert_eq!(status, 200, "the credit added through the API pays for one more record");
     drop(gateway);
 
     // The invoice bills the fee and shows the prepaid records at their price, for nothing: they
@@ -508,6 +555,6 @@ async fn a_prepaid_credit_pays_for_exactly_what_it_covers_and_402s_when_spent() 
         .iter()
         .map(|l| (l["kind"].as_str().unwrap(), l["records"].as_u64().unwrap(), l["amount"].as_str().unwrap()))
         .collect();
-    assert_eq!(lines, [("base_fee", 0, "10.00"), ("included", 5, "0.00"), ("prepaid", 55, "0.00")], "{acme}");
+    assert_eq!(lines, [("base_fee", 0, "10.00"), ("included", 5, "0.00"), ("prepaid", 56, "0.00")], "{acme}");
     assert_eq!(acme["total"], "10.00");
 }

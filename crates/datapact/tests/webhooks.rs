@@ -191,6 +191,30 @@ async fn notifications_reach_webhooks_signed_and_are_retried_with_backoff() {
     })
     .await;
     assert!(reinstated.is_some(), "{:?}", kinds(&seen, "/platform"));
+
+    // The admin API: the same log; webhooks added and removed by the same rules.
+    let admin = |method: reqwest::Method, path: &str| {
+        gateway.http.request(method, format!("{}{path}", gateway.admin)).bearer_auth(Gateway::admin_token(&data_dir))
+    };
+    let log: Value = admin(reqwest::Method::GET, "/admin/webhooks/deliveries?limit=1000")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log["deliveries"], json_out(&data_dir, &["webhook", "deliveries", "--limit", "1000", "--json"]));
+    let bad = admin(reqwest::Method::POST, "/admin/webhooks")
+        .json(&serde_json::json!({ "url": "https://x.example", "events": ["nope"] }));
+    assert_eq!(bad.send().await.unwrap().status(), 400);
+    let added =
+        admin(reqwest::Method::POST, "/admin/webhooks").json(&serde_json::json!({ "url": "https://x.example/h" }));
+    let added: Value = added.send().await.unwrap().json().await.unwrap();
+    assert!(added["secret"].as_str().unwrap().starts_with("whsec_"), "{added}");
+    let removed = admin(reqwest::Method::DELETE, &format!("/admin/webhooks/{}", added["id"])).send().await.unwrap();
+    assert_eq!(removed.status(), 200);
+    let listed: Value = admin(reqwest::Method::GET, "/admin/webhooks").send().await.unwrap().json().await.unwrap();
+    assert!(!listed.to_string().contains("whsec_"), "secrets are never listed: {listed}");
     drop(gateway);
 
     // Every request was signed with its webhook's secret over its id, timestamp and body; a retry
