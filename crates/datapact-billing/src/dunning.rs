@@ -4,9 +4,10 @@
 //!
 //! - An invoice is **due** on its due date, [`due_date`] = issue date + `payment_terms_days`, and may be paid until
 //!   the end of that day; from the first instant of the next day ([`overdue_from`]) an unpaid invoice is overdue.
-//! - Its **status** at `now`: `void` if voided at or before `now`; else `paid` if the payments received at or before
-//!   `now` add up to its total or more (an invoice of zero is paid from the start); else `overdue` from
-//!   [`overdue_from`]; else `open`.
+//! - Its **status** at `now`: `void` if voided at or before `now`; else `paid` if the payments received and the
+//!   credit notes issued against it at or before `now` add up to its total or more (an invoice of zero is paid from
+//!   the start); else `overdue` from [`overdue_from`]; else `open`. A credit note is a correction: it lowers what is
+//!   owed without anything being paid, and the invoice itself is never edited.
 //! - A licensee is **suspended** at `now` while any of its invoices is overdue at `now` and `now` is at or after
 //!   [`suspended_from`] = the first instant after `grace_days` whole days of being overdue (due date + 1 +
 //!   `grace_days`, at midnight). With `grace_days = 0` it is suspended as soon as an invoice is overdue. Paying the
@@ -67,6 +68,9 @@ pub struct InvoiceAccount {
     pub voided_at: Option<Timestamp>,
     /// Payments towards it, in any order.
     pub payments: Vec<Payment>,
+    /// Credit notes issued against it (each lowers what is owed), in any order.
+    #[serde(default)]
+    pub credit_notes: Vec<Payment>,
 }
 
 /// The due date of an invoice issued on `issued` under `payment_terms_days` (saturating at the last date chrono
@@ -102,9 +106,19 @@ impl InvoiceAccount {
             .sum()
     }
 
-    /// What is still owed at `now` (zero or more; overpayment is not credited here).
+    /// What credit notes took off the invoice by `now`, in minor units.
+    pub fn credited_by(&self, now: Timestamp) -> i128 {
+        self.credit_notes
+            .iter()
+            .filter(|c| c.at <= now && c.amount.currency == self.total.currency)
+            .map(|c| i128::from(c.amount.minor))
+            .sum()
+    }
+
+    /// What is still owed at `now`: the total less payments and credit notes (zero or more; overpayment is not
+    /// credited here).
     pub fn outstanding(&self, now: Timestamp) -> Money {
-        let owed = (i128::from(self.total.minor) - self.paid_by(now)).max(0);
+        let owed = (i128::from(self.total.minor) - self.paid_by(now) - self.credited_by(now)).max(0);
         Money::new(self.total.currency, i64::try_from(owed).unwrap_or(i64::MAX))
     }
 
@@ -112,7 +126,7 @@ impl InvoiceAccount {
     pub fn status(&self, now: Timestamp) -> InvoiceStatus {
         if self.voided_at.is_some_and(|v| v <= now) {
             InvoiceStatus::Void
-        } else if self.paid_by(now) >= i128::from(self.total.minor) {
+        } else if self.paid_by(now) + self.credited_by(now) >= i128::from(self.total.minor) {
             InvoiceStatus::Paid
         } else if now >= overdue_from(self.due) {
             InvoiceStatus::Overdue
@@ -156,6 +170,7 @@ pub struct Suspension {
 ///     due: due_date("2027-01-01".parse().unwrap(), 30), // 2027-01-31
 ///     voided_at: None,
 ///     payments: vec![],
+///     credit_notes: vec![],
 /// };
 /// assert_eq!(invoice.status(t("2027-01-31T23:59:59Z")), InvoiceStatus::Open);
 /// assert_eq!(invoice.status(t("2027-02-01T00:00:00Z")), InvoiceStatus::Overdue);

@@ -22,6 +22,7 @@ fn account(number: &str, total: i64, due: &str) -> InvoiceAccount {
         due: due.parse().unwrap(),
         voided_at: None,
         payments: vec![],
+        credit_notes: vec![],
     }
 }
 
@@ -43,6 +44,13 @@ fn status_follows_due_date_payments_and_void() {
     assert_eq!(inv.outstanding(t("2027-02-05T10:00:00Z")), usd(0));
     inv.voided_at = Some(t("2027-03-01T00:00:00Z"));
     assert_eq!(inv.status(t("2027-03-01T00:00:00Z")), InvoiceStatus::Void);
+    // A credit note lowers what is owed; with the payments it settles the invoice.
+    let mut corrected = account("A-3", 10_000, "2027-01-31");
+    corrected.payments.push(Payment { at: t("2027-02-03T09:00:00Z"), amount: usd(7_000) });
+    corrected.credit_notes.push(Payment { at: t("2027-02-04T09:00:00Z"), amount: usd(3_000) });
+    assert_eq!(corrected.outstanding(t("2027-02-04T08:00:00Z")), usd(3_000));
+    assert_eq!(corrected.status(t("2027-02-04T08:00:00Z")), InvoiceStatus::Overdue);
+    assert_eq!(corrected.status(t("2027-02-04T09:00:00Z")), InvoiceStatus::Paid);
     assert_eq!(account("Z", 0, "2027-01-01").status(t("2027-06-01T00:00:00Z")), InvoiceStatus::Paid, "nothing owed");
 }
 
@@ -78,20 +86,23 @@ fn invoice() -> impl Strategy<Value = InvoiceAccount> {
         due(),
         prop::option::weighted(0.1, instant()),
         prop::collection::vec((instant(), 0i64..12_000), 0..4),
+        prop::collection::vec((instant(), 0i64..6_000), 0..2),
     )
-        .prop_map(|(total, due, voided_at, payments)| InvoiceAccount {
+        .prop_map(|(total, due, voided_at, payments, credit_notes)| InvoiceAccount {
             number: format!("N-{due}-{total}"),
             total: usd(total),
             due,
             voided_at,
             payments: payments.into_iter().map(|(at, minor)| Payment { at, amount: usd(minor) }).collect(),
+            credit_notes: credit_notes.into_iter().map(|(at, minor)| Payment { at, amount: usd(minor) }).collect(),
         })
 }
 
 proptest! {
     #[test]
     fn status_is_exactly_the_rules(inv in invoice(), now in instant()) {
-        let paid: i64 = inv.payments.iter().filter(|p| p.at <= now).map(|p| p.amount.minor).sum();
+        // Payments and credit notes both settle what is owed.
+        let paid: i64 = inv.payments.iter().chain(&inv.credit_notes).filter(|p| p.at <= now).map(|p| p.amount.minor).sum();
         let expected = if inv.voided_at.is_some_and(|v| v <= now) {
             InvoiceStatus::Void
         } else if paid >= inv.total.minor {
@@ -117,6 +128,7 @@ proptest! {
         for inv in &mut invoices {
             inv.voided_at = None;
             inv.payments.retain(|p| p.at <= now);
+            inv.credit_notes.retain(|c| c.at <= now);
         }
         let then = now.plus_millis(later);
         for inv in &invoices {

@@ -82,6 +82,9 @@ pub struct InvoiceView {
     pub total_minor: i64,
     pub paid: String,
     pub paid_minor: i64,
+    /// What credit notes took off it.
+    pub credited: String,
+    pub credited_minor: i64,
     pub outstanding: String,
     pub outstanding_minor: i64,
     pub voided_at: Option<Timestamp>,
@@ -97,9 +100,11 @@ impl InvoiceView {
             due: invoice.due,
             voided_at: invoice.voided_at,
             payments: Vec::new(),
+            credit_notes: Vec::new(),
         };
         let account = account.unwrap_or(&fallback);
         let paid = paid_minor(account, now);
+        let credited = i64::try_from(account.credited_by(now).max(0)).unwrap_or(i64::MAX);
         let outstanding = account.outstanding(now);
         InvoiceView {
             number: invoice.number.clone(),
@@ -115,6 +120,8 @@ impl InvoiceView {
             total_minor: invoice.total.minor,
             paid: amount(invoice.currency, paid),
             paid_minor: paid,
+            credited: amount(invoice.currency, credited),
+            credited_minor: credited,
             outstanding: outstanding.amount(),
             outstanding_minor: outstanding.minor,
             voided_at: invoice.voided_at,
@@ -264,6 +271,7 @@ pub fn invoice_lines_csv(v: &InvoiceView) -> String {
     for (kind, text, minor) in [
         ("total", &v.total, v.total_minor),
         ("paid", &v.paid, v.paid_minor),
+        ("credited", &v.credited, v.credited_minor),
         ("outstanding", &v.outstanding, v.outstanding_minor),
     ] {
         let _ = writeln!(out, "{},,,{kind},,,{text},{minor},{}", v.number, v.currency.code());
@@ -343,6 +351,7 @@ tfoot td {{ border: 0; font-weight: 600; }}
 <tfoot>
 <tr><td colspan=4>Total</td><td class=n>{total} {code}</td></tr>
 <tr><td colspan=4>Paid</td><td class=n>{paid} {code}</td></tr>
+{credited}
 <tr><td colspan=4>Outstanding</td><td class=n>{outstanding} {code}</td></tr>
 </tfoot>
 </table>
@@ -363,6 +372,11 @@ delivered.</p>
         records = v.records,
         total = v.total,
         paid = v.paid,
+        credited = if v.credited_minor == 0 {
+            String::new()
+        } else {
+            format!("<tr><td colspan=4>Credit notes</td><td class=n>&minus;{} {code}</td></tr>\n", v.credited)
+        },
         outstanding = v.outstanding,
     )
 }

@@ -310,6 +310,29 @@ pub struct StoredInvoice {
     pub voided_at: Option<Timestamp>,
 }
 
+/// A credit note to issue against an invoice ([`Store::issue_credit_note`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCreditNote {
+    /// The invoice number it corrects.
+    pub invoice: String,
+    /// More than zero, in the invoice's currency, at most what is outstanding on it.
+    pub amount: Money,
+    /// Why (printed on the note; required).
+    pub reason: String,
+}
+
+/// An issued credit note.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StoredCreditNote {
+    /// `CN-000001`: gapless per platform, in issue order.
+    pub number: String,
+    pub invoice: String,
+    pub licensee: String,
+    pub amount: Money,
+    pub reason: String,
+    pub issued_at: Timestamp,
+}
+
 /// What an invoice run did: invoices it issued, and those that already existed for the same
 /// licensee and month (left as they were).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -511,6 +534,13 @@ pub trait Store: Send + Sync + 'static {
     /// (`new: false`); the same reference with another invoice or amount is a `Conflict`. An
     /// amount above what is outstanding, or towards a void invoice, is `Invalid`.
     async fn record_payment(&self, payment: NewPayment, change: &Change) -> StoreResult<PaymentRecorded>;
+    /// Voids an invoice with nothing paid on it (audited; a paid one is corrected by a credit note).
+    async fn void_invoice(&self, number: &str, reason: &str, change: &Change) -> StoreResult<StoredInvoice>;
+    /// Issues a credit note against an invoice, at most what is outstanding (audited, with the
+    /// licensee's dunning transitions: a credit note can reinstate it).
+    async fn issue_credit_note(&self, note: NewCreditNote, change: &Change) -> StoreResult<StoredCreditNote>;
+    /// Credit notes of one licensee (or all), in number order.
+    async fn credit_notes(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredCreditNote>>;
     /// Adds a prepaid credit, audited in the same transaction; idempotent by reference (the same
     /// reference with another amount is a conflict).
     async fn add_credit(&self, credit: NewCredit, change: &Change) -> StoreResult<CreditAdded>;

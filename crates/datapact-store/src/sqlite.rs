@@ -20,9 +20,10 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params, params_fro
 use crate::notify::{DueDelivery, NewNotification, NewWebhook, StoredWebhook, WebhookAttempt, WebhookDeliveryRecord};
 use crate::{
     AuditEntry, Change, CreditAdded, IngestEffect, InvoiceIssue, KeyGrant, LicenseeAccount, LicenseeTerms, NewCredit,
-    NewInvoice, NewPayment, NewTraceFinding, PaymentRecorded, PostEvent, PostEventKind, RevisionEntry, SQLITE_FILE,
-    Store, StoreError, StoreResult, StoreStats, StoredCredit, StoredInvoice, StoredPayment, TermsChange, TermsState,
-    TimelineQuery, TraceFinding, UserRecord, VIOLATION_SAMPLES, Violation, ViolationEvent, ViolationSample,
+    NewCreditNote, NewInvoice, NewPayment, NewTraceFinding, PaymentRecorded, PostEvent, PostEventKind, RevisionEntry,
+    SQLITE_FILE, Store, StoreError, StoreResult, StoreStats, StoredCredit, StoredCreditNote, StoredInvoice,
+    StoredPayment, TermsChange, TermsState, TimelineQuery, TraceFinding, UserRecord, VIOLATION_SAMPLES, Violation,
+    ViolationEvent, ViolationSample,
 };
 
 mod billing;
@@ -37,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0005_billing.sql"),
     include_str!("sqlite/0006_credits.sql"),
     include_str!("sqlite/0007_webhooks.sql"),
+    include_str!("sqlite/0008_credit_notes.sql"),
 ];
 const READ_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1222,6 +1224,33 @@ impl Store for SqliteStore {
             Ok(logged)
         })
         .await
+    }
+
+    async fn void_invoice(&self, number: &str, reason: &str, change: &Change) -> StoreResult<StoredInvoice> {
+        let (number, reason, change) = (number.to_owned(), reason.to_owned(), change.clone());
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let voided = billing::void_invoice(&tx, &number, &reason, &change)?;
+            tx.commit()?;
+            Ok(voided)
+        })
+        .await
+    }
+
+    async fn issue_credit_note(&self, note: NewCreditNote, change: &Change) -> StoreResult<StoredCreditNote> {
+        let change = change.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let issued = billing::issue_credit_note(&tx, note, &change)?;
+            tx.commit()?;
+            Ok(issued)
+        })
+        .await
+    }
+
+    async fn credit_notes(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredCreditNote>> {
+        let licensee = licensee.map(str::to_owned);
+        self.read(move |conn| billing::credit_notes(conn, licensee.as_deref())).await
     }
 
     async fn add_credit(&self, credit: NewCredit, change: &Change) -> StoreResult<CreditAdded> {

@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use datapact_billing::{Currency, DEFAULT_GRACE_DAYS, InvoiceAccount, Money, Month, suspension};
 use datapact_core::{Clock, Timestamp};
 use datapact_store::ledger::Ledger;
-use datapact_store::{LicenseeAccount, NewPayment, Store, StoredInvoice};
+use datapact_store::{LicenseeAccount, NewCreditNote, NewPayment, Store, StoredInvoice};
 use serde::Serialize;
 use serde_json::json;
 
@@ -92,6 +92,9 @@ fn print_invoice(out: &mut impl Write, v: &InvoiceView) -> std::io::Result<()> {
     }
     writeln!(out, "  {:<86} {:>14} {}", "total", v.total, v.currency.code())?;
     writeln!(out, "  {:<86} {:>14} {}", "paid", v.paid, v.currency.code())?;
+    if v.credited_minor != 0 {
+        writeln!(out, "  {:<86} {:>14} {}", "credit notes", v.credited, v.currency.code())?;
+    }
     writeln!(out, "  {:<86} {:>14} {}", "outstanding", v.outstanding, v.currency.code())?;
     Ok(())
 }
@@ -171,6 +174,74 @@ pub async fn invoice(
                 ListFormat::Csv => write!(out, "{}", statements::invoices_csv(&views))?,
                 ListFormat::Text if views.is_empty() => writeln!(out, "no invoices")?,
                 ListFormat::Text => print_invoice_rows(&mut out, &views)?,
+            }
+        }
+        InvoiceCommand::Void { number, reason } => {
+            let voided = store.void_invoice(&number, &reason, &cli_change(now)).await?;
+            writeln!(
+                out,
+                "invoice {} of {} ({} {}) is void: {reason}",
+                voided.number,
+                voided.licensee,
+                voided.total.amount(),
+                voided.currency.code()
+            )?;
+        }
+        InvoiceCommand::CreditNote { number, amount, reason, json } => {
+            let Some(invoice) = store.invoice(&number).await? else {
+                bail!("no invoice numbered {number:?}; `datapact invoice list` shows them");
+            };
+            let money = Money::parse(invoice.currency, &amount)
+                .map_err(|e| anyhow::anyhow!("AMOUNT {amount:?}: {e} (invoice {number} is in {})", invoice.currency))?;
+            let note = NewCreditNote { invoice: number.clone(), amount: money, reason };
+            let issued = store.issue_credit_note(note, &cli_change(now)).await?;
+            let view = views(store, std::slice::from_ref(&invoice), now).await?.pop().context("the invoice view")?;
+            if json {
+                let value = json!({ "credit_note": issued, "invoice": view });
+                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "issued credit note {} of {} against invoice {number}: {}",
+                    issued.number, issued.amount, issued.reason
+                )?;
+                writeln!(
+                    out,
+                    "invoice {number} now has {} {} outstanding ({})",
+                    view.outstanding,
+                    view.currency.code(),
+                    view.status
+                )?;
+            }
+        }
+        InvoiceCommand::CreditNotes { licensee, json } => {
+            if let Some(name) = &licensee {
+                require_licensee(store, name).await?;
+            }
+            let notes = store.credit_notes(licensee.as_deref()).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&notes)?)?;
+            } else if notes.is_empty() {
+                writeln!(out, "no credit notes")?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<11} {:<11} {:<16} {:>14} {:<4} {:<25} REASON",
+                    "NUMBER", "INVOICE", "LICENSEE", "AMOUNT", "", "ISSUED"
+                )?;
+                for n in notes {
+                    writeln!(
+                        out,
+                        "{:<11} {:<11} {:<16} {:>14} {:<4} {:<25} {}",
+                        n.number,
+                        n.invoice,
+                        n.licensee,
+                        n.amount.amount(),
+                        n.amount.currency.code(),
+                        n.issued_at.to_string(),
+                        n.reason
+                    )?;
+                }
             }
         }
         InvoiceCommand::Show { number, format, out: file } => {

@@ -177,6 +177,31 @@ pub enum InvoiceCommand {
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
+    /// Void an invoice issued in error (only one with nothing paid or credited on it).
+    Void {
+        number: String,
+        /// Why: printed on the invoice and in the audit log.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Correct an invoice downwards without editing it: a credit note (CN-000001) that lowers what
+    /// is owed, at most what is outstanding.
+    CreditNote {
+        number: String,
+        /// The amount in the invoice's currency, as a decimal: 25.00.
+        amount: String,
+        /// Why: printed on the credit note and in the audit log.
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Credit notes issued, in number order.
+    CreditNotes {
+        licensee: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// One invoice and its lines: as text, JSON, CSV lines, or a printable self-contained HTML page.
     Show {
         /// The invoice number (DP-000001).

@@ -13,8 +13,8 @@ use serde_json::json;
 use super::{append_audit, to_json, unavailable};
 use crate::notify::{NewNotification, NotificationKind};
 use crate::{
-    Change, CreditAdded, InvoiceIssue, LicenseeAccount, NewCredit, NewInvoice, NewPayment, PaymentRecorded, StoreError,
-    StoreResult, StoredCredit, StoredInvoice, StoredPayment,
+    Change, CreditAdded, InvoiceIssue, LicenseeAccount, NewCredit, NewCreditNote, NewInvoice, NewPayment,
+    PaymentRecorded, StoreError, StoreResult, StoredCredit, StoredCreditNote, StoredInvoice, StoredPayment,
 };
 
 /// The printed number of the `seq`-th invoice of the platform.
@@ -132,6 +132,7 @@ pub(super) fn accounts(conn: &Connection, licensee: Option<i64>) -> StoreResult<
                         due: date_at(row, 7)?,
                         voided_at: row.get::<_, Option<i64>>(8)?.map(Timestamp),
                         payments: Vec::new(),
+                        credit_notes: Vec::new(),
                     },
                 },
             ))
@@ -149,6 +150,19 @@ pub(super) fn accounts(conn: &Connection, licensee: Option<i64>) -> StoreResult<
         // Invoices are sorted by seq, so a binary search finds the one paid.
         if let Ok(index) = accounts.binary_search_by_key(&seq, |(s, _)| *s) {
             accounts[index].1.account.payments.push(Payment { at, amount });
+        }
+    }
+    let mut notes = conn.prepare_cached(
+        "SELECT invoice_seq, amount_minor, currency, issued_at FROM credit_notes
+         WHERE ?1 IS NULL OR licensee_id = ?1 ORDER BY seq",
+    )?;
+    let rows = notes.query_map([licensee], |row| {
+        Ok((row.get::<_, i64>(0)?, Money::new(currency_at(row, 2)?, row.get(1)?), Timestamp(row.get(3)?)))
+    })?;
+    for row in rows {
+        let (seq, amount, at) = row?;
+        if let Ok(index) = accounts.binary_search_by_key(&seq, |(s, _)| *s) {
+            accounts[index].1.account.credit_notes.push(Payment { at, amount });
         }
     }
     Ok(accounts.into_iter().map(|(_, account)| account).collect())
@@ -363,6 +377,140 @@ fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<StoredPayment> {
 pub(super) fn payments(conn: &Connection, licensee: Option<&str>) -> StoreResult<Vec<StoredPayment>> {
     let sql = format!("SELECT {PAYMENT_COLUMNS} WHERE ?1 IS NULL OR l.name = ?1 ORDER BY p.id");
     Ok(conn.prepare_cached(&sql)?.query_map([licensee], payment_from_row)?.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The longest reason accepted for a void or a credit note.
+const MAX_REASON: usize = 500;
+
+fn reason(what: &str, reason: &str) -> StoreResult<String> {
+    let trimmed = reason.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > MAX_REASON || trimmed.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(format!(
+            "{what} needs a reason of 1–{MAX_REASON} printable characters (it is printed on the document); got {reason:?}"
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn invoice_by_number(conn: &Connection, number: &str) -> StoreResult<StoredInvoice> {
+    invoices(conn, None, None, Some(number))?.pop().ok_or_else(|| {
+        StoreError::NotFound(format!("no invoice numbered {number:?}; `datapact invoice list` shows them"))
+    })
+}
+
+pub(super) fn void_invoice(conn: &Connection, number: &str, why: &str, change: &Change) -> StoreResult<StoredInvoice> {
+    let why = reason("voiding an invoice", why)?;
+    let invoice = invoice_by_number(conn, number)?;
+    if invoice.voided_at.is_some() {
+        return Err(StoreError::Conflict(format!("invoice {number} is already void")));
+    }
+    let settled: i64 = conn.query_row(
+        "SELECT (SELECT COUNT(*) FROM payments p JOIN invoices i ON i.seq = p.invoice_seq WHERE i.number = ?1)
+              + (SELECT COUNT(*) FROM credit_notes c JOIN invoices i ON i.seq = c.invoice_seq WHERE i.number = ?1)",
+        [number],
+        |row| row.get(0),
+    )?;
+    if settled > 0 {
+        return Err(StoreError::Conflict(format!(
+            "invoice {number} has payments or credit notes: correct it with a credit note rather than voiding it"
+        )));
+    }
+    let before = suspension_at(conn, invoice.licensee_id, change.at)?;
+    conn.execute(
+        "UPDATE invoices SET voided_at = ?2, void_reason = ?3 WHERE number = ?1",
+        params![number, change.at.0, why],
+    )?;
+    let cause = format!("invoice {number} voided: {why}");
+    append_audit(conn, change, "invoice.void", number, None, Some(json!({ "cause": cause })))?;
+    log_transitions(conn, invoice.licensee_id, &invoice.licensee, before.as_ref(), change, &cause)?;
+    invoice_by_number(conn, number)
+}
+
+const CREDIT_NOTE_COLUMNS: &str = "c.number, i.number, l.name, c.amount_minor, c.currency, c.reason, c.issued_at \
+     FROM credit_notes c JOIN invoices i ON i.seq = c.invoice_seq JOIN licensees l ON l.id = c.licensee_id";
+
+fn credit_note_from_row(row: &Row<'_>) -> rusqlite::Result<StoredCreditNote> {
+    Ok(StoredCreditNote {
+        number: row.get(0)?,
+        invoice: row.get(1)?,
+        licensee: row.get(2)?,
+        amount: Money::new(currency_at(row, 4)?, row.get(3)?),
+        reason: row.get(5)?,
+        issued_at: Timestamp(row.get(6)?),
+    })
+}
+
+pub(super) fn credit_notes(conn: &Connection, licensee: Option<&str>) -> StoreResult<Vec<StoredCreditNote>> {
+    let sql = format!("SELECT {CREDIT_NOTE_COLUMNS} WHERE ?1 IS NULL OR l.name = ?1 ORDER BY c.seq");
+    Ok(conn.prepare_cached(&sql)?.query_map([licensee], credit_note_from_row)?.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub(super) fn issue_credit_note(
+    conn: &Connection,
+    note: NewCreditNote,
+    change: &Change,
+) -> StoreResult<StoredCreditNote> {
+    let why = reason("a credit note", &note.reason)?;
+    let invoice = invoice_by_number(conn, &note.invoice)?;
+    if invoice.voided_at.is_some() {
+        return Err(StoreError::Invalid(format!("invoice {} is void: nothing is owed on it", invoice.number)));
+    }
+    if note.amount.currency != invoice.currency {
+        return Err(StoreError::Invalid(format!(
+            "invoice {} is in {}, the credit note in {}: issue it in the invoice's currency",
+            invoice.number, invoice.currency, note.amount.currency
+        )));
+    }
+    if note.amount.minor <= 0 {
+        return Err(StoreError::Invalid(format!("a credit note is more than zero; got {}", note.amount)));
+    }
+    let account = accounts(conn, Some(invoice.licensee_id))?
+        .into_iter()
+        .find(|a| a.account.number == invoice.number)
+        .ok_or_else(|| unavailable(format!("invoice {} has no account", invoice.number)))?;
+    let outstanding = account.account.outstanding(change.at);
+    if note.amount.minor > outstanding.minor {
+        return Err(StoreError::Invalid(format!(
+            "{} is more than the {} outstanding on invoice {}: a credit note takes off at most what is owed",
+            note.amount, outstanding, invoice.number
+        )));
+    }
+    let before = suspension_at(conn, invoice.licensee_id, change.at)?;
+    let seq: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM credit_notes", [], |row| row.get(0))?;
+    let number = format!("CN-{seq:06}");
+    conn.prepare_cached(
+        "INSERT INTO credit_notes (seq, number, invoice_seq, licensee_id, amount_minor, currency, reason, issued_at)
+         VALUES (?1, ?2, (SELECT seq FROM invoices WHERE number = ?3), ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        seq,
+        number,
+        invoice.number,
+        invoice.licensee_id,
+        note.amount.minor,
+        note.amount.currency.code(),
+        why,
+        change.at.0
+    ])?;
+    let issued = StoredCreditNote {
+        number: number.clone(),
+        invoice: invoice.number.clone(),
+        licensee: invoice.licensee.clone(),
+        amount: note.amount,
+        reason: why,
+        issued_at: change.at,
+    };
+    let cause = format!("credit note {number} of {} against invoice {}", note.amount, invoice.number);
+    append_audit(
+        conn,
+        change,
+        "credit_note.issue",
+        &number,
+        None,
+        Some(json!({ "cause": cause, "credit_note": to_json(&issued) })),
+    )?;
+    log_transitions(conn, invoice.licensee_id, &invoice.licensee, before.as_ref(), change, &cause)?;
+    Ok(issued)
 }
 
 /// A payment's or credit's reference, trimmed, or why it is refused.
