@@ -8,6 +8,7 @@
 pub mod ledger;
 pub mod ops;
 pub mod secrets;
+mod shared;
 mod sqlite;
 
 use std::path::Path;

@@ -11,8 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datapact_core::ingest::{IngestRecord, NewPost};
 use datapact_core::{
-    Author, AuthorMetrics, KeyHash, KeyPrefix, KeyRecord, Licensee, LicenseeStatus, Post, PostId, PublicMetrics,
-    ReferencedPost, Timestamp, UserId,
+    Author, AuthorMetrics, KeyHash, KeyPrefix, KeyRecord, Licensee, LicenseeStatus, Post, PostId, Timestamp, UserId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params, params_from_iter};
@@ -21,10 +20,16 @@ use crate::{
     AuditEntry, Change, IngestEffect, InvoiceIssue, KeyGrant, LicenseeAccount, LicenseeTerms, NewInvoice, NewPayment,
     NewTraceFinding, PaymentRecorded, PostEvent, PostEventKind, RevisionEntry, SQLITE_FILE, Store, StoreError,
     StoreResult, StoreStats, StoredInvoice, StoredPayment, TermsChange, TermsState, TimelineQuery, TraceFinding,
-    UserRecord, VIOLATION_SAMPLES, Violation, ViolationEvent, ViolationSample,
+    UserRecord, Violation, ViolationEvent,
 };
 
 mod billing;
+
+use crate::shared::{
+    AuditDraft, KEY_COLUMNS, POST_COLUMNS, PostParts, USER_COLUMNS, check_block_reason, check_purpose, clamp_count,
+    json_text, licensee_terms_after, no_licensee, opt_out_entry, parse_json, push_violation_sample, to_json,
+    unavailable, unknown_author, username_taken,
+};
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -41,10 +46,6 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Arc<Mutex<Connection>>,
     readers: r2d2::Pool<SqliteConnectionManager>,
-}
-
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(error.to_string())
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -163,47 +164,24 @@ pub(crate) fn run_migrations(conn: &mut Connection, migrations: &[&str], what: &
     Ok(())
 }
 
-const POST_COLUMNS: &str = "id, author_id, text, revision, created_at, lang, conversation_id, \
-    in_reply_to_user_id, referenced_posts, edit_history, retweet_count, reply_count, like_count, \
-    quote_count, bookmark_count, impression_count, deleted_at";
-
 fn post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
-    let json_error = |index: usize, error: serde_json::Error| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error))
-    };
-    let referenced: Option<String> = row.get(8)?;
-    let referenced_posts: Vec<ReferencedPost> = match referenced {
-        Some(json) => serde_json::from_str(&json).map_err(|e| json_error(8, e))?,
-        None => Vec::new(),
-    };
-    let edit_history: String = row.get(9)?;
-    let count = |index: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, i64>(index)? as u64) };
-    Ok(Post {
-        id: PostId::new(row.get(0)?),
-        author_id: UserId::new(row.get(1)?),
+    let count = |index: usize| row.get::<_, i64>(index);
+    let parts = PostParts {
+        id: row.get(0)?,
+        author_id: row.get(1)?,
         text: row.get(2)?,
         revision: row.get(3)?,
-        created_at: Timestamp(row.get(4)?),
+        created_at: row.get(4)?,
         lang: row.get(5)?,
-        conversation_id: PostId::new(row.get(6)?),
-        in_reply_to_user_id: row.get::<_, Option<i64>>(7)?.map(UserId::new),
-        referenced_posts,
-        edit_history: serde_json::from_str(&edit_history).map_err(|e| json_error(9, e))?,
-        public_metrics: PublicMetrics {
-            retweet_count: count(10)?,
-            reply_count: count(11)?,
-            like_count: count(12)?,
-            quote_count: count(13)?,
-            bookmark_count: count(14)?,
-            impression_count: count(15)?,
-        },
-        deleted_at: row.get::<_, Option<i64>>(16)?.map(Timestamp),
-    })
+        conversation_id: row.get(6)?,
+        in_reply_to_user_id: row.get(7)?,
+        referenced_posts: row.get(8)?,
+        edit_history: row.get(9)?,
+        counts: [count(10)?, count(11)?, count(12)?, count(13)?, count(14)?, count(15)?],
+        deleted_at: row.get(16)?,
+    };
+    parts.into_post().map_err(|e| rusqlite::Error::FromSqlConversionFailure(9, rusqlite::types::Type::Text, e.into()))
 }
-
-const USER_COLUMNS: &str = "a.id, a.username, a.name, a.created_at, a.description, a.location, \
-    a.verified, a.protected, a.followers_count, a.following_count, a.listed_count, \
-    (SELECT COUNT(*) FROM posts p WHERE p.author_id = a.id AND p.deleted_at IS NULL)";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
@@ -235,9 +213,6 @@ fn licensee_from_row(row: &Row<'_>) -> rusqlite::Result<Licensee> {
         created_at: Timestamp(row.get(3)?),
     })
 }
-
-const KEY_COLUMNS: &str =
-    "k.prefix, l.name, k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.hash, l.id, k.purpose";
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     Ok(KeyRecord {
@@ -303,14 +278,14 @@ impl Ingester<'_> {
                     a.location,
                     a.verified,
                     a.protected,
-                    a.metrics.followers_count.min(i64::MAX as u64) as i64,
-                    a.metrics.following_count.min(i64::MAX as u64) as i64,
-                    a.metrics.listed_count.min(i64::MAX as u64) as i64,
+                    clamp_count(a.metrics.followers_count),
+                    clamp_count(a.metrics.following_count),
+                    clamp_count(a.metrics.listed_count),
                 ]);
                 match result {
                     Ok(_) => {}
                     Err(e) if is_constraint(&e) => {
-                        return Ok(Err(format!("username {:?} already belongs to another author", a.username)));
+                        return Ok(Err(username_taken(&a.username)));
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -318,9 +293,7 @@ impl Ingester<'_> {
             None => {
                 let exists = self.tx.prepare_cached("SELECT 1 FROM authors WHERE id = ?1")?.exists([id.get()])?;
                 if !exists {
-                    return Ok(Err(format!(
-                        "unknown author {id}: include an `author` object or `includes.users` the first time an author appears"
-                    )));
+                    return Ok(Err(unknown_author(id)));
                 }
             }
         }
@@ -340,9 +313,7 @@ impl Ingester<'_> {
                 )?
                 .execute(params![post.author_id.get(), purpose, self.now.0])?;
             if added > 0 {
-                let after = serde_json::json!({ "author": post.author_id, "purpose": purpose });
-                let subject = format!("author:{}/{purpose}", post.author_id);
-                append_audit(self.tx, &Change::new("ingest", self.now), "opt_out.add", &subject, None, Some(after))?;
+                append_draft(self.tx, &Change::new("ingest", self.now), opt_out_entry(post.author_id, purpose, true))?;
             }
         }
         // Most lines are new posts: insert first, and read the stored post only on a conflict.
@@ -353,7 +324,7 @@ impl Ingester<'_> {
         };
         let history = serde_json::to_string(&post.edit_history).map_err(unavailable)?;
         let metrics = post.public_metrics;
-        let clamp = |count: u64| count.min(i64::MAX as u64) as i64;
+        let clamp = clamp_count;
         static INSERT_POST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "INSERT INTO posts ({POST_COLUMNS}) VALUES
@@ -433,18 +404,6 @@ impl Ingester<'_> {
     }
 }
 
-fn to_json(value: &impl serde::Serialize) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
-}
-
-fn json_text(value: &serde_json::Value) -> String {
-    value.to_string()
-}
-
-fn parse_json(text: Option<String>) -> Option<serde_json::Value> {
-    text.and_then(|text| serde_json::from_str(&text).ok())
-}
-
 /// Appends one audit entry in the caller's transaction, so a change and its record commit together.
 fn append_audit(
     tx: &Connection,
@@ -466,6 +425,10 @@ fn append_audit(
         after.as_ref().map(json_text)
     ])?;
     Ok(())
+}
+
+fn append_draft(tx: &Connection, change: &Change, draft: AuditDraft) -> StoreResult<()> {
+    append_audit(tx, change, draft.action, &draft.subject, draft.before, draft.after)
 }
 
 fn insert_licensee(tx: &rusqlite::Transaction<'_>, name: &str, change: &Change) -> StoreResult<Licensee> {
@@ -538,12 +501,7 @@ fn apply_terms_change(tx: &rusqlite::Transaction<'_>, item: TermsChange, change:
                 insert_licensee(tx, &name, change)?;
             }
             let before = licensee_terms(tx, &name)?.ok_or_else(|| StoreError::NotFound(name.clone()))?;
-            let mut after = before.clone();
-            after.terms = Some(terms);
-            if let Some((status, reason)) = status {
-                after.status = status;
-                after.reason = reason;
-            }
+            let after = licensee_terms_after(&before, terms, status);
             if after == before {
                 return Ok(());
             }
@@ -840,7 +798,7 @@ impl Store for SqliteStore {
             let licensee_id: i64 = tx
                 .query_row("SELECT id FROM licensees WHERE name = ?1", [&licensee], |row| row.get(0))
                 .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("no licensee named {licensee:?}")))?;
+                .ok_or_else(|| no_licensee(&licensee))?;
             let result = tx.execute(
                 "INSERT INTO api_keys (licensee_id, prefix, hash, purpose, created_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -985,14 +943,11 @@ impl Store for SqliteStore {
         reason: &str,
         change: &Change,
     ) -> StoreResult<Licensee> {
-        if status == LicenseeStatus::Blocked && reason.trim().is_empty() {
-            return Err(StoreError::Invalid("a block needs a reason: say why; the licensee sees it".into()));
-        }
+        check_block_reason(status, reason)?;
         let (name, reason, change) = (name.to_owned(), reason.to_owned(), change.clone());
         self.write(move |conn| {
             let tx = conn.transaction()?;
-            let before = licensee_terms(&tx, &name)?
-                .ok_or_else(|| StoreError::NotFound(format!("no licensee named {name:?}")))?;
+            let before = licensee_terms(&tx, &name)?.ok_or_else(|| no_licensee(&name))?;
             tx.execute(
                 "UPDATE licensees SET status = ?2, reason = ?3 WHERE name = ?1",
                 params![name, status.as_str(), reason],
@@ -1014,12 +969,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_opt_out(&self, author: UserId, purpose: &str, opted_out: bool, change: &Change) -> StoreResult<()> {
-        if datapact_core::purpose::Purpose::parse(purpose).is_none() {
-            return Err(StoreError::Invalid(format!(
-                "purpose {purpose:?} is not one of {}",
-                datapact_core::purpose::Purpose::names()
-            )));
-        }
+        check_purpose(purpose)?;
         let (purpose, change) = (purpose.to_owned(), change.clone());
         self.write(move |conn| {
             let tx = conn.transaction()?;
@@ -1027,7 +977,6 @@ impl Store for SqliteStore {
             if !exists {
                 return Err(StoreError::NotFound(format!("no author with id {author}")));
             }
-            let subject = format!("author:{author}/{purpose}");
             let changed = if opted_out {
                 tx.execute(
                     "INSERT INTO author_opt_outs (author_id, purpose, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
@@ -1040,12 +989,7 @@ impl Store for SqliteStore {
                 )?
             };
             if changed > 0 {
-                let (action, before, after) = if opted_out {
-                    ("opt_out.add", None, Some(serde_json::json!({ "author": author, "purpose": purpose })))
-                } else {
-                    ("opt_out.remove", Some(serde_json::json!({ "author": author, "purpose": purpose })), None)
-                };
-                append_audit(&tx, &change, action, &subject, before, after)?;
+                append_draft(&tx, &change, opt_out_entry(author, &purpose, opted_out))?;
             }
             tx.commit()?;
             Ok(())
@@ -1075,13 +1019,7 @@ impl Store for SqliteStore {
                     .prepare_cached("SELECT samples FROM violations WHERE licensee_id = ?1 AND kind = ?2")?
                     .query_row(params![event.licensee_id, event.kind], |row| Ok((row.get(0)?,)))
                     .optional()?;
-                let mut samples: Vec<ViolationSample> =
-                    existing.as_ref().and_then(|(json,)| serde_json::from_str(json).ok()).unwrap_or_default();
-                samples.push(ViolationSample { at: event.at, request_id: event.request_id, client: event.client });
-                if samples.len() > VIOLATION_SAMPLES {
-                    samples.drain(..samples.len() - VIOLATION_SAMPLES);
-                }
-                let samples = serde_json::to_string(&samples).map_err(unavailable)?;
+                let samples = push_violation_sample(existing.as_ref().map(|(json,)| json.as_str()), &event)?;
                 tx.prepare_cached(
                     "INSERT INTO violations (licensee_id, kind, count, first_at, last_at, samples)
                      VALUES (?1, ?2, 1, ?3, ?3, ?4)
@@ -1235,7 +1173,7 @@ impl Store for SqliteStore {
                     .optional()?
                 {
                     Some(id) => Some(id),
-                    None => return Err(StoreError::NotFound(format!("no licensee named {name:?}"))),
+                    None => return Err(no_licensee(name)),
                 },
             };
             billing::accounts(conn, id)

@@ -6,49 +6,44 @@ use chrono::NaiveDate;
 use datapact_billing::{BillingTerms, Currency, InvoiceAccount, Money, Month, Payment, Suspension, suspension};
 use datapact_core::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::json;
 
-use super::{append_audit, to_json, unavailable};
-use crate::{
-    Change, InvoiceIssue, LicenseeAccount, NewInvoice, NewPayment, PaymentRecorded, StoreError, StoreResult,
-    StoredInvoice, StoredPayment,
+use super::append_draft;
+use crate::shared::{
+    INVOICE_COLUMNS, PAYMENT_COLUMNS, billing_terms_of, check_new_invoice, date_text, dunning_entries,
+    invoice_issued_entry, invoice_number, invoice_records, last_transition_sql, no_licensee_to_bill, parse_currency,
+    parse_date, parse_lines, parse_month, payable, payment_invoice, payment_recorded, payment_reference,
+    repeated_payment, unavailable,
 };
-
-/// The printed number of the `seq`-th invoice of the platform.
-pub(super) fn invoice_number(seq: i64) -> String {
-    format!("DP-{seq:06}")
-}
-
-/// The longest payment reference accepted (bank references are far shorter).
-const MAX_REFERENCE: usize = 200;
-
-const INVOICE_COLUMNS: &str = "i.seq, i.number, i.licensee_id, l.name, i.month, i.plan, i.currency, i.issued_at, \
-    i.due, i.lines, i.records, i.total_minor, i.voided_at";
+use crate::{
+    Change, InvoiceIssue, LicenseeAccount, NewInvoice, NewPayment, PaymentRecorded, StoreResult, StoredInvoice,
+    StoredPayment,
+};
 
 fn conversion(index: usize, message: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, message.into())
 }
 
-fn month_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Month> {
+/// The text at `index` read by `parse`.
+fn parsed<T>(row: &Row<'_>, index: usize, parse: fn(&str) -> Result<T, String>) -> rusqlite::Result<T> {
     let text: String = row.get(index)?;
-    Month::parse(&text).ok_or_else(|| conversion(index, format!("stored month {text:?} is not YYYY-MM")))
+    parse(&text).map_err(|e| conversion(index, e))
+}
+
+fn month_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Month> {
+    parsed(row, index, parse_month)
 }
 
 fn currency_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Currency> {
-    let text: String = row.get(index)?;
-    Currency::parse(&text).ok_or_else(|| conversion(index, format!("stored currency {text:?} is unknown")))
+    parsed(row, index, parse_currency)
 }
 
 fn date_at(row: &Row<'_>, index: usize) -> rusqlite::Result<NaiveDate> {
-    let text: String = row.get(index)?;
-    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-        .map_err(|_| conversion(index, format!("stored date {text:?} is not YYYY-MM-DD")))
+    parsed(row, index, parse_date)
 }
 
 fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<StoredInvoice> {
     let currency = currency_at(row, 6)?;
-    let lines: String = row.get(9)?;
-    let lines = serde_json::from_str(&lines).map_err(|e| conversion(9, format!("stored invoice lines: {e}")))?;
+    let lines = parsed(row, 9, parse_lines)?;
     Ok(StoredInvoice {
         number: row.get(1)?,
         licensee_id: row.get(2)?,
@@ -87,7 +82,7 @@ pub(super) fn invoices(
 fn licensee_id(conn: &Connection, name: &str) -> StoreResult<i64> {
     conn.query_row("SELECT id FROM licensees WHERE name = ?1", [name], |row| row.get(0))
         .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("no licensee named {name:?} (see `datapact licensee list`)")))
+        .ok_or_else(|| no_licensee_to_bill(name))
 }
 
 /// A licensee's billing terms as applied (the defaults when it has none, or no agreement).
@@ -96,15 +91,7 @@ fn billing_terms(conn: &Connection, licensee_id: i64) -> StoreResult<BillingTerm
         .query_row("SELECT terms FROM licensees WHERE id = ?1", [licensee_id], |row| row.get::<_, Option<String>>(0))
         .optional()?
         .flatten();
-    let billing = terms
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|mut terms| terms.get_mut("billing").map(serde_json::Value::take));
-    Ok(match billing {
-        Some(billing) => serde_json::from_value(billing).map_err(|e| {
-            unavailable(format!("the stored billing terms of licensee #{licensee_id} do not read: {e}"))
-        })?,
-        None => BillingTerms::default(),
-    })
+    billing_terms_of(licensee_id, terms)
 }
 
 /// Every invoice of one licensee (or all), with its payments.
@@ -172,28 +159,13 @@ fn log_transitions(
     cause: &str,
 ) -> StoreResult<bool> {
     let after = suspension_at(conn, licensee_id, change.at)?;
-    let last: Option<String> = conn
-        .prepare_cached(
-            "SELECT action FROM audit_log WHERE subject = ?1
-             AND action IN ('licensee.suspended', 'licensee.reinstated') ORDER BY seq DESC LIMIT 1",
-        )?
-        .query_row([name], |row| row.get(0))
-        .optional()?;
-    let mut logged_suspended = last.as_deref() == Some("licensee.suspended");
-    let mut wrote = false;
-    // A suspension that began by time passing is first noticed here: logged now, with the instant it
-    // began (`suspended_from` of each invoice) in the entry.
-    for suspended in [before, after.as_ref()].into_iter().flatten() {
-        if !logged_suspended {
-            let entry = json!({ "cause": format!("noticed at {cause}"), "suspension": suspended });
-            append_audit(conn, change, "licensee.suspended", name, None, Some(entry))?;
-            logged_suspended = true;
-            wrote = true;
-        }
-    }
-    if logged_suspended && after.is_none() {
-        append_audit(conn, change, "licensee.reinstated", name, None, Some(json!({ "cause": cause })))?;
-        wrote = true;
+    let last: Option<String> =
+        conn.prepare_cached(&last_transition_sql("?1"))?.query_row([name], |row| row.get(0)).optional()?;
+    let logged_suspended = last.as_deref() == Some("licensee.suspended");
+    let entries = dunning_entries(name, logged_suspended, before, after.as_ref(), cause);
+    let wrote = !entries.is_empty();
+    for entry in entries {
+        append_draft(conn, change, entry)?;
     }
     Ok(wrote)
 }
@@ -213,24 +185,6 @@ pub(super) fn log_all_transitions(conn: &Connection, change: &Change) -> StoreRe
         }
     }
     Ok(logged)
-}
-
-fn check_new_invoice(invoice: &NewInvoice) -> StoreResult<()> {
-    let currency = invoice.total.currency;
-    let sum: i128 = invoice.lines.iter().map(|l| i128::from(l.amount.minor)).sum();
-    if invoice.lines.iter().any(|l| l.amount.currency != currency || l.amount.minor < 0) {
-        return Err(StoreError::Invalid(format!(
-            "the invoice of {} for {} mixes currencies or has a negative line",
-            invoice.licensee, invoice.month
-        )));
-    }
-    if sum != i128::from(invoice.total.minor) || invoice.total.minor < 0 {
-        return Err(StoreError::Invalid(format!(
-            "the lines of the invoice of {} for {} sum to {sum} minor units, not its total {}",
-            invoice.licensee, invoice.month, invoice.total
-        )));
-    }
-    Ok(())
 }
 
 pub(super) fn issue(conn: &Connection, invoices: Vec<NewInvoice>, change: &Change) -> StoreResult<InvoiceIssue> {
@@ -270,16 +224,15 @@ pub(super) fn issue(conn: &Connection, invoices: Vec<NewInvoice>, change: &Chang
             new.plan,
             new.total.currency.code(),
             change.at.0,
-            new.due.format("%Y-%m-%d").to_string(),
+            date_text(new.due),
             lines,
-            i64::try_from(new.records).map_err(|_| StoreError::Invalid("record count overflows".into()))?,
+            invoice_records(&new)?,
             new.total.minor
         ])?;
         let stored = invoices_by_seq(conn, seq)?
             .pop()
             .ok_or_else(|| unavailable(format!("invoice {number} vanished inside its own transaction")))?;
-        let entry = json!({ "cause": format!("invoice run for {}", new.month), "invoice": to_json(&stored) });
-        append_audit(conn, change, "invoice.issue", &number, None, Some(entry))?;
+        append_draft(conn, change, invoice_issued_entry(&new, &stored))?;
         outcome.issued.push(stored);
     }
     for (id, name) in touched {
@@ -293,9 +246,6 @@ fn invoices_by_seq(conn: &Connection, seq: i64) -> StoreResult<Vec<StoredInvoice
         format!("SELECT {INVOICE_COLUMNS} FROM invoices i JOIN licensees l ON l.id = i.licensee_id WHERE i.seq = ?1");
     Ok(conn.prepare_cached(&sql)?.query_map([seq], invoice_from_row)?.collect::<Result<Vec<_>, _>>()?)
 }
-
-const PAYMENT_COLUMNS: &str = "l.name, i.number, p.amount_minor, p.currency, p.reference, p.received_at FROM payments p \
-     JOIN licensees l ON l.id = p.licensee_id JOIN invoices i ON i.seq = p.invoice_seq";
 
 fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<StoredPayment> {
     Ok(StoredPayment {
@@ -313,67 +263,20 @@ pub(super) fn payments(conn: &Connection, licensee: Option<&str>) -> StoreResult
 }
 
 pub(super) fn record_payment(conn: &Connection, payment: NewPayment, change: &Change) -> StoreResult<PaymentRecorded> {
-    let reference = payment.reference.trim();
-    if reference.is_empty() || reference.len() > MAX_REFERENCE || reference.chars().any(char::is_control) {
-        return Err(StoreError::Invalid(format!(
-            "a payment reference is 1–{MAX_REFERENCE} printable characters (the bank's or processor's reference); got {:?}",
-            payment.reference
-        )));
-    }
+    let reference = payment_reference(&payment)?;
     let id = licensee_id(conn, &payment.licensee)?;
-    let Some(invoice) = invoices(conn, None, None, Some(payment.invoice.as_str()))?.pop() else {
-        return Err(StoreError::NotFound(format!(
-            "no invoice numbered {:?}; `datapact invoice list {}` shows the licensee's invoices",
-            payment.invoice, payment.licensee
-        )));
-    };
-    if invoice.licensee_id != id {
-        return Err(StoreError::Invalid(format!(
-            "invoice {} is {}'s, not {}'s: check the invoice number",
-            invoice.number, invoice.licensee, payment.licensee
-        )));
-    }
+    let invoice = payment_invoice(&payment, id, invoices(conn, None, None, Some(payment.invoice.as_str()))?.pop())?;
     let sql = format!("SELECT {PAYMENT_COLUMNS} WHERE p.licensee_id = ?1 AND p.reference = ?2");
     let earlier = conn.prepare_cached(&sql)?.query_row(params![id, reference], payment_from_row).optional()?;
-    if let Some(earlier) = earlier {
-        // The same payment recorded again (a retry, a re-imported statement) counts once.
-        if earlier.invoice == invoice.number && earlier.amount == payment.amount {
-            return Ok(PaymentRecorded { payment: earlier, new: false });
-        }
-        return Err(StoreError::Conflict(format!(
-            "reference {reference:?} of {} was already used for a payment of {} to invoice {} on {}; \
-             a different payment needs its own reference",
-            payment.licensee, earlier.amount, earlier.invoice, earlier.received_at
-        )));
-    }
-    if invoice.voided_at.is_some() {
-        return Err(StoreError::Invalid(format!("invoice {} is void: nothing is owed on it", invoice.number)));
-    }
-    if payment.amount.currency != invoice.currency {
-        return Err(StoreError::Invalid(format!(
-            "invoice {} is in {}, the payment in {}: record it in the invoice's currency",
-            invoice.number, invoice.currency, payment.amount.currency
-        )));
-    }
-    if payment.amount.minor <= 0 {
-        return Err(StoreError::Invalid(format!("a payment is more than zero; got {}", payment.amount)));
+    if let Some(repeat) = repeated_payment(&payment, reference, &invoice, earlier)? {
+        return Ok(repeat);
     }
     let paid: i64 = conn.query_row(
         "SELECT COALESCE(SUM(amount_minor), 0) FROM payments WHERE invoice_seq = (SELECT seq FROM invoices WHERE number = ?1)",
         [&invoice.number],
         |row| row.get(0),
     )?;
-    let outstanding = Money::new(invoice.currency, invoice.total.minor.saturating_sub(paid).max(0));
-    if payment.amount.minor > outstanding.minor {
-        return Err(StoreError::Invalid(if outstanding.minor == 0 {
-            format!("invoice {} is already paid in full ({}); nothing was recorded", invoice.number, invoice.total)
-        } else {
-            format!(
-                "{} is more than the {} outstanding on invoice {} (total {}); record at most {}",
-                payment.amount, outstanding, invoice.number, invoice.total, outstanding
-            )
-        }));
-    }
+    let outstanding = payable(&payment, &invoice, paid)?;
     let before = suspension_at(conn, id, change.at)?;
     conn.prepare_cached(
         "INSERT INTO payments (licensee_id, invoice_seq, amount_minor, currency, reference, received_at)
@@ -387,19 +290,9 @@ pub(super) fn record_payment(conn: &Connection, payment: NewPayment, change: &Ch
         reference,
         change.at.0
     ])?;
-    let recorded = StoredPayment {
-        licensee: payment.licensee.clone(),
-        invoice: invoice.number.clone(),
-        amount: payment.amount,
-        reference: reference.to_owned(),
-        received_at: change.at,
-    };
-    let cause = format!("payment {reference:?} of {} to invoice {}", payment.amount, invoice.number);
-    let remaining = Money::new(invoice.currency, outstanding.minor - payment.amount.minor);
-    let entry = json!({ "cause": cause, "payment": to_json(&recorded), "outstanding": to_json(&remaining) });
-    append_audit(conn, change, "payment.record", &invoice.number, None, Some(entry))?;
-    if remaining.minor == 0 {
-        append_audit(conn, change, "invoice.paid", &invoice.number, None, Some(json!({ "cause": cause })))?;
+    let (recorded, entries, cause) = payment_recorded(&payment, reference, &invoice, outstanding, change.at);
+    for entry in entries {
+        append_draft(conn, change, entry)?;
     }
     log_transitions(conn, id, &payment.licensee, before.as_ref(), change, &cause)?;
     Ok(PaymentRecorded { payment: recorded, new: true })

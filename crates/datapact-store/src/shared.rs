@@ -1,0 +1,408 @@
+//! Pure rules both stores share (SQLite and PostgreSQL): JSON columns, the checks made before a
+//! write, building domain values from the primitive values a row holds, and the billing
+//! decisions (which payment is a repeat, a conflict or too much; which dunning transitions to
+//! log). The stores only move values in and out of their databases.
+
+use chrono::NaiveDate;
+use datapact_billing::{BillingTerms, Currency, InvoiceLine, Money, Month, Suspension};
+use datapact_core::{LicenseeStatus, Post, PostId, PublicMetrics, ReferencedPost, Timestamp, UserId};
+use serde_json::json;
+
+use crate::{
+    LicenseeTerms, NewInvoice, NewPayment, PaymentRecorded, StoreError, StoreResult, StoredInvoice, StoredPayment,
+    VIOLATION_SAMPLES, ViolationEvent, ViolationSample,
+};
+
+/// Columns both stores select, in the order their row readers expect.
+pub(crate) const POST_COLUMNS: &str = "id, author_id, text, revision, created_at, lang, conversation_id, \
+    in_reply_to_user_id, referenced_posts, edit_history, retweet_count, reply_count, like_count, \
+    quote_count, bookmark_count, impression_count, deleted_at";
+
+pub(crate) const USER_COLUMNS: &str = "a.id, a.username, a.name, a.created_at, a.description, a.location, \
+    a.verified, a.protected, a.followers_count, a.following_count, a.listed_count, \
+    (SELECT COUNT(*) FROM posts p WHERE p.author_id = a.id AND p.deleted_at IS NULL)";
+
+pub(crate) const KEY_COLUMNS: &str =
+    "k.prefix, l.name, k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.hash, l.id, k.purpose";
+
+pub(crate) const INVOICE_COLUMNS: &str = "i.seq, i.number, i.licensee_id, l.name, i.month, i.plan, i.currency, i.issued_at, \
+    i.due, i.lines, i.records, i.total_minor, i.voided_at";
+
+pub(crate) const PAYMENT_COLUMNS: &str = "l.name, i.number, p.amount_minor, p.currency, p.reference, p.received_at FROM payments p \
+     JOIN licensees l ON l.id = p.licensee_id JOIN invoices i ON i.seq = p.invoice_seq";
+
+pub(crate) fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+pub(crate) fn to_json(value: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+pub(crate) fn json_text(value: &serde_json::Value) -> String {
+    value.to_string()
+}
+
+pub(crate) fn parse_json(text: Option<String>) -> Option<serde_json::Value> {
+    text.and_then(|text| serde_json::from_str(&text).ok())
+}
+
+/// Counts are `u64` in the domain and signed 64-bit integers in both databases.
+pub(crate) fn clamp_count(count: u64) -> i64 {
+    count.min(i64::MAX as u64) as i64
+}
+
+/// An audit entry to append in the transaction of the change it records.
+#[derive(Debug)]
+pub(crate) struct AuditDraft {
+    pub action: &'static str,
+    pub subject: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+impl AuditDraft {
+    pub(crate) fn after(action: &'static str, subject: impl Into<String>, after: serde_json::Value) -> Self {
+        AuditDraft { action, subject: subject.into(), before: None, after: Some(after) }
+    }
+}
+
+pub(crate) fn unknown_author(id: UserId) -> String {
+    format!("unknown author {id}: include an `author` object or `includes.users` the first time an author appears")
+}
+
+pub(crate) fn username_taken(username: &str) -> String {
+    format!("username {username:?} already belongs to another author")
+}
+
+pub(crate) fn no_licensee(name: &str) -> StoreError {
+    StoreError::NotFound(format!("no licensee named {name:?}"))
+}
+
+pub(crate) fn check_block_reason(status: LicenseeStatus, reason: &str) -> StoreResult<()> {
+    if status == LicenseeStatus::Blocked && reason.trim().is_empty() {
+        return Err(StoreError::Invalid("a block needs a reason: say why; the licensee sees it".into()));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_purpose(purpose: &str) -> StoreResult<()> {
+    if datapact_core::purpose::Purpose::parse(purpose).is_none() {
+        return Err(StoreError::Invalid(format!(
+            "purpose {purpose:?} is not one of {}",
+            datapact_core::purpose::Purpose::names()
+        )));
+    }
+    Ok(())
+}
+
+/// The audit entry of an opt-out added (`opted_out`) or removed.
+pub(crate) fn opt_out_entry(author: UserId, purpose: &str, opted_out: bool) -> AuditDraft {
+    let subject = format!("author:{author}/{purpose}");
+    let value = json!({ "author": author, "purpose": purpose });
+    if opted_out {
+        AuditDraft { action: "opt_out.add", subject, before: None, after: Some(value) }
+    } else {
+        AuditDraft { action: "opt_out.remove", subject, before: Some(value), after: None }
+    }
+}
+
+/// The licensee's terms after a `PutLicensee` change.
+pub(crate) fn licensee_terms_after(
+    before: &LicenseeTerms,
+    terms: serde_json::Value,
+    status: Option<(LicenseeStatus, String)>,
+) -> LicenseeTerms {
+    let mut after = before.clone();
+    after.terms = Some(terms);
+    if let Some((status, reason)) = status {
+        after.status = status;
+        after.reason = reason;
+    }
+    after
+}
+
+/// A violation row's samples (JSON) with one more event, keeping the newest [`VIOLATION_SAMPLES`].
+pub(crate) fn push_violation_sample(existing: Option<&str>, event: &ViolationEvent) -> StoreResult<String> {
+    let mut samples: Vec<ViolationSample> =
+        existing.and_then(|json| serde_json::from_str(json).ok()).unwrap_or_default();
+    samples.push(ViolationSample { at: event.at, request_id: event.request_id.clone(), client: event.client.clone() });
+    if samples.len() > VIOLATION_SAMPLES {
+        samples.drain(..samples.len() - VIOLATION_SAMPLES);
+    }
+    serde_json::to_string(&samples).map_err(unavailable)
+}
+
+/// The columns of a stored post, as primitive values.
+pub(crate) struct PostParts {
+    pub id: i64,
+    pub author_id: i64,
+    pub text: String,
+    pub revision: i64,
+    pub created_at: i64,
+    pub lang: Option<String>,
+    pub conversation_id: i64,
+    pub in_reply_to_user_id: Option<i64>,
+    /// JSON array, `None` when empty.
+    pub referenced_posts: Option<String>,
+    /// JSON array.
+    pub edit_history: String,
+    /// retweet, reply, like, quote, bookmark, impression.
+    pub counts: [i64; 6],
+    pub deleted_at: Option<i64>,
+}
+
+pub(crate) fn revision_number(revision: i64) -> Result<u32, String> {
+    u32::try_from(revision).map_err(|_| format!("stored revision {revision} is out of range"))
+}
+
+impl PostParts {
+    pub(crate) fn into_post(self) -> Result<Post, String> {
+        let referenced_posts: Vec<ReferencedPost> = match self.referenced_posts {
+            Some(json) => serde_json::from_str(&json).map_err(|e| format!("stored referenced posts: {e}"))?,
+            None => Vec::new(),
+        };
+        let edit_history = serde_json::from_str(&self.edit_history).map_err(|e| format!("stored edit history: {e}"))?;
+        let [retweet, reply, like, quote, bookmark, impression] = self.counts.map(|count| count.max(0) as u64);
+        Ok(Post {
+            id: PostId::new(self.id),
+            author_id: UserId::new(self.author_id),
+            text: self.text,
+            revision: revision_number(self.revision)?,
+            created_at: Timestamp(self.created_at),
+            lang: self.lang,
+            conversation_id: PostId::new(self.conversation_id),
+            in_reply_to_user_id: self.in_reply_to_user_id.map(UserId::new),
+            referenced_posts,
+            edit_history,
+            public_metrics: PublicMetrics {
+                retweet_count: retweet,
+                reply_count: reply,
+                like_count: like,
+                quote_count: quote,
+                bookmark_count: bookmark,
+                impression_count: impression,
+            },
+            deleted_at: self.deleted_at.map(Timestamp),
+        })
+    }
+}
+
+/// The printed number of the `seq`-th invoice of the platform.
+pub(crate) fn invoice_number(seq: i64) -> String {
+    format!("DP-{seq:06}")
+}
+
+pub(crate) fn parse_month(text: &str) -> Result<Month, String> {
+    Month::parse(text).ok_or_else(|| format!("stored month {text:?} is not YYYY-MM"))
+}
+
+pub(crate) fn parse_currency(text: &str) -> Result<Currency, String> {
+    Currency::parse(text).ok_or_else(|| format!("stored currency {text:?} is unknown"))
+}
+
+pub(crate) fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("stored date {text:?} is not YYYY-MM-DD"))
+}
+
+pub(crate) fn date_text(date: NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
+}
+
+pub(crate) fn parse_lines(text: &str) -> Result<Vec<InvoiceLine>, String> {
+    serde_json::from_str(text).map_err(|e| format!("stored invoice lines: {e}"))
+}
+
+/// A licensee's billing terms from its stored terms (JSON): the defaults when it has none.
+pub(crate) fn billing_terms_of(licensee_id: i64, terms: Option<String>) -> StoreResult<BillingTerms> {
+    let billing = terms
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|mut terms| terms.get_mut("billing").map(serde_json::Value::take));
+    Ok(match billing {
+        Some(billing) => serde_json::from_value(billing).map_err(|e| {
+            unavailable(format!("the stored billing terms of licensee #{licensee_id} do not read: {e}"))
+        })?,
+        None => BillingTerms::default(),
+    })
+}
+
+pub(crate) fn no_licensee_to_bill(name: &str) -> StoreError {
+    StoreError::NotFound(format!("no licensee named {name:?} (see `datapact licensee list`)"))
+}
+
+/// The checks an invoice passes before it is issued: one currency, no negative line, and lines
+/// that sum to the total.
+pub(crate) fn check_new_invoice(invoice: &NewInvoice) -> StoreResult<()> {
+    let currency = invoice.total.currency;
+    let sum: i128 = invoice.lines.iter().map(|l| i128::from(l.amount.minor)).sum();
+    if invoice.lines.iter().any(|l| l.amount.currency != currency || l.amount.minor < 0) {
+        return Err(StoreError::Invalid(format!(
+            "the invoice of {} for {} mixes currencies or has a negative line",
+            invoice.licensee, invoice.month
+        )));
+    }
+    if sum != i128::from(invoice.total.minor) || invoice.total.minor < 0 {
+        return Err(StoreError::Invalid(format!(
+            "the lines of the invoice of {} for {} sum to {sum} minor units, not its total {}",
+            invoice.licensee, invoice.month, invoice.total
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn invoice_records(invoice: &NewInvoice) -> StoreResult<i64> {
+    i64::try_from(invoice.records).map_err(|_| StoreError::Invalid("record count overflows".into()))
+}
+
+/// The audit entry of an invoice issued.
+pub(crate) fn invoice_issued_entry(invoice: &NewInvoice, stored: &StoredInvoice) -> AuditDraft {
+    let entry = json!({ "cause": format!("invoice run for {}", invoice.month), "invoice": to_json(stored) });
+    AuditDraft::after("invoice.issue", stored.number.clone(), entry)
+}
+
+/// The longest payment reference accepted (bank references are far shorter).
+const MAX_REFERENCE: usize = 200;
+
+/// The payment's reference, trimmed, if it is one.
+pub(crate) fn payment_reference(payment: &NewPayment) -> StoreResult<&str> {
+    let reference = payment.reference.trim();
+    if reference.is_empty() || reference.len() > MAX_REFERENCE || reference.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(format!(
+            "a payment reference is 1–{MAX_REFERENCE} printable characters (the bank's or processor's reference); got {:?}",
+            payment.reference
+        )));
+    }
+    Ok(reference)
+}
+
+/// The invoice a payment names, if it exists and is the paying licensee's.
+pub(crate) fn payment_invoice(
+    payment: &NewPayment,
+    licensee_id: i64,
+    invoice: Option<StoredInvoice>,
+) -> StoreResult<StoredInvoice> {
+    let Some(invoice) = invoice else {
+        return Err(StoreError::NotFound(format!(
+            "no invoice numbered {:?}; `datapact invoice list {}` shows the licensee's invoices",
+            payment.invoice, payment.licensee
+        )));
+    };
+    if invoice.licensee_id != licensee_id {
+        return Err(StoreError::Invalid(format!(
+            "invoice {} is {}'s, not {}'s: check the invoice number",
+            invoice.number, invoice.licensee, payment.licensee
+        )));
+    }
+    Ok(invoice)
+}
+
+/// A payment recorded earlier under the same reference: the same payment again (a retry, a
+/// re-imported statement) counts once; another payment under it is a conflict.
+pub(crate) fn repeated_payment(
+    payment: &NewPayment,
+    reference: &str,
+    invoice: &StoredInvoice,
+    earlier: Option<StoredPayment>,
+) -> StoreResult<Option<PaymentRecorded>> {
+    let Some(earlier) = earlier else { return Ok(None) };
+    if earlier.invoice == invoice.number && earlier.amount == payment.amount {
+        return Ok(Some(PaymentRecorded { payment: earlier, new: false }));
+    }
+    Err(StoreError::Conflict(format!(
+        "reference {reference:?} of {} was already used for a payment of {} to invoice {} on {}; \
+         a different payment needs its own reference",
+        payment.licensee, earlier.amount, earlier.invoice, earlier.received_at
+    )))
+}
+
+/// What is outstanding on the invoice (`paid` so far in minor units), if the payment may be
+/// recorded against it: not void, same currency, more than zero, at most what is outstanding.
+pub(crate) fn payable(payment: &NewPayment, invoice: &StoredInvoice, paid: i64) -> StoreResult<Money> {
+    if invoice.voided_at.is_some() {
+        return Err(StoreError::Invalid(format!("invoice {} is void: nothing is owed on it", invoice.number)));
+    }
+    if payment.amount.currency != invoice.currency {
+        return Err(StoreError::Invalid(format!(
+            "invoice {} is in {}, the payment in {}: record it in the invoice's currency",
+            invoice.number, invoice.currency, payment.amount.currency
+        )));
+    }
+    if payment.amount.minor <= 0 {
+        return Err(StoreError::Invalid(format!("a payment is more than zero; got {}", payment.amount)));
+    }
+    let outstanding = Money::new(invoice.currency, invoice.total.minor.saturating_sub(paid).max(0));
+    if payment.amount.minor > outstanding.minor {
+        return Err(StoreError::Invalid(if outstanding.minor == 0 {
+            format!("invoice {} is already paid in full ({}); nothing was recorded", invoice.number, invoice.total)
+        } else {
+            format!(
+                "{} is more than the {} outstanding on invoice {} (total {}); record at most {}",
+                payment.amount, outstanding, invoice.number, invoice.total, outstanding
+            )
+        }));
+    }
+    Ok(outstanding)
+}
+
+/// The payment as recorded at `at`, its audit entries (`payment.record`, and `invoice.paid` when
+/// it settles the invoice) and the cause later dunning entries name.
+pub(crate) fn payment_recorded(
+    payment: &NewPayment,
+    reference: &str,
+    invoice: &StoredInvoice,
+    outstanding: Money,
+    at: Timestamp,
+) -> (StoredPayment, Vec<AuditDraft>, String) {
+    let recorded = StoredPayment {
+        licensee: payment.licensee.clone(),
+        invoice: invoice.number.clone(),
+        amount: payment.amount,
+        reference: reference.to_owned(),
+        received_at: at,
+    };
+    let cause = format!("payment {reference:?} of {} to invoice {}", payment.amount, invoice.number);
+    let remaining = Money::new(invoice.currency, outstanding.minor - payment.amount.minor);
+    let entry = json!({ "cause": cause, "payment": to_json(&recorded), "outstanding": to_json(&remaining) });
+    let mut entries = vec![AuditDraft::after("payment.record", invoice.number.clone(), entry)];
+    if remaining.minor == 0 {
+        entries.push(AuditDraft::after("invoice.paid", invoice.number.clone(), json!({ "cause": cause })));
+    }
+    (recorded, entries, cause)
+}
+
+/// The dunning transitions to log for licensee `name`: `licensee.suspended` when it is (`after`)
+/// or, `before`, was just before this change suspended and the log (`logged_suspended`: its
+/// last transition entry says suspended) does not say so yet, and `licensee.reinstated` when
+/// the log says suspended and it no longer is. The log itself is the record of the last state
+/// written, so a transition is logged once however many processes check.
+pub(crate) fn dunning_entries(
+    name: &str,
+    mut logged_suspended: bool,
+    before: Option<&Suspension>,
+    after: Option<&Suspension>,
+    cause: &str,
+) -> Vec<AuditDraft> {
+    let mut entries = Vec::new();
+    // A suspension that began by time passing is first noticed here: logged now, with the instant
+    // it began (`suspended_from` of each invoice) in the entry.
+    for suspended in [before, after].into_iter().flatten() {
+        if !logged_suspended {
+            let entry = json!({ "cause": format!("noticed at {cause}"), "suspension": suspended });
+            entries.push(AuditDraft::after("licensee.suspended", name, entry));
+            logged_suspended = true;
+        }
+    }
+    if logged_suspended && after.is_none() {
+        entries.push(AuditDraft::after("licensee.reinstated", name, json!({ "cause": cause })));
+    }
+    entries
+}
+
+/// The query of the last dunning transition logged for a licensee (`$1`/`?1`: its name), in
+/// SQL both databases read.
+pub(crate) fn last_transition_sql(placeholder: &str) -> String {
+    format!(
+        "SELECT action FROM audit_log WHERE subject = {placeholder}
+         AND action IN ('licensee.suspended', 'licensee.reinstated') ORDER BY seq DESC LIMIT 1"
+    )
+}
