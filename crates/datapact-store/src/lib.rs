@@ -7,6 +7,7 @@
 
 pub mod ledger;
 pub mod ops;
+pub mod postgres;
 pub mod secrets;
 mod shared;
 mod sqlite;
@@ -19,6 +20,7 @@ use datapact_billing::{Currency, InvoiceAccount, InvoiceLine, Money, Month};
 use datapact_core::ingest::IngestRecord;
 use datapact_core::{Author, KeyHash, KeyPrefix, KeyRecord, Licensee, Post, PostId, Timestamp, UserId};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// The file name of the SQLite database inside a data directory.

@@ -1,0 +1,295 @@
+//! Invoices and payments in PostgreSQL, as `sqlite/billing.rs` does them: the decisions are
+//! `crate::shared`'s; every writer here runs in a transaction that holds the writer lock, so the
+//! next invoice number, what is outstanding and the dunning state read from the audit log cannot
+//! change before it commits.
+
+use datapact_billing::{InvoiceAccount, Money, Month, Payment, Suspension, suspension};
+use datapact_core::Timestamp;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use super::{append_audit, decode, rows};
+use crate::shared::{
+    INVOICE_COLUMNS, PAYMENT_COLUMNS, billing_terms_of, check_new_invoice, date_text, dunning_entries,
+    invoice_issued_entry, invoice_number, invoice_records, last_transition_sql, no_licensee_to_bill, parse_currency,
+    parse_date, parse_lines, parse_month, payable, payment_invoice, payment_recorded, payment_reference,
+    repeated_payment, unavailable,
+};
+use crate::{
+    Change, InvoiceIssue, LicenseeAccount, NewInvoice, NewPayment, PaymentRecorded, StoreResult, StoredInvoice,
+    StoredPayment,
+};
+
+/// The text at `index` read by `parse`.
+fn parsed<T>(row: &PgRow, index: usize, parse: fn(&str) -> Result<T, String>) -> StoreResult<T> {
+    let text: String = row.try_get(index)?;
+    parse(&text).map_err(decode)
+}
+
+fn invoice_at(row: &PgRow) -> StoreResult<StoredInvoice> {
+    let currency = parsed(row, 6, parse_currency)?;
+    Ok(StoredInvoice {
+        number: row.try_get(1)?,
+        licensee_id: row.try_get(2)?,
+        licensee: row.try_get(3)?,
+        month: parsed(row, 4, parse_month)?,
+        plan: row.try_get(5)?,
+        currency,
+        issued_at: Timestamp(row.try_get(7)?),
+        due: parsed(row, 8, parse_date)?,
+        lines: parsed(row, 9, parse_lines)?,
+        records: row.try_get::<i64, _>(10)?.max(0) as u64,
+        total: Money::new(currency, row.try_get(11)?),
+        voided_at: row.try_get::<Option<i64>, _>(12)?.map(Timestamp),
+    })
+}
+
+/// Invoices matching the filters, in number order.
+pub(super) async fn invoices(
+    conn: &mut PgConnection,
+    licensee: Option<&str>,
+    month: Option<Month>,
+    number: Option<&str>,
+) -> StoreResult<Vec<StoredInvoice>> {
+    let sql = format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoices i JOIN licensees l ON l.id = i.licensee_id
+         WHERE ($1::text IS NULL OR l.name = $1) AND ($2::text IS NULL OR i.month = $2)
+           AND ($3::text IS NULL OR i.number = $3)
+         ORDER BY i.seq"
+    );
+    let found =
+        sqlx::query(&sql).bind(licensee).bind(month.map(|m| m.to_string())).bind(number).fetch_all(conn).await?;
+    rows(found, invoice_at)
+}
+
+async fn licensee_id(conn: &mut PgConnection, name: &str) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT id FROM licensees WHERE name = $1")
+        .bind(name)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| no_licensee_to_bill(name))
+}
+
+/// Every invoice of one licensee (or all), with its payments.
+pub(super) async fn accounts(conn: &mut PgConnection, licensee: Option<i64>) -> StoreResult<Vec<LicenseeAccount>> {
+    let found = sqlx::query(
+        "SELECT i.seq, i.number, i.licensee_id, l.name, i.month, i.currency, i.total_minor, i.due, i.voided_at
+         FROM invoices i JOIN licensees l ON l.id = i.licensee_id
+         WHERE $1::bigint IS NULL OR i.licensee_id = $1 ORDER BY i.seq",
+    )
+    .bind(licensee)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut accounts: Vec<(i64, LicenseeAccount)> = rows(found, |row| {
+        let currency = parsed(row, 5, parse_currency)?;
+        Ok((
+            row.try_get::<i64, _>(0)?,
+            LicenseeAccount {
+                licensee_id: row.try_get(2)?,
+                licensee: row.try_get(3)?,
+                month: parsed(row, 4, parse_month)?,
+                account: InvoiceAccount {
+                    number: row.try_get(1)?,
+                    total: Money::new(currency, row.try_get(6)?),
+                    due: parsed(row, 7, parse_date)?,
+                    voided_at: row.try_get::<Option<i64>, _>(8)?.map(Timestamp),
+                    payments: Vec::new(),
+                },
+            },
+        ))
+    })?;
+    let payments = sqlx::query(
+        "SELECT invoice_seq, amount_minor, currency, received_at FROM payments
+         WHERE $1::bigint IS NULL OR licensee_id = $1 ORDER BY id",
+    )
+    .bind(licensee)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &payments {
+        let seq: i64 = row.try_get(0)?;
+        let amount = Money::new(parsed(row, 2, parse_currency)?, row.try_get(1)?);
+        let at = Timestamp(row.try_get(3)?);
+        // Invoices are sorted by seq, so a binary search finds the one paid.
+        if let Ok(index) = accounts.binary_search_by_key(&seq, |(s, _)| *s) {
+            accounts[index].1.account.payments.push(Payment { at, amount });
+        }
+    }
+    Ok(accounts.into_iter().map(|(_, account)| account).collect())
+}
+
+/// Whether the licensee is suspended at `at` under its grace days, and why.
+async fn suspension_at(conn: &mut PgConnection, licensee_id: i64, at: Timestamp) -> StoreResult<Option<Suspension>> {
+    let terms: Option<Option<String>> = sqlx::query_scalar("SELECT terms FROM licensees WHERE id = $1")
+        .bind(licensee_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let grace = billing_terms_of(licensee_id, terms.flatten())?.grace_days;
+    let invoices: Vec<InvoiceAccount> =
+        accounts(conn, Some(licensee_id)).await?.into_iter().map(|a| a.account).collect();
+    Ok(suspension(&invoices, grace, at))
+}
+
+/// Writes the licensee's dunning transitions not yet in the audit log (`shared::dunning_entries`);
+/// returns whether it wrote an entry.
+async fn log_transitions(
+    conn: &mut PgConnection,
+    licensee_id: i64,
+    name: &str,
+    before: Option<&Suspension>,
+    change: &Change,
+    cause: &str,
+) -> StoreResult<bool> {
+    let after = suspension_at(conn, licensee_id, change.at).await?;
+    let last: Option<String> =
+        sqlx::query_scalar(&last_transition_sql("$1")).bind(name).fetch_optional(&mut *conn).await?;
+    let logged_suspended = last.as_deref() == Some("licensee.suspended");
+    let entries = dunning_entries(name, logged_suspended, before, after.as_ref(), cause);
+    let wrote = !entries.is_empty();
+    for entry in entries {
+        append_audit(conn, change, entry).await?;
+    }
+    Ok(wrote)
+}
+
+/// [`log_transitions`] for every licensee that has an invoice; the names of those with an entry written.
+pub(super) async fn log_all_transitions(conn: &mut PgConnection, change: &Change) -> StoreResult<Vec<String>> {
+    let found = sqlx::query(
+        "SELECT DISTINCT l.id, l.name FROM licensees l JOIN invoices i ON i.licensee_id = l.id ORDER BY l.id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let licensees = rows(found, |row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))?;
+    let mut logged = Vec::new();
+    for (id, name) in licensees {
+        if log_transitions(conn, id, &name, None, change, "the scheduled dunning check").await? {
+            logged.push(name);
+        }
+    }
+    Ok(logged)
+}
+
+async fn invoices_by_seq(conn: &mut PgConnection, seq: i64) -> StoreResult<Vec<StoredInvoice>> {
+    let sql =
+        format!("SELECT {INVOICE_COLUMNS} FROM invoices i JOIN licensees l ON l.id = i.licensee_id WHERE i.seq = $1");
+    rows(sqlx::query(&sql).bind(seq).fetch_all(conn).await?, invoice_at)
+}
+
+pub(super) async fn issue(
+    conn: &mut PgConnection,
+    invoices: Vec<NewInvoice>,
+    change: &Change,
+) -> StoreResult<InvoiceIssue> {
+    let mut outcome = InvoiceIssue::default();
+    let mut touched: Vec<(i64, String)> = Vec::new();
+    for new in invoices {
+        check_new_invoice(&new)?;
+        let id = licensee_id(conn, &new.licensee).await?;
+        if !touched.iter().any(|(t, _)| *t == id) {
+            touched.push((id, new.licensee.clone()));
+        }
+        let month = new.month.to_string();
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM invoices WHERE licensee_id = $1 AND month = $2")
+                .bind(id)
+                .bind(&month)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if let Some(seq) = existing {
+            outcome.existing.extend(invoices_by_seq(conn, seq).await?);
+            continue;
+        }
+        // Under the writer lock: the next number is the last plus one, and the `invoices_gapless`
+        // trigger holds every writer to it.
+        let seq: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM invoices").fetch_one(&mut *conn).await?;
+        let number = invoice_number(seq);
+        let lines = serde_json::to_string(&new.lines).map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO invoices (seq, number, licensee_id, month, plan, currency, issued_at, due, lines, records,
+                                   total_minor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(seq)
+        .bind(&number)
+        .bind(id)
+        .bind(&month)
+        .bind(&new.plan)
+        .bind(new.total.currency.code())
+        .bind(change.at.0)
+        .bind(date_text(new.due))
+        .bind(lines)
+        .bind(invoice_records(&new)?)
+        .bind(new.total.minor)
+        .execute(&mut *conn)
+        .await?;
+        let stored = invoices_by_seq(conn, seq)
+            .await?
+            .pop()
+            .ok_or_else(|| unavailable(format!("invoice {number} vanished inside its own transaction")))?;
+        append_audit(conn, change, invoice_issued_entry(&new, &stored)).await?;
+        outcome.issued.push(stored);
+    }
+    for (id, name) in touched {
+        log_transitions(conn, id, &name, None, change, "the invoice run").await?;
+    }
+    Ok(outcome)
+}
+
+fn payment_at(row: &PgRow) -> StoreResult<StoredPayment> {
+    Ok(StoredPayment {
+        licensee: row.try_get(0)?,
+        invoice: row.try_get(1)?,
+        amount: Money::new(parsed(row, 3, parse_currency)?, row.try_get(2)?),
+        reference: row.try_get(4)?,
+        received_at: Timestamp(row.try_get(5)?),
+    })
+}
+
+pub(super) async fn payments(conn: &mut PgConnection, licensee: Option<&str>) -> StoreResult<Vec<StoredPayment>> {
+    let sql = format!("SELECT {PAYMENT_COLUMNS} WHERE $1::text IS NULL OR l.name = $1 ORDER BY p.id");
+    rows(sqlx::query(&sql).bind(licensee).fetch_all(conn).await?, payment_at)
+}
+
+pub(super) async fn record_payment(
+    conn: &mut PgConnection,
+    payment: NewPayment,
+    change: &Change,
+) -> StoreResult<PaymentRecorded> {
+    let reference = payment_reference(&payment)?;
+    let id = licensee_id(conn, &payment.licensee).await?;
+    let invoice = invoices(conn, None, None, Some(payment.invoice.as_str())).await?.pop();
+    let invoice = payment_invoice(&payment, id, invoice)?;
+    let sql = format!("SELECT {PAYMENT_COLUMNS} WHERE p.licensee_id = $1 AND p.reference = $2");
+    let earlier = sqlx::query(&sql).bind(id).bind(reference).fetch_optional(&mut *conn).await?;
+    let earlier = earlier.as_ref().map(payment_at).transpose()?;
+    if let Some(repeat) = repeated_payment(&payment, reference, &invoice, earlier)? {
+        return Ok(repeat);
+    }
+    let paid: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(amount_minor), 0)::bigint FROM payments
+         WHERE invoice_seq = (SELECT seq FROM invoices WHERE number = $1)",
+    )
+    .bind(&invoice.number)
+    .fetch_one(&mut *conn)
+    .await?;
+    let outstanding = payable(&payment, &invoice, paid)?;
+    let before = suspension_at(conn, id, change.at).await?;
+    sqlx::query(
+        "INSERT INTO payments (licensee_id, invoice_seq, amount_minor, currency, reference, received_at)
+         VALUES ($1, (SELECT seq FROM invoices WHERE number = $2), $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(&invoice.number)
+    .bind(payment.amount.minor)
+    .bind(payment.amount.currency.code())
+    .bind(reference)
+    .bind(change.at.0)
+    .execute(&mut *conn)
+    .await?;
+    let (recorded, entries, cause) = payment_recorded(&payment, reference, &invoice, outstanding, change.at);
+    for entry in entries {
+        append_audit(conn, change, entry).await?;
+    }
+    log_transitions(conn, id, &payment.licensee, before.as_ref(), change, &cause).await?;
+    Ok(PaymentRecorded { payment: recorded, new: true })
+}
