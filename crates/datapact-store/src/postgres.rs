@@ -115,6 +115,9 @@ impl PgStore {
     }
 
     pub async fn connect_with(url: &str, options: PgOptions) -> StoreResult<Self> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::Invalid(format!("{url:?} is not a PostgreSQL URL: postgres://user@host:port/db")));
+        }
         let mut connect = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("not a PostgreSQL URL ({e}): postgres://user@host:port/db")))?;
         if let Some(schema) = &options.schema {
@@ -134,7 +137,10 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(|e| unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
-        migrate(&pool).await?;
+        if let Err(error) = migrate(&pool).await {
+            pool.close().await;
+            return Err(error);
+        }
         Ok(PgStore { pool })
     }
 
@@ -156,42 +162,66 @@ impl PgStore {
     }
 }
 
+/// Ends a transaction: commits when `result` is a success, else rolls back at once (a dropped
+/// transaction would keep its locks, the writer lock among them, until its connection is next used).
+async fn finish<T>(tx: Transaction<'static, Postgres>, result: StoreResult<T>) -> StoreResult<T> {
+    match result {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(%rollback, "rolling back a failed PostgreSQL transaction failed");
+            }
+            Err(error)
+        }
+    }
+}
+
 /// Brings the database's current schema to the newest of [`MIGRATIONS`], one transaction per
 /// version, each under a transaction-scoped advisory lock named after the schema (so processes
 /// starting together apply each version once); refuses a newer database.
 async fn migrate(pool: &PgPool) -> StoreResult<()> {
     loop {
         let mut tx = pool.begin().await?;
-        let schema: Option<String> = sqlx::query_scalar("SELECT current_schema()").fetch_one(&mut *tx).await?;
-        let Some(schema) = schema else {
-            return Err(StoreError::Invalid(
-                "the connection's search_path names no existing schema: create it, or name one to create".into(),
-            ));
-        };
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('datapact schema ' || $1))")
-            .bind(&schema)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS datapact_schema (version BIGINT NOT NULL)").execute(&mut *tx).await?;
-        let version: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM datapact_schema").fetch_one(&mut *tx).await?;
-        let version = version.unwrap_or(0);
-        let known = MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(unavailable(format!(
-                "the store has schema version {version}, newer than this datapact knows ({known}); upgrade datapact"
-            )));
-        }
-        if version == known {
-            tx.commit().await?;
+        let result = migrate_one(&mut tx).await;
+        if finish(tx, result).await? {
             return Ok(());
         }
-        sqlx::raw_sql(MIGRATIONS[version as usize]).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM datapact_schema").execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO datapact_schema (version) VALUES ($1)").bind(version + 1).execute(&mut *tx).await?;
-        tx.commit().await?;
-        tracing::info!(version = version + 1, schema, "applied PostgreSQL store migration");
     }
+}
+
+/// Applies the next migration, if any; `true` when the schema is up to date.
+async fn migrate_one(conn: &mut PgConnection) -> StoreResult<bool> {
+    let schema: Option<String> = sqlx::query_scalar("SELECT current_schema()").fetch_one(&mut *conn).await?;
+    let Some(schema) = schema else {
+        return Err(StoreError::Invalid(
+            "the connection's search_path names no existing schema: create it, or name one to create".into(),
+        ));
+    };
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('datapact schema ' || $1))")
+        .bind(&schema)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS datapact_schema (version BIGINT NOT NULL)").execute(&mut *conn).await?;
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM datapact_schema").fetch_one(&mut *conn).await?;
+    let version = version.unwrap_or(0);
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(unavailable(format!(
+            "the store has schema version {version}, newer than this datapact knows ({known}); upgrade datapact"
+        )));
+    }
+    if version == known {
+        return Ok(true);
+    }
+    sqlx::raw_sql(MIGRATIONS[version as usize]).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM datapact_schema").execute(&mut *conn).await?;
+    sqlx::query("INSERT INTO datapact_schema (version) VALUES ($1)").bind(version + 1).execute(&mut *conn).await?;
+    tracing::info!(version = version + 1, schema, "applied PostgreSQL store migration");
+    Ok(false)
 }
 
 fn post_at(row: &PgRow) -> StoreResult<Post> {
@@ -674,18 +704,21 @@ impl Store for PgStore {
     async fn ingest(&self, records: Vec<IngestRecord>, now: Timestamp) -> StoreResult<Vec<IngestEffect>> {
         // The writer lock first, then the last seqs: see the module docs (the feed is commit-ordered).
         let mut tx = self.write().await?;
-        let (revision_seq, event_seq): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE((SELECT MAX(seq) FROM post_revisions), 0), COALESCE((SELECT MAX(seq) FROM post_events), 0)",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        let mut ingester = Ingester { conn: &mut tx, now, authors_seen: HashMap::new(), revision_seq, event_seq };
-        let mut effects = Vec::with_capacity(records.len());
-        for record in records {
-            effects.push(ingester.apply(record).await?);
+        let result: StoreResult<_> = async {
+            let (revision_seq, event_seq): (i64, i64) = sqlx::query_as(
+                "SELECT COALESCE((SELECT MAX(seq) FROM post_revisions), 0), COALESCE((SELECT MAX(seq) FROM post_events), 0)",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            let mut ingester = Ingester { conn: &mut tx, now, authors_seen: HashMap::new(), revision_seq, event_seq };
+            let mut effects = Vec::with_capacity(records.len());
+            for record in records {
+                effects.push(ingester.apply(record).await?);
+            }
+            Ok(effects)
         }
-        tx.commit().await?;
-        Ok(effects)
+        .await;
+        finish(tx, result).await
     }
 
     async fn posts_by_ids(&self, ids: &[PostId]) -> StoreResult<Vec<Post>> {
@@ -817,9 +850,12 @@ impl Store for PgStore {
     async fn create_licensee(&self, name: &str, change: &Change) -> StoreResult<Licensee> {
         datapact_core::licensee::validate_licensee_name(name).map_err(StoreError::Invalid)?;
         let mut tx = self.write().await?;
-        let licensee = insert_licensee(&mut tx, name, change).await?;
-        tx.commit().await?;
-        Ok(licensee)
+        let result: StoreResult<_> = async {
+            let licensee = insert_licensee(&mut tx, name, change).await?;
+            Ok(licensee)
+        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn licensees(&self) -> StoreResult<Vec<Licensee>> {
@@ -850,40 +886,43 @@ impl Store for PgStore {
         change: &Change,
     ) -> StoreResult<KeyRecord> {
         let mut tx = self.write().await?;
-        let licensee_id: i64 = sqlx::query_scalar("SELECT id FROM licensees WHERE name = $1")
-            .bind(licensee)
-            .fetch_optional(&mut *tx)
+        let result: StoreResult<_> = async {
+            let licensee_id: i64 = sqlx::query_scalar("SELECT id FROM licensees WHERE name = $1")
+                .bind(licensee)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| no_licensee(licensee))?;
+            let inserted = sqlx::query(
+                "INSERT INTO api_keys (licensee_id, prefix, hash, purpose, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(licensee_id)
+            .bind(&prefix.0)
+            .bind(hash.0.as_slice())
+            .bind(purpose)
+            .bind(change.at.0)
+            .bind(expires_at.map(|t| t.0))
+            .execute(&mut *tx)
             .await?
-            .ok_or_else(|| no_licensee(licensee))?;
-        let inserted = sqlx::query(
-            "INSERT INTO api_keys (licensee_id, prefix, hash, purpose, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(licensee_id)
-        .bind(&prefix.0)
-        .bind(hash.0.as_slice())
-        .bind(purpose)
-        .bind(change.at.0)
-        .bind(expires_at.map(|t| t.0))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            return Err(StoreError::Conflict(format!("key prefix {prefix} is taken")));
+            .rows_affected();
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!("key prefix {prefix} is taken")));
+            }
+            let record = KeyRecord {
+                prefix: prefix.clone(),
+                licensee: licensee.to_owned(),
+                purpose: purpose.to_owned(),
+                created_at: change.at,
+                expires_at,
+                revoked_at: None,
+                last_used_at: None,
+            };
+            append_audit(&mut tx, change, AuditDraft::after("key.issue", record.prefix.0.clone(), to_json(&record)))
+                .await?;
+            Ok(record)
         }
-        let record = KeyRecord {
-            prefix: prefix.clone(),
-            licensee: licensee.to_owned(),
-            purpose: purpose.to_owned(),
-            created_at: change.at,
-            expires_at,
-            revoked_at: None,
-            last_used_at: None,
-        };
-        append_audit(&mut tx, change, AuditDraft::after("key.issue", record.prefix.0.clone(), to_json(&record)))
-            .await?;
-        tx.commit().await?;
-        Ok(record)
+        .await;
+        finish(tx, result).await
     }
 
     async fn keys(&self, licensee: Option<&str>) -> StoreResult<Vec<KeyRecord>> {
@@ -896,27 +935,30 @@ impl Store for PgStore {
 
     async fn revoke_key(&self, prefix: &KeyPrefix, change: &Change) -> StoreResult<KeyRecord> {
         let mut tx = self.write().await?;
-        let before = key_by_prefix(&mut tx, prefix)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("no key with prefix {prefix}")))?;
-        if before.revoked_at.is_some() {
-            return Ok(before);
+        let result: StoreResult<_> = async {
+            let before = key_by_prefix(&mut tx, prefix)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("no key with prefix {prefix}")))?;
+            if before.revoked_at.is_some() {
+                return Ok(before);
+            }
+            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE prefix = $1")
+                .bind(&prefix.0)
+                .bind(change.at.0)
+                .execute(&mut *tx)
+                .await?;
+            let after = key_by_prefix(&mut tx, prefix).await?.ok_or_else(|| unavailable("the key vanished"))?;
+            let draft = AuditDraft {
+                action: "key.revoke",
+                subject: prefix.0.clone(),
+                before: Some(to_json(&before)),
+                after: Some(to_json(&after)),
+            };
+            append_audit(&mut tx, change, draft).await?;
+            Ok(after)
         }
-        sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE prefix = $1")
-            .bind(&prefix.0)
-            .bind(change.at.0)
-            .execute(&mut *tx)
-            .await?;
-        let after = key_by_prefix(&mut tx, prefix).await?.ok_or_else(|| unavailable("the key vanished"))?;
-        let draft = AuditDraft {
-            action: "key.revoke",
-            subject: prefix.0.clone(),
-            before: Some(to_json(&before)),
-            after: Some(to_json(&after)),
-        };
-        append_audit(&mut tx, change, draft).await?;
-        tx.commit().await?;
-        Ok(after)
+        .await;
+        finish(tx, result).await
     }
 
     async fn key_grants(&self) -> StoreResult<Vec<KeyGrant>> {
@@ -940,41 +982,52 @@ impl Store for PgStore {
             *entry = (*entry).max(at.0);
         }
         let mut tx = self.pool.begin().await?;
-        for (prefix, at) in latest {
-            sqlx::query("UPDATE api_keys SET last_used_at = GREATEST(COALESCE(last_used_at, 0), $2) WHERE prefix = $1")
+        let result: StoreResult<_> = async {
+            for (prefix, at) in latest {
+                sqlx::query(
+                    "UPDATE api_keys SET last_used_at = GREATEST(COALESCE(last_used_at, 0), $2) WHERE prefix = $1",
+                )
                 .bind(prefix)
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
+            }
+            Ok(())
         }
-        tx.commit().await?;
-        Ok(())
+        .await;
+        finish(tx, result).await
     }
 
     async fn terms_state(&self) -> StoreResult<TermsState> {
         // One snapshot for the three reads, as SQLite's single read transaction gives.
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-        let plans = sqlx::query("SELECT name, body FROM plans ORDER BY name").fetch_all(&mut *tx).await?;
-        let plans =
-            rows(plans, |row| Ok((row.try_get::<String, _>(0)?, parse_json(row.try_get(1)?).unwrap_or_default())))?;
-        let licensees = sqlx::query("SELECT name, status, reason, terms, id FROM licensees ORDER BY name")
-            .fetch_all(&mut *tx)
-            .await?;
-        let licensees = rows(licensees, licensee_terms_at)?;
-        let price_books: Option<String> =
-            sqlx::query_scalar("SELECT body FROM price_books WHERE id = 1").fetch_optional(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(TermsState { plans, licensees, price_books: parse_json(price_books) })
+        let result: StoreResult<_> = async {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+            let plans = sqlx::query("SELECT name, body FROM plans ORDER BY name").fetch_all(&mut *tx).await?;
+            let plans =
+                rows(plans, |row| Ok((row.try_get::<String, _>(0)?, parse_json(row.try_get(1)?).unwrap_or_default())))?;
+            let licensees = sqlx::query("SELECT name, status, reason, terms, id FROM licensees ORDER BY name")
+                .fetch_all(&mut *tx)
+                .await?;
+            let licensees = rows(licensees, licensee_terms_at)?;
+            let price_books: Option<String> =
+                sqlx::query_scalar("SELECT body FROM price_books WHERE id = 1").fetch_optional(&mut *tx).await?;
+            Ok(TermsState { plans, licensees, price_books: parse_json(price_books) })
+        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn apply_terms(&self, changes: Vec<TermsChange>, change: &Change) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        for item in changes {
-            apply_terms_change(&mut tx, item, change).await?;
+        let result: StoreResult<_> = async {
+            for item in changes {
+                apply_terms_change(&mut tx, item, change).await?;
+            }
+            Ok(())
         }
-        tx.commit().await?;
-        Ok(())
+        .await;
+        finish(tx, result).await
     }
 
     async fn set_licensee_status(
@@ -986,60 +1039,66 @@ impl Store for PgStore {
     ) -> StoreResult<Licensee> {
         check_block_reason(status, reason)?;
         let mut tx = self.write().await?;
-        let before = licensee_terms(&mut tx, name).await?.ok_or_else(|| no_licensee(name))?;
-        sqlx::query("UPDATE licensees SET status = $2, reason = $3 WHERE name = $1")
-            .bind(name)
-            .bind(status.as_str())
-            .bind(reason)
-            .execute(&mut *tx)
-            .await?;
-        let after = LicenseeTerms { status, reason: reason.to_owned(), ..before.clone() };
-        if after != before {
-            let action = if status == LicenseeStatus::Blocked { "licensee.block" } else { "licensee.unblock" };
-            let draft = AuditDraft {
-                action,
-                subject: name.to_owned(),
-                before: Some(to_json(&before)),
-                after: Some(to_json(&after)),
-            };
-            append_audit(&mut tx, change, draft).await?;
+        let result: StoreResult<_> = async {
+            let before = licensee_terms(&mut tx, name).await?.ok_or_else(|| no_licensee(name))?;
+            sqlx::query("UPDATE licensees SET status = $2, reason = $3 WHERE name = $1")
+                .bind(name)
+                .bind(status.as_str())
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+            let after = LicenseeTerms { status, reason: reason.to_owned(), ..before.clone() };
+            if after != before {
+                let action = if status == LicenseeStatus::Blocked { "licensee.block" } else { "licensee.unblock" };
+                let draft = AuditDraft {
+                    action,
+                    subject: name.to_owned(),
+                    before: Some(to_json(&before)),
+                    after: Some(to_json(&after)),
+                };
+                append_audit(&mut tx, change, draft).await?;
+            }
+            let row = sqlx::query("SELECT id, name, status, created_at FROM licensees WHERE name = $1")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+            let licensee = licensee_at(&row)?;
+            Ok(licensee)
         }
-        let row = sqlx::query("SELECT id, name, status, created_at FROM licensees WHERE name = $1")
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await?;
-        let licensee = licensee_at(&row)?;
-        tx.commit().await?;
-        Ok(licensee)
+        .await;
+        finish(tx, result).await
     }
 
     async fn set_opt_out(&self, author: UserId, purpose: &str, opted_out: bool, change: &Change) -> StoreResult<()> {
         check_purpose(purpose)?;
         let mut tx = self.write().await?;
-        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM authors WHERE id = $1")
-            .bind(author.get())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound(format!("no author with id {author}")));
-        }
-        let statement = if opted_out {
-            sqlx::query(
-                "INSERT INTO author_opt_outs (author_id, purpose, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .bind(author.get())
-            .bind(purpose)
-            .bind(change.at.0)
-        } else {
-            sqlx::query("DELETE FROM author_opt_outs WHERE author_id = $1 AND purpose = $2")
+        let result: StoreResult<_> = async {
+            let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM authors WHERE id = $1")
+                .bind(author.get())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("no author with id {author}")));
+            }
+            let statement = if opted_out {
+                sqlx::query(
+                    "INSERT INTO author_opt_outs (author_id, purpose, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
                 .bind(author.get())
                 .bind(purpose)
-        };
-        if statement.execute(&mut *tx).await?.rows_affected() > 0 {
-            append_audit(&mut tx, change, opt_out_entry(author, purpose, opted_out)).await?;
+                .bind(change.at.0)
+            } else {
+                sqlx::query("DELETE FROM author_opt_outs WHERE author_id = $1 AND purpose = $2")
+                    .bind(author.get())
+                    .bind(purpose)
+            };
+            if statement.execute(&mut *tx).await?.rows_affected() > 0 {
+                append_audit(&mut tx, change, opt_out_entry(author, purpose, opted_out)).await?;
+            }
+            Ok(())
         }
-        tx.commit().await?;
-        Ok(())
+        .await;
+        finish(tx, result).await
     }
 
     async fn opt_outs(&self) -> StoreResult<Vec<(UserId, String)>> {
@@ -1053,30 +1112,33 @@ impl Store for PgStore {
         }
         // The writer lock keeps each row's read-modify-write of its samples whole.
         let mut tx = self.write().await?;
-        for event in events {
-            let existing: Option<String> =
-                sqlx::query_scalar("SELECT samples FROM violations WHERE licensee_id = $1 AND kind = $2")
-                    .bind(event.licensee_id)
-                    .bind(&event.kind)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let samples = push_violation_sample(existing.as_deref(), &event)?;
-            sqlx::query(
-                "INSERT INTO violations (licensee_id, kind, count, first_at, last_at, samples)
-                 VALUES ($1, $2, 1, $3, $3, $4)
-                 ON CONFLICT (licensee_id, kind) DO UPDATE SET count = violations.count + 1,
-                   first_at = LEAST(violations.first_at, excluded.first_at),
-                   last_at = GREATEST(violations.last_at, excluded.last_at), samples = excluded.samples",
-            )
-            .bind(event.licensee_id)
-            .bind(&event.kind)
-            .bind(event.at.0)
-            .bind(samples)
-            .execute(&mut *tx)
-            .await?;
+        let result: StoreResult<_> = async {
+            for event in events {
+                let existing: Option<String> =
+                    sqlx::query_scalar("SELECT samples FROM violations WHERE licensee_id = $1 AND kind = $2")
+                        .bind(event.licensee_id)
+                        .bind(&event.kind)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let samples = push_violation_sample(existing.as_deref(), &event)?;
+                sqlx::query(
+                    "INSERT INTO violations (licensee_id, kind, count, first_at, last_at, samples)
+                     VALUES ($1, $2, 1, $3, $3, $4)
+                     ON CONFLICT (licensee_id, kind) DO UPDATE SET count = violations.count + 1,
+                       first_at = LEAST(violations.first_at, excluded.first_at),
+                       last_at = GREATEST(violations.last_at, excluded.last_at), samples = excluded.samples",
+                )
+                .bind(event.licensee_id)
+                .bind(&event.kind)
+                .bind(event.at.0)
+                .bind(samples)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Ok(())
         }
-        tx.commit().await?;
-        Ok(())
+        .await;
+        finish(tx, result).await
     }
 
     async fn violations(&self, licensee: Option<&str>) -> StoreResult<Vec<Violation>> {
@@ -1130,9 +1192,12 @@ impl Store for PgStore {
 
     async fn issue_invoices(&self, invoices: Vec<NewInvoice>, change: &Change) -> StoreResult<InvoiceIssue> {
         let mut tx = self.write().await?;
-        let outcome = billing::issue(&mut tx, invoices, change).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        let result: StoreResult<_> = async {
+            let outcome = billing::issue(&mut tx, invoices, change).await?;
+            Ok(outcome)
+        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn invoices(
@@ -1151,9 +1216,12 @@ impl Store for PgStore {
 
     async fn record_payment(&self, payment: NewPayment, change: &Change) -> StoreResult<PaymentRecorded> {
         let mut tx = self.write().await?;
-        let recorded = billing::record_payment(&mut tx, payment, change).await?;
-        tx.commit().await?;
-        Ok(recorded)
+        let result: StoreResult<_> = async {
+            let recorded = billing::record_payment(&mut tx, payment, change).await?;
+            Ok(recorded)
+        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn payments(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredPayment>> {
@@ -1164,27 +1232,33 @@ impl Store for PgStore {
     async fn invoice_accounts(&self, licensee: Option<&str>) -> StoreResult<Vec<LicenseeAccount>> {
         // One snapshot for invoices and their payments.
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-        let id = match licensee {
-            None => None,
-            Some(name) => Some(
-                sqlx::query_scalar::<_, i64>("SELECT id FROM licensees WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or_else(|| no_licensee(name))?,
-            ),
-        };
-        let accounts = billing::accounts(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(accounts)
+        let result: StoreResult<_> = async {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+            let id = match licensee {
+                None => None,
+                Some(name) => Some(
+                    sqlx::query_scalar::<_, i64>("SELECT id FROM licensees WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| no_licensee(name))?,
+                ),
+            };
+            let accounts = billing::accounts(&mut tx, id).await?;
+            Ok(accounts)
+        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn log_dunning_transitions(&self, change: &Change) -> StoreResult<Vec<String>> {
         let mut tx = self.write().await?;
-        let logged = billing::log_all_transitions(&mut tx, change).await?;
-        tx.commit().await?;
-        Ok(logged)
+        let result: StoreResult<_> = async {
+            let logged = billing::log_all_transitions(&mut tx, change).await?;
+            Ok(logged)
+        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn audit_log(&self, count: usize) -> StoreResult<Vec<AuditEntry>> {

@@ -1,16 +1,13 @@
-//! Invoices and payments in the SQLite store: idempotent runs, gapless numbers, payments
+//! Invoices and payments in every store (SQLite and PostgreSQL, `stores::store_tests!`): idempotent runs, gapless numbers, payments
 //! idempotent by reference, overpayment refused, issued invoices immutable, audit entries.
 
 use chrono::NaiveDate;
 use datapact_billing::{Charge, Currency, InvoiceLine, Money, Month};
 use datapact_core::Timestamp;
-use datapact_store::{Change, NewInvoice, NewPayment, SqliteStore, Store, StoreError, TermsChange};
+use datapact_store::{Change, NewInvoice, NewPayment, Store, StoreError, TermsChange};
+use stores::TestStore;
 
-fn store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    (dir, store)
-}
+mod stores;
 
 fn at(text: &str) -> Timestamp {
     Timestamp::parse_rfc3339(text).unwrap()
@@ -60,16 +57,14 @@ fn december(licensee: &str, fee: &str, overage: &str) -> NewInvoice {
     }
 }
 
-async fn with_licensees(store: &SqliteStore, names: &[&str]) {
+async fn with_licensees(store: &dyn Store, names: &[&str]) {
     for name in names {
         store.create_licensee(name, &by("2026-11-01T00:00:00Z")).await.unwrap();
     }
 }
 
-#[tokio::test]
-async fn invoice_runs_are_idempotent_and_numbered_without_gaps() {
-    let (_dir, store) = store();
-    with_licensees(&store, &["acme", "globex"]).await;
+async fn invoice_runs_are_idempotent_and_numbered_without_gaps(store: &TestStore) {
+    with_licensees(&**store, &["acme", "globex"]).await;
     let counter = store.change_counter().await.unwrap();
 
     let first = store
@@ -127,10 +122,8 @@ fn payment(licensee: &str, invoice: &str, amount: Money, reference: &str) -> New
     NewPayment { licensee: licensee.into(), invoice: invoice.into(), amount, reference: reference.into() }
 }
 
-#[tokio::test]
-async fn payments_are_idempotent_by_reference_and_never_exceed_what_is_owed() {
-    let (_dir, store) = store();
-    with_licensees(&store, &["acme", "globex"]).await;
+async fn payments_are_idempotent_by_reference_and_never_exceed_what_is_owed(store: &TestStore) {
+    with_licensees(&**store, &["acme", "globex"]).await;
     store
         .issue_invoices(vec![december("acme", "100.00", "0.00"), december("globex", "5.00", "0.00")], &by(ISSUED))
         .await
@@ -199,46 +192,50 @@ async fn payments_are_idempotent_by_reference_and_never_exceed_what_is_owed() {
     assert!(matches!(store.invoice_accounts(Some("nobody")).await, Err(StoreError::NotFound(_))));
 }
 
-#[tokio::test]
-async fn issued_invoices_and_payments_are_immutable() {
-    let (dir, store) = store();
-    with_licensees(&store, &["acme"]).await;
+async fn issued_invoices_and_payments_are_immutable(store: &TestStore) {
+    with_licensees(&**store, &["acme"]).await;
     store.issue_invoices(vec![december("acme", "100.00", "7.00")], &by(ISSUED)).await.unwrap();
     store.record_payment(payment("acme", "DP-000001", usd("1.00"), "r1"), &by(ISSUED)).await.unwrap();
-    let conn = rusqlite::Connection::open(dir.path().join(datapact_store::SQLITE_FILE)).unwrap();
-    let refused = |sql: &str| {
-        let error = conn.execute(sql, []).expect_err(sql).to_string();
+    let refused = async |sql: &str| {
+        let error = store.execute_raw(sql).await.expect_err(sql);
         assert!(
             ["never changed", "never deleted", "gapless"].iter().any(|m| error.contains(m)),
             "{sql}: unexpected error {error}"
         );
     };
-    refused("UPDATE invoices SET total_minor = 1 WHERE seq = 1");
-    refused("UPDATE invoices SET lines = '[]' WHERE seq = 1");
-    refused("UPDATE invoices SET due = '2030-01-01' WHERE seq = 1");
-    refused("UPDATE invoices SET records = 0, voided_at = 5 WHERE seq = 1"); // voiding cannot hide an edit
-    refused("DELETE FROM invoices");
-    refused("UPDATE payments SET amount_minor = 1");
-    refused("DELETE FROM payments");
+    refused("UPDATE invoices SET total_minor = 1 WHERE seq = 1").await;
+    refused("UPDATE invoices SET lines = '[]' WHERE seq = 1").await;
+    refused("UPDATE invoices SET due = '2030-01-01' WHERE seq = 1").await;
+    refused("UPDATE invoices SET records = 0, voided_at = 5 WHERE seq = 1").await; // voiding cannot hide an edit
+    refused("DELETE FROM invoices").await;
+    refused("UPDATE payments SET amount_minor = 1").await;
+    refused("DELETE FROM payments").await;
     refused(
         "INSERT INTO invoices (seq, number, licensee_id, month, plan, currency, issued_at, due, lines, records, total_minor)
          VALUES (3, 'DP-000003', 1, '2027-01', 'basic', 'USD', 0, '2027-01-12', '[]', 0, 0)",
-    );
+    )
+    .await;
+    if store.kind() == "postgres" {
+        // Row triggers do not see TRUNCATE; statement triggers refuse it.
+        refused("TRUNCATE invoices CASCADE").await;
+        refused("TRUNCATE payments").await;
+    }
     let stored = store.invoice("DP-000001").await.unwrap().unwrap();
     assert_eq!(stored.total, usd("107.00"), "nothing changed");
 
     // Voiding is the one change allowed, once.
-    conn.execute("UPDATE invoices SET voided_at = 5, void_reason = 'issued in error' WHERE seq = 1", []).unwrap();
-    refused("UPDATE invoices SET voided_at = 6 WHERE seq = 1");
+    store
+        .execute_raw("UPDATE invoices SET voided_at = 5, void_reason = 'issued in error' WHERE seq = 1")
+        .await
+        .unwrap();
+    refused("UPDATE invoices SET voided_at = 6 WHERE seq = 1").await;
     assert_eq!(store.invoice("DP-000001").await.unwrap().unwrap().voided_at, Some(Timestamp(5)));
     let void = store.record_payment(payment("acme", "DP-000001", usd("1.00"), "r2"), &by(ISSUED)).await.unwrap_err();
     assert!(matches!(&void, StoreError::Invalid(m) if m.contains("void")), "{void}");
 }
 
-#[tokio::test]
-async fn issues_payments_and_dunning_transitions_are_audited() {
-    let (_dir, store) = store();
-    with_licensees(&store, &["acme"]).await;
+async fn issues_payments_and_dunning_transitions_are_audited(store: &TestStore) {
+    with_licensees(&**store, &["acme"]).await;
     // Grace of 2 days: due 2027-01-12, overdue from the 13th, suspended from the 15th.
     store
         .apply_terms(
@@ -291,3 +288,10 @@ async fn issues_payments_and_dunning_transitions_are_audited() {
     let issue = log.iter().rev().find(|e| e.action == "invoice.issue").unwrap();
     assert_eq!(issue.after.as_ref().unwrap()["invoice"]["total"]["minor"], 10_700);
 }
+
+store_tests!(
+    invoice_runs_are_idempotent_and_numbered_without_gaps,
+    payments_are_idempotent_by_reference_and_never_exceed_what_is_owed,
+    issued_invoices_and_payments_are_immutable,
+    issues_payments_and_dunning_transitions_are_audited,
+);

@@ -1,0 +1,197 @@
+//! What only the PostgreSQL store has to show: its feed is commit-ordered under concurrent
+//! ingests, its schema is versioned and refused when newer, it lives in the schema it is given,
+//! and what it cannot do (NUL characters, `backup_to`) is refused with a clear error.
+//! The shared contract runs on it from `store.rs` and `billing.rs`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use datapact_core::Timestamp;
+use datapact_core::ingest::{IngestRecord, parse_line};
+use datapact_store::postgres::PgOptions;
+use datapact_store::{IngestEffect, PgStore, Store, StoreError};
+use stores::{drop_schema, fresh_schema, postgres_or_skip};
+
+mod stores;
+
+const NOW: Timestamp = Timestamp(1_700_000_000_000);
+
+fn post(id: i64, author: i64, text: &str) -> IngestRecord {
+    let value = serde_json::json!({"id": id.to_string(), "text": text, "author_id": author.to_string(),
+        "created_at": "2024-01-01T00:00:00Z", "author": {"id": author.to_string(), "username": format!("user{author}")}});
+    parse_line(value.to_string().as_bytes()).unwrap()
+}
+
+/// A schema of one test, dropped when it ends (a panic included).
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Schema {
+    async fn new() -> Option<Schema> {
+        Some(Schema { url: postgres_or_skip().await?, name: fresh_schema() })
+    }
+
+    async fn connect(&self) -> Result<PgStore, StoreError> {
+        PgStore::connect_with(&self.url, PgOptions { schema: Some(self.name.clone()), max_connections: 8 }).await
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        drop_schema(&self.url, &self.name);
+    }
+}
+
+/// Writers commit in an order of their own; a follower reading the feed as it grows (as a
+/// gateway does) must still see every row: no row may become visible with a `seq` below one the
+/// follower already read. Without the writer lock, seqs taken from a sequence (or the largest
+/// plus one read without a lock) break this as soon as two ingests overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_ingests_never_skip_a_seq_in_the_feed() {
+    let Some(schema) = Schema::new().await else { return };
+    let store = Arc::new(schema.connect().await.unwrap());
+    store.ingest(vec![post(1, 1, "seed")], NOW).await.unwrap();
+
+    let writers = 6;
+    let batches = 15;
+    let done = Arc::new(AtomicBool::new(false));
+    let follower = {
+        let (store, done) = (Arc::clone(&store), Arc::clone(&done));
+        tokio::spawn(async move {
+            let (mut revisions, mut events) = (Vec::new(), Vec::new());
+            let (mut after_revision, mut after_event) = (0, 0);
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                // The watermark first: everything at or below it must then be readable.
+                let (revision_head, event_head) = store.feed_watermark().await.unwrap().unwrap();
+                loop {
+                    let page = store.revisions_after(after_revision, 50).await.unwrap();
+                    let Some(last) = page.last() else { break };
+                    after_revision = last.seq;
+                    revisions.extend(page.iter().map(|r| r.seq));
+                }
+                loop {
+                    let page = store.events_after(after_event, 50).await.unwrap();
+                    let Some(last) = page.last() else { break };
+                    after_event = last.seq;
+                    events.extend(page.iter().map(|e| e.seq));
+                }
+                assert!(after_revision >= revision_head, "revision watermark {revision_head} not readable");
+                assert!(after_event >= event_head, "event watermark {event_head} not readable");
+                if finished {
+                    return (revisions, events);
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for batch in 0..batches {
+                let base = 1_000 + (writer * batches + batch) * 100;
+                // Batches of different sizes so transactions overlap and finish out of order; each
+                // corrects a post and deletes another, so post_events grows concurrently too.
+                let size = 1 + (writer + batch) % 7;
+                let mut records: Vec<IngestRecord> =
+                    (0..size).map(|n| post(base + n, 100 + writer, &format!("w{writer} b{batch} n{n}"))).collect();
+                records.push(post(base, 100 + writer, "corrected"));
+                records
+                    .push(IngestRecord::Delete { id: datapact_core::PostId::new(base + size - 1), deleted_at: None });
+                let effects = store.ingest(records, NOW).await.unwrap();
+                assert!(effects.iter().all(|e| !matches!(e, IngestEffect::Refused(_))), "{effects:?}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let (seen_revisions, seen_events) = follower.await.unwrap();
+
+    let all_revisions: Vec<i64> = store.revisions_after(0, 100_000).await.unwrap().iter().map(|r| r.seq).collect();
+    let all_events: Vec<i64> = store.events_after(0, 100_000).await.unwrap().iter().map(|e| e.seq).collect();
+    let expected_revisions: i64 =
+        1 + (0..writers).flat_map(|w| (0..batches).map(move |b| 1 + (w + b) % 7 + 1)).sum::<i64>();
+    assert_eq!(all_revisions.len() as i64, expected_revisions);
+    assert_eq!(all_events.len() as i64, writers * batches * 2);
+    // Gapless, as SQLite's rowids: 1, 2, 3, ...
+    assert_eq!(all_revisions, (1..=expected_revisions).collect::<Vec<_>>());
+    assert_eq!(all_events, (1..=writers * batches * 2).collect::<Vec<_>>());
+    // The follower saw every row, each once, in order.
+    assert_eq!(seen_revisions, all_revisions, "the follower missed or reordered revisions");
+    assert_eq!(seen_events, all_events, "the follower missed or reordered events");
+    assert_eq!(store.feed_watermark().await.unwrap(), Some((expected_revisions, writers * batches * 2)));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn schema_is_versioned_and_a_newer_one_refused() {
+    let Some(schema) = Schema::new().await else { return };
+    let store = schema.connect().await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 1);
+    store.ingest(vec![post(1, 7, "kept")], NOW).await.unwrap();
+    store.close().await;
+    // Connecting again applies nothing and keeps the data.
+    let store = schema.connect().await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert_eq!(store.stats().await.unwrap().posts, 1);
+    store.close().await;
+
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&schema.url).await.unwrap();
+    sqlx::raw_sql(&format!("UPDATE {}.datapact_schema SET version = 999", schema.name))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let error = schema.connect().await.err().unwrap();
+    assert!(error.to_string().contains("newer than this datapact knows"), "{error}");
+}
+
+#[tokio::test]
+async fn the_url_search_path_chooses_the_schema() {
+    let Some(schema) = Schema::new().await else { return };
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&schema.url).await.unwrap();
+    sqlx::raw_sql(&format!("CREATE SCHEMA {}", schema.name)).execute(&mut conn).await.unwrap();
+    let separator = if schema.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{separator}options=-csearch_path%3D{}", schema.url, schema.name);
+    let store = PgStore::connect(&url).await.unwrap();
+    store.ingest(vec![post(1, 7, "here")], NOW).await.unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'posts'",
+    )
+    .bind(&schema.name)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(tables, 1, "the tables are in the URL's schema");
+    store.close().await;
+    let bad =
+        PgStore::connect_with(&schema.url, PgOptions { schema: Some("No Such; Schema".into()), max_connections: 1 })
+            .await
+            .err()
+            .unwrap();
+    assert!(matches!(bad, StoreError::Invalid(_)), "{bad}");
+    let not_a_url = PgStore::connect("mysql://nowhere").await.err().unwrap();
+    assert!(matches!(not_a_url, StoreError::Invalid(_)), "{not_a_url}");
+}
+
+#[tokio::test]
+async fn what_postgresql_cannot_do_is_refused_clearly() {
+    let Some(schema) = Schema::new().await else { return };
+    let store = schema.connect().await.unwrap();
+    let effects = store.ingest(vec![post(1, 7, "ok"), post(2, 7, "nul \0 inside")], NOW).await.unwrap();
+    assert_eq!(effects[0], IngestEffect::Inserted);
+    assert!(matches!(&effects[1], IngestEffect::Refused(reason) if reason.contains("NUL")), "{effects:?}");
+    assert!(store.licensee("a\0b").await.unwrap().is_none());
+    assert!(store.user_by_username("user7\0").await.unwrap().is_none());
+    let keys = store.keys(Some("a\0b")).await;
+    assert!(matches!(keys, Err(StoreError::Invalid(_))), "{keys:?}");
+
+    let out = tempfile::tempdir().unwrap();
+    let backup = store.backup_to(&out.path().join(datapact_store::SQLITE_FILE)).await.unwrap_err();
+    assert!(matches!(&backup, StoreError::Invalid(m) if m.contains("pg_dump")), "{backup}");
+    store.close().await;
+}
