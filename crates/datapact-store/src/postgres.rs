@@ -19,6 +19,8 @@
 //! - **Schema versions** are recorded in `datapact_schema` and applied at connect, one
 //!   transaction per version; a database newer than this binary is refused.
 //!
+//! Text is ordered `COLLATE "C"` (bytes, as SQLite's BINARY), never by the database's locale.
+//!
 //! Differences that cannot be helped: PostgreSQL's `text` cannot hold U+0000, so an ingest
 //! record with a NUL character is refused (SQLite would keep it); and [`Store::backup_to`]
 //! refuses, because a PostgreSQL database is backed up with `pg_dump`, not into a SQLite file.
@@ -839,8 +841,10 @@ impl Store for PgStore {
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        if username.contains('\0') {
-            return Ok(None); // no stored name holds one
+        if !username.is_ascii() || username.contains('\0') {
+            // Stored usernames are ASCII (datapact_core::ingest) and SQLite's NOCASE folds ASCII
+            // only, so nothing else matches there; lower() would fold e.g. U+212A to `k`.
+            return Ok(None);
         }
         let sql = format!("SELECT {USER_COLUMNS} FROM authors a WHERE lower(a.username) = lower($1)");
         let row = sqlx::query(&sql).bind(username).fetch_optional(&self.pool).await?;
@@ -859,7 +863,7 @@ impl Store for PgStore {
     }
 
     async fn licensees(&self) -> StoreResult<Vec<Licensee>> {
-        let found = sqlx::query("SELECT id, name, status, created_at FROM licensees ORDER BY name")
+        let found = sqlx::query("SELECT id, name, status, created_at FROM licensees ORDER BY name COLLATE \"C\"")
             .fetch_all(&self.pool)
             .await?;
         rows(found, licensee_at)
@@ -1003,12 +1007,14 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         let result: StoreResult<_> = async {
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-            let plans = sqlx::query("SELECT name, body FROM plans ORDER BY name").fetch_all(&mut *tx).await?;
+            let plans =
+                sqlx::query("SELECT name, body FROM plans ORDER BY name COLLATE \"C\"").fetch_all(&mut *tx).await?;
             let plans =
                 rows(plans, |row| Ok((row.try_get::<String, _>(0)?, parse_json(row.try_get(1)?).unwrap_or_default())))?;
-            let licensees = sqlx::query("SELECT name, status, reason, terms, id FROM licensees ORDER BY name")
-                .fetch_all(&mut *tx)
-                .await?;
+            let licensees =
+                sqlx::query("SELECT name, status, reason, terms, id FROM licensees ORDER BY name COLLATE \"C\"")
+                    .fetch_all(&mut *tx)
+                    .await?;
             let licensees = rows(licensees, licensee_terms_at)?;
             let price_books: Option<String> =
                 sqlx::query_scalar("SELECT body FROM price_books WHERE id = 1").fetch_optional(&mut *tx).await?;
@@ -1144,7 +1150,7 @@ impl Store for PgStore {
     async fn violations(&self, licensee: Option<&str>) -> StoreResult<Vec<Violation>> {
         let found = sqlx::query(
             "SELECT l.name, v.kind, v.count, v.first_at, v.last_at, v.samples FROM violations v
-             JOIN licensees l ON l.id = v.licensee_id WHERE $1::text IS NULL OR l.name = $1 ORDER BY l.name, v.kind",
+             JOIN licensees l ON l.id = v.licensee_id WHERE $1::text IS NULL OR l.name = $1 ORDER BY l.name COLLATE \"C\", v.kind COLLATE \"C\"",
         )
         .bind(licensee)
         .fetch_all(&self.pool)
