@@ -69,7 +69,9 @@ fn unreachable_postgres(url: &str, why: &str) -> Option<String> {
              start it, or point DATAPACT_TEST_POSTGRES at one"
         );
     }
-    eprintln!("SKIPPED: PostgreSQL not reachable at {url} (set DATAPACT_TEST_POSTGRES): {why}");
+    // Straight to the process's stderr: libtest would swallow `eprintln!` of a passing test.
+    let line = format!("SKIPPED: PostgreSQL not reachable at {url} (set DATAPACT_TEST_POSTGRES): {why}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     None
 }
 
