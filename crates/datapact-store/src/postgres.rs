@@ -41,7 +41,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use crate::shared::{
     AuditDraft, KEY_COLUMNS, POST_COLUMNS, PostParts, USER_COLUMNS, check_block_reason, check_purpose, clamp_count,
     json_text, licensee_terms_after, no_licensee, opt_out_entry, parse_json, push_violation_sample, revision_number,
-    to_json, unavailable, unknown_author, username_taken,
+    sql, to_json, unavailable, unknown_author, username_taken,
 };
 use crate::{
     AuditEntry, Change, IngestEffect, InvoiceIssue, KeyGrant, LicenseeAccount, LicenseeTerms, NewInvoice, NewPayment,
@@ -51,6 +51,16 @@ use crate::{
 };
 
 mod billing;
+
+/// A statement of `shared::sql` (SQLite's `?N` parameters) as PostgreSQL reads it (`$N`),
+/// converted once per statement.
+macro_rules! pg {
+    ($sql:expr) => {{
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| $sql.replace('?', "$"));
+        SQL.as_str()
+    }};
+}
+use pg;
 
 /// Schema versions, applied in order; `datapact_schema.version` records how many ran.
 const MIGRATIONS: &[&str] = &[include_str!("postgres/0001_initial.sql")];
@@ -308,7 +318,7 @@ fn limit(limit: usize) -> i64 {
 
 /// Appends one audit entry in the caller's transaction, so a change and its record commit together.
 async fn append_audit(conn: &mut PgConnection, change: &Change, draft: AuditDraft) -> StoreResult<()> {
-    sqlx::query("INSERT INTO audit_log (at, actor, action, subject, before, after) VALUES ($1, $2, $3, $4, $5, $6)")
+    sqlx::query(pg!(sql::INSERT_AUDIT))
         .bind(change.at.0)
         .bind(&change.actor)
         .bind(draft.action)
@@ -373,34 +383,20 @@ impl Ingester<'_> {
                 if taken.is_some() {
                     return Ok(Err(username_taken(&a.username)));
                 }
-                sqlx::query(
-                    "INSERT INTO authors (id, username, name, created_at, description, location, verified, protected,
-                       followers_count, following_count, listed_count)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                     ON CONFLICT (id) DO UPDATE SET username = excluded.username, name = excluded.name,
-                       description = excluded.description, location = excluded.location,
-                       verified = excluded.verified, protected = excluded.protected,
-                       followers_count = excluded.followers_count, following_count = excluded.following_count,
-                       listed_count = excluded.listed_count
-                     WHERE (authors.username, authors.name, authors.description, authors.location, authors.verified,
-                            authors.protected, authors.followers_count, authors.following_count, authors.listed_count)
-                       IS DISTINCT FROM (excluded.username, excluded.name, excluded.description, excluded.location,
-                            excluded.verified, excluded.protected, excluded.followers_count, excluded.following_count,
-                            excluded.listed_count)",
-                )
-                .bind(a.id.get())
-                .bind(&a.username)
-                .bind(&a.name)
-                .bind(a.created_at.0)
-                .bind(&a.description)
-                .bind(&a.location)
-                .bind(a.verified)
-                .bind(a.protected)
-                .bind(clamp_count(a.metrics.followers_count))
-                .bind(clamp_count(a.metrics.following_count))
-                .bind(clamp_count(a.metrics.listed_count))
-                .execute(&mut *self.conn)
-                .await?;
+                sqlx::query(pg!(sql::UPSERT_AUTHOR))
+                    .bind(a.id.get())
+                    .bind(&a.username)
+                    .bind(&a.name)
+                    .bind(a.created_at.0)
+                    .bind(&a.description)
+                    .bind(&a.location)
+                    .bind(a.verified)
+                    .bind(a.protected)
+                    .bind(clamp_count(a.metrics.followers_count))
+                    .bind(clamp_count(a.metrics.following_count))
+                    .bind(clamp_count(a.metrics.listed_count))
+                    .execute(&mut *self.conn)
+                    .await?;
             }
             None => {
                 let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM authors WHERE id = $1")
@@ -426,15 +422,13 @@ impl Ingester<'_> {
             return Ok(IngestEffect::Refused(reason));
         }
         for purpose in &post.author_opt_outs {
-            let added = sqlx::query(
-                "INSERT INTO author_opt_outs (author_id, purpose, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .bind(post.author_id.get())
-            .bind(purpose)
-            .bind(self.now.0)
-            .execute(&mut *self.conn)
-            .await?
-            .rows_affected();
+            let added = sqlx::query(pg!(sql::INSERT_OPT_OUT))
+                .bind(post.author_id.get())
+                .bind(purpose)
+                .bind(self.now.0)
+                .execute(&mut *self.conn)
+                .await?
+                .rows_affected();
             if added > 0 {
                 let change = Change::new("ingest", self.now);
                 append_audit(self.conn, &change, opt_out_entry(post.author_id, purpose, true)).await?;
@@ -447,14 +441,7 @@ impl Ingester<'_> {
         };
         let history = serde_json::to_string(&post.edit_history).map_err(unavailable)?;
         let metrics = post.public_metrics;
-        static INSERT_POST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "INSERT INTO posts ({POST_COLUMNS}) VALUES
-                 ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL)
-                 ON CONFLICT (id) DO NOTHING"
-            )
-        });
-        let inserted = sqlx::query(&INSERT_POST)
+        let inserted = sqlx::query(pg!(sql::INSERT_POST))
             .bind(post.id.get())
             .bind(post.author_id.get())
             .bind(&post.text)
@@ -583,15 +570,12 @@ async fn apply_terms_change(conn: &mut PgConnection, item: TermsChange, change: 
             if before.as_ref() == Some(&body) {
                 return Ok(());
             }
-            sqlx::query(
-                "INSERT INTO plans (name, body, updated_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-            )
-            .bind(&name)
-            .bind(json_text(&body))
-            .bind(change.at.0)
-            .execute(&mut *conn)
-            .await?;
+            sqlx::query(pg!(sql::UPSERT_PLAN))
+                .bind(&name)
+                .bind(json_text(&body))
+                .bind(change.at.0)
+                .execute(&mut *conn)
+                .await?;
             append_audit(conn, change, AuditDraft { action: "plan.put", subject: name, before, after: Some(body) })
                 .await
         }
@@ -635,14 +619,11 @@ async fn apply_terms_change(conn: &mut PgConnection, item: TermsChange, change: 
             if before.as_ref() == Some(&body) {
                 return Ok(());
             }
-            sqlx::query(
-                "INSERT INTO price_books (id, body, updated_at) VALUES (1, $1, $2)
-                 ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-            )
-            .bind(json_text(&body))
-            .bind(change.at.0)
-            .execute(&mut *conn)
-            .await?;
+            sqlx::query(pg!(sql::UPSERT_PRICE_BOOKS))
+                .bind(json_text(&body))
+                .bind(change.at.0)
+                .execute(&mut *conn)
+                .await?;
             let draft =
                 AuditDraft { action: "price_book.put", subject: "price_books".into(), before, after: Some(body) };
             append_audit(conn, change, draft).await
@@ -1087,12 +1068,7 @@ impl Store for PgStore {
                 return Err(StoreError::NotFound(format!("no author with id {author}")));
             }
             let statement = if opted_out {
-                sqlx::query(
-                    "INSERT INTO author_opt_outs (author_id, purpose, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                )
-                .bind(author.get())
-                .bind(purpose)
-                .bind(change.at.0)
+                sqlx::query(pg!(sql::INSERT_OPT_OUT)).bind(author.get()).bind(purpose).bind(change.at.0)
             } else {
                 sqlx::query("DELETE FROM author_opt_outs WHERE author_id = $1 AND purpose = $2")
                     .bind(author.get())
@@ -1127,19 +1103,13 @@ impl Store for PgStore {
                         .fetch_optional(&mut *tx)
                         .await?;
                 let samples = push_violation_sample(existing.as_deref(), &event)?;
-                sqlx::query(
-                    "INSERT INTO violations (licensee_id, kind, count, first_at, last_at, samples)
-                     VALUES ($1, $2, 1, $3, $3, $4)
-                     ON CONFLICT (licensee_id, kind) DO UPDATE SET count = violations.count + 1,
-                       first_at = LEAST(violations.first_at, excluded.first_at),
-                       last_at = GREATEST(violations.last_at, excluded.last_at), samples = excluded.samples",
-                )
-                .bind(event.licensee_id)
-                .bind(&event.kind)
-                .bind(event.at.0)
-                .bind(samples)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(pg!(sql::UPSERT_VIOLATION))
+                    .bind(event.licensee_id)
+                    .bind(&event.kind)
+                    .bind(event.at.0)
+                    .bind(samples)
+                    .execute(&mut *tx)
+                    .await?;
             }
             Ok(())
         }

@@ -31,6 +31,67 @@ pub(crate) const INVOICE_COLUMNS: &str = "i.seq, i.number, i.licensee_id, l.name
 pub(crate) const PAYMENT_COLUMNS: &str = "l.name, i.number, p.amount_minor, p.currency, p.reference, p.received_at FROM payments p \
      JOIN licensees l ON l.id = p.licensee_id JOIN invoices i ON i.seq = p.invoice_seq";
 
+/// Statements both stores run, written with SQLite's `?N` parameters (the PostgreSQL store reads
+/// each as `$N`); SQL both databases parse the same way.
+pub(crate) mod sql {
+    pub(crate) const INSERT_AUDIT: &str =
+        "INSERT INTO audit_log (at, actor, action, subject, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+    /// An author, or its new details; a row already as given is not written (no change counted).
+    pub(crate) const UPSERT_AUTHOR: &str = "INSERT INTO authors (id, username, name, created_at, description,
+           location, verified, protected, followers_count, following_count, listed_count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (id) DO UPDATE SET username = excluded.username, name = excluded.name,
+           description = excluded.description, location = excluded.location,
+           verified = excluded.verified, protected = excluded.protected,
+           followers_count = excluded.followers_count, following_count = excluded.following_count,
+           listed_count = excluded.listed_count
+         WHERE (authors.username, authors.name, authors.description, authors.location, authors.verified,
+                authors.protected, authors.followers_count, authors.following_count, authors.listed_count)
+           IS DISTINCT FROM (excluded.username, excluded.name, excluded.description, excluded.location,
+                excluded.verified, excluded.protected, excluded.followers_count, excluded.following_count,
+                excluded.listed_count)";
+
+    pub(crate) const INSERT_OPT_OUT: &str =
+        "INSERT INTO author_opt_outs (author_id, purpose, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+
+    /// A post not seen before, at revision 1 (nothing when the id is known).
+    pub(crate) static INSERT_POST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "INSERT INTO posts ({}) VALUES
+             (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL)
+             ON CONFLICT (id) DO NOTHING",
+            super::POST_COLUMNS
+        )
+    });
+
+    pub(crate) const UPSERT_PLAN: &str = "INSERT INTO plans (name, body, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at";
+
+    pub(crate) const UPSERT_PRICE_BOOKS: &str = "INSERT INTO price_books (id, body, updated_at) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at";
+
+    /// One more violation of a kind: counted, first and last time widened, samples replaced.
+    pub(crate) const UPSERT_VIOLATION: &str =
+        "INSERT INTO violations (licensee_id, kind, count, first_at, last_at, samples) VALUES (?1, ?2, 1, ?3, ?3, ?4)
+         ON CONFLICT (licensee_id, kind) DO UPDATE SET count = violations.count + 1,
+           first_at = CASE WHEN excluded.first_at < violations.first_at THEN excluded.first_at ELSE violations.first_at END,
+           last_at = CASE WHEN excluded.last_at > violations.last_at THEN excluded.last_at ELSE violations.last_at END,
+           samples = excluded.samples";
+
+    pub(crate) const INSERT_INVOICE: &str = "INSERT INTO invoices (seq, number, licensee_id, month, plan, currency,
+           issued_at, due, lines, records, total_minor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+    pub(crate) const INSERT_PAYMENT: &str =
+        "INSERT INTO payments (licensee_id, invoice_seq, amount_minor, currency, reference, received_at)
+         VALUES (?1, (SELECT seq FROM invoices WHERE number = ?2), ?3, ?4, ?5, ?6)";
+
+    /// What has been paid towards an invoice (`?1`: its number), in minor units.
+    pub(crate) const PAID_TOWARDS: &str = "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM payments
+         WHERE invoice_seq = (SELECT seq FROM invoices WHERE number = ?1)";
+}
+
 pub(crate) fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }

@@ -27,7 +27,7 @@ mod billing;
 
 use crate::shared::{
     AuditDraft, KEY_COLUMNS, POST_COLUMNS, PostParts, USER_COLUMNS, check_block_reason, check_purpose, clamp_count,
-    json_text, licensee_terms_after, no_licensee, opt_out_entry, parse_json, push_violation_sample, to_json,
+    json_text, licensee_terms_after, no_licensee, opt_out_entry, parse_json, push_violation_sample, sql, to_json,
     unavailable, unknown_author, username_taken,
 };
 
@@ -254,21 +254,7 @@ impl Ingester<'_> {
         }
         match &author {
             Some(a) => {
-                let mut upsert = self.tx.prepare_cached(
-                    "INSERT INTO authors (id, username, name, created_at, description, location, verified, protected,
-                       followers_count, following_count, listed_count)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                     ON CONFLICT (id) DO UPDATE SET username = excluded.username, name = excluded.name,
-                       description = excluded.description, location = excluded.location,
-                       verified = excluded.verified, protected = excluded.protected,
-                       followers_count = excluded.followers_count, following_count = excluded.following_count,
-                       listed_count = excluded.listed_count
-                     WHERE (authors.username, authors.name, authors.description, authors.location, authors.verified,
-                            authors.protected, authors.followers_count, authors.following_count, authors.listed_count)
-                       IS NOT (excluded.username, excluded.name, excluded.description, excluded.location,
-                            excluded.verified, excluded.protected, excluded.followers_count, excluded.following_count,
-                            excluded.listed_count)",
-                )?;
+                let mut upsert = self.tx.prepare_cached(sql::UPSERT_AUTHOR)?;
                 let result = upsert.execute(params![
                     a.id.get(),
                     a.username,
@@ -306,12 +292,11 @@ impl Ingester<'_> {
             return Ok(IngestEffect::Refused(reason));
         }
         for purpose in &post.author_opt_outs {
-            let added = self
-                .tx
-                .prepare_cached(
-                    "INSERT INTO author_opt_outs (author_id, purpose, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                )?
-                .execute(params![post.author_id.get(), purpose, self.now.0])?;
+            let added = self.tx.prepare_cached(sql::INSERT_OPT_OUT)?.execute(params![
+                post.author_id.get(),
+                purpose,
+                self.now.0
+            ])?;
             if added > 0 {
                 append_draft(self.tx, &Change::new("ingest", self.now), opt_out_entry(post.author_id, purpose, true))?;
             }
@@ -325,14 +310,7 @@ impl Ingester<'_> {
         let history = serde_json::to_string(&post.edit_history).map_err(unavailable)?;
         let metrics = post.public_metrics;
         let clamp = clamp_count;
-        static INSERT_POST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "INSERT INTO posts ({POST_COLUMNS}) VALUES
-                 (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL)
-                 ON CONFLICT (id) DO NOTHING"
-            )
-        });
-        let inserted = self.tx.prepare_cached(&INSERT_POST)?.execute(params![
+        let inserted = self.tx.prepare_cached(&sql::INSERT_POST)?.execute(params![
             post.id.get(),
             post.author_id.get(),
             post.text,
@@ -413,10 +391,7 @@ fn append_audit(
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
 ) -> StoreResult<()> {
-    tx.prepare_cached(
-        "INSERT INTO audit_log (at, actor, action, subject, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
+    tx.prepare_cached(sql::INSERT_AUDIT)?.execute(params![
         change.at.0,
         change.actor,
         action,
@@ -479,11 +454,7 @@ fn apply_terms_change(tx: &rusqlite::Transaction<'_>, item: TermsChange, change:
             if before.as_ref() == Some(&body) {
                 return Ok(());
             }
-            tx.execute(
-                "INSERT INTO plans (name, body, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-                params![name, json_text(&body), change.at.0],
-            )?;
+            tx.execute(sql::UPSERT_PLAN, params![name, json_text(&body), change.at.0])?;
             append_audit(tx, change, "plan.put", &name, before, Some(body))
         }
         TermsChange::DeletePlan { name } => {
@@ -518,11 +489,7 @@ fn apply_terms_change(tx: &rusqlite::Transaction<'_>, item: TermsChange, change:
             if before.as_ref() == Some(&body) {
                 return Ok(());
             }
-            tx.execute(
-                "INSERT INTO price_books (id, body, updated_at) VALUES (1, ?1, ?2)
-                 ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-                params![json_text(&body), change.at.0],
-            )?;
+            tx.execute(sql::UPSERT_PRICE_BOOKS, params![json_text(&body), change.at.0])?;
             append_audit(tx, change, "price_book.put", "price_books", before, Some(body))
         }
         TermsChange::ClearLicensee { name } => {
@@ -978,10 +945,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound(format!("no author with id {author}")));
             }
             let changed = if opted_out {
-                tx.execute(
-                    "INSERT INTO author_opt_outs (author_id, purpose, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                    params![author.get(), purpose, change.at.0],
-                )?
+                tx.execute(sql::INSERT_OPT_OUT, params![author.get(), purpose, change.at.0])?
             } else {
                 tx.execute(
                     "DELETE FROM author_opt_outs WHERE author_id = ?1 AND purpose = ?2",
@@ -1020,14 +984,12 @@ impl Store for SqliteStore {
                     .query_row(params![event.licensee_id, event.kind], |row| Ok((row.get(0)?,)))
                     .optional()?;
                 let samples = push_violation_sample(existing.as_ref().map(|(json,)| json.as_str()), &event)?;
-                tx.prepare_cached(
-                    "INSERT INTO violations (licensee_id, kind, count, first_at, last_at, samples)
-                     VALUES (?1, ?2, 1, ?3, ?3, ?4)
-                     ON CONFLICT (licensee_id, kind) DO UPDATE SET count = count + 1,
-                       first_at = MIN(first_at, excluded.first_at), last_at = MAX(last_at, excluded.last_at),
-                       samples = excluded.samples",
-                )?
-                .execute(params![event.licensee_id, event.kind, event.at.0, samples])?;
+                tx.prepare_cached(sql::UPSERT_VIOLATION)?.execute(params![
+                    event.licensee_id,
+                    event.kind,
+                    event.at.0,
+                    samples
+                ])?;
             }
             tx.commit()?;
             Ok(())

@@ -8,12 +8,12 @@ use datapact_core::Timestamp;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use super::{append_audit, decode, rows};
+use super::{append_audit, decode, pg, rows};
 use crate::shared::{
     INVOICE_COLUMNS, PAYMENT_COLUMNS, billing_terms_of, check_new_invoice, date_text, dunning_entries,
     invoice_issued_entry, invoice_number, invoice_records, last_transition_sql, no_licensee_to_bill, parse_currency,
     parse_date, parse_lines, parse_month, payable, payment_invoice, payment_recorded, payment_reference,
-    repeated_payment, unavailable,
+    repeated_payment, sql, unavailable,
 };
 use crate::{
     Change, InvoiceIssue, LicenseeAccount, NewInvoice, NewPayment, PaymentRecorded, StoreResult, StoredInvoice,
@@ -204,24 +204,20 @@ pub(super) async fn issue(
             sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM invoices").fetch_one(&mut *conn).await?;
         let number = invoice_number(seq);
         let lines = serde_json::to_string(&new.lines).map_err(unavailable)?;
-        sqlx::query(
-            "INSERT INTO invoices (seq, number, licensee_id, month, plan, currency, issued_at, due, lines, records,
-                                   total_minor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(seq)
-        .bind(&number)
-        .bind(id)
-        .bind(&month)
-        .bind(&new.plan)
-        .bind(new.total.currency.code())
-        .bind(change.at.0)
-        .bind(date_text(new.due))
-        .bind(lines)
-        .bind(invoice_records(&new)?)
-        .bind(new.total.minor)
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query(pg!(sql::INSERT_INVOICE))
+            .bind(seq)
+            .bind(&number)
+            .bind(id)
+            .bind(&month)
+            .bind(&new.plan)
+            .bind(new.total.currency.code())
+            .bind(change.at.0)
+            .bind(date_text(new.due))
+            .bind(lines)
+            .bind(invoice_records(&new)?)
+            .bind(new.total.minor)
+            .execute(&mut *conn)
+            .await?;
         let stored = invoices_by_seq(conn, seq)
             .await?
             .pop()
@@ -265,27 +261,18 @@ pub(super) async fn record_payment(
     if let Some(repeat) = repeated_payment(&payment, reference, &invoice, earlier)? {
         return Ok(repeat);
     }
-    let paid: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(amount_minor), 0)::bigint FROM payments
-         WHERE invoice_seq = (SELECT seq FROM invoices WHERE number = $1)",
-    )
-    .bind(&invoice.number)
-    .fetch_one(&mut *conn)
-    .await?;
+    let paid: i64 = sqlx::query_scalar(pg!(sql::PAID_TOWARDS)).bind(&invoice.number).fetch_one(&mut *conn).await?;
     let outstanding = payable(&payment, &invoice, paid)?;
     let before = suspension_at(conn, id, change.at).await?;
-    sqlx::query(
-        "INSERT INTO payments (licensee_id, invoice_seq, amount_minor, currency, reference, received_at)
-         VALUES ($1, (SELECT seq FROM invoices WHERE number = $2), $3, $4, $5, $6)",
-    )
-    .bind(id)
-    .bind(&invoice.number)
-    .bind(payment.amount.minor)
-    .bind(payment.amount.currency.code())
-    .bind(reference)
-    .bind(change.at.0)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(pg!(sql::INSERT_PAYMENT))
+        .bind(id)
+        .bind(&invoice.number)
+        .bind(payment.amount.minor)
+        .bind(payment.amount.currency.code())
+        .bind(reference)
+        .bind(change.at.0)
+        .execute(&mut *conn)
+        .await?;
     let (recorded, entries, cause) = payment_recorded(&payment, reference, &invoice, outstanding, change.at);
     for entry in entries {
         append_audit(conn, change, entry).await?;

@@ -12,7 +12,7 @@ use crate::shared::{
     INVOICE_COLUMNS, PAYMENT_COLUMNS, billing_terms_of, check_new_invoice, date_text, dunning_entries,
     invoice_issued_entry, invoice_number, invoice_records, last_transition_sql, no_licensee_to_bill, parse_currency,
     parse_date, parse_lines, parse_month, payable, payment_invoice, payment_recorded, payment_reference,
-    repeated_payment, unavailable,
+    repeated_payment, sql, unavailable,
 };
 use crate::{
     Change, InvoiceIssue, LicenseeAccount, NewInvoice, NewPayment, PaymentRecorded, StoreResult, StoredInvoice,
@@ -211,12 +211,7 @@ pub(super) fn issue(conn: &Connection, invoices: Vec<NewInvoice>, change: &Chang
         let seq: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM invoices", [], |row| row.get(0))?;
         let number = invoice_number(seq);
         let lines = serde_json::to_string(&new.lines).map_err(unavailable)?;
-        conn.prepare_cached(
-            "INSERT INTO invoices (seq, number, licensee_id, month, plan, currency, issued_at, due, lines, records,
-                                   total_minor)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?
-        .execute(params![
+        conn.prepare_cached(sql::INSERT_INVOICE)?.execute(params![
             seq,
             number,
             id,
@@ -271,18 +266,10 @@ pub(super) fn record_payment(conn: &Connection, payment: NewPayment, change: &Ch
     if let Some(repeat) = repeated_payment(&payment, reference, &invoice, earlier)? {
         return Ok(repeat);
     }
-    let paid: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(amount_minor), 0) FROM payments WHERE invoice_seq = (SELECT seq FROM invoices WHERE number = ?1)",
-        [&invoice.number],
-        |row| row.get(0),
-    )?;
+    let paid: i64 = conn.query_row(sql::PAID_TOWARDS, [&invoice.number], |row| row.get(0))?;
     let outstanding = payable(&payment, &invoice, paid)?;
     let before = suspension_at(conn, id, change.at)?;
-    conn.prepare_cached(
-        "INSERT INTO payments (licensee_id, invoice_seq, amount_minor, currency, reference, received_at)
-         VALUES (?1, (SELECT seq FROM invoices WHERE number = ?2), ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
+    conn.prepare_cached(sql::INSERT_PAYMENT)?.execute(params![
         id,
         invoice.number,
         payment.amount.minor,
