@@ -1,4 +1,5 @@
-//! Storage for datapact: the [`Store`] trait and its embedded SQLite implementation.
+//! Storage for datapact: the [`Store`] trait, its embedded SQLite implementation and
+//! [`PgStore`] on PostgreSQL.
 //!
 //! The store is the single source of truth. The CLI writes it directly; a running gateway reads
 //! it and polls [`Store::change_counter`] to notice changes to licensees and keys made elsewhere.

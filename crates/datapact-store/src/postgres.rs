@@ -169,7 +169,10 @@ impl PgStore {
     /// A write transaction: the writer lock is taken before anything else (see the module docs).
     async fn write(&self) -> StoreResult<Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("LOCK TABLE writer_lock IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+        // Waiting for the lock (or any row lock after it) gives up after 10 s, as SQLite's busy timeout.
+        sqlx::raw_sql("SET LOCAL lock_timeout = '10s'; LOCK TABLE writer_lock IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
         Ok(tx)
     }
 }
