@@ -41,7 +41,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use crate::shared::{
     AuditDraft, KEY_COLUMNS, POST_COLUMNS, PostParts, USER_COLUMNS, check_block_reason, check_purpose, clamp_count,
     json_text, licensee_terms_after, no_licensee, opt_out_entry, parse_json, push_violation_sample, revision_number,
-    sql, to_json, unavailable, unknown_author, username_taken,
+    sql, to_json, trace_finding, trace_finding_json, unavailable, unknown_author, username_taken,
 };
 use crate::{
     AuditEntry, Change, IngestEffect, InvoiceIssue, KeyGrant, LicenseeAccount, LicenseeTerms, NewInvoice, NewPayment,
@@ -170,9 +170,8 @@ impl PgStore {
     async fn write(&self) -> StoreResult<Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin().await?;
         // Waiting for the lock (or any row lock after it) gives up after 10 s, as SQLite's busy timeout.
-        sqlx::raw_sql("SET LOCAL lock_timeout = '10s'; LOCK TABLE writer_lock IN EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("SET LOCAL lock_timeout = '10s'").execute(&mut *tx).await?;
+        sqlx::query("LOCK TABLE writer_lock IN EXCLUSIVE MODE").execute(&mut *tx).await?;
         Ok(tx)
     }
 }
@@ -650,9 +649,7 @@ async fn apply_terms_change(conn: &mut PgConnection, item: TermsChange, change: 
 }
 
 async fn key_by_prefix(conn: &mut PgConnection, prefix: &KeyPrefix) -> StoreResult<Option<KeyRecord>> {
-    let sql =
-        format!("SELECT {KEY_COLUMNS} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id WHERE k.prefix = $1");
-    let row = sqlx::query(&sql).bind(&prefix.0).fetch_optional(conn).await?;
+    let row = sqlx::query(pg!(sql::KEY_BY_PREFIX)).bind(&prefix.0).fetch_optional(conn).await?;
     row.as_ref().map(key_at).transpose()
 }
 
@@ -669,20 +666,8 @@ fn event_at(row: &PgRow) -> StoreResult<PostEvent> {
 }
 
 fn trace_finding_at(row: &PgRow) -> StoreResult<TraceFinding> {
-    let leak_files: String = row.try_get(3)?;
-    let accused: String = row.try_get(5)?;
-    let report: String = row.try_get(6)?;
-    Ok(TraceFinding {
-        id: row.try_get(0)?,
-        finding: NewTraceFinding {
-            at: Timestamp(row.try_get(1)?),
-            actor: row.try_get(2)?,
-            leak_files: serde_json::from_str(&leak_files).unwrap_or_default(),
-            outcome: row.try_get(4)?,
-            accused: serde_json::from_str(&accused).unwrap_or_default(),
-            report: serde_json::from_str(&report).unwrap_or(serde_json::Value::Null),
-        },
-    })
+    let json = [row.try_get(3)?, row.try_get(5)?, row.try_get(6)?];
+    Ok(trace_finding(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, json, row.try_get(4)?))
 }
 
 #[async_trait]
@@ -691,11 +676,7 @@ impl Store for PgStore {
         // The writer lock first, then the last seqs: see the module docs (the feed is commit-ordered).
         let mut tx = self.write().await?;
         let result: StoreResult<_> = async {
-            let (revision_seq, event_seq): (i64, i64) = sqlx::query_as(
-                "SELECT COALESCE((SELECT MAX(seq) FROM post_revisions), 0), COALESCE((SELECT MAX(seq) FROM post_events), 0)",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
+            let (revision_seq, event_seq): (i64, i64) = sqlx::query_as(sql::FEED_HEADS).fetch_one(&mut *tx).await?;
             let mut ingester = Ingester { conn: &mut tx, now, authors_seen: HashMap::new(), revision_seq, event_seq };
             let mut effects = Vec::with_capacity(records.len());
             for record in records {
@@ -760,14 +741,7 @@ impl Store for PgStore {
     }
 
     async fn revisions_after(&self, after: i64, count: usize) -> StoreResult<Vec<RevisionEntry>> {
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let columns = POST_COLUMNS.split(", ").map(|c| format!("p.{}", c.trim())).collect::<Vec<_>>().join(", ");
-            format!(
-                "SELECT {columns}, r.seq, r.ingested_at, r.text, r.revision FROM post_revisions r
-                 JOIN posts p ON p.id = r.post_id WHERE r.seq > $1 ORDER BY r.seq LIMIT $2"
-            )
-        });
-        let found = sqlx::query(&SQL).bind(after).bind(limit(count)).fetch_all(&self.pool).await?;
+        let found = sqlx::query(pg!(sql::REVISIONS_AFTER)).bind(after).bind(limit(count)).fetch_all(&self.pool).await?;
         rows(found, |row| {
             let mut post = post_at(row)?;
             post.text = row.try_get(19)?;
@@ -793,13 +767,7 @@ impl Store for PgStore {
     }
 
     async fn events_after(&self, after: i64, count: usize) -> StoreResult<Vec<PostEvent>> {
-        let found = sqlx::query(
-            "SELECT seq, post_id, kind, revision, at FROM post_events WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit(count))
-        .fetch_all(&self.pool)
-        .await?;
+        let found = sqlx::query(pg!(sql::EVENTS_AFTER)).bind(after).bind(limit(count)).fetch_all(&self.pool).await?;
         rows(found, event_at)
     }
 
@@ -807,11 +775,7 @@ impl Store for PgStore {
         // One statement, one snapshot. Exact because the feed is commit-ordered (module docs):
         // every writer of post_revisions and post_events holds the writer lock from before it
         // numbers its rows until it commits.
-        let heads = sqlx::query_as(
-            "SELECT COALESCE((SELECT MAX(seq) FROM post_revisions), 0), COALESCE((SELECT MAX(seq) FROM post_events), 0)",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let heads = sqlx::query_as(sql::FEED_HEADS).fetch_one(&self.pool).await?;
         Ok(Some(heads))
     }
 
@@ -914,11 +878,7 @@ impl Store for PgStore {
     }
 
     async fn keys(&self, licensee: Option<&str>) -> StoreResult<Vec<KeyRecord>> {
-        let sql = format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id
-             WHERE $1::text IS NULL OR l.name = $1 ORDER BY k.created_at, k.id"
-        );
-        rows(sqlx::query(&sql).bind(licensee).fetch_all(&self.pool).await?, key_at)
+        rows(sqlx::query(pg!(sql::KEYS_OF)).bind(licensee).fetch_all(&self.pool).await?, key_at)
     }
 
     async fn revoke_key(&self, prefix: &KeyPrefix, change: &Change) -> StoreResult<KeyRecord> {
@@ -1142,30 +1102,20 @@ impl Store for PgStore {
     }
 
     async fn record_trace_finding(&self, finding: NewTraceFinding) -> StoreResult<i64> {
-        let leak_files = serde_json::to_string(&finding.leak_files).map_err(unavailable)?;
-        let accused = serde_json::to_string(&finding.accused).map_err(unavailable)?;
-        let report = serde_json::to_string(&finding.report).map_err(unavailable)?;
-        Ok(sqlx::query_scalar(
-            "INSERT INTO trace_findings (at, actor, leak_files, outcome, accused, report)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(finding.at.0)
-        .bind(&finding.actor)
-        .bind(leak_files)
-        .bind(&finding.outcome)
-        .bind(accused)
-        .bind(report)
-        .fetch_one(&self.pool)
-        .await?)
+        let [leak_files, accused, report] = trace_finding_json(&finding)?;
+        Ok(sqlx::query_scalar(pg!(format!("{} RETURNING id", sql::INSERT_TRACE_FINDING)))
+            .bind(finding.at.0)
+            .bind(&finding.actor)
+            .bind(leak_files)
+            .bind(&finding.outcome)
+            .bind(accused)
+            .bind(report)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn trace_findings(&self, count: usize) -> StoreResult<Vec<TraceFinding>> {
-        let found = sqlx::query(
-            "SELECT id, at, actor, leak_files, outcome, accused, report FROM trace_findings ORDER BY id DESC LIMIT $1",
-        )
-        .bind(limit(count))
-        .fetch_all(&self.pool)
-        .await?;
+        let found = sqlx::query(pg!(sql::TRACE_FINDINGS)).bind(limit(count)).fetch_all(&self.pool).await?;
         rows(found, trace_finding_at)
     }
 
@@ -1241,12 +1191,7 @@ impl Store for PgStore {
     }
 
     async fn audit_log(&self, count: usize) -> StoreResult<Vec<AuditEntry>> {
-        let found = sqlx::query(
-            "SELECT seq, at, actor, action, subject, before, after FROM audit_log ORDER BY seq DESC LIMIT $1",
-        )
-        .bind(limit(count))
-        .fetch_all(&self.pool)
-        .await?;
+        let found = sqlx::query(pg!(sql::AUDIT_LOG)).bind(limit(count)).fetch_all(&self.pool).await?;
         rows(found, |row| {
             Ok(AuditEntry {
                 seq: row.try_get(0)?,

@@ -9,8 +9,8 @@ use datapact_core::{LicenseeStatus, Post, PostId, PublicMetrics, ReferencedPost,
 use serde_json::json;
 
 use crate::{
-    LicenseeTerms, NewInvoice, NewPayment, PaymentRecorded, StoreError, StoreResult, StoredInvoice, StoredPayment,
-    VIOLATION_SAMPLES, ViolationEvent, ViolationSample,
+    LicenseeTerms, NewInvoice, NewPayment, NewTraceFinding, PaymentRecorded, StoreError, StoreResult, StoredInvoice,
+    StoredPayment, TraceFinding, VIOLATION_SAMPLES, ViolationEvent, ViolationSample,
 };
 
 /// Columns both stores select, in the order their row readers expect.
@@ -90,6 +90,89 @@ pub(crate) mod sql {
     /// What has been paid towards an invoice (`?1`: its number), in minor units.
     pub(crate) const PAID_TOWARDS: &str = "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM payments
          WHERE invoice_seq = (SELECT seq FROM invoices WHERE number = ?1)";
+
+    /// Revisions after a `seq` (`?1`), oldest first, at most `?2`, each with its post as it is now:
+    /// the post's columns (as [`super::POST_COLUMNS`]), then seq, ingested_at, text, revision.
+    pub(crate) static REVISIONS_AFTER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let columns = super::POST_COLUMNS.split(", ").map(|c| format!("p.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        format!(
+            "SELECT {columns}, r.seq, r.ingested_at, r.text, r.revision FROM post_revisions r
+             JOIN posts p ON p.id = r.post_id WHERE r.seq > ?1 ORDER BY r.seq LIMIT ?2"
+        )
+    });
+
+    pub(crate) const EVENTS_AFTER: &str =
+        "SELECT seq, post_id, kind, revision, at FROM post_events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+
+    /// The newest revision and event `seq` (0 for none), in one statement so in one snapshot.
+    pub(crate) const FEED_HEADS: &str = "SELECT COALESCE((SELECT MAX(seq) FROM post_revisions), 0),
+                COALESCE((SELECT MAX(seq) FROM post_events), 0)";
+
+    pub(crate) const AUDIT_LOG: &str =
+        "SELECT seq, at, actor, action, subject, before, after FROM audit_log ORDER BY seq DESC LIMIT ?1";
+
+    pub(crate) const INSERT_TRACE_FINDING: &str = "INSERT INTO trace_findings (at, actor, leak_files, outcome, accused,
+           report) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+    pub(crate) const TRACE_FINDINGS: &str =
+        "SELECT id, at, actor, leak_files, outcome, accused, report FROM trace_findings ORDER BY id DESC LIMIT ?1";
+
+    /// Keys of one licensee (`?1`) or all (NULL), oldest first.
+    pub(crate) static KEYS_OF: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id
+             WHERE CAST(?1 AS TEXT) IS NULL OR l.name = ?1 ORDER BY k.created_at, k.id",
+            super::KEY_COLUMNS
+        )
+    });
+
+    pub(crate) static KEY_BY_PREFIX: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id WHERE k.prefix = ?1",
+            super::KEY_COLUMNS
+        )
+    });
+
+    /// Invoices of a licensee (`?1`), month (`?2`) and number (`?3`), each NULL for any, in number order.
+    pub(crate) static INVOICES_WHERE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {} FROM invoices i JOIN licensees l ON l.id = i.licensee_id
+             WHERE (CAST(?1 AS TEXT) IS NULL OR l.name = ?1) AND (CAST(?2 AS TEXT) IS NULL OR i.month = ?2)
+               AND (CAST(?3 AS TEXT) IS NULL OR i.number = ?3)
+             ORDER BY i.seq",
+            super::INVOICE_COLUMNS
+        )
+    });
+
+    pub(crate) static INVOICE_BY_SEQ: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {} FROM invoices i JOIN licensees l ON l.id = i.licensee_id WHERE i.seq = ?1",
+            super::INVOICE_COLUMNS
+        )
+    });
+
+    /// The invoices dunning reads, of one licensee id (`?1`) or all (NULL), in number order.
+    pub(crate) const ACCOUNT_INVOICES: &str =
+        "SELECT i.seq, i.number, i.licensee_id, l.name, i.month, i.currency, i.total_minor, i.due, i.voided_at
+         FROM invoices i JOIN licensees l ON l.id = i.licensee_id
+         WHERE CAST(?1 AS BIGINT) IS NULL OR i.licensee_id = ?1 ORDER BY i.seq";
+
+    /// Their payments, oldest first.
+    pub(crate) const ACCOUNT_PAYMENTS: &str = "SELECT invoice_seq, amount_minor, currency, received_at FROM payments
+         WHERE CAST(?1 AS BIGINT) IS NULL OR licensee_id = ?1 ORDER BY id";
+
+    pub(crate) const LICENSEES_WITH_INVOICES: &str =
+        "SELECT DISTINCT l.id, l.name FROM licensees l JOIN invoices i ON i.licensee_id = l.id ORDER BY l.id";
+
+    /// Payments of one licensee (`?1`) or all (NULL), oldest first.
+    pub(crate) static PAYMENTS_OF: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("SELECT {} WHERE CAST(?1 AS TEXT) IS NULL OR l.name = ?1 ORDER BY p.id", super::PAYMENT_COLUMNS)
+    });
+
+    /// The licensee's (`?1`, an id) payment under a reference (`?2`).
+    pub(crate) static PAYMENT_BY_REFERENCE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("SELECT {} WHERE p.licensee_id = ?1 AND p.reference = ?2", super::PAYMENT_COLUMNS)
+    });
 }
 
 pub(crate) fn unavailable(error: impl std::fmt::Display) -> StoreError {
@@ -246,6 +329,36 @@ impl PostParts {
             },
             deleted_at: self.deleted_at.map(Timestamp),
         })
+    }
+}
+
+/// The JSON columns of a trace finding: leak files, accused, report.
+pub(crate) fn trace_finding_json(finding: &NewTraceFinding) -> StoreResult<[String; 3]> {
+    Ok([
+        serde_json::to_string(&finding.leak_files).map_err(unavailable)?,
+        serde_json::to_string(&finding.accused).map_err(unavailable)?,
+        serde_json::to_string(&finding.report).map_err(unavailable)?,
+    ])
+}
+
+/// A stored trace finding from its columns (as [`sql::TRACE_FINDINGS`] selects them).
+pub(crate) fn trace_finding(
+    id: i64,
+    at: i64,
+    actor: String,
+    [leak_files, accused, report]: [String; 3],
+    outcome: String,
+) -> TraceFinding {
+    TraceFinding {
+        id,
+        finding: NewTraceFinding {
+            at: Timestamp(at),
+            actor,
+            leak_files: serde_json::from_str(&leak_files).unwrap_or_default(),
+            outcome,
+            accused: serde_json::from_str(&accused).unwrap_or_default(),
+            report: serde_json::from_str(&report).unwrap_or(serde_json::Value::Null),
+        },
     }
 }
 

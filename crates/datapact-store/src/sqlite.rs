@@ -28,7 +28,7 @@ mod billing;
 use crate::shared::{
     AuditDraft, KEY_COLUMNS, POST_COLUMNS, PostParts, USER_COLUMNS, check_block_reason, check_purpose, clamp_count,
     json_text, licensee_terms_after, no_licensee, opt_out_entry, parse_json, push_violation_sample, sql, to_json,
-    unavailable, unknown_author, username_taken,
+    trace_finding, trace_finding_json, unavailable, unknown_author, username_taken,
 };
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
@@ -606,12 +606,7 @@ impl Store for SqliteStore {
 
     async fn revisions_after(&self, after: i64, limit: usize) -> StoreResult<Vec<RevisionEntry>> {
         self.read(move |conn| {
-            let columns = POST_COLUMNS.split(", ").map(|c| format!("p.{}", c.trim())).collect::<Vec<_>>().join(", ");
-            let sql = format!(
-                "SELECT {columns}, r.seq, r.ingested_at, r.text, r.revision FROM post_revisions r
-                 JOIN posts p ON p.id = r.post_id WHERE r.seq > ?1 ORDER BY r.seq LIMIT ?2"
-            );
-            let mut statement = conn.prepare_cached(&sql)?;
+            let mut statement = conn.prepare_cached(&sql::REVISIONS_AFTER)?;
             let entries = statement
                 .query_map(params![after, limit as i64], |row| {
                     let mut post = post_from_row(row)?;
@@ -653,9 +648,7 @@ impl Store for SqliteStore {
 
     async fn events_after(&self, after: i64, limit: usize) -> StoreResult<Vec<PostEvent>> {
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT seq, post_id, kind, revision, at FROM post_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )?;
+            let mut statement = conn.prepare_cached(sql::EVENTS_AFTER)?;
             let events = statement
                 .query_map(params![after, limit as i64], |row| {
                     let kind: String = row.get(2)?;
@@ -682,12 +675,7 @@ impl Store for SqliteStore {
         // processes too), a `seq` is a rowid allocated inside the transaction that commits it, and
         // neither table ever loses rows, so no lower `seq` can appear after a higher one.
         self.read(|conn| {
-            let heads = conn
-                .prepare_cached(
-                    "SELECT COALESCE((SELECT MAX(seq) FROM post_revisions), 0),
-                            COALESCE((SELECT MAX(seq) FROM post_events), 0)",
-                )?
-                .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let heads = conn.prepare_cached(sql::FEED_HEADS)?.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
             Ok(Some(heads))
         })
         .await
@@ -796,10 +784,7 @@ impl Store for SqliteStore {
     async fn keys(&self, licensee: Option<&str>) -> StoreResult<Vec<KeyRecord>> {
         let licensee = licensee.map(str::to_owned);
         self.read(move |conn| {
-            let sql = format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id
-                 WHERE ?1 IS NULL OR l.name = ?1 ORDER BY k.created_at, k.id"
-            );
+            let sql = &*sql::KEYS_OF;
             let mut statement = conn.prepare_cached(&sql)?;
             let keys = statement.query_map([licensee], key_from_row)?.collect::<Result<_, _>>()?;
             Ok(keys)
@@ -811,9 +796,7 @@ impl Store for SqliteStore {
         let (prefix, change) = (prefix.clone(), change.clone());
         self.write(move |conn| {
             let tx = conn.transaction()?;
-            let sql = format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id WHERE k.prefix = ?1"
-            );
+            let sql = &*sql::KEY_BY_PREFIX;
             let before = tx
                 .query_row(&sql, [&prefix.0], key_from_row)
                 .optional()?
@@ -822,7 +805,7 @@ impl Store for SqliteStore {
                 return Ok(before);
             }
             tx.execute("UPDATE api_keys SET revoked_at = ?2 WHERE prefix = ?1", params![prefix.0, change.at.0])?;
-            let after = tx.query_row(&sql, [&prefix.0], key_from_row)?;
+            let after = tx.query_row(sql, [&prefix.0], key_from_row)?;
             append_audit(&tx, &change, "key.revoke", &prefix.0, Some(to_json(&before)), Some(to_json(&after)))?;
             tx.commit()?;
             Ok(after)
@@ -1023,15 +1006,9 @@ impl Store for SqliteStore {
     }
 
     async fn record_trace_finding(&self, finding: NewTraceFinding) -> StoreResult<i64> {
-        let leak_files = serde_json::to_string(&finding.leak_files).map_err(unavailable)?;
-        let accused = serde_json::to_string(&finding.accused).map_err(unavailable)?;
-        let report = serde_json::to_string(&finding.report).map_err(unavailable)?;
+        let [leak_files, accused, report] = trace_finding_json(&finding)?;
         self.write(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO trace_findings (at, actor, leak_files, outcome, accused, report)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
+            conn.prepare_cached(sql::INSERT_TRACE_FINDING)?.execute(params![
                 finding.at.0,
                 finding.actor,
                 leak_files,
@@ -1046,26 +1023,11 @@ impl Store for SqliteStore {
 
     async fn trace_findings(&self, limit: usize) -> StoreResult<Vec<TraceFinding>> {
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT id, at, actor, leak_files, outcome, accused, report FROM trace_findings
-                 ORDER BY id DESC LIMIT ?1",
-            )?;
+            let mut statement = conn.prepare_cached(sql::TRACE_FINDINGS)?;
             let rows = statement
                 .query_map([limit.min(i64::MAX as usize) as i64], |row| {
-                    let leak_files: String = row.get(3)?;
-                    let accused: String = row.get(5)?;
-                    let report: String = row.get(6)?;
-                    Ok(TraceFinding {
-                        id: row.get(0)?,
-                        finding: NewTraceFinding {
-                            at: Timestamp(row.get(1)?),
-                            actor: row.get(2)?,
-                            leak_files: serde_json::from_str(&leak_files).unwrap_or_default(),
-                            outcome: row.get(4)?,
-                            accused: serde_json::from_str(&accused).unwrap_or_default(),
-                            report: serde_json::from_str(&report).unwrap_or(serde_json::Value::Null),
-                        },
-                    })
+                    let json = [row.get(3)?, row.get(5)?, row.get(6)?];
+                    Ok(trace_finding(row.get(0)?, row.get(1)?, row.get(2)?, json, row.get(4)?))
                 })?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
@@ -1145,9 +1107,7 @@ impl Store for SqliteStore {
 
     async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT seq, at, actor, action, subject, before, after FROM audit_log ORDER BY seq DESC LIMIT ?1",
-            )?;
+            let mut statement = conn.prepare_cached(sql::AUDIT_LOG)?;
             let rows = statement
                 .query_map([limit as i64], |row| {
                     Ok(AuditEntry {

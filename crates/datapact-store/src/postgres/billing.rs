@@ -10,10 +10,9 @@ use sqlx::{PgConnection, Row};
 
 use super::{append_audit, decode, pg, rows};
 use crate::shared::{
-    INVOICE_COLUMNS, PAYMENT_COLUMNS, billing_terms_of, check_new_invoice, date_text, dunning_entries,
-    invoice_issued_entry, invoice_number, invoice_records, last_transition_sql, no_licensee_to_bill, parse_currency,
-    parse_date, parse_lines, parse_month, payable, payment_invoice, payment_recorded, payment_reference,
-    repeated_payment, sql, unavailable,
+    billing_terms_of, check_new_invoice, date_text, dunning_entries, invoice_issued_entry, invoice_number,
+    invoice_records, last_transition_sql, no_licensee_to_bill, parse_currency, parse_date, parse_lines, parse_month,
+    payable, payment_invoice, payment_recorded, payment_reference, repeated_payment, sql, unavailable,
 };
 use crate::{
     Change, InvoiceIssue, LicenseeAccount, NewInvoice, NewPayment, PaymentRecorded, StoreResult, StoredInvoice,
@@ -51,14 +50,12 @@ pub(super) async fn invoices(
     month: Option<Month>,
     number: Option<&str>,
 ) -> StoreResult<Vec<StoredInvoice>> {
-    let sql = format!(
-        "SELECT {INVOICE_COLUMNS} FROM invoices i JOIN licensees l ON l.id = i.licensee_id
-         WHERE ($1::text IS NULL OR l.name = $1) AND ($2::text IS NULL OR i.month = $2)
-           AND ($3::text IS NULL OR i.number = $3)
-         ORDER BY i.seq"
-    );
-    let found =
-        sqlx::query(&sql).bind(licensee).bind(month.map(|m| m.to_string())).bind(number).fetch_all(conn).await?;
+    let found = sqlx::query(pg!(sql::INVOICES_WHERE))
+        .bind(licensee)
+        .bind(month.map(|m| m.to_string()))
+        .bind(number)
+        .fetch_all(conn)
+        .await?;
     rows(found, invoice_at)
 }
 
@@ -72,14 +69,7 @@ async fn licensee_id(conn: &mut PgConnection, name: &str) -> StoreResult<i64> {
 
 /// Every invoice of one licensee (or all), with its payments.
 pub(super) async fn accounts(conn: &mut PgConnection, licensee: Option<i64>) -> StoreResult<Vec<LicenseeAccount>> {
-    let found = sqlx::query(
-        "SELECT i.seq, i.number, i.licensee_id, l.name, i.month, i.currency, i.total_minor, i.due, i.voided_at
-         FROM invoices i JOIN licensees l ON l.id = i.licensee_id
-         WHERE $1::bigint IS NULL OR i.licensee_id = $1 ORDER BY i.seq",
-    )
-    .bind(licensee)
-    .fetch_all(&mut *conn)
-    .await?;
+    let found = sqlx::query(pg!(sql::ACCOUNT_INVOICES)).bind(licensee).fetch_all(&mut *conn).await?;
     let mut accounts: Vec<(i64, LicenseeAccount)> = rows(found, |row| {
         let currency = parsed(row, 5, parse_currency)?;
         Ok((
@@ -98,13 +88,7 @@ pub(super) async fn accounts(conn: &mut PgConnection, licensee: Option<i64>) -> 
             },
         ))
     })?;
-    let payments = sqlx::query(
-        "SELECT invoice_seq, amount_minor, currency, received_at FROM payments
-         WHERE $1::bigint IS NULL OR licensee_id = $1 ORDER BY id",
-    )
-    .bind(licensee)
-    .fetch_all(&mut *conn)
-    .await?;
+    let payments = sqlx::query(pg!(sql::ACCOUNT_PAYMENTS)).bind(licensee).fetch_all(&mut *conn).await?;
     for row in &payments {
         let seq: i64 = row.try_get(0)?;
         let amount = Money::new(parsed(row, 2, parse_currency)?, row.try_get(1)?);
@@ -153,11 +137,7 @@ async fn log_transitions(
 
 /// [`log_transitions`] for every licensee that has an invoice; the names of those with an entry written.
 pub(super) async fn log_all_transitions(conn: &mut PgConnection, change: &Change) -> StoreResult<Vec<String>> {
-    let found = sqlx::query(
-        "SELECT DISTINCT l.id, l.name FROM licensees l JOIN invoices i ON i.licensee_id = l.id ORDER BY l.id",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let found = sqlx::query(sql::LICENSEES_WITH_INVOICES).fetch_all(&mut *conn).await?;
     let licensees = rows(found, |row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))?;
     let mut logged = Vec::new();
     for (id, name) in licensees {
@@ -169,9 +149,7 @@ pub(super) async fn log_all_transitions(conn: &mut PgConnection, change: &Change
 }
 
 async fn invoices_by_seq(conn: &mut PgConnection, seq: i64) -> StoreResult<Vec<StoredInvoice>> {
-    let sql =
-        format!("SELECT {INVOICE_COLUMNS} FROM invoices i JOIN licensees l ON l.id = i.licensee_id WHERE i.seq = $1");
-    rows(sqlx::query(&sql).bind(seq).fetch_all(conn).await?, invoice_at)
+    rows(sqlx::query(pg!(sql::INVOICE_BY_SEQ)).bind(seq).fetch_all(conn).await?, invoice_at)
 }
 
 pub(super) async fn issue(
@@ -242,8 +220,7 @@ fn payment_at(row: &PgRow) -> StoreResult<StoredPayment> {
 }
 
 pub(super) async fn payments(conn: &mut PgConnection, licensee: Option<&str>) -> StoreResult<Vec<StoredPayment>> {
-    let sql = format!("SELECT {PAYMENT_COLUMNS} WHERE $1::text IS NULL OR l.name = $1 ORDER BY p.id");
-    rows(sqlx::query(&sql).bind(licensee).fetch_all(conn).await?, payment_at)
+    rows(sqlx::query(pg!(sql::PAYMENTS_OF)).bind(licensee).fetch_all(conn).await?, payment_at)
 }
 
 pub(super) async fn record_payment(
@@ -255,8 +232,8 @@ pub(super) async fn record_payment(
     let id = licensee_id(conn, &payment.licensee).await?;
     let invoice = invoices(conn, None, None, Some(payment.invoice.as_str())).await?.pop();
     let invoice = payment_invoice(&payment, id, invoice)?;
-    let sql = format!("SELECT {PAYMENT_COLUMNS} WHERE p.licensee_id = $1 AND p.reference = $2");
-    let earlier = sqlx::query(&sql).bind(id).bind(reference).fetch_optional(&mut *conn).await?;
+    let earlier =
+        sqlx::query(pg!(sql::PAYMENT_BY_REFERENCE)).bind(id).bind(reference).fetch_optional(&mut *conn).await?;
     let earlier = earlier.as_ref().map(payment_at).transpose()?;
     if let Some(repeat) = repeated_payment(&payment, reference, &invoice, earlier)? {
         return Ok(repeat);

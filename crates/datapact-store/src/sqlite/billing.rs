@@ -9,10 +9,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::append_draft;
 use crate::shared::{
-    INVOICE_COLUMNS, PAYMENT_COLUMNS, billing_terms_of, check_new_invoice, date_text, dunning_entries,
-    invoice_issued_entry, invoice_number, invoice_records, last_transition_sql, no_licensee_to_bill, parse_currency,
-    parse_date, parse_lines, parse_month, payable, payment_invoice, payment_recorded, payment_reference,
-    repeated_payment, sql, unavailable,
+    billing_terms_of, check_new_invoice, date_text, dunning_entries, invoice_issued_entry, invoice_number,
+    invoice_records, last_transition_sql, no_licensee_to_bill, parse_currency, parse_date, parse_lines, parse_month,
+    payable, payment_invoice, payment_recorded, payment_reference, repeated_payment, sql, unavailable,
 };
 use crate::{
     Change, InvoiceIssue, LicenseeAccount, NewInvoice, NewPayment, PaymentRecorded, StoreResult, StoredInvoice,
@@ -67,12 +66,7 @@ pub(super) fn invoices(
     month: Option<Month>,
     number: Option<&str>,
 ) -> StoreResult<Vec<StoredInvoice>> {
-    let sql = format!(
-        "SELECT {INVOICE_COLUMNS} FROM invoices i JOIN licensees l ON l.id = i.licensee_id
-         WHERE (?1 IS NULL OR l.name = ?1) AND (?2 IS NULL OR i.month = ?2) AND (?3 IS NULL OR i.number = ?3)
-         ORDER BY i.seq"
-    );
-    let mut statement = conn.prepare_cached(&sql)?;
+    let mut statement = conn.prepare_cached(&sql::INVOICES_WHERE)?;
     let rows = statement
         .query_map(params![licensee, month.map(|m| m.to_string()), number], invoice_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
@@ -96,11 +90,7 @@ fn billing_terms(conn: &Connection, licensee_id: i64) -> StoreResult<BillingTerm
 
 /// Every invoice of one licensee (or all), with its payments.
 pub(super) fn accounts(conn: &Connection, licensee: Option<i64>) -> StoreResult<Vec<LicenseeAccount>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT i.seq, i.number, i.licensee_id, l.name, i.month, i.currency, i.total_minor, i.due, i.voided_at
-         FROM invoices i JOIN licensees l ON l.id = i.licensee_id
-         WHERE ?1 IS NULL OR i.licensee_id = ?1 ORDER BY i.seq",
-    )?;
+    let mut statement = conn.prepare_cached(sql::ACCOUNT_INVOICES)?;
     let mut accounts: Vec<(i64, LicenseeAccount)> = statement
         .query_map([licensee], |row| {
             let currency = currency_at(row, 5)?;
@@ -121,10 +111,7 @@ pub(super) fn accounts(conn: &Connection, licensee: Option<i64>) -> StoreResult<
             ))
         })?
         .collect::<Result<_, _>>()?;
-    let mut payments = conn.prepare_cached(
-        "SELECT invoice_seq, amount_minor, currency, received_at FROM payments
-         WHERE ?1 IS NULL OR licensee_id = ?1 ORDER BY id",
-    )?;
+    let mut payments = conn.prepare_cached(sql::ACCOUNT_PAYMENTS)?;
     let rows = payments.query_map([licensee], |row| {
         Ok((row.get::<_, i64>(0)?, Money::new(currency_at(row, 2)?, row.get(1)?), Timestamp(row.get(3)?)))
     })?;
@@ -173,9 +160,7 @@ fn log_transitions(
 /// [`log_transitions`] for every licensee that has an invoice; the names of those with an entry written.
 pub(super) fn log_all_transitions(conn: &Connection, change: &Change) -> StoreResult<Vec<String>> {
     let licensees: Vec<(i64, String)> = conn
-        .prepare_cached(
-            "SELECT DISTINCT l.id, l.name FROM licensees l JOIN invoices i ON i.licensee_id = l.id ORDER BY l.id",
-        )?
+        .prepare_cached(sql::LICENSEES_WITH_INVOICES)?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut logged = Vec::new();
@@ -237,9 +222,7 @@ pub(super) fn issue(conn: &Connection, invoices: Vec<NewInvoice>, change: &Chang
 }
 
 fn invoices_by_seq(conn: &Connection, seq: i64) -> StoreResult<Vec<StoredInvoice>> {
-    let sql =
-        format!("SELECT {INVOICE_COLUMNS} FROM invoices i JOIN licensees l ON l.id = i.licensee_id WHERE i.seq = ?1");
-    Ok(conn.prepare_cached(&sql)?.query_map([seq], invoice_from_row)?.collect::<Result<Vec<_>, _>>()?)
+    Ok(conn.prepare_cached(&sql::INVOICE_BY_SEQ)?.query_map([seq], invoice_from_row)?.collect::<Result<Vec<_>, _>>()?)
 }
 
 fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<StoredPayment> {
@@ -253,16 +236,20 @@ fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<StoredPayment> {
 }
 
 pub(super) fn payments(conn: &Connection, licensee: Option<&str>) -> StoreResult<Vec<StoredPayment>> {
-    let sql = format!("SELECT {PAYMENT_COLUMNS} WHERE ?1 IS NULL OR l.name = ?1 ORDER BY p.id");
-    Ok(conn.prepare_cached(&sql)?.query_map([licensee], payment_from_row)?.collect::<Result<Vec<_>, _>>()?)
+    Ok(conn
+        .prepare_cached(&sql::PAYMENTS_OF)?
+        .query_map([licensee], payment_from_row)?
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 pub(super) fn record_payment(conn: &Connection, payment: NewPayment, change: &Change) -> StoreResult<PaymentRecorded> {
     let reference = payment_reference(&payment)?;
     let id = licensee_id(conn, &payment.licensee)?;
     let invoice = payment_invoice(&payment, id, invoices(conn, None, None, Some(payment.invoice.as_str()))?.pop())?;
-    let sql = format!("SELECT {PAYMENT_COLUMNS} WHERE p.licensee_id = ?1 AND p.reference = ?2");
-    let earlier = conn.prepare_cached(&sql)?.query_row(params![id, reference], payment_from_row).optional()?;
+    let earlier = conn
+        .prepare_cached(&sql::PAYMENT_BY_REFERENCE)?
+        .query_row(params![id, reference], payment_from_row)
+        .optional()?;
     if let Some(repeat) = repeated_payment(&payment, reference, &invoice, earlier)? {
         return Ok(repeat);
     }
