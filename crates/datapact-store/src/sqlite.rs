@@ -784,8 +784,7 @@ impl Store for SqliteStore {
     async fn keys(&self, licensee: Option<&str>) -> StoreResult<Vec<KeyRecord>> {
         let licensee = licensee.map(str::to_owned);
         self.read(move |conn| {
-            let sql = &*sql::KEYS_OF;
-            let mut statement = conn.prepare_cached(&sql)?;
+            let mut statement = conn.prepare_cached(&sql::KEYS_OF)?;
             let keys = statement.query_map([licensee], key_from_row)?.collect::<Result<_, _>>()?;
             Ok(keys)
         })
@@ -796,16 +795,16 @@ impl Store for SqliteStore {
         let (prefix, change) = (prefix.clone(), change.clone());
         self.write(move |conn| {
             let tx = conn.transaction()?;
-            let sql = &*sql::KEY_BY_PREFIX;
+            let by_prefix = sql::KEY_BY_PREFIX.as_str();
             let before = tx
-                .query_row(&sql, [&prefix.0], key_from_row)
+                .query_row(by_prefix, [&prefix.0], key_from_row)
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("no key with prefix {prefix}")))?;
             if before.revoked_at.is_some() {
                 return Ok(before);
             }
             tx.execute("UPDATE api_keys SET revoked_at = ?2 WHERE prefix = ?1", params![prefix.0, change.at.0])?;
-            let after = tx.query_row(sql, [&prefix.0], key_from_row)?;
+            let after = tx.query_row(by_prefix, [&prefix.0], key_from_row)?;
             append_audit(&tx, &change, "key.revoke", &prefix.0, Some(to_json(&before)), Some(to_json(&after)))?;
             tx.commit()?;
             Ok(after)
