@@ -289,9 +289,35 @@ async fn issues_payments_and_dunning_transitions_are_audited(store: &TestStore) 
     assert_eq!(issue.after.as_ref().unwrap()["invoice"]["total"]["minor"], 10_700);
 }
 
+/// The gateways' scheduled check writes a suspension that began by time passing once, however
+/// often it runs, and the reinstatement once it is paid.
+async fn scheduled_dunning_check_logs_each_transition_once(store: &TestStore) {
+    with_licensees(&**store, &["acme", "globex"]).await;
+    store.issue_invoices(vec![december("acme", "10.00", "0.00")], &by(ISSUED)).await.unwrap();
+    assert!(store.log_dunning_transitions(&by("2027-01-10T00:00:00Z")).await.unwrap().is_empty(), "not yet due");
+    // Due 2027-01-12 and the default grace days: suspended well before March.
+    let late = by("2027-03-01T00:00:00Z");
+    assert_eq!(store.log_dunning_transitions(&late).await.unwrap(), ["acme"]);
+    assert!(store.log_dunning_transitions(&late).await.unwrap().is_empty(), "logged once");
+    store.record_payment(payment("acme", "DP-000001", usd("10.00"), "r1"), &by("2027-03-02T00:00:00Z")).await.unwrap();
+    assert!(
+        store.log_dunning_transitions(&by("2027-03-03T00:00:00Z")).await.unwrap().is_empty(),
+        "reinstated by the payment"
+    );
+    let actions: Vec<String> = store.audit_log(100).await.unwrap().into_iter().rev().map(|e| e.action).collect();
+    assert_eq!(
+        actions.iter().filter(|a| a.starts_with("licensee.s") || a.starts_with("licensee.r")).collect::<Vec<_>>(),
+        ["licensee.suspended", "licensee.reinstated"]
+    );
+    let accounts = store.invoice_accounts(None).await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].account.payments.len(), 1);
+}
+
 store_tests!(
     invoice_runs_are_idempotent_and_numbered_without_gaps,
     payments_are_idempotent_by_reference_and_never_exceed_what_is_owed,
     issued_invoices_and_payments_are_immutable,
     issues_payments_and_dunning_transitions_are_audited,
+    scheduled_dunning_check_logs_each_transition_once,
 );

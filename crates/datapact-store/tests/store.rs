@@ -303,6 +303,81 @@ async fn trace_findings_are_kept_newest_first(store: &TestStore) {
     assert_eq!(store.trace_findings(1).await.unwrap().len(), 1);
 }
 
+/// The reads a gateway makes, on a small corpus: lookups, liveness, timelines, recency, users,
+/// the feed's watermark, licensees and terms in byte order, and what moves the change counter.
+async fn reads_agree_on_every_store(store: &TestStore) {
+    use datapact_store::TermsChange;
+    let records = (1..=6).map(|id| post(id, 7, &format!("post {id}"), id == 1)).collect();
+    store.ingest(records, NOW).await.unwrap();
+    store.ingest(vec![post(5, 7, "post 5, corrected", false)], NOW).await.unwrap();
+    store.ingest(vec![IngestRecord::Delete { id: PostId::new(3), deleted_at: None }], NOW).await.unwrap();
+
+    let mut found: Vec<i64> = store
+        .posts_by_ids(&[PostId::new(1), PostId::new(1), PostId::new(3)])
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.id.get())
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, [1, 3], "duplicates once, deleted posts included");
+    let mut live =
+        store.live_post_revisions(&[PostId::new(5), PostId::new(3), PostId::new(1), PostId::new(99)]).await.unwrap();
+    live.sort_unstable_by_key(|(id, _, _)| id.get());
+    assert_eq!(live, vec![(PostId::new(1), 1, UserId::new(7)), (PostId::new(5), 2, UserId::new(7))]);
+    let ids = |posts: Vec<datapact_core::Post>| posts.iter().map(|p| p.id.get()).collect::<Vec<_>>();
+    assert_eq!(ids(store.recent_posts(2).await.unwrap()), [6, 5]);
+    let between = TimelineQuery {
+        before_id: Some(PostId::new(5)),
+        after_id: Some(PostId::new(1)),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(ids(store.timeline(UserId::new(7), between).await.unwrap()), [4, 2]);
+    let created = Timestamp::parse_rfc3339("2024-01-01T00:00:00Z").unwrap();
+    let from = TimelineQuery { start_time: Some(created), limit: 2, ..Default::default() };
+    assert_eq!(ids(store.timeline(UserId::new(7), from).await.unwrap()), [6, 5]);
+    let until = TimelineQuery { end_time: Some(created), limit: 10, ..Default::default() };
+    assert!(store.timeline(UserId::new(7), until).await.unwrap().is_empty());
+    assert_eq!(store.users_by_ids(&[UserId::new(7), UserId::new(7), UserId::new(404)]).await.unwrap().len(), 1);
+    assert!(store.user_by_username("nobody").await.unwrap().is_none());
+    assert_eq!(
+        store.feed_watermark().await.unwrap(),
+        Some((7, 2)),
+        "6 posts and a correction; a correction and a deletion"
+    );
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.posts, stats.deleted_posts, stats.authors), (5, 1, 1));
+
+    for name in ["beta", "alpha-2", "alpha"] {
+        store.create_licensee(name, &by()).await.unwrap();
+    }
+    let names: Vec<String> = store.licensees().await.unwrap().into_iter().map(|l| l.name).collect();
+    assert_eq!(names, ["alpha", "alpha-2", "beta"], "byte order, whatever the database's locale");
+    assert_eq!(store.licensee("beta").await.unwrap().unwrap().name, "beta");
+    assert!(store.licensee("gamma").await.unwrap().is_none());
+
+    let counter = store.change_counter().await.unwrap();
+    let plan = |name: &str| TermsChange::PutPlan { name: name.into(), body: serde_json::json!({"name": name}) };
+    store.apply_terms(vec![plan("zeta"), plan("basic")], &by()).await.unwrap();
+    let after_plans = store.change_counter().await.unwrap();
+    assert!(after_plans > counter);
+    let books = serde_json::json!([{"name": "standard"}]);
+    store.apply_terms(vec![TermsChange::PutPriceBooks { body: books.clone() }], &by()).await.unwrap();
+    let after_books = store.change_counter().await.unwrap();
+    assert!(after_books > after_plans, "price books decide invoices");
+    store.apply_terms(vec![TermsChange::PutPriceBooks { body: books.clone() }], &by()).await.unwrap();
+    assert_eq!(store.change_counter().await.unwrap(), after_books, "the same price books again change nothing");
+    store.set_opt_out(UserId::new(7), "ai-train", true, &by()).await.unwrap();
+    assert!(store.change_counter().await.unwrap() > after_books);
+    let terms = store.terms_state().await.unwrap();
+    assert_eq!(terms.plans.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(), ["basic", "zeta"]);
+    assert_eq!(terms.price_books, Some(books));
+    assert_eq!(terms.licensees.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["alpha", "alpha-2", "beta"]);
+    let missing = store.set_opt_out(UserId::new(404), "ai-train", true, &by()).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+}
+
 store_tests!(
     ingest_effects_and_revisions,
     a_username_belongs_to_one_author,
@@ -313,4 +388,5 @@ store_tests!(
     every_change_of_rights_is_audited_in_its_transaction,
     violations_aggregate_with_recent_samples,
     trace_findings_are_kept_newest_first,
+    reads_agree_on_every_store,
 );
