@@ -128,7 +128,10 @@ impl PgStore {
 
     pub async fn connect_with(url: &str, options: PgOptions) -> StoreResult<Self> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(StoreError::Invalid(format!("{url:?} is not a PostgreSQL URL: postgres://user@host:port/db")));
+            // Not echoed: a URL may carry a password.
+            return Err(StoreError::Invalid(
+                "the store URL is not a PostgreSQL URL: postgres://user@host:port/db".into(),
+            ));
         }
         let mut connect = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("not a PostgreSQL URL ({e}): postgres://user@host:port/db")))?;
