@@ -23,12 +23,12 @@ use datapact_core::{Endpoint, PostId, Timestamp};
 use datapact_ledger::{
     Cap, Capped, CreditExhausted, Dedup, IdempotencyKey, RequestFingerprint, USAGE_CAPPED, cap_reset,
 };
-use datapact_store::ledger::{Claim, ClaimGuard, EventFacts, IdempotentResponse, MeterRequest, Reserved};
+use datapact_store::ledger::{Claim, ClaimGuard, EventFacts, IdempotentResponse, MeterRequest, PrepaidTerms, Reserved};
 
 use crate::AppState;
 use crate::api::Delivery;
 use crate::problem::Problem;
-use crate::terms::Admission;
+use crate::terms::{Admission, TermsSnapshot};
 
 /// The header a client sends to make a request safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -82,8 +82,7 @@ where
 /// nothing, which reserves nothing.
 pub fn check_cap(state: &AppState, admission: &Admission) -> Result<(), Problem> {
     let Some(ledger) = &state.ledger else { return Ok(()) };
-    let (cap, dedup) = agreement_cap(state, admission);
-    let prepaid = state.terms.snapshot().prepaid(admission.licensee_id(), admission.now())?;
+    let (cap, dedup, prepaid) = meter_terms(state, admission)?;
     let at = admission.now();
     let request = MeterRequest { licensee_id: admission.licensee_id(), cap, dedup, page: &[], at, prepaid };
     match ledger.reserve(request)? {
@@ -110,8 +109,7 @@ where
         admission.served(count);
         return Ok(MeteredBody { body: rendered.body, cut: false });
     };
-    let (cap, dedup) = agreement_cap(state, admission);
-    let prepaid = state.terms.snapshot().prepaid(admission.licensee_id(), admission.now())?;
+    let (cap, dedup, prepaid) = meter_terms(state, admission)?;
     let admission = admission.clone();
     let state = state.clone();
     let task = tokio::spawn(async move {
@@ -188,11 +186,18 @@ fn not_committed(error: datapact_store::StoreError) -> Problem {
     Problem::unavailable("the usage ledger could not record this response, so nothing was delivered; retry shortly")
 }
 
-/// The cap and dedup rule in force for the caller. Without an agreement (only when terms are
-/// not enforced, for benchmarks) nothing is capped and posts count once a day.
-pub(crate) fn agreement_cap(state: &AppState, admission: &Admission) -> (Cap, Dedup) {
+/// What the ledger meters the caller's response against: its cap, dedup rule and, if prepaid, its
+/// credit terms, all from one terms snapshot.
+fn meter_terms(state: &AppState, admission: &Admission) -> Result<(Cap, Dedup, Option<PrepaidTerms>), Problem> {
     let snapshot = state.terms.snapshot();
-    match snapshot.licensees.get(&admission.licensee_id()).and_then(|l| l.agreement.as_ref()) {
+    let (cap, dedup) = agreement_cap(&snapshot, admission.licensee_id());
+    Ok((cap, dedup, snapshot.prepaid(admission.licensee_id(), admission.now())?))
+}
+
+/// The cap and dedup rule in force for a licensee. Without an agreement (only when terms are
+/// not enforced, for benchmarks) nothing is capped and posts count once a day.
+pub(crate) fn agreement_cap(snapshot: &TermsSnapshot, licensee_id: i64) -> (Cap, Dedup) {
+    match snapshot.licensees.get(&licensee_id).and_then(|l| l.agreement.as_ref()) {
         Some(agreement) => {
             let monthly_records = match agreement.monthly_records {
                 Some(limit) => datapact_ledger::MonthlyRecords::Limit(limit),

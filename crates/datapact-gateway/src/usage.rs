@@ -57,7 +57,7 @@ pub async fn usage_tweets(
     let now = admission.now();
     let today = DayKey::of(now);
     let licensee_id = admission.licensee_id();
-    let (cap, _) = crate::metering::agreement_cap(&state, &admission);
+    let (cap, _) = crate::metering::agreement_cap(&state.terms.snapshot(), admission.licensee_id());
     let month_counted = ledger.month_counted(licensee_id, MonthKey::of(now))?;
     let daily = ledger.daily_counts(licensee_id, today.minus_days(days - 1), today)?;
     let view = usage_view(licensee_id, cap.monthly_records, month_counted, today, days, &daily)

@@ -1,4 +1,5 @@
-//! Storage for datapact: the [`Store`] trait and its embedded SQLite implementation.
+//! Storage for datapact: the [`Store`] trait, its embedded SQLite implementation and
+//! [`PgStore`] on PostgreSQL.
 //!
 //! The store is the single source of truth. The CLI writes it directly; a running gateway reads
 //! it and polls [`Store::change_counter`] to notice changes to licensees and keys made elsewhere.
@@ -8,7 +9,9 @@
 pub mod ledger;
 pub mod notify;
 pub mod ops;
+pub mod postgres;
 pub mod secrets;
+mod shared;
 mod sqlite;
 
 use std::path::Path;
@@ -20,6 +23,7 @@ use datapact_core::ingest::IngestRecord;
 use datapact_core::{Author, KeyHash, KeyPrefix, KeyRecord, Licensee, Post, PostId, Timestamp, UserId};
 use notify::{DueDelivery, NewNotification, NewWebhook, StoredWebhook, WebhookAttempt, WebhookDeliveryRecord};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// The file name of the SQLite database inside a data directory.
@@ -460,8 +464,9 @@ pub trait Store: Send + Sync + 'static {
     /// gives this (one writer at a time; a row's `seq` is its table's largest plus one, taken in
     /// the transaction that commits it, and rows are never deleted). A PostgreSQL sequence does
     /// not (a transaction can take a `seq`, commit after one that took a higher `seq`, and so
-    /// appear behind a reader that already saw the higher one): such a store must return `None`,
-    /// which keeps the per-id check, unless it provides another watermark with that property.
+    /// appear behind a reader that already saw the higher one); `PgStore` numbers rows under its
+    /// writer lock instead, which restores the property. A store that cannot must return `None`,
+    /// which keeps the per-id check.
     async fn feed_watermark(&self) -> StoreResult<Option<(i64, i64)>> {
         Ok(None)
     }

@@ -11,8 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datapact_core::ingest::{IngestRecord, NewPost};
 use datapact_core::{
-    Author, AuthorMetrics, KeyHash, KeyPrefix, KeyRecord, Licensee, LicenseeStatus, Post, PostId, PublicMetrics,
-    ReferencedPost, Timestamp, UserId,
+    Author, AuthorMetrics, KeyHash, KeyPrefix, KeyRecord, Licensee, LicenseeStatus, Post, PostId, Timestamp, UserId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params, params_from_iter};
@@ -22,12 +21,17 @@ use crate::{
     AuditEntry, Change, CreditAdded, IngestEffect, InvoiceIssue, KeyGrant, LicenseeAccount, LicenseeTerms, NewCredit,
     NewCreditNote, NewInvoice, NewPayment, NewTraceFinding, PaymentRecorded, PostEvent, PostEventKind, RevisionEntry,
     SQLITE_FILE, Store, StoreError, StoreResult, StoreStats, StoredCredit, StoredCreditNote, StoredInvoice,
-    StoredPayment, TermsChange, TermsState, TimelineQuery, TraceFinding, UserRecord, VIOLATION_SAMPLES, Violation,
-    ViolationEvent, ViolationSample,
+    StoredPayment, TermsChange, TermsState, TimelineQuery, TraceFinding, UserRecord, Violation, ViolationEvent,
 };
 
 mod billing;
 mod webhooks;
+
+use crate::shared::{
+    AuditDraft, KEY_COLUMNS, POST_COLUMNS, PostParts, USER_COLUMNS, check_block_reason, check_purpose, clamp_count,
+    json_text, licensee_terms_after, no_licensee, opt_out_entry, parse_json, push_violation_sample, sql, to_json,
+    trace_finding, trace_finding_json, unavailable, unknown_author, username_taken,
+};
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -47,10 +51,6 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Arc<Mutex<Connection>>,
     readers: r2d2::Pool<SqliteConnectionManager>,
-}
-
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(error.to_string())
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -169,47 +169,24 @@ pub(crate) fn run_migrations(conn: &mut Connection, migrations: &[&str], what: &
     Ok(())
 }
 
-const POST_COLUMNS: &str = "id, author_id, text, revision, created_at, lang, conversation_id, \
-    in_reply_to_user_id, referenced_posts, edit_history, retweet_count, reply_count, like_count, \
-    quote_count, bookmark_count, impression_count, deleted_at";
-
 fn post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
-    let json_error = |index: usize, error: serde_json::Error| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error))
-    };
-    let referenced: Option<String> = row.get(8)?;
-    let referenced_posts: Vec<ReferencedPost> = match referenced {
-        Some(json) => serde_json::from_str(&json).map_err(|e| json_error(8, e))?,
-        None => Vec::new(),
-    };
-    let edit_history: String = row.get(9)?;
-    let count = |index: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, i64>(index)? as u64) };
-    Ok(Post {
-        id: PostId::new(row.get(0)?),
-        author_id: UserId::new(row.get(1)?),
+    let count = |index: usize| row.get::<_, i64>(index);
+    let parts = PostParts {
+        id: row.get(0)?,
+        author_id: row.get(1)?,
         text: row.get(2)?,
         revision: row.get(3)?,
-        created_at: Timestamp(row.get(4)?),
+        created_at: row.get(4)?,
         lang: row.get(5)?,
-        conversation_id: PostId::new(row.get(6)?),
-        in_reply_to_user_id: row.get::<_, Option<i64>>(7)?.map(UserId::new),
-        referenced_posts,
-        edit_history: serde_json::from_str(&edit_history).map_err(|e| json_error(9, e))?,
-        public_metrics: PublicMetrics {
-            retweet_count: count(10)?,
-            reply_count: count(11)?,
-            like_count: count(12)?,
-            quote_count: count(13)?,
-            bookmark_count: count(14)?,
-            impression_count: count(15)?,
-        },
-        deleted_at: row.get::<_, Option<i64>>(16)?.map(Timestamp),
-    })
+        conversation_id: row.get(6)?,
+        in_reply_to_user_id: row.get(7)?,
+        referenced_posts: row.get(8)?,
+        edit_history: row.get(9)?,
+        counts: [count(10)?, count(11)?, count(12)?, count(13)?, count(14)?, count(15)?],
+        deleted_at: row.get(16)?,
+    };
+    parts.into_post().map_err(|e| rusqlite::Error::FromSqlConversionFailure(9, rusqlite::types::Type::Text, e.into()))
 }
-
-const USER_COLUMNS: &str = "a.id, a.username, a.name, a.created_at, a.description, a.location, \
-    a.verified, a.protected, a.followers_count, a.following_count, a.listed_count, \
-    (SELECT COUNT(*) FROM posts p WHERE p.author_id = a.id AND p.deleted_at IS NULL)";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
@@ -241,9 +218,6 @@ fn licensee_from_row(row: &Row<'_>) -> rusqlite::Result<Licensee> {
         created_at: Timestamp(row.get(3)?),
     })
 }
-
-const KEY_COLUMNS: &str =
-    "k.prefix, l.name, k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.hash, l.id, k.purpose";
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     Ok(KeyRecord {
@@ -285,21 +259,7 @@ impl Ingester<'_> {
         }
         match &author {
             Some(a) => {
-                let mut upsert = self.tx.prepare_cached(
-                    "INSERT INTO authors (id, username, name, created_at, description, location, verified, protected,
-                       followers_count, following_count, listed_count)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                     ON CONFLICT (id) DO UPDATE SET username = excluded.username, name = excluded.name,
-                       description = excluded.description, location = excluded.location,
-                       verified = excluded.verified, protected = excluded.protected,
-                       followers_count = excluded.followers_count, following_count = excluded.following_count,
-                       listed_count = excluded.listed_count
-                     WHERE (authors.username, authors.name, authors.description, authors.location, authors.verified,
-                            authors.protected, authors.followers_count, authors.following_count, authors.listed_count)
-                       IS NOT (excluded.username, excluded.name, excluded.description, excluded.location,
-                            excluded.verified, excluded.protected, excluded.followers_count, excluded.following_count,
-                            excluded.listed_count)",
-                )?;
+                let mut upsert = self.tx.prepare_cached(sql::UPSERT_AUTHOR)?;
                 let result = upsert.execute(params![
                     a.id.get(),
                     a.username,
@@ -309,14 +269,14 @@ impl Ingester<'_> {
                     a.location,
                     a.verified,
                     a.protected,
-                    a.metrics.followers_count.min(i64::MAX as u64) as i64,
-                    a.metrics.following_count.min(i64::MAX as u64) as i64,
-                    a.metrics.listed_count.min(i64::MAX as u64) as i64,
+                    clamp_count(a.metrics.followers_count),
+                    clamp_count(a.metrics.following_count),
+                    clamp_count(a.metrics.listed_count),
                 ]);
                 match result {
                     Ok(_) => {}
                     Err(e) if is_constraint(&e) => {
-                        return Ok(Err(format!("username {:?} already belongs to another author", a.username)));
+                        return Ok(Err(username_taken(&a.username)));
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -324,9 +284,7 @@ impl Ingester<'_> {
             None => {
                 let exists = self.tx.prepare_cached("SELECT 1 FROM authors WHERE id = ?1")?.exists([id.get()])?;
                 if !exists {
-                    return Ok(Err(format!(
-                        "unknown author {id}: include an `author` object or `includes.users` the first time an author appears"
-                    )));
+                    return Ok(Err(unknown_author(id)));
                 }
             }
         }
@@ -339,16 +297,13 @@ impl Ingester<'_> {
             return Ok(IngestEffect::Refused(reason));
         }
         for purpose in &post.author_opt_outs {
-            let added = self
-                .tx
-                .prepare_cached(
-                    "INSERT INTO author_opt_outs (author_id, purpose, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                )?
-                .execute(params![post.author_id.get(), purpose, self.now.0])?;
+            let added = self.tx.prepare_cached(sql::INSERT_OPT_OUT)?.execute(params![
+                post.author_id.get(),
+                purpose,
+                self.now.0
+            ])?;
             if added > 0 {
-                let after = serde_json::json!({ "author": post.author_id, "purpose": purpose });
-                let subject = format!("author:{}/{purpose}", post.author_id);
-                append_audit(self.tx, &Change::new("ingest", self.now), "opt_out.add", &subject, None, Some(after))?;
+                append_draft(self.tx, &Change::new("ingest", self.now), opt_out_entry(post.author_id, purpose, true))?;
             }
         }
         // Most lines are new posts: insert first, and read the stored post only on a conflict.
@@ -359,15 +314,8 @@ impl Ingester<'_> {
         };
         let history = serde_json::to_string(&post.edit_history).map_err(unavailable)?;
         let metrics = post.public_metrics;
-        let clamp = |count: u64| count.min(i64::MAX as u64) as i64;
-        static INSERT_POST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "INSERT INTO posts ({POST_COLUMNS}) VALUES
-                 (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL)
-                 ON CONFLICT (id) DO NOTHING"
-            )
-        });
-        let inserted = self.tx.prepare_cached(&INSERT_POST)?.execute(params![
+        let clamp = clamp_count;
+        let inserted = self.tx.prepare_cached(&sql::INSERT_POST)?.execute(params![
             post.id.get(),
             post.author_id.get(),
             post.text,
@@ -439,18 +387,6 @@ impl Ingester<'_> {
     }
 }
 
-fn to_json(value: &impl serde::Serialize) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
-}
-
-fn json_text(value: &serde_json::Value) -> String {
-    value.to_string()
-}
-
-fn parse_json(text: Option<String>) -> Option<serde_json::Value> {
-    text.and_then(|text| serde_json::from_str(&text).ok())
-}
-
 /// Appends one audit entry in the caller's transaction, so a change and its record commit together.
 fn append_audit(
     tx: &Connection,
@@ -460,10 +396,7 @@ fn append_audit(
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
 ) -> StoreResult<()> {
-    tx.prepare_cached(
-        "INSERT INTO audit_log (at, actor, action, subject, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
+    tx.prepare_cached(sql::INSERT_AUDIT)?.execute(params![
         change.at.0,
         change.actor,
         action,
@@ -472,6 +405,10 @@ fn append_audit(
         after.as_ref().map(json_text)
     ])?;
     Ok(())
+}
+
+fn append_draft(tx: &Connection, change: &Change, draft: AuditDraft) -> StoreResult<()> {
+    append_audit(tx, change, draft.action, &draft.subject, draft.before, draft.after)
 }
 
 fn insert_licensee(tx: &rusqlite::Transaction<'_>, name: &str, change: &Change) -> StoreResult<Licensee> {
@@ -522,11 +459,7 @@ fn apply_terms_change(tx: &rusqlite::Transaction<'_>, item: TermsChange, change:
             if before.as_ref() == Some(&body) {
                 return Ok(());
             }
-            tx.execute(
-                "INSERT INTO plans (name, body, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-                params![name, json_text(&body), change.at.0],
-            )?;
+            tx.execute(sql::UPSERT_PLAN, params![name, json_text(&body), change.at.0])?;
             append_audit(tx, change, "plan.put", &name, before, Some(body))
         }
         TermsChange::DeletePlan { name } => {
@@ -544,12 +477,7 @@ fn apply_terms_change(tx: &rusqlite::Transaction<'_>, item: TermsChange, change:
                 insert_licensee(tx, &name, change)?;
             }
             let before = licensee_terms(tx, &name)?.ok_or_else(|| StoreError::NotFound(name.clone()))?;
-            let mut after = before.clone();
-            after.terms = Some(terms);
-            if let Some((status, reason)) = status {
-                after.status = status;
-                after.reason = reason;
-            }
+            let after = licensee_terms_after(&before, terms, status);
             if after == before {
                 return Ok(());
             }
@@ -566,11 +494,7 @@ fn apply_terms_change(tx: &rusqlite::Transaction<'_>, item: TermsChange, change:
             if before.as_ref() == Some(&body) {
                 return Ok(());
             }
-            tx.execute(
-                "INSERT INTO price_books (id, body, updated_at) VALUES (1, ?1, ?2)
-                 ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-                params![json_text(&body), change.at.0],
-            )?;
+            tx.execute(sql::UPSERT_PRICE_BOOKS, params![json_text(&body), change.at.0])?;
             append_audit(tx, change, "price_book.put", "price_books", before, Some(body))
         }
         TermsChange::ClearLicensee { name } => {
@@ -687,12 +611,7 @@ impl Store for SqliteStore {
 
     async fn revisions_after(&self, after: i64, limit: usize) -> StoreResult<Vec<RevisionEntry>> {
         self.read(move |conn| {
-            let columns = POST_COLUMNS.split(", ").map(|c| format!("p.{}", c.trim())).collect::<Vec<_>>().join(", ");
-            let sql = format!(
-                "SELECT {columns}, r.seq, r.ingested_at, r.text, r.revision FROM post_revisions r
-                 JOIN posts p ON p.id = r.post_id WHERE r.seq > ?1 ORDER BY r.seq LIMIT ?2"
-            );
-            let mut statement = conn.prepare_cached(&sql)?;
+            let mut statement = conn.prepare_cached(&sql::REVISIONS_AFTER)?;
             let entries = statement
                 .query_map(params![after, limit as i64], |row| {
                     let mut post = post_from_row(row)?;
@@ -734,9 +653,7 @@ impl Store for SqliteStore {
 
     async fn events_after(&self, after: i64, limit: usize) -> StoreResult<Vec<PostEvent>> {
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT seq, post_id, kind, revision, at FROM post_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )?;
+            let mut statement = conn.prepare_cached(sql::EVENTS_AFTER)?;
             let events = statement
                 .query_map(params![after, limit as i64], |row| {
                     let kind: String = row.get(2)?;
@@ -763,12 +680,7 @@ impl Store for SqliteStore {
         // processes too), a `seq` is a rowid allocated inside the transaction that commits it, and
         // neither table ever loses rows, so no lower `seq` can appear after a higher one.
         self.read(|conn| {
-            let heads = conn
-                .prepare_cached(
-                    "SELECT COALESCE((SELECT MAX(seq) FROM post_revisions), 0),
-                            COALESCE((SELECT MAX(seq) FROM post_events), 0)",
-                )?
-                .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let heads = conn.prepare_cached(sql::FEED_HEADS)?.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
             Ok(Some(heads))
         })
         .await
@@ -846,7 +758,7 @@ impl Store for SqliteStore {
             let licensee_id: i64 = tx
                 .query_row("SELECT id FROM licensees WHERE name = ?1", [&licensee], |row| row.get(0))
                 .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("no licensee named {licensee:?}")))?;
+                .ok_or_else(|| no_licensee(&licensee))?;
             let result = tx.execute(
                 "INSERT INTO api_keys (licensee_id, prefix, hash, purpose, created_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -877,11 +789,7 @@ impl Store for SqliteStore {
     async fn keys(&self, licensee: Option<&str>) -> StoreResult<Vec<KeyRecord>> {
         let licensee = licensee.map(str::to_owned);
         self.read(move |conn| {
-            let sql = format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id
-                 WHERE ?1 IS NULL OR l.name = ?1 ORDER BY k.created_at, k.id"
-            );
-            let mut statement = conn.prepare_cached(&sql)?;
+            let mut statement = conn.prepare_cached(&sql::KEYS_OF)?;
             let keys = statement.query_map([licensee], key_from_row)?.collect::<Result<_, _>>()?;
             Ok(keys)
         })
@@ -892,18 +800,16 @@ impl Store for SqliteStore {
         let (prefix, change) = (prefix.clone(), change.clone());
         self.write(move |conn| {
             let tx = conn.transaction()?;
-            let sql = format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys k JOIN licensees l ON l.id = k.licensee_id WHERE k.prefix = ?1"
-            );
+            let by_prefix = sql::KEY_BY_PREFIX.as_str();
             let before = tx
-                .query_row(&sql, [&prefix.0], key_from_row)
+                .query_row(by_prefix, [&prefix.0], key_from_row)
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("no key with prefix {prefix}")))?;
             if before.revoked_at.is_some() {
                 return Ok(before);
             }
             tx.execute("UPDATE api_keys SET revoked_at = ?2 WHERE prefix = ?1", params![prefix.0, change.at.0])?;
-            let after = tx.query_row(&sql, [&prefix.0], key_from_row)?;
+            let after = tx.query_row(by_prefix, [&prefix.0], key_from_row)?;
             append_audit(&tx, &change, "key.revoke", &prefix.0, Some(to_json(&before)), Some(to_json(&after)))?;
             tx.commit()?;
             Ok(after)
@@ -991,14 +897,11 @@ impl Store for SqliteStore {
         reason: &str,
         change: &Change,
     ) -> StoreResult<Licensee> {
-        if status == LicenseeStatus::Blocked && reason.trim().is_empty() {
-            return Err(StoreError::Invalid("a block needs a reason: say why; the licensee sees it".into()));
-        }
+        check_block_reason(status, reason)?;
         let (name, reason, change) = (name.to_owned(), reason.to_owned(), change.clone());
         self.write(move |conn| {
             let tx = conn.transaction()?;
-            let before = licensee_terms(&tx, &name)?
-                .ok_or_else(|| StoreError::NotFound(format!("no licensee named {name:?}")))?;
+            let before = licensee_terms(&tx, &name)?.ok_or_else(|| no_licensee(&name))?;
             tx.execute(
                 "UPDATE licensees SET status = ?2, reason = ?3 WHERE name = ?1",
                 params![name, status.as_str(), reason],
@@ -1020,12 +923,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_opt_out(&self, author: UserId, purpose: &str, opted_out: bool, change: &Change) -> StoreResult<()> {
-        if datapact_core::purpose::Purpose::parse(purpose).is_none() {
-            return Err(StoreError::Invalid(format!(
-                "purpose {purpose:?} is not one of {}",
-                datapact_core::purpose::Purpose::names()
-            )));
-        }
+        check_purpose(purpose)?;
         let (purpose, change) = (purpose.to_owned(), change.clone());
         self.write(move |conn| {
             let tx = conn.transaction()?;
@@ -1033,12 +931,8 @@ impl Store for SqliteStore {
             if !exists {
                 return Err(StoreError::NotFound(format!("no author with id {author}")));
             }
-            let subject = format!("author:{author}/{purpose}");
             let changed = if opted_out {
-                tx.execute(
-                    "INSERT INTO author_opt_outs (author_id, purpose, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                    params![author.get(), purpose, change.at.0],
-                )?
+                tx.execute(sql::INSERT_OPT_OUT, params![author.get(), purpose, change.at.0])?
             } else {
                 tx.execute(
                     "DELETE FROM author_opt_outs WHERE author_id = ?1 AND purpose = ?2",
@@ -1046,12 +940,7 @@ impl Store for SqliteStore {
                 )?
             };
             if changed > 0 {
-                let (action, before, after) = if opted_out {
-                    ("opt_out.add", None, Some(serde_json::json!({ "author": author, "purpose": purpose })))
-                } else {
-                    ("opt_out.remove", Some(serde_json::json!({ "author": author, "purpose": purpose })), None)
-                };
-                append_audit(&tx, &change, action, &subject, before, after)?;
+                append_draft(&tx, &change, opt_out_entry(author, &purpose, opted_out))?;
             }
             tx.commit()?;
             Ok(())
@@ -1081,21 +970,13 @@ impl Store for SqliteStore {
                     .prepare_cached("SELECT samples FROM violations WHERE licensee_id = ?1 AND kind = ?2")?
                     .query_row(params![event.licensee_id, event.kind], |row| Ok((row.get(0)?,)))
                     .optional()?;
-                let mut samples: Vec<ViolationSample> =
-                    existing.as_ref().and_then(|(json,)| serde_json::from_str(json).ok()).unwrap_or_default();
-                samples.push(ViolationSample { at: event.at, request_id: event.request_id, client: event.client });
-                if samples.len() > VIOLATION_SAMPLES {
-                    samples.drain(..samples.len() - VIOLATION_SAMPLES);
-                }
-                let samples = serde_json::to_string(&samples).map_err(unavailable)?;
-                tx.prepare_cached(
-                    "INSERT INTO violations (licensee_id, kind, count, first_at, last_at, samples)
-                     VALUES (?1, ?2, 1, ?3, ?3, ?4)
-                     ON CONFLICT (licensee_id, kind) DO UPDATE SET count = count + 1,
-                       first_at = MIN(first_at, excluded.first_at), last_at = MAX(last_at, excluded.last_at),
-                       samples = excluded.samples",
-                )?
-                .execute(params![event.licensee_id, event.kind, event.at.0, samples])?;
+                let samples = push_violation_sample(existing.as_ref().map(|(json,)| json.as_str()), &event)?;
+                tx.prepare_cached(sql::UPSERT_VIOLATION)?.execute(params![
+                    event.licensee_id,
+                    event.kind,
+                    event.at.0,
+                    samples
+                ])?;
             }
             tx.commit()?;
             Ok(())
@@ -1129,15 +1010,9 @@ impl Store for SqliteStore {
     }
 
     async fn record_trace_finding(&self, finding: NewTraceFinding) -> StoreResult<i64> {
-        let leak_files = serde_json::to_string(&finding.leak_files).map_err(unavailable)?;
-        let accused = serde_json::to_string(&finding.accused).map_err(unavailable)?;
-        let report = serde_json::to_string(&finding.report).map_err(unavailable)?;
+        let [leak_files, accused, report] = trace_finding_json(&finding)?;
         self.write(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO trace_findings (at, actor, leak_files, outcome, accused, report)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
+            conn.prepare_cached(sql::INSERT_TRACE_FINDING)?.execute(params![
                 finding.at.0,
                 finding.actor,
                 leak_files,
@@ -1152,26 +1027,11 @@ impl Store for SqliteStore {
 
     async fn trace_findings(&self, limit: usize) -> StoreResult<Vec<TraceFinding>> {
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT id, at, actor, leak_files, outcome, accused, report FROM trace_findings
-                 ORDER BY id DESC LIMIT ?1",
-            )?;
+            let mut statement = conn.prepare_cached(sql::TRACE_FINDINGS)?;
             let rows = statement
                 .query_map([limit.min(i64::MAX as usize) as i64], |row| {
-                    let leak_files: String = row.get(3)?;
-                    let accused: String = row.get(5)?;
-                    let report: String = row.get(6)?;
-                    Ok(TraceFinding {
-                        id: row.get(0)?,
-                        finding: NewTraceFinding {
-                            at: Timestamp(row.get(1)?),
-                            actor: row.get(2)?,
-                            leak_files: serde_json::from_str(&leak_files).unwrap_or_default(),
-                            outcome: row.get(4)?,
-                            accused: serde_json::from_str(&accused).unwrap_or_default(),
-                            report: serde_json::from_str(&report).unwrap_or(serde_json::Value::Null),
-                        },
-                    })
+                    let json = [row.get(3)?, row.get(5)?, row.get(6)?];
+                    Ok(trace_finding(row.get(0)?, row.get(1)?, row.get(2)?, json, row.get(4)?))
                 })?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
@@ -1343,7 +1203,7 @@ impl Store for SqliteStore {
                     .optional()?
                 {
                     Some(id) => Some(id),
-                    None => return Err(StoreError::NotFound(format!("no licensee named {name:?}"))),
+                    None => return Err(no_licensee(name)),
                 },
             };
             billing::accounts(conn, id)
@@ -1353,9 +1213,7 @@ impl Store for SqliteStore {
 
     async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT seq, at, actor, action, subject, before, after FROM audit_log ORDER BY seq DESC LIMIT ?1",
-            )?;
+            let mut statement = conn.prepare_cached(sql::AUDIT_LOG)?;
             let rows = statement
                 .query_map([limit as i64], |row| {
                     Ok(AuditEntry {

@@ -12,6 +12,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "DATAPACT_DATA_DIR", default_value = "./datapact-data")]
     pub data_dir: PathBuf,
 
+    /// The store: left out, the embedded SQLite store in --data-dir; or a shared PostgreSQL
+    /// database, postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (a schema other than `public`
+    /// with `?options=-csearch_path%3DNAME`). The data directory still holds the ledger, the
+    /// admin token and the fingerprint secret.
+    #[arg(long, global = true, env = "DATAPACT_STORE", hide_env_values = true)]
+    pub store: Option<String>,
+
     /// Log format on standard error.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

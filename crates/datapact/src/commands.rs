@@ -14,7 +14,7 @@ use datapact_gateway::{AppState, GatewayConfig, KeyCache, Services, TlsFiles, Tr
 use datapact_store::ops::{
     IngestBatcher, LineRejection, ParsedLine, backup_data_dir, issue_key, restore_data_dir, set_opt_out_by_username,
 };
-use datapact_store::{Change, IngestEffect, SqliteStore, Store};
+use datapact_store::{Change, IngestEffect, PgStore, SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{AuthorCommand, Cli, Command, IngestArgs, KeyCommand, LicenseeCommand, ServeArgs, TermsCommand};
@@ -45,9 +45,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secret(command) => return secret::run(command, &data_dir, clock.now()),
         command => command,
     };
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&data_dir).with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
-    );
+    let (store, _gateway_claim) =
+        open_store(cli.store.as_deref(), &data_dir, matches!(command, Command::Serve(_))).await?;
     match command {
         Command::Serve(args) => serve(args, store, clock, &data_dir).await,
         Command::Ingest(args) => ingest(args, store.as_ref(), clock.as_ref()).await,
@@ -76,7 +75,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger(command) => ledger::ledger(&data_dir, command, clock),
         Command::Trace(args) => {
             let canaries = canaries::delivered(&data_dir)?;
-            trace::run_with_canaries(&args, &data_dir, canaries).await
+            trace::run_with_canaries(&args, &data_dir, store.as_ref(), canaries).await
         }
         Command::Invoice(command) => billing::invoice(command, &data_dir, store.as_ref(), clock).await,
         Command::Payment(command) => billing::payment(command, store.as_ref(), clock.now()).await,
@@ -594,4 +593,37 @@ fn parse_date_or_time(value: &str) -> anyhow::Result<Timestamp> {
     }
     Timestamp::parse_rfc3339(value)
         .map_err(|_| anyhow::anyhow!("--expires {value:?}: use a date such as 2027-01-31 or an RFC 3339 time"))
+}
+
+/// The store `--store` names: the embedded SQLite store in the data directory when it is left out
+/// (or `sqlite`), a PostgreSQL database for a `postgres://` URL. The URL is never echoed: it may
+/// carry a password. To serve from PostgreSQL, the gateway claims the store's one gateway slot
+/// (held while the returned claim lives); on SQLite the data directory's ledger lock does that.
+pub async fn open_store(
+    store: Option<&str>,
+    data_dir: &Path,
+    serving: bool,
+) -> anyhow::Result<(Arc<dyn Store>, Option<datapact_store::postgres::GatewayClaim>)> {
+    Ok(match store {
+        None | Some("sqlite") => (
+            Arc::new(
+                SqliteStore::open(data_dir)
+                    .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
+            ),
+            None,
+        ),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let store = PgStore::connect(url)
+                .await
+                .context("cannot open the PostgreSQL store named by --store (DATAPACT_STORE)")?;
+            let claim = if serving { Some(store.claim_gateway().await?) } else { None };
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+            (Arc::new(store), claim)
+        }
+        Some(_) => bail!(
+            "--store (DATAPACT_STORE) is not a store: use postgres://USER@HOST[:PORT]/DATABASE for PostgreSQL, or \
+             leave it out for the embedded store in --data-dir"
+        ),
+    })
 }

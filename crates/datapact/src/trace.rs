@@ -19,7 +19,7 @@ use clap::Args;
 use datapact_core::{Clock, SystemClock};
 use datapact_store::ledger::Ledger;
 use datapact_store::secrets::SecretRing;
-use datapact_store::{LeakFile, NewTraceFinding, SqliteStore, Store};
+use datapact_store::{LeakFile, NewTraceFinding, Store};
 use datapact_trace::{Canary, Candidate, CorpusBuilder, LeakFormat, TraceReport, TraceSettings, Tracer};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
@@ -58,8 +58,13 @@ fn parse_format(value: &str) -> Result<LeakFormat, String> {
 }
 
 /// Runs `datapact trace`, searching the leaks for `canaries` as well.
-pub async fn run_with_canaries(args: &TraceArgs, data_dir: &Path, canaries: Vec<Canary>) -> anyhow::Result<ExitCode> {
-    let (report, finding) = trace(args, data_dir, canaries).await?;
+pub async fn run_with_canaries(
+    args: &TraceArgs,
+    data_dir: &Path,
+    store: &dyn Store,
+    canaries: Vec<Canary>,
+) -> anyhow::Result<ExitCode> {
+    let (report, finding) = trace(args, data_dir, store, canaries).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -75,6 +80,7 @@ pub async fn run_with_canaries(args: &TraceArgs, data_dir: &Path, canaries: Vec<
 pub async fn trace(
     args: &TraceArgs,
     data_dir: &Path,
+    store: &dyn Store,
     canaries: Vec<Canary>,
 ) -> anyhow::Result<(TraceReport, Option<i64>)> {
     if !(args.epsilon > 0.0 && args.epsilon < 1.0) {
@@ -90,8 +96,6 @@ pub async fn trace(
         );
     };
     let secrets: Vec<_> = ring.versions().cloned().collect();
-    let store =
-        SqliteStore::open(data_dir).with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let mut corpus = CorpusBuilder::new();
     let mut after = 0;
     loop {

@@ -8,50 +8,45 @@ use datapact_billing::{
 };
 use datapact_core::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::json;
 
-use super::{append_audit, to_json, unavailable};
-use crate::notify::{NewNotification, NotificationKind};
+use super::append_draft;
+use crate::shared::{
+    AuditDraft, billing_terms_of, check_new_invoice, credit_entry, credit_note_entries, credit_note_number, creditable,
+    creditable_amount, date_text, document_reason, dunning_entries, invoice_issued_entry, invoice_number,
+    invoice_records, last_transition_sql, no_licensee_to_bill, notification_of, overdue_entry, parse_currency,
+    parse_date, parse_lines, parse_month, payable, payment_invoice, payment_recorded, payment_reference, reference,
+    repeated_credit, repeated_payment, sql, unavailable, voidable,
+};
 use crate::{
     Change, CreditAdded, InvoiceIssue, LicenseeAccount, NewCredit, NewCreditNote, NewInvoice, NewPayment,
     PaymentRecorded, StoreError, StoreResult, StoredCredit, StoredCreditNote, StoredInvoice, StoredPayment,
 };
 
-/// The printed number of the `seq`-th invoice of the platform.
-pub(super) fn invoice_number(seq: i64) -> String {
-    format!("DP-{seq:06}")
-}
-
-/// The longest payment reference accepted (bank references are far shorter).
-const MAX_REFERENCE: usize = 200;
-
-const INVOICE_COLUMNS: &str = "i.seq, i.number, i.licensee_id, l.name, i.month, i.plan, i.currency, i.issued_at, \
-    i.due, i.lines, i.records, i.total_minor, i.voided_at";
-
 fn conversion(index: usize, message: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, message.into())
 }
 
-fn month_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Month> {
+/// The text at `index` read by `parse`.
+fn parsed<T>(row: &Row<'_>, index: usize, parse: fn(&str) -> Result<T, String>) -> rusqlite::Result<T> {
     let text: String = row.get(index)?;
-    Month::parse(&text).ok_or_else(|| conversion(index, format!("stored month {text:?} is not YYYY-MM")))
+    parse(&text).map_err(|e| conversion(index, e))
+}
+
+fn month_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Month> {
+    parsed(row, index, parse_month)
 }
 
 fn currency_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Currency> {
-    let text: String = row.get(index)?;
-    Currency::parse(&text).ok_or_else(|| conversion(index, format!("stored currency {text:?} is unknown")))
+    parsed(row, index, parse_currency)
 }
 
 fn date_at(row: &Row<'_>, index: usize) -> rusqlite::Result<NaiveDate> {
-    let text: String = row.get(index)?;
-    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-        .map_err(|_| conversion(index, format!("stored date {text:?} is not YYYY-MM-DD")))
+    parsed(row, index, parse_date)
 }
 
 fn invoice_from_row(row: &Row<'_>) -> rusqlite::Result<StoredInvoice> {
     let currency = currency_at(row, 6)?;
-    let lines: String = row.get(9)?;
-    let lines = serde_json::from_str(&lines).map_err(|e| conversion(9, format!("stored invoice lines: {e}")))?;
+    let lines = parsed(row, 9, parse_lines)?;
     Ok(StoredInvoice {
         number: row.get(1)?,
         licensee_id: row.get(2)?,
@@ -75,12 +70,7 @@ pub(super) fn invoices(
     month: Option<Month>,
     number: Option<&str>,
 ) -> StoreResult<Vec<StoredInvoice>> {
-    let sql = format!(
-        "SELECT {INVOICE_COLUMNS} FROM invoices i JOIN licensees l ON l.id = i.licensee_id
-         WHERE (?1 IS NULL OR l.name = ?1) AND (?2 IS NULL OR i.month = ?2) AND (?3 IS NULL OR i.number = ?3)
-         ORDER BY i.seq"
-    );
-    let mut statement = conn.prepare_cached(&sql)?;
+    let mut statement = conn.prepare_cached(&sql::INVOICES_WHERE)?;
     let rows = statement
         .query_map(params![licensee, month.map(|m| m.to_string()), number], invoice_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
@@ -90,7 +80,7 @@ pub(super) fn invoices(
 pub(super) fn licensee_id(conn: &Connection, name: &str) -> StoreResult<i64> {
     conn.query_row("SELECT id FROM licensees WHERE name = ?1", [name], |row| row.get(0))
         .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("no licensee named {name:?} (see `datapact licensee list`)")))
+        .ok_or_else(|| no_licensee_to_bill(name))
 }
 
 /// A licensee's billing terms as applied (the defaults when it has none, or no agreement).
@@ -99,24 +89,12 @@ fn billing_terms(conn: &Connection, licensee_id: i64) -> StoreResult<BillingTerm
         .query_row("SELECT terms FROM licensees WHERE id = ?1", [licensee_id], |row| row.get::<_, Option<String>>(0))
         .optional()?
         .flatten();
-    let billing = terms
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|mut terms| terms.get_mut("billing").map(serde_json::Value::take));
-    Ok(match billing {
-        Some(billing) => serde_json::from_value(billing).map_err(|e| {
-            unavailable(format!("the stored billing terms of licensee #{licensee_id} do not read: {e}"))
-        })?,
-        None => BillingTerms::default(),
-    })
+    billing_terms_of(licensee_id, terms)
 }
 
 /// Every invoice of one licensee (or all), with its payments.
 pub(super) fn accounts(conn: &Connection, licensee: Option<i64>) -> StoreResult<Vec<LicenseeAccount>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT i.seq, i.number, i.licensee_id, l.name, i.month, i.currency, i.total_minor, i.due, i.voided_at
-         FROM invoices i JOIN licensees l ON l.id = i.licensee_id
-         WHERE ?1 IS NULL OR i.licensee_id = ?1 ORDER BY i.seq",
-    )?;
+    let mut statement = conn.prepare_cached(sql::ACCOUNT_INVOICES)?;
     let mut accounts: Vec<(i64, LicenseeAccount)> = statement
         .query_map([licensee], |row| {
             let currency = currency_at(row, 5)?;
@@ -138,10 +116,7 @@ pub(super) fn accounts(conn: &Connection, licensee: Option<i64>) -> StoreResult<
             ))
         })?
         .collect::<Result<_, _>>()?;
-    let mut payments = conn.prepare_cached(
-        "SELECT invoice_seq, amount_minor, currency, received_at FROM payments
-         WHERE ?1 IS NULL OR licensee_id = ?1 ORDER BY id",
-    )?;
+    let mut payments = conn.prepare_cached(sql::ACCOUNT_PAYMENTS)?;
     let rows = payments.query_map([licensee], |row| {
         Ok((row.get::<_, i64>(0)?, Money::new(currency_at(row, 2)?, row.get(1)?), Timestamp(row.get(3)?)))
     })?;
@@ -152,10 +127,7 @@ pub(super) fn accounts(conn: &Connection, licensee: Option<i64>) -> StoreResult<
             accounts[index].1.account.payments.push(Payment { at, amount });
         }
     }
-    let mut notes = conn.prepare_cached(
-        "SELECT invoice_seq, amount_minor, currency, issued_at FROM credit_notes
-         WHERE ?1 IS NULL OR licensee_id = ?1 ORDER BY seq",
-    )?;
+    let mut notes = conn.prepare_cached(sql::ACCOUNT_CREDIT_NOTES)?;
     let rows = notes.query_map([licensee], |row| {
         Ok((row.get::<_, i64>(0)?, Money::new(currency_at(row, 2)?, row.get(1)?), Timestamp(row.get(3)?)))
     })?;
@@ -175,25 +147,11 @@ fn suspension_at(conn: &Connection, licensee_id: i64, at: Timestamp) -> StoreRes
     Ok(suspension(&invoices, grace, at))
 }
 
-/// Raises a billing notification in the change's transaction (once per `key`).
-fn raise(
-    conn: &Connection,
-    change: &Change,
-    kind: NotificationKind,
-    licensee_id: i64,
-    key: String,
-    payload: serde_json::Value,
-) -> StoreResult<bool> {
-    let notification = NewNotification { kind, licensee_id, dedupe_key: key, payload, at: change.at };
-    super::webhooks::notify(conn, &notification)
-}
-
-/// Writes the licensee's dunning transitions to the audit log, each with its notification:
-/// `invoice.overdue` the first time an invoice is seen overdue (the notification's dedupe key makes
-/// it once), `licensee.suspended` when it is (or, `before`, was just before this change) suspended
-/// and the log does not say so yet, and `licensee.reinstated` when the log says suspended and it no
-/// longer is. The log itself is the record of the last state written, so a transition is logged
-/// once however many processes check. Returns whether it wrote an entry.
+/// Writes the licensee's dunning transitions to the audit log: `licensee.suspended` when it is
+/// (or, `before`, was just before this change) suspended and the log does not say so yet, and
+/// `licensee.reinstated` when the log says suspended and it no longer is. The log itself is the
+/// record of the last state written, so a transition is logged once however many processes check.
+/// Returns whether it wrote an entry.
 fn log_transitions(
     conn: &Connection,
     licensee_id: i64,
@@ -202,66 +160,44 @@ fn log_transitions(
     change: &Change,
     cause: &str,
 ) -> StoreResult<bool> {
-    let after = suspension_at(conn, licensee_id, change.at)?;
     let mut wrote = false;
-    // An invoice that fell overdue (time passing) is logged and notified once, when first noticed.
+    // An invoice seen overdue is logged (and notified) once: its notification's key decides.
     for account in accounts(conn, Some(licensee_id))? {
-        let invoice = account.account;
-        if invoice.status(change.at) != InvoiceStatus::Overdue {
-            continue;
-        }
-        let outstanding = invoice.outstanding(change.at);
-        let payload = json!({
-            "licensee": name,
-            "invoice": invoice.number,
-            "due": invoice.due,
-            "outstanding": outstanding.amount(),
-            "currency": outstanding.currency,
-        });
-        let key = format!("invoice.overdue:{}", invoice.number);
-        if raise(conn, change, NotificationKind::InvoiceOverdue, licensee_id, key, payload.clone())? {
-            let entry = json!({ "cause": format!("noticed at {cause}"), "overdue": payload });
-            append_audit(conn, change, "invoice.overdue", &invoice.number, None, Some(entry))?;
-            wrote = true;
+        if account.account.status(change.at) == InvoiceStatus::Overdue {
+            let draft = overdue_entry(&account.account, change.at, cause);
+            let notification = notification_of(&draft, licensee_id, 0, change.at).expect("overdue is notified");
+            if super::webhooks::notify(conn, &notification)? {
+                append_draft(conn, change, draft)?;
+                wrote = true;
+            }
         }
     }
-    let last: Option<String> = conn
-        .prepare_cached(
-            "SELECT action FROM audit_log WHERE subject = ?1
-             AND action IN ('licensee.suspended', 'licensee.reinstated') ORDER BY seq DESC LIMIT 1",
-        )?
-        .query_row([name], |row| row.get(0))
-        .optional()?;
-    let mut logged_suspended = last.as_deref() == Some("licensee.suspended");
-    // A suspension that began by time passing is first noticed here: logged now, with the instant it
-    // began (`suspended_from` of each invoice) in the entry.
-    for suspended in [before, after.as_ref()].into_iter().flatten() {
-        if !logged_suspended {
-            let entry = json!({ "cause": format!("noticed at {cause}"), "suspension": suspended });
-            append_audit(conn, change, "licensee.suspended", name, None, Some(entry.clone()))?;
-            let key = format!("licensee.suspended:{}", conn.last_insert_rowid());
-            let payload = json!({ "licensee": name, "suspension": suspended });
-            raise(conn, change, NotificationKind::LicenseeSuspended, licensee_id, key, payload)?;
-            logged_suspended = true;
-            wrote = true;
-        }
-    }
-    if logged_suspended && after.is_none() {
-        append_audit(conn, change, "licensee.reinstated", name, None, Some(json!({ "cause": cause })))?;
-        let key = format!("licensee.reinstated:{}", conn.last_insert_rowid());
-        let payload = json!({ "licensee": name, "cause": cause });
-        raise(conn, change, NotificationKind::LicenseeReinstated, licensee_id, key, payload)?;
-        wrote = true;
+    let after = suspension_at(conn, licensee_id, change.at)?;
+    let last: Option<String> =
+        conn.prepare_cached(&last_transition_sql("?1"))?.query_row([name], |row| row.get(0)).optional()?;
+    let logged_suspended = last.as_deref() == Some("licensee.suspended");
+    let entries = dunning_entries(name, logged_suspended, before, after.as_ref(), cause);
+    wrote |= !entries.is_empty();
+    for entry in entries {
+        append_billing_draft(conn, change, licensee_id, entry)?;
     }
     Ok(wrote)
+}
+
+/// Appends a billing audit entry and raises the notification it stands for, if any, in the same
+/// transaction.
+fn append_billing_draft(conn: &Connection, change: &Change, licensee_id: i64, draft: AuditDraft) -> StoreResult<()> {
+    append_draft(conn, change, draft.clone())?;
+    if let Some(notification) = notification_of(&draft, licensee_id, conn.last_insert_rowid(), change.at) {
+        super::webhooks::notify(conn, &notification)?;
+    }
+    Ok(())
 }
 
 /// [`log_transitions`] for every licensee that has an invoice; the names of those with an entry written.
 pub(super) fn log_all_transitions(conn: &Connection, change: &Change) -> StoreResult<Vec<String>> {
     let licensees: Vec<(i64, String)> = conn
-        .prepare_cached(
-            "SELECT DISTINCT l.id, l.name FROM licensees l JOIN invoices i ON i.licensee_id = l.id ORDER BY l.id",
-        )?
+        .prepare_cached(sql::LICENSEES_WITH_INVOICES)?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut logged = Vec::new();
@@ -271,24 +207,6 @@ pub(super) fn log_all_transitions(conn: &Connection, change: &Change) -> StoreRe
         }
     }
     Ok(logged)
-}
-
-fn check_new_invoice(invoice: &NewInvoice) -> StoreResult<()> {
-    let currency = invoice.total.currency;
-    let sum: i128 = invoice.lines.iter().map(|l| i128::from(l.amount.minor)).sum();
-    if invoice.lines.iter().any(|l| l.amount.currency != currency || l.amount.minor < 0) {
-        return Err(StoreError::Invalid(format!(
-            "the invoice of {} for {} mixes currencies or has a negative line",
-            invoice.licensee, invoice.month
-        )));
-    }
-    if sum != i128::from(invoice.total.minor) || invoice.total.minor < 0 {
-        return Err(StoreError::Invalid(format!(
-            "the lines of the invoice of {} for {} sum to {sum} minor units, not its total {}",
-            invoice.licensee, invoice.month, invoice.total
-        )));
-    }
-    Ok(())
 }
 
 pub(super) fn issue(conn: &Connection, invoices: Vec<NewInvoice>, change: &Change) -> StoreResult<InvoiceIssue> {
@@ -315,12 +233,7 @@ pub(super) fn issue(conn: &Connection, invoices: Vec<NewInvoice>, change: &Chang
         let seq: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM invoices", [], |row| row.get(0))?;
         let number = invoice_number(seq);
         let lines = serde_json::to_string(&new.lines).map_err(unavailable)?;
-        conn.prepare_cached(
-            "INSERT INTO invoices (seq, number, licensee_id, month, plan, currency, issued_at, due, lines, records,
-                                   total_minor)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?
-        .execute(params![
+        conn.prepare_cached(sql::INSERT_INVOICE)?.execute(params![
             seq,
             number,
             id,
@@ -328,25 +241,15 @@ pub(super) fn issue(conn: &Connection, invoices: Vec<NewInvoice>, change: &Chang
             new.plan,
             new.total.currency.code(),
             change.at.0,
-            new.due.format("%Y-%m-%d").to_string(),
+            date_text(new.due),
             lines,
-            i64::try_from(new.records).map_err(|_| StoreError::Invalid("record count overflows".into()))?,
+            invoice_records(&new)?,
             new.total.minor
         ])?;
         let stored = invoices_by_seq(conn, seq)?
             .pop()
             .ok_or_else(|| unavailable(format!("invoice {number} vanished inside its own transaction")))?;
-        let entry = json!({ "cause": format!("invoice run for {}", new.month), "invoice": to_json(&stored) });
-        append_audit(conn, change, "invoice.issue", &number, None, Some(entry))?;
-        let payload = json!({
-            "licensee": stored.licensee,
-            "invoice": stored.number,
-            "month": stored.month,
-            "total": stored.total.amount(),
-            "currency": stored.currency,
-            "due": stored.due,
-        });
-        raise(conn, change, NotificationKind::InvoiceIssued, id, format!("invoice.issued:{number}"), payload)?;
+        append_billing_draft(conn, change, id, invoice_issued_entry(&new, &stored))?;
         outcome.issued.push(stored);
     }
     for (id, name) in touched {
@@ -356,13 +259,8 @@ pub(super) fn issue(conn: &Connection, invoices: Vec<NewInvoice>, change: &Chang
 }
 
 fn invoices_by_seq(conn: &Connection, seq: i64) -> StoreResult<Vec<StoredInvoice>> {
-    let sql =
-        format!("SELECT {INVOICE_COLUMNS} FROM invoices i JOIN licensees l ON l.id = i.licensee_id WHERE i.seq = ?1");
-    Ok(conn.prepare_cached(&sql)?.query_map([seq], invoice_from_row)?.collect::<Result<Vec<_>, _>>()?)
+    Ok(conn.prepare_cached(&sql::INVOICE_BY_SEQ)?.query_map([seq], invoice_from_row)?.collect::<Result<Vec<_>, _>>()?)
 }
-
-const PAYMENT_COLUMNS: &str = "l.name, i.number, p.amount_minor, p.currency, p.reference, p.received_at FROM payments p \
-     JOIN licensees l ON l.id = p.licensee_id JOIN invoices i ON i.seq = p.invoice_seq";
 
 fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<StoredPayment> {
     Ok(StoredPayment {
@@ -375,21 +273,40 @@ fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<StoredPayment> {
 }
 
 pub(super) fn payments(conn: &Connection, licensee: Option<&str>) -> StoreResult<Vec<StoredPayment>> {
-    let sql = format!("SELECT {PAYMENT_COLUMNS} WHERE ?1 IS NULL OR l.name = ?1 ORDER BY p.id");
-    Ok(conn.prepare_cached(&sql)?.query_map([licensee], payment_from_row)?.collect::<Result<Vec<_>, _>>()?)
+    Ok(conn
+        .prepare_cached(&sql::PAYMENTS_OF)?
+        .query_map([licensee], payment_from_row)?
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
-/// The longest reason accepted for a void or a credit note.
-const MAX_REASON: usize = 500;
-
-fn reason(what: &str, reason: &str) -> StoreResult<String> {
-    let trimmed = reason.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > MAX_REASON || trimmed.chars().any(char::is_control) {
-        return Err(StoreError::Invalid(format!(
-            "{what} needs a reason of 1–{MAX_REASON} printable characters (it is printed on the document); got {reason:?}"
-        )));
+pub(super) fn record_payment(conn: &Connection, payment: NewPayment, change: &Change) -> StoreResult<PaymentRecorded> {
+    let reference = payment_reference(&payment)?;
+    let id = licensee_id(conn, &payment.licensee)?;
+    let invoice = payment_invoice(&payment, id, invoices(conn, None, None, Some(payment.invoice.as_str()))?.pop())?;
+    let earlier = conn
+        .prepare_cached(&sql::PAYMENT_BY_REFERENCE)?
+        .query_row(params![id, reference], payment_from_row)
+        .optional()?;
+    if let Some(repeat) = repeated_payment(&payment, reference, &invoice, earlier)? {
+        return Ok(repeat);
     }
-    Ok(trimmed.to_owned())
+    let settled: i64 = conn.query_row(sql::SETTLED_TOWARDS, [&invoice.number], |row| row.get(0))?;
+    let outstanding = payable(&payment, &invoice, settled)?;
+    let before = suspension_at(conn, id, change.at)?;
+    conn.prepare_cached(sql::INSERT_PAYMENT)?.execute(params![
+        id,
+        invoice.number,
+        payment.amount.minor,
+        payment.amount.currency.code(),
+        reference,
+        change.at.0
+    ])?;
+    let (recorded, entries, cause) = payment_recorded(&payment, reference, &invoice, outstanding, change.at);
+    for entry in entries {
+        append_billing_draft(conn, change, id, entry)?;
+    }
+    log_transitions(conn, id, &payment.licensee, before.as_ref(), change, &cause)?;
+    Ok(PaymentRecorded { payment: recorded, new: true })
 }
 
 fn invoice_by_number(conn: &Connection, number: &str) -> StoreResult<StoredInvoice> {
@@ -399,35 +316,17 @@ fn invoice_by_number(conn: &Connection, number: &str) -> StoreResult<StoredInvoi
 }
 
 pub(super) fn void_invoice(conn: &Connection, number: &str, why: &str, change: &Change) -> StoreResult<StoredInvoice> {
-    let why = reason("voiding an invoice", why)?;
+    let why = document_reason("voiding an invoice", why)?;
     let invoice = invoice_by_number(conn, number)?;
-    if invoice.voided_at.is_some() {
-        return Err(StoreError::Conflict(format!("invoice {number} is already void")));
-    }
-    let settled: i64 = conn.query_row(
-        "SELECT (SELECT COUNT(*) FROM payments p JOIN invoices i ON i.seq = p.invoice_seq WHERE i.number = ?1)
-              + (SELECT COUNT(*) FROM credit_notes c JOIN invoices i ON i.seq = c.invoice_seq WHERE i.number = ?1)",
-        [number],
-        |row| row.get(0),
-    )?;
-    if settled > 0 {
-        return Err(StoreError::Conflict(format!(
-            "invoice {number} has payments or credit notes: correct it with a credit note rather than voiding it"
-        )));
-    }
+    let settlements: i64 = conn.query_row(sql::SETTLEMENTS_OF, [number], |row| row.get(0))?;
+    voidable(&invoice, settlements)?;
     let before = suspension_at(conn, invoice.licensee_id, change.at)?;
-    conn.execute(
-        "UPDATE invoices SET voided_at = ?2, void_reason = ?3 WHERE number = ?1",
-        params![number, change.at.0, why],
-    )?;
+    conn.execute(sql::VOID_INVOICE, params![number, change.at.0, why])?;
     let cause = format!("invoice {number} voided: {why}");
-    append_audit(conn, change, "invoice.void", number, None, Some(json!({ "cause": cause })))?;
+    append_draft(conn, change, AuditDraft::after("invoice.void", number, serde_json::json!({ "cause": cause })))?;
     log_transitions(conn, invoice.licensee_id, &invoice.licensee, before.as_ref(), change, &cause)?;
     invoice_by_number(conn, number)
 }
-
-const CREDIT_NOTE_COLUMNS: &str = "c.number, i.number, l.name, c.amount_minor, c.currency, c.reason, c.issued_at \
-     FROM credit_notes c JOIN invoices i ON i.seq = c.invoice_seq JOIN licensees l ON l.id = c.licensee_id";
 
 fn credit_note_from_row(row: &Row<'_>) -> rusqlite::Result<StoredCreditNote> {
     Ok(StoredCreditNote {
@@ -441,8 +340,10 @@ fn credit_note_from_row(row: &Row<'_>) -> rusqlite::Result<StoredCreditNote> {
 }
 
 pub(super) fn credit_notes(conn: &Connection, licensee: Option<&str>) -> StoreResult<Vec<StoredCreditNote>> {
-    let sql = format!("SELECT {CREDIT_NOTE_COLUMNS} WHERE ?1 IS NULL OR l.name = ?1 ORDER BY c.seq");
-    Ok(conn.prepare_cached(&sql)?.query_map([licensee], credit_note_from_row)?.collect::<Result<Vec<_>, _>>()?)
+    Ok(conn
+        .prepare_cached(sql::CREDIT_NOTES_OF)?
+        .query_map([licensee], credit_note_from_row)?
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 pub(super) fn issue_credit_note(
@@ -450,39 +351,19 @@ pub(super) fn issue_credit_note(
     note: NewCreditNote,
     change: &Change,
 ) -> StoreResult<StoredCreditNote> {
-    let why = reason("a credit note", &note.reason)?;
+    let why = document_reason("a credit note", &note.reason)?;
     let invoice = invoice_by_number(conn, &note.invoice)?;
-    if invoice.voided_at.is_some() {
-        return Err(StoreError::Invalid(format!("invoice {} is void: nothing is owed on it", invoice.number)));
-    }
-    if note.amount.currency != invoice.currency {
-        return Err(StoreError::Invalid(format!(
-            "invoice {} is in {}, the credit note in {}: issue it in the invoice's currency",
-            invoice.number, invoice.currency, note.amount.currency
-        )));
-    }
-    if note.amount.minor <= 0 {
-        return Err(StoreError::Invalid(format!("a credit note is more than zero; got {}", note.amount)));
-    }
     let account = accounts(conn, Some(invoice.licensee_id))?
         .into_iter()
         .find(|a| a.account.number == invoice.number)
         .ok_or_else(|| unavailable(format!("invoice {} has no account", invoice.number)))?;
     let outstanding = account.account.outstanding(change.at);
-    if note.amount.minor > outstanding.minor {
-        return Err(StoreError::Invalid(format!(
-            "{} is more than the {} outstanding on invoice {}: a credit note takes off at most what is owed",
-            note.amount, outstanding, invoice.number
-        )));
-    }
+    creditable(&note, &invoice, outstanding)?;
     let before = suspension_at(conn, invoice.licensee_id, change.at)?;
-    let seq: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM credit_notes", [], |row| row.get(0))?;
-    let number = format!("CN-{seq:06}");
-    conn.prepare_cached(
-        "INSERT INTO credit_notes (seq, number, invoice_seq, licensee_id, amount_minor, currency, reason, issued_at)
-         VALUES (?1, ?2, (SELECT seq FROM invoices WHERE number = ?3), ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
+    // One writer at a time: the next number is the last plus one (the trigger holds it gapless).
+    let seq: i64 = conn.query_row(sql::NEXT_CREDIT_NOTE, [], |row| row.get(0))?;
+    let number = credit_note_number(seq);
+    conn.prepare_cached(sql::INSERT_CREDIT_NOTE)?.execute(params![
         seq,
         number,
         invoice.number,
@@ -493,40 +374,20 @@ pub(super) fn issue_credit_note(
         change.at.0
     ])?;
     let issued = StoredCreditNote {
-        number: number.clone(),
+        number,
         invoice: invoice.number.clone(),
         licensee: invoice.licensee.clone(),
         amount: note.amount,
         reason: why,
         issued_at: change.at,
     };
-    let cause = format!("credit note {number} of {} against invoice {}", note.amount, invoice.number);
-    append_audit(
-        conn,
-        change,
-        "credit_note.issue",
-        &number,
-        None,
-        Some(json!({ "cause": cause, "credit_note": to_json(&issued) })),
-    )?;
+    let (entries, cause) = credit_note_entries(&issued, outstanding);
+    for entry in entries {
+        append_billing_draft(conn, change, invoice.licensee_id, entry)?;
+    }
     log_transitions(conn, invoice.licensee_id, &invoice.licensee, before.as_ref(), change, &cause)?;
     Ok(issued)
 }
-
-/// A payment's or credit's reference, trimmed, or why it is refused.
-fn reference<'a>(what: &str, reference: &'a str) -> StoreResult<&'a str> {
-    let trimmed = reference.trim();
-    if trimmed.is_empty() || trimmed.len() > MAX_REFERENCE || trimmed.chars().any(char::is_control) {
-        return Err(StoreError::Invalid(format!(
-            "a {what} reference is 1–{MAX_REFERENCE} printable characters (the bank's or processor's reference); \
-             got {reference:?}"
-        )));
-    }
-    Ok(trimmed)
-}
-
-const CREDIT_COLUMNS: &str = "c.licensee_id, l.name, c.amount_minor, c.currency, c.reference, c.added_at FROM credits c \
-     JOIN licensees l ON l.id = c.licensee_id";
 
 fn credit_from_row(row: &Row<'_>) -> rusqlite::Result<StoredCredit> {
     Ok(StoredCredit {
@@ -539,46 +400,28 @@ fn credit_from_row(row: &Row<'_>) -> rusqlite::Result<StoredCredit> {
 }
 
 pub(super) fn credits(conn: &Connection, licensee: Option<&str>) -> StoreResult<Vec<StoredCredit>> {
-    let sql = format!("SELECT {CREDIT_COLUMNS} WHERE ?1 IS NULL OR l.name = ?1 ORDER BY c.id");
-    Ok(conn.prepare_cached(&sql)?.query_map([licensee], credit_from_row)?.collect::<Result<Vec<_>, _>>()?)
+    Ok(conn.prepare_cached(sql::CREDITS_OF)?.query_map([licensee], credit_from_row)?.collect::<Result<Vec<_>, _>>()?)
 }
 
 pub(super) fn add_credit(conn: &Connection, credit: NewCredit, change: &Change) -> StoreResult<CreditAdded> {
     let reference = reference("credit", &credit.reference)?;
     let id = licensee_id(conn, &credit.licensee)?;
-    let sql = format!("SELECT {CREDIT_COLUMNS} WHERE c.licensee_id = ?1 AND c.reference = ?2");
-    let earlier = conn.prepare_cached(&sql)?.query_row(params![id, reference], credit_from_row).optional()?;
-    if let Some(earlier) = earlier {
-        // The same credit recorded again (a retried command, a re-imported statement) counts once.
-        if earlier.amount == credit.amount {
-            return Ok(CreditAdded { credit: earlier, new: false });
-        }
-        return Err(StoreError::Conflict(format!(
-            "reference {reference:?} of {} was already used for a credit of {} on {}; a different credit needs its \
-             own reference",
-            credit.licensee, earlier.amount, earlier.added_at
-        )));
-    }
-    if credit.amount.minor <= 0 {
-        return Err(StoreError::Invalid(format!("a credit is more than zero; got {}", credit.amount)));
+    let earlier =
+        conn.prepare_cached(sql::CREDIT_BY_REFERENCE)?.query_row(params![id, reference], credit_from_row).optional()?;
+    if let Some(repeat) = repeated_credit(&credit, earlier)? {
+        return Ok(repeat);
     }
     let other: Option<String> = conn
-        .query_row(
-            "SELECT currency FROM credits WHERE licensee_id = ?1 AND currency <> ?2 LIMIT 1",
-            params![id, credit.amount.currency.code()],
-            |row| row.get(0),
-        )
+        .query_row(sql::CREDIT_OTHER_CURRENCY, params![id, credit.amount.currency.code()], |row| row.get(0))
         .optional()?;
-    if let Some(other) = other {
-        return Err(StoreError::Invalid(format!(
-            "{}'s credit is in {other}, not {}: add credit in {other}",
-            credit.licensee, credit.amount.currency
-        )));
-    }
-    conn.prepare_cached(
-        "INSERT INTO credits (licensee_id, amount_minor, currency, reference, added_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![id, credit.amount.minor, credit.amount.currency.code(), reference, change.at.0])?;
+    creditable_amount(&credit, other)?;
+    conn.prepare_cached(sql::INSERT_CREDIT)?.execute(params![
+        id,
+        credit.amount.minor,
+        credit.amount.currency.code(),
+        reference,
+        change.at.0
+    ])?;
     let added = StoredCredit {
         licensee_id: id,
         licensee: credit.licensee.clone(),
@@ -586,102 +429,6 @@ pub(super) fn add_credit(conn: &Connection, credit: NewCredit, change: &Change) 
         reference: reference.to_owned(),
         added_at: change.at,
     };
-    let entry = json!({ "cause": format!("credit {reference:?} of {}", credit.amount), "credit": to_json(&added) });
-    append_audit(conn, change, "credit.add", &credit.licensee, None, Some(entry))?;
+    append_draft(conn, change, credit_entry(&added))?;
     Ok(CreditAdded { credit: added, new: true })
-}
-
-pub(super) fn record_payment(conn: &Connection, payment: NewPayment, change: &Change) -> StoreResult<PaymentRecorded> {
-    let reference = reference("payment", &payment.reference)?;
-    let id = licensee_id(conn, &payment.licensee)?;
-    let Some(invoice) = invoices(conn, None, None, Some(payment.invoice.as_str()))?.pop() else {
-        return Err(StoreError::NotFound(format!(
-            "no invoice numbered {:?}; `datapact invoice list {}` shows the licensee's invoices",
-            payment.invoice, payment.licensee
-        )));
-    };
-    if invoice.licensee_id != id {
-        return Err(StoreError::Invalid(format!(
-            "invoice {} is {}'s, not {}'s: check the invoice number",
-            invoice.number, invoice.licensee, payment.licensee
-        )));
-    }
-    let sql = format!("SELECT {PAYMENT_COLUMNS} WHERE p.licensee_id = ?1 AND p.reference = ?2");
-    let earlier = conn.prepare_cached(&sql)?.query_row(params![id, reference], payment_from_row).optional()?;
-    if let Some(earlier) = earlier {
-        // The same payment recorded again (a retry, a re-imported statement) counts once.
-        if earlier.invoice == invoice.number && earlier.amount == payment.amount {
-            return Ok(PaymentRecorded { payment: earlier, new: false });
-        }
-        return Err(StoreError::Conflict(format!(
-            "reference {reference:?} of {} was already used for a payment of {} to invoice {} on {}; \
-             a different payment needs its own reference",
-            payment.licensee, earlier.amount, earlier.invoice, earlier.received_at
-        )));
-    }
-    if invoice.voided_at.is_some() {
-        return Err(StoreError::Invalid(format!("invoice {} is void: nothing is owed on it", invoice.number)));
-    }
-    if payment.amount.currency != invoice.currency {
-        return Err(StoreError::Invalid(format!(
-            "invoice {} is in {}, the payment in {}: record it in the invoice's currency",
-            invoice.number, invoice.currency, payment.amount.currency
-        )));
-    }
-    if payment.amount.minor <= 0 {
-        return Err(StoreError::Invalid(format!("a payment is more than zero; got {}", payment.amount)));
-    }
-    let paid: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(amount_minor), 0) FROM payments WHERE invoice_seq = (SELECT seq FROM invoices WHERE number = ?1)",
-        [&invoice.number],
-        |row| row.get(0),
-    )?;
-    let outstanding = Money::new(invoice.currency, invoice.total.minor.saturating_sub(paid).max(0));
-    if payment.amount.minor > outstanding.minor {
-        return Err(StoreError::Invalid(if outstanding.minor == 0 {
-            format!("invoice {} is already paid in full ({}); nothing was recorded", invoice.number, invoice.total)
-        } else {
-            format!(
-                "{} is more than the {} outstanding on invoice {} (total {}); record at most {}",
-                payment.amount, outstanding, invoice.number, invoice.total, outstanding
-            )
-        }));
-    }
-    let before = suspension_at(conn, id, change.at)?;
-    conn.prepare_cached(
-        "INSERT INTO payments (licensee_id, invoice_seq, amount_minor, currency, reference, received_at)
-         VALUES (?1, (SELECT seq FROM invoices WHERE number = ?2), ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        id,
-        invoice.number,
-        payment.amount.minor,
-        payment.amount.currency.code(),
-        reference,
-        change.at.0
-    ])?;
-    let recorded = StoredPayment {
-        licensee: payment.licensee.clone(),
-        invoice: invoice.number.clone(),
-        amount: payment.amount,
-        reference: reference.to_owned(),
-        received_at: change.at,
-    };
-    let cause = format!("payment {reference:?} of {} to invoice {}", payment.amount, invoice.number);
-    let remaining = Money::new(invoice.currency, outstanding.minor - payment.amount.minor);
-    let entry = json!({ "cause": cause, "payment": to_json(&recorded), "outstanding": to_json(&remaining) });
-    append_audit(conn, change, "payment.record", &invoice.number, None, Some(entry))?;
-    if remaining.minor == 0 {
-        append_audit(conn, change, "invoice.paid", &invoice.number, None, Some(json!({ "cause": cause })))?;
-        let payload = json!({
-            "licensee": payment.licensee,
-            "invoice": invoice.number,
-            "total": invoice.total.amount(),
-            "currency": invoice.currency,
-        });
-        let key = format!("invoice.paid:{}", invoice.number);
-        raise(conn, change, NotificationKind::InvoicePaid, id, key, payload)?;
-    }
-    log_transitions(conn, id, &payment.licensee, before.as_ref(), change, &cause)?;
-    Ok(PaymentRecorded { payment: recorded, new: true })
 }

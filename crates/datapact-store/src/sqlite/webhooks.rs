@@ -93,6 +93,7 @@ pub(super) fn remove_webhook(conn: &Connection, id: i64, change: &Change) -> Sto
         return Ok(existing);
     }
     conn.execute("UPDATE webhooks SET removed_at = ?2 WHERE id = ?1", params![id, change.at.0])?;
+    conn.execute(crate::shared::sql::FAIL_REMOVED_DELIVERIES, params![id, change.at.0])?;
     let subject = existing.licensee.as_deref().unwrap_or("platform");
     let before = json!({ "id": existing.id, "url": existing.url, "events": existing.events });
     append_audit(conn, change, "webhook.remove", subject, Some(before), None)?;

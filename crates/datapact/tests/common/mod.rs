@@ -25,6 +25,7 @@ pub fn datapact(data_dir: &Path, args: &[&str]) -> Output {
         .arg(data_dir)
         .args(args)
         .env_remove("DATAPACT_ADMIN_TOKEN")
+        .env_remove("DATAPACT_STORE")
         .output()
         .expect("run datapact")
 }
@@ -147,6 +148,7 @@ impl Gateway {
             .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--drain-secs", "5"])
             .args(extra)
             .env_remove("DATAPACT_ADMIN_TOKEN")
+            .env_remove("DATAPACT_STORE")
             .env("DATAPACT_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -257,4 +259,49 @@ pub fn ids(first: i64, count: i64) -> String {
 pub fn json_out(data_dir: &Path, args: &[&str]) -> serde_json::Value {
     let out = datapact_ok(data_dir, args);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("datapact {args:?} is not JSON ({e}): {out}"))
+}
+
+/// A PostgreSQL schema of a test's own in the test server (`DATAPACT_TEST_POSTGRES`, default
+/// `postgres://postgres@127.0.0.1:5432/test`), dropped with everything in it when this is dropped.
+/// `url` selects it (`search_path`).
+pub struct PgSchema {
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+fn psql(server: &str, statement: &str) -> Result<(), String> {
+    let output = Command::new("psql")
+        .args([server, "-v", "ON_ERROR_STOP=1", "-q", "-c", statement])
+        .output()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).trim().to_owned()) }
+}
+
+/// A fresh schema, or `None` after a `SKIPPED:` line when no PostgreSQL answers — except under
+/// `CI=true`, where that fails the test: CI must run every store.
+pub fn pg_schema() -> Option<PgSchema> {
+    let server =
+        std::env::var("DATAPACT_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("dp_e2e_{}_{n}_{nanos}", std::process::id());
+    if let Err(why) = psql(&server, &format!("CREATE SCHEMA {name}")) {
+        if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+            panic!("PostgreSQL is required in CI (CI=true) and is not usable at {server}: {why}");
+        }
+        let line = format!("SKIPPED: PostgreSQL not reachable at {server} (set DATAPACT_TEST_POSTGRES): {why}\n");
+        let _ = std::io::stderr().write_all(line.as_bytes());
+        return None;
+    }
+    let separator = if server.contains('?') { '&' } else { '?' };
+    let url = format!("{server}{separator}options=-csearch_path%3D{name}");
+    Some(PgSchema { url, server, name })
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = psql(&self.server, &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
 }

@@ -1,11 +1,15 @@
-//! The SQLite store against the `Store` contract.
+//! Every store against the `Store` contract: each test runs on SQLite and on PostgreSQL
+//! (`stores::store_tests!`); the tests of SQLite's own file and pragmas follow them.
 
 use datapact_core::ingest::{IngestRecord, parse_line};
 use datapact_core::{KeyHash, KeyPrefix, PostId, Timestamp, UserId};
 use datapact_store::ops::{IngestBatcher, issue_key};
 use datapact_store::{Change, IngestEffect, SqliteStore, Store, StoreError, TimelineQuery};
+use stores::TestStore;
 
-fn store() -> (tempfile::TempDir, SqliteStore) {
+mod stores;
+
+fn sqlite() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     (dir, store)
@@ -27,13 +31,11 @@ fn by() -> Change {
 
 #[tokio::test]
 async fn durability_is_full_and_checked() {
-    let (_dir, store) = store();
+    let (_dir, store) = sqlite();
     assert_eq!(store.synchronous_level().await.unwrap(), 2, "synchronous=FULL");
 }
 
-#[tokio::test]
-async fn ingest_effects_and_revisions() {
-    let (_dir, store) = store();
+async fn ingest_effects_and_revisions(store: &TestStore) {
     let effects = store
         .ingest(
             vec![
@@ -72,9 +74,7 @@ async fn ingest_effects_and_revisions() {
     assert_eq!(users[0].post_count, 1);
 }
 
-#[tokio::test]
-async fn a_username_belongs_to_one_author() {
-    let (_dir, store) = store();
+async fn a_username_belongs_to_one_author(store: &TestStore) {
     let clash = parse_line(
         br#"{"id":"2","text":"x","created_at":"2024-01-01T00:00:00Z","author":{"id":"8","username":"USER7"}}"#,
     )
@@ -84,14 +84,12 @@ async fn a_username_belongs_to_one_author() {
     assert_eq!(store.user_by_username("User7").await.unwrap().unwrap().author.id, UserId::new(7));
 }
 
-#[tokio::test]
-async fn change_counter_moves_with_rights_not_bookkeeping() {
-    let (_dir, store) = store();
+async fn change_counter_moves_with_rights_not_bookkeeping(store: &TestStore) {
     let start = store.change_counter().await.unwrap();
     store.create_licensee("acme", &by()).await.unwrap();
     let after_licensee = store.change_counter().await.unwrap();
     assert!(after_licensee > start);
-    let (key, record) = issue_key(&store, "acme", "search", None, &by()).await.unwrap();
+    let (key, record) = issue_key(&**store, "acme", "search", None, &by()).await.unwrap();
     let after_key = store.change_counter().await.unwrap();
     assert!(after_key > after_licensee);
     store.record_key_use(vec![(record.prefix.clone(), NOW.plus_millis(5))]).await.unwrap();
@@ -104,14 +102,12 @@ async fn change_counter_moves_with_rights_not_bookkeeping() {
     assert_eq!(grants[0].record.revoked_at, Some(NOW));
 }
 
-#[tokio::test]
-async fn key_and_licensee_errors() {
-    let (_dir, store) = store();
+async fn key_and_licensee_errors(store: &TestStore) {
     assert!(matches!(store.create_licensee("Bad Name", &by()).await, Err(StoreError::Invalid(_))));
     store.create_licensee("acme", &by()).await.unwrap();
     assert!(matches!(store.create_licensee("acme", &by()).await, Err(StoreError::Conflict(_))));
-    assert!(matches!(issue_key(&store, "ghost", "search", None, &by()).await, Err(StoreError::NotFound(_))));
-    assert!(matches!(issue_key(&store, "acme", "search", Some(NOW), &by()).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(issue_key(&**store, "ghost", "search", None, &by()).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(issue_key(&**store, "acme", "search", Some(NOW), &by()).await, Err(StoreError::Invalid(_))));
     let prefix = KeyPrefix("dpk_000000000000".into());
     store.insert_key("acme", &prefix, KeyHash([1; 32]), "search", None, &by()).await.unwrap();
     assert!(matches!(
@@ -127,10 +123,8 @@ async fn key_and_licensee_errors() {
     assert!(store.opt_outs().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn batcher_reports_rejections_in_line_order_across_batches() {
-    let (_dir, store) = store();
-    let mut batcher = IngestBatcher::new(&store);
+async fn batcher_reports_rejections_in_line_order_across_batches(store: &TestStore) {
+    let mut batcher = IngestBatcher::new(&**store);
     let mut lines = vec![serde_json::json!({"id": "1", "text": "a", "created_at": "2024-01-01T00:00:00Z", "author": {"id": "1", "username": "a"}}).to_string()];
     for n in 2..=5_000 {
         lines.push(match n % 1_000 {
@@ -169,9 +163,7 @@ async fn reopening_keeps_data_and_refuses_newer_schemas() {
     assert!(error.to_string().contains("newer than this datapact knows"), "{error}");
 }
 
-#[tokio::test]
-async fn change_feeds_follow_ingest_order() {
-    let (_dir, store) = store();
+async fn change_feeds_follow_ingest_order(store: &TestStore) {
     store.ingest(vec![post(5, 7, "five", true), post(3, 7, "three", false)], NOW).await.unwrap();
     store.ingest(vec![post(5, 7, "five, corrected", false)], NOW.plus_millis(60_000)).await.unwrap();
     store
@@ -205,13 +197,11 @@ async fn change_feeds_follow_ingest_order() {
     assert!(store.events_after(events[1].seq, 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn every_change_of_rights_is_audited_in_its_transaction() {
+async fn every_change_of_rights_is_audited_in_its_transaction(store: &TestStore) {
     use datapact_core::LicenseeStatus;
     use datapact_store::TermsChange;
-    let (_dir, store) = store();
     store.create_licensee("acme", &by()).await.unwrap();
-    let (key, _) = issue_key(&store, "acme", "ai-train", None, &by()).await.unwrap();
+    let (key, _) = issue_key(&**store, "acme", "ai-train", None, &by()).await.unwrap();
     store.revoke_key(&key.prefix(), &by()).await.unwrap();
     store.revoke_key(&key.prefix(), &by()).await.unwrap(); // no change, no entry
     store.set_licensee_status("acme", LicenseeStatus::Blocked, "unpaid", &by()).await.unwrap();
@@ -259,15 +249,16 @@ async fn every_change_of_rights_is_audited_in_its_transaction() {
     assert_eq!(store.opt_outs().await.unwrap(), vec![(UserId::new(7), "ai-train".to_owned())]);
 
     // The log cannot be edited, even directly.
-    let conn = rusqlite::Connection::open(store.path()).unwrap();
-    assert!(conn.execute("UPDATE audit_log SET actor = 'someone else'", []).is_err());
-    assert!(conn.execute("DELETE FROM audit_log", []).is_err());
+    let refused = store.execute_raw("UPDATE audit_log SET actor = 'someone else'").await.unwrap_err();
+    assert!(refused.contains("append-only"), "{refused}");
+    assert!(store.execute_raw("DELETE FROM audit_log").await.unwrap_err().contains("append-only"));
+    if store.kind() == "postgres" {
+        assert!(store.execute_raw("TRUNCATE audit_log").await.unwrap_err().contains("append-only"));
+    }
 }
 
-#[tokio::test]
-async fn violations_aggregate_with_recent_samples() {
+async fn violations_aggregate_with_recent_samples(store: &TestStore) {
     use datapact_store::ViolationEvent;
-    let (_dir, store) = store();
     let licensee = store.create_licensee("acme", &by()).await.unwrap();
     let events = (0..15)
         .map(|n| ViolationEvent {
@@ -288,10 +279,8 @@ async fn violations_aggregate_with_recent_samples() {
     assert!(store.violations(Some("other")).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn trace_findings_are_kept_newest_first() {
+async fn trace_findings_are_kept_newest_first(store: &TestStore) {
     use datapact_store::{LeakFile, NewTraceFinding};
-    let (_dir, store) = store();
     assert!(store.trace_findings(10).await.unwrap().is_empty());
     for (i, outcome) in ["InsufficientEvidence", "Accused"].into_iter().enumerate() {
         let finding = NewTraceFinding {
@@ -313,3 +302,91 @@ async fn trace_findings_are_kept_newest_first() {
     assert_eq!(found[1].finding.at, NOW);
     assert_eq!(store.trace_findings(1).await.unwrap().len(), 1);
 }
+
+/// The reads a gateway makes, on a small corpus: lookups, liveness, timelines, recency, users,
+/// the feed's watermark, licensees and terms in byte order, and what moves the change counter.
+async fn reads_agree_on_every_store(store: &TestStore) {
+    use datapact_store::TermsChange;
+    let records = (1..=6).map(|id| post(id, 7, &format!("post {id}"), id == 1)).collect();
+    store.ingest(records, NOW).await.unwrap();
+    store.ingest(vec![post(5, 7, "post 5, corrected", false)], NOW).await.unwrap();
+    store.ingest(vec![IngestRecord::Delete { id: PostId::new(3), deleted_at: None }], NOW).await.unwrap();
+
+    let mut found: Vec<i64> = store
+        .posts_by_ids(&[PostId::new(1), PostId::new(1), PostId::new(3)])
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.id.get())
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, [1, 3], "duplicates once, deleted posts included");
+    let mut live =
+        store.live_post_revisions(&[PostId::new(5), PostId::new(3), PostId::new(1), PostId::new(99)]).await.unwrap();
+    live.sort_unstable_by_key(|(id, _, _)| id.get());
+    assert_eq!(live, vec![(PostId::new(1), 1, UserId::new(7)), (PostId::new(5), 2, UserId::new(7))]);
+    let ids = |posts: Vec<datapact_core::Post>| posts.iter().map(|p| p.id.get()).collect::<Vec<_>>();
+    assert_eq!(ids(store.recent_posts(2).await.unwrap()), [6, 5]);
+    let between = TimelineQuery {
+        before_id: Some(PostId::new(5)),
+        after_id: Some(PostId::new(1)),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(ids(store.timeline(UserId::new(7), between).await.unwrap()), [4, 2]);
+    let created = Timestamp::parse_rfc3339("2024-01-01T00:00:00Z").unwrap();
+    let from = TimelineQuery { start_time: Some(created), limit: 2, ..Default::default() };
+    assert_eq!(ids(store.timeline(UserId::new(7), from).await.unwrap()), [6, 5]);
+    let until = TimelineQuery { end_time: Some(created), limit: 10, ..Default::default() };
+    assert!(store.timeline(UserId::new(7), until).await.unwrap().is_empty());
+    assert_eq!(store.users_by_ids(&[UserId::new(7), UserId::new(7), UserId::new(404)]).await.unwrap().len(), 1);
+    assert!(store.user_by_username("nobody").await.unwrap().is_none());
+    assert_eq!(
+        store.feed_watermark().await.unwrap(),
+        Some((7, 2)),
+        "6 posts and a correction; a correction and a deletion"
+    );
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.posts, stats.deleted_posts, stats.authors), (5, 1, 1));
+
+    for name in ["beta", "alpha-2", "alpha"] {
+        store.create_licensee(name, &by()).await.unwrap();
+    }
+    let names: Vec<String> = store.licensees().await.unwrap().into_iter().map(|l| l.name).collect();
+    assert_eq!(names, ["alpha", "alpha-2", "beta"], "byte order, whatever the database's locale");
+    assert_eq!(store.licensee("beta").await.unwrap().unwrap().name, "beta");
+    assert!(store.licensee("gamma").await.unwrap().is_none());
+
+    let counter = store.change_counter().await.unwrap();
+    let plan = |name: &str| TermsChange::PutPlan { name: name.into(), body: serde_json::json!({"name": name}) };
+    store.apply_terms(vec![plan("zeta"), plan("basic")], &by()).await.unwrap();
+    let after_plans = store.change_counter().await.unwrap();
+    assert!(after_plans > counter);
+    let books = serde_json::json!([{"name": "standard"}]);
+    store.apply_terms(vec![TermsChange::PutPriceBooks { body: books.clone() }], &by()).await.unwrap();
+    let after_books = store.change_counter().await.unwrap();
+    assert!(after_books > after_plans, "price books decide invoices");
+    store.apply_terms(vec![TermsChange::PutPriceBooks { body: books.clone() }], &by()).await.unwrap();
+    assert_eq!(store.change_counter().await.unwrap(), after_books, "the same price books again change nothing");
+    store.set_opt_out(UserId::new(7), "ai-train", true, &by()).await.unwrap();
+    assert!(store.change_counter().await.unwrap() > after_books);
+    let terms = store.terms_state().await.unwrap();
+    assert_eq!(terms.plans.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(), ["basic", "zeta"]);
+    assert_eq!(terms.price_books, Some(books));
+    assert_eq!(terms.licensees.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["alpha", "alpha-2", "beta"]);
+    let missing = store.set_opt_out(UserId::new(404), "ai-train", true, &by()).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+}
+
+store_tests!(
+    ingest_effects_and_revisions,
+    a_username_belongs_to_one_author,
+    change_counter_moves_with_rights_not_bookkeeping,
+    key_and_licensee_errors,
+    batcher_reports_rejections_in_line_order_across_batches,
+    change_feeds_follow_ingest_order,
+    every_change_of_rights_is_audited_in_its_transaction,
+    violations_aggregate_with_recent_samples,
+    trace_findings_are_kept_newest_first,
+    reads_agree_on_every_store,
+);

@@ -1,0 +1,75 @@
+//! The binary on the shared PostgreSQL store (`--store postgres://…`): the CLI and gateways of
+//! different data directories share one store — posts, licensees, terms and keys — so a key issued
+//! or a licensee blocked from anywhere takes effect on a running gateway within a second. Skipped
+//! (with a `SKIPPED:` line) without a server, except under `CI=true`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test]
+async fn gateways_and_commands_of_any_data_dir_share_the_postgres_store() {
+    let Some(schema) = pg_schema() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.jsonl");
+    write_lines(&corpus, &corpus_lines());
+    let (node_a, node_b) = (dir.path().join("node-a"), dir.path().join("node-b"));
+    let store = ["--store", schema.url.as_str()];
+    let with_store = |args: &[&str]| -> Vec<String> { store.iter().chain(args).map(|s| s.to_string()).collect() };
+    let run = |data: &std::path::Path, args: &[&str]| {
+        let args = with_store(args);
+        datapact_ok(data, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    run(&node_a, &["ingest", "--quiet", corpus.to_str().unwrap()]);
+    let terms = dir.path().join("terms.toml");
+    std::fs::write(&terms, OPEN_TERMS).unwrap();
+    run(&node_a, &["apply", terms.to_str().unwrap()]);
+    assert!(!node_a.join("datapact.db").exists(), "the store is PostgreSQL, not a file in the data directory");
+
+    let gateway = Gateway::start(&node_a, &store);
+    // A key issued from another data directory (another machine, say) works at once.
+    let key = run(&node_b, &["key", "issue", "acme"]).trim().to_owned();
+    let path = format!("/2/tweets?ids={}", ids(1, 3));
+    let served = eventually(Duration::from_secs(2), async || gateway.get(&key, &path).await.0 == 200).await;
+    assert!(served.is_some(), "a key issued elsewhere is honoured within a second");
+    let (_, body, _) = gateway.get(&key, &path).await;
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(3), "{body}");
+    assert!(run(&node_b, &["licensee", "list"]).contains("acme"));
+
+    // A second gateway on the same store is refused while metering is per data directory.
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_datapact"))
+        .args(["--data-dir", node_b.to_str().unwrap(), "--store", &schema.url, "serve"])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env_remove("DATAPACT_STORE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a second gateway on the same PostgreSQL store kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(second.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success() && stderr.contains("another gateway is serving"), "{stderr}");
+
+    // A block made from elsewhere reaches the running gateway within a second.
+    run(&node_b, &["licensee", "block", "acme", "--reason", "redistribution"]);
+    let blocked = eventually(Duration::from_secs(2), async || gateway.get(&key, &path).await.0 == 403).await;
+    assert!(blocked.is_some_and(|after| after < Duration::from_secs(1)), "blocked after {blocked:?}");
+    drop(gateway);
+
+    // Another store URL is refused with what to write, and never echoed (it may hold a password).
+    let refused = datapact(&node_b, &["--store", "mysql://secret@db/x", "licensee", "list"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("postgres://USER@HOST") && !stderr.contains("secret"));
+}
