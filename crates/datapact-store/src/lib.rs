@@ -551,6 +551,18 @@ pub trait Store: Send + Sync + 'static {
     async fn add_credit(&self, credit: NewCredit, change: &Change) -> StoreResult<CreditAdded>;
     /// Credits of one licensee (or all), oldest first.
     async fn credits(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredCredit>>;
+    /// Whether several machines may share this store (PostgreSQL). The fingerprint secret ring is
+    /// then kept in it too ([`secrets::SecretRing::sync_with_store`]), so every gateway renders
+    /// and every trace reads with the same versions; the embedded store keeps it in the data
+    /// directory's file only.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// The fingerprint secret ring kept in the store (the ring file's JSON), if any.
+    async fn fingerprint_ring(&self) -> StoreResult<Option<String>>;
+    /// Keeps `ring` if the kept ring is still `expected` (none: there is none yet): compare and
+    /// set, so two machines writing at once never lose a version. Whether it was kept.
+    async fn put_fingerprint_ring(&self, ring: String, expected: Option<String>, at: Timestamp) -> StoreResult<bool>;
     /// Adds a webhook (audited); its secret is the caller's.
     async fn add_webhook(&self, webhook: NewWebhook, change: &Change) -> StoreResult<StoredWebhook>;
     /// Stops a webhook receiving new notifications (audited); its delivery log stays.

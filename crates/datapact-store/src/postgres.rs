@@ -74,6 +74,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0002_credits.sql"),
     include_str!("postgres/0003_webhooks.sql"),
     include_str!("postgres/0004_credit_notes.sql"),
+    include_str!("postgres/0005_fingerprint_ring.sql"),
 ];
 /// Connections in the pool unless [`PgOptions::max_connections`] says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -1224,6 +1225,32 @@ impl Store for PgStore {
     async fn credits(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredCredit>> {
         let mut conn = self.pool.acquire().await?;
         billing::credits(&mut conn, licensee).await
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn fingerprint_ring(&self) -> StoreResult<Option<String>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(sqlx::query_scalar(pg!(sql::FINGERPRINT_RING)).fetch_optional(&mut *conn).await?)
+    }
+
+    async fn put_fingerprint_ring(&self, ring: String, expected: Option<String>, at: Timestamp) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let result = match &expected {
+            None => sqlx::query(pg!(sql::INSERT_FINGERPRINT_RING)).bind(&ring).bind(at.0).execute(&mut *tx).await,
+            Some(expected) => {
+                sqlx::query(pg!(sql::REPLACE_FINGERPRINT_RING))
+                    .bind(&ring)
+                    .bind(at.0)
+                    .bind(expected)
+                    .execute(&mut *tx)
+                    .await
+            }
+        };
+        let result = result.map(|done| done.rows_affected() == 1).map_err(StoreError::from);
+        finish(tx, result).await
     }
 
     async fn add_webhook(&self, webhook: NewWebhook, change: &Change) -> StoreResult<StoredWebhook> {

@@ -31,7 +31,7 @@ use age::secrecy::SecretString;
 use datapact_core::Timestamp;
 use datapact_mark::{Channel, ChannelSet, Secret};
 
-use crate::{StoreError, StoreResult};
+use crate::{Store, StoreError, StoreResult};
 
 /// The ring's file in the data directory (mode 0600).
 pub const SECRETS_FILE: &str = "fingerprint-secrets.json";
@@ -298,6 +298,58 @@ impl SecretRing {
             return Err(not_export("it is larger than any ring"));
         }
         parse(&plaintext).map_err(|reason| not_export(&reason))
+    }
+
+    /// For a store several machines share (PostgreSQL): makes this data directory's ring and the
+    /// store's ring hold the same versions, creating version 1 if neither has one, and returns it.
+    /// Versions only one side has are added to the other; a version both have must be identical,
+    /// otherwise nothing changes (Conflict: two machines made different keys under one number). The
+    /// store's ring is replaced by compare-and-set, so machines syncing at once never lose a version.
+    pub async fn sync_with_store(data_dir: &Path, store: &dyn Store, now: Timestamp) -> StoreResult<SecretRing> {
+        const ATTEMPTS: usize = 5;
+        for _ in 0..ATTEMPTS {
+            let kept = store.fingerprint_ring().await?;
+            let shared = match &kept {
+                None => None,
+                Some(text) => Some(parse(text.as_bytes()).map_err(|reason| {
+                    StoreError::Unavailable(format!("the fingerprint secret kept in the store does not read: {reason}"))
+                })?),
+            };
+            let _lock = lock(data_dir)?;
+            let local = Self::load(data_dir)?;
+            let mut ring = local.clone().unwrap_or(SecretRing { entries: Vec::new() });
+            if let Some(shared) = shared {
+                for entry in &shared.entries {
+                    let version = entry.secret.version();
+                    if ring.entry(version).is_some_and(|mine| mine.secret != entry.secret) {
+                        return Err(StoreError::Conflict(format!(
+                            "version {version} of the fingerprint secret in {} differs from version {version} kept \
+                             in the shared store; nothing was changed. Both may have rendered copies, so neither is \
+                             overwritten: export both (`datapact secret export`) and keep them, then move {} away",
+                            data_dir.display(),
+                            Self::path(data_dir).display()
+                        )));
+                    }
+                }
+                // The shared ring is this deployment's own: its versions are not imports.
+                ring.merge(shared, None);
+            }
+            if ring.entries.is_empty() {
+                ring.entries.push(Entry { secret: Secret::new(1, random_key()?), created_at: now, imported_at: None });
+            }
+            let text = String::from_utf8(ring.to_json()?)
+                .map_err(|e| StoreError::Unavailable(format!("the fingerprint secret is not UTF-8: {e}")))?;
+            if kept.as_deref() != Some(text.as_str()) && !store.put_fingerprint_ring(text, kept, now).await? {
+                continue; // another machine changed the shared ring meanwhile: merge again
+            }
+            if local.as_ref() != Some(&ring) {
+                ring.save(data_dir)?;
+            }
+            return Ok(ring);
+        }
+        Err(StoreError::Unavailable(
+            "the shared fingerprint secret kept changing while this machine synced it; try again".into(),
+        ))
     }
 
     fn entry(&self, version: u32) -> Option<&Entry> {

@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0006_credits.sql"),
     include_str!("sqlite/0007_webhooks.sql"),
     include_str!("sqlite/0008_credit_notes.sql"),
+    include_str!("sqlite/0009_fingerprint_ring.sql"),
 ];
 const READ_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1127,6 +1128,21 @@ impl Store for SqliteStore {
     async fn credits(&self, licensee: Option<&str>) -> StoreResult<Vec<StoredCredit>> {
         let licensee = licensee.map(str::to_owned);
         self.read(move |conn| billing::credits(conn, licensee.as_deref())).await
+    }
+
+    async fn fingerprint_ring(&self) -> StoreResult<Option<String>> {
+        self.read(|conn| Ok(conn.query_row(sql::FINGERPRINT_RING, [], |row| row.get(0)).optional()?)).await
+    }
+
+    async fn put_fingerprint_ring(&self, ring: String, expected: Option<String>, at: Timestamp) -> StoreResult<bool> {
+        self.write(move |conn| {
+            let changed = match &expected {
+                None => conn.execute(sql::INSERT_FINGERPRINT_RING, params![ring, at.0])?,
+                Some(expected) => conn.execute(sql::REPLACE_FINGERPRINT_RING, params![ring, at.0, expected])?,
+            };
+            Ok(changed == 1)
+        })
+        .await
     }
 
     async fn add_webhook(&self, webhook: NewWebhook, change: &Change) -> StoreResult<StoredWebhook> {

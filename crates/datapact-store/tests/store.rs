@@ -378,7 +378,58 @@ async fn reads_agree_on_every_store(store: &TestStore) {
     assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
 }
 
+/// Machines sharing a store share one fingerprint secret ring: the first creates it, the others
+/// take it, a rotation on one reaches the others at their next sync, two different keys under
+/// one version number are refused (nothing overwritten), and concurrent syncs agree.
+async fn machines_sharing_a_store_share_one_fingerprint_ring(store: &TestStore) {
+    use datapact_store::secrets::SecretRing;
+    let now = Timestamp::parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
+    let dirs: Vec<tempfile::TempDir> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, b) = (dirs[0].path(), dirs[1].path());
+    assert_eq!(store.fingerprint_ring().await.unwrap(), None);
+    let first = SecretRing::sync_with_store(a, &**store, now).await.unwrap();
+    assert_eq!(first.versions().map(|s| s.version()).collect::<Vec<_>>(), [1]);
+    assert!(store.fingerprint_ring().await.unwrap().is_some(), "kept in the store");
+    let taken = SecretRing::sync_with_store(b, &**store, now).await.unwrap();
+    assert_eq!(taken, first, "the second machine renders with the same key");
+    assert_eq!(SecretRing::load(b).unwrap(), Some(first.clone()), "and keeps it in its data directory");
+
+    // A rotation made on one machine reaches the others when they sync.
+    SecretRing::rotate(a, now).unwrap();
+    let pushed = SecretRing::sync_with_store(a, &**store, now).await.unwrap();
+    let pulled = SecretRing::sync_with_store(b, &**store, now).await.unwrap();
+    assert_eq!(pulled, pushed);
+    assert_eq!(pulled.current().version(), 2);
+
+    // Two machines that each made their own version 3: the second to sync is refused, and neither
+    // its file nor the store changes.
+    SecretRing::rotate(a, now).unwrap();
+    SecretRing::rotate(b, now).unwrap();
+    SecretRing::sync_with_store(a, &**store, now).await.unwrap();
+    let kept = store.fingerprint_ring().await.unwrap();
+    let b_before = SecretRing::load(b).unwrap();
+    let refused = SecretRing::sync_with_store(b, &**store, now).await.unwrap_err();
+    assert!(matches!(&refused, StoreError::Conflict(m) if m.contains("version 3")), "{refused}");
+    assert_eq!(store.fingerprint_ring().await.unwrap(), kept);
+    assert_eq!(SecretRing::load(b).unwrap(), b_before);
+
+    // Compare and set: a write based on a stale ring is refused.
+    assert!(!store.put_fingerprint_ring("{}".into(), Some("stale".into()), now).await.unwrap());
+    assert!(!store.put_fingerprint_ring("{}".into(), None, now).await.unwrap(), "one already exists");
+    assert_eq!(store.fingerprint_ring().await.unwrap(), kept);
+
+    // Fresh machines syncing at once all end with the store's ring.
+    let fresh: Vec<&std::path::Path> = dirs[2..].iter().map(|d| d.path()).collect();
+    let synced =
+        futures_util::future::join_all(fresh.iter().map(|dir| SecretRing::sync_with_store(dir, &**store, now))).await;
+    let shared = SecretRing::sync_with_store(a, &**store, now).await.unwrap();
+    for ring in synced {
+        assert_eq!(ring.unwrap(), shared);
+    }
+}
+
 store_tests!(
+    machines_sharing_a_store_share_one_fingerprint_ring,
     ingest_effects_and_revisions,
     a_username_belongs_to_one_author,
     change_counter_moves_with_rights_not_bookkeeping,

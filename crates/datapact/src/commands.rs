@@ -14,6 +14,7 @@ use datapact_gateway::{AppState, GatewayConfig, KeyCache, Services, TlsFiles, Tr
 use datapact_store::ops::{
     IngestBatcher, LineRejection, ParsedLine, backup_data_dir, issue_key, restore_data_dir, set_opt_out_by_username,
 };
+use datapact_store::secrets::SecretRing;
 use datapact_store::{Change, IngestEffect, PgStore, SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -74,6 +75,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Ledger(command) => ledger::ledger(&data_dir, command, clock),
         Command::Trace(args) => {
+            if store.is_shared() {
+                // Versions another machine made must be here to read its copies.
+                SecretRing::sync_with_store(&data_dir, store.as_ref(), clock.now())
+                    .await
+                    .context("cannot sync the fingerprint secret with the shared store")?;
+            }
             let canaries = canaries::delivered(&data_dir)?;
             trace::run_with_canaries(&args, &data_dir, store.as_ref(), canaries).await
         }
@@ -116,8 +123,13 @@ async fn serve(
     let admin_token = admin_token::load_or_create(data_dir)?;
     // Created on the first start and reused after: every copy rendered from now on must be
     // traceable with a version kept in this ring.
-    let fingerprint_secrets = datapact_store::secrets::SecretRing::load_or_create(data_dir, clock.now())
-        .with_context(|| format!("cannot load the fingerprint secret in {}", data_dir.display()))?;
+    // A shared store keeps the ring too, so every machine renders with the same versions.
+    let fingerprint_secrets = if store.is_shared() {
+        SecretRing::sync_with_store(data_dir, store.as_ref(), clock.now()).await
+    } else {
+        SecretRing::load_or_create(data_dir, clock.now())
+    }
+    .with_context(|| format!("cannot load the fingerprint secret in {}", data_dir.display()))?;
     tracing::info!(
         version = fingerprint_secrets.current().version(),
         versions = fingerprint_secrets.versions().count(),

@@ -38,6 +38,26 @@ async fn gateways_and_commands_of_any_data_dir_share_the_postgres_store() {
     assert_eq!(body["data"].as_array().map(Vec::len), Some(3), "{body}");
     assert!(run(&node_b, &["licensee", "list"]).contains("acme"));
 
+    // The fingerprint secret is kept in the shared store: a leak of acme's copies is traced from
+    // another data directory, one that never served anything.
+    let mut texts = Vec::new();
+    for first in [1, 101] {
+        let (status, body, _) = gateway.get(&key, &format!("/2/tweets?ids={}", ids(first, 100))).await;
+        assert_eq!(status, 200, "{body}");
+        texts.extend(body["data"].as_array().unwrap().iter().map(|p| p["text"].as_str().unwrap().to_owned()));
+    }
+    let mut csv = String::from("text\n");
+    for text in &texts {
+        csv.push_str(&format!("\"{}\"\n", text.replace('"', "\"\"")));
+    }
+    let leak = dir.path().join("leak.csv");
+    std::fs::write(&leak, csv).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&run(&node_b, &["trace", "--json", "--format", "csv", leak.to_str().unwrap()])).unwrap();
+    let accused: Vec<&str> =
+        report["accused"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(accused, ["acme"], "{report:#}");
+
     // A second gateway on the same store is refused while metering is per data directory.
     let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_datapact"))
         .args(["--data-dir", node_b.to_str().unwrap(), "--store", &schema.url, "serve"])
