@@ -78,7 +78,9 @@ const MIGRATIONS: &[&str] = &[
 ];
 /// Connections in the pool unless [`PgOptions::max_connections`] says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a caller waits for a connection before the store is unavailable (a 503): long enough
+/// to ride out a busy pool, short enough that a server that is down is reported promptly.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How to connect, beyond the URL.
 #[derive(Clone, Debug)]

@@ -93,3 +93,59 @@ async fn gateways_and_commands_of_any_data_dir_share_the_postgres_store() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && stderr.contains("postgres://USER@HOST") && !stderr.contains("secret"));
 }
+
+/// PostgreSQL down: every request that needs the store gets 503 (a problem, never a hang or a 500)
+/// and commands say the store is unavailable; when it comes back the same gateway serves again,
+/// with no restart. The server is a private one on its own port: the machine's is never stopped.
+#[tokio::test]
+async fn the_gateway_answers_503_while_postgres_is_down_and_recovers_by_itself() {
+    let Some(server) = PrivatePostgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.jsonl");
+    write_lines(&corpus, &corpus_lines());
+    let data = dir.path().join("node");
+    let url = server.url();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--store", url.as_str()];
+        all.extend_from_slice(args);
+        datapact_ok(&data, &all)
+    };
+    run(&["ingest", "--quiet", corpus.to_str().unwrap()]);
+    let terms = dir.path().join("terms.toml");
+    std::fs::write(&terms, OPEN_TERMS).unwrap();
+    run(&["apply", terms.to_str().unwrap()]);
+    let key = run(&["key", "issue", "acme"]).trim().to_owned();
+    let gateway = Gateway::start(&data, &["--store", url.as_str()]);
+    // Ids never asked before, so no cache can answer: the store must be read.
+    let (status, _, _) = gateway.get(&key, &format!("/2/tweets?ids={}", ids(1, 5))).await;
+    assert_eq!(status, 200);
+
+    server.pg_ctl("stop");
+    let started = std::time::Instant::now();
+    let (status, body, _) = gateway.get(&key, &format!("/2/tweets?ids={}", ids(40, 5))).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "a problem that says why: {body}");
+    assert!(started.elapsed() < Duration::from_secs(8), "answered in {:?}", started.elapsed());
+    let (status, _, _) = gateway.get(&key, "/2/tweets/search/recent?query=prolific").await;
+    assert!(status == 503 || status == 200, "search runs on the gateway's index; got {status}");
+    let refused = datapact(&data, &["--store", url.as_str(), "licensee", "list"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("PostgreSQL"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    server.pg_ctl("start");
+    // A fresh connection each time: one the gateway kept open while PostgreSQL was down may have
+    // been closed meanwhile.
+    let http = reqwest::Client::new();
+    let back = eventually(Duration::from_secs(20), async || {
+        let url = format!("{}/2/tweets?ids={}", gateway.public, ids(60, 5));
+        let response = http.get(url).bearer_auth(&key).header("connection", "close").send().await;
+        response.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(back.is_some(), "served again once PostgreSQL is back, without a restart");
+    drop(gateway);
+}

@@ -305,3 +305,94 @@ impl Drop for PgSchema {
         let _ = psql(&self.server, &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
     }
 }
+
+/// A PostgreSQL server of a test's own (initdb + pg_ctl from Debian's PostgreSQL, run as the
+/// `postgres` user when the tests run as root, since initdb refuses root) on a free port, so a
+/// test can stop and start it without touching the machine's shared server. Stopped when dropped.
+pub struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+impl PrivatePostgres {
+    /// Starts one, or `None` after a `SKIPPED:` line when this machine cannot (no PostgreSQL
+    /// binaries) — except under `CI=true`, where that fails the test.
+    pub fn start() -> Option<PrivatePostgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| versions.filter_map(Result::ok).map(|v| v.path().join("bin")).max())
+            .filter(|bin| bin.join("initdb").exists());
+        let Some(bin) = bin else {
+            if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+                panic!("PostgreSQL's server binaries (initdb, pg_ctl) are required in CI: install postgresql");
+            }
+            let _ = std::io::stderr().write_all(b"SKIPPED: no PostgreSQL server binaries under /usr/lib/postgresql\n");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let server = PrivatePostgres { dir, bin, port };
+        if as_root() {
+            let _ = Command::new("chown").args(["-R", "postgres:postgres"]).arg(server.dir.path()).status();
+        }
+        server.run("initdb", &["-D", &server.data(), "-A", "trust", "-U", "postgres", "--no-sync"]);
+        server.pg_ctl("start");
+        Some(server)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("cluster").to_str().unwrap().to_owned()
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let path = self.bin.join(program);
+        let mut command = if as_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&path);
+            command
+        } else {
+            Command::new(&path)
+        };
+        let output = command.args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        assert!(output.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// `pg_ctl start` (waiting until it accepts connections) or `stop` (fast: connections cut).
+    pub fn pg_ctl(&self, action: &str) {
+        let options =
+            format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.path().display());
+        let data = self.data();
+        match action {
+            "start" => self.run("pg_ctl", &["-D", &data, "-o", &options, "-l", &format!("{data}.log"), "-w", "start"]),
+            _ => self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]),
+        }
+    }
+}
+
+fn as_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let data = self.data();
+        let path = self.bin.join("pg_ctl");
+        let mut command = if as_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&path);
+            command
+        } else {
+            Command::new(&path)
+        };
+        let _ = command.args(["-D", &data, "-m", "immediate", "stop"]).output();
+    }
+}
