@@ -194,6 +194,8 @@ pub(crate) mod sql {
          (SELECT COUNT(*) FROM payments p JOIN invoices i ON i.seq = p.invoice_seq WHERE i.number = ?1)
          + (SELECT COUNT(*) FROM credit_notes c JOIN invoices i ON i.seq = c.invoice_seq WHERE i.number = ?1)";
     pub(crate) const VOID_INVOICE: &str = "UPDATE invoices SET voided_at = ?2, void_reason = ?3 WHERE number = ?1";
+    pub(crate) const ANY_DELIVERY_DUE: &str =
+        "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1)";
     pub(crate) const FINGERPRINT_RING: &str = "SELECT body FROM fingerprint_ring WHERE id = 1";
     pub(crate) const INSERT_FINGERPRINT_RING: &str =
         "INSERT INTO fingerprint_ring (id, body, updated_at) VALUES (1, ?1, ?2) ON CONFLICT (id) DO NOTHING";
