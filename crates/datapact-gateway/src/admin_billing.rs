@@ -88,6 +88,69 @@ pub async fn show_invoice(
     })
 }
 
+/// `POST /admin/invoices/{number}/credit-notes` body.
+#[derive(Deserialize)]
+pub struct CreditNoteRequest {
+    /// A decimal in the invoice's currency: `"25.00"`.
+    amount: String,
+    reason: String,
+}
+
+/// Issues a credit note against an invoice, as `datapact invoice credit-note`: the note, and the
+/// invoice as it stands after it.
+#[utoipa::path(
+    post, path = "/admin/invoices/{number}/credit-notes", tag = "admin", params(("number" = String, Path)),
+    request_body(content = serde_json::Value, description = "{\"amount\": \"25.00\", \"reason\": \"overage miscounted\"}"),
+    responses((status = 201, description = "`credit_note` and the `invoice` after it"),
+              (status = 400, description = "A bad amount or reason, or more than is outstanding", body = crate::openapi::Problem),
+              (status = 404, description = "No such invoice", body = crate::openapi::Problem))
+)]
+pub async fn issue_credit_note(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    JsonBody(request): JsonBody<CreditNoteRequest>,
+) -> AdminResult {
+    let invoice = state
+        .store
+        .invoice(&number)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no invoice numbered {number:?}")))?;
+    let amount = datapact_billing::Money::parse(invoice.currency, &request.amount).map_err(|error| {
+        Problem::invalid_request(format!(
+            "`amount` {:?}: {error} (invoice {number} is in {})",
+            request.amount, invoice.currency
+        ))
+    })?;
+    let note = datapact_store::NewCreditNote { invoice: number, amount, reason: request.reason };
+    let issued = state.store.issue_credit_note(note, &admin_change(&state)).await?;
+    let view = statements::views(state.store.as_ref(), std::slice::from_ref(&invoice), state.clock.now()).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "credit_note": issued, "invoice": view.first() }))).into_response())
+}
+
+/// `POST /admin/invoices/{number}/void` body.
+#[derive(Deserialize)]
+pub struct VoidRequest {
+    reason: String,
+}
+
+/// Voids an invoice issued in error with nothing paid or credited on it, as `datapact invoice void`.
+#[utoipa::path(
+    post, path = "/admin/invoices/{number}/void", tag = "admin", params(("number" = String, Path)),
+    request_body(content = serde_json::Value, description = "{\"reason\": \"issued in error\"}"),
+    responses((status = 200, description = "The invoice as it stands now (status void)"),
+              (status = 404, description = "No such invoice", body = crate::openapi::Problem),
+              (status = 409, description = "Already void, or something paid or credited on it", body = crate::openapi::Problem))
+)]
+pub async fn void_invoice(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    JsonBody(request): JsonBody<VoidRequest>,
+) -> AdminResult {
+    let voided = state.store.void_invoice(&number, &request.reason, &admin_change(&state)).await?;
+    let view = statements::views(state.store.as_ref(), std::slice::from_ref(&voided), state.clock.now()).await?;
+    Ok(Json(view.first()).into_response())
+}
+
 /// `POST /admin/invoices/run` parameters.
 #[derive(Deserialize)]
 pub struct RunQuery {

@@ -153,6 +153,8 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/admin/invoices", get(admin_billing::list_invoices))
         .route("/admin/invoices/run", post(admin_billing::run_invoices))
         .route("/admin/invoices/{number}", get(admin_billing::show_invoice))
+        .route("/admin/invoices/{number}/credit-notes", post(admin_billing::issue_credit_note))
+        .route("/admin/invoices/{number}/void", post(admin_billing::void_invoice))
         .route("/admin/billing/summary", get(admin_billing::billing_summary))
         .route("/admin/credits", get(admin_billing::list_credits).post(admin_billing::add_credit))
         .route("/admin/webhooks", get(admin_billing::list_webhooks).post(admin_billing::add_webhook))

@@ -340,6 +340,8 @@ pub struct LicenseeApi;
         crate::usage::admin_verify,
         crate::admin_billing::list_invoices,
         crate::admin_billing::show_invoice,
+        crate::admin_billing::issue_credit_note,
+        crate::admin_billing::void_invoice,
         crate::admin_billing::run_invoices,
         crate::admin_billing::billing_summary,
         crate::admin_billing::list_credits,

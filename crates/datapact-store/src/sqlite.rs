@@ -1188,7 +1188,8 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<DueDelivery>> {
         // Asked every second: when nothing is due (nearly always), a read answers without the writer.
-        let due: bool = self.read(move |conn| Ok(conn.query_row(sql::ANY_DELIVERY_DUE, [now.0], |row| row.get(0))?)).await?;
+        let due: bool =
+            self.read(move |conn| Ok(conn.query_row(sql::ANY_DELIVERY_DUE, [now.0], |row| row.get(0))?)).await?;
         if !due {
             return Ok(Vec::new());
         }

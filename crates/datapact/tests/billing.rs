@@ -558,3 +558,77 @@ async fn a_prepaid_credit_pays_for_exactly_what_it_covers_and_402s_when_spent() 
     assert_eq!(lines, [("base_fee", 0, "10.00"), ("included", 5, "0.00"), ("prepaid", 56, "0.00")], "{acme}");
     assert_eq!(acme["total"], "10.00");
 }
+
+/// Corrections without editing an invoice: a credit note from the CLI and one through the admin
+/// API settle December's invoice; an invoice issued in error is voided, and one with anything
+/// settled on it is not.
+#[tokio::test]
+async fn invoices_are_corrected_by_credit_notes_and_voided_from_the_cli_and_the_admin_api() {
+    let (dir, _key) = seeded_data_dir();
+    let data_dir = data(&dir);
+    apply_terms(&data_dir, &billing_terms());
+    json_out(&data_dir, &["invoice", "run", "--month", "2026-12", "--json", "--now", "2027-01-02T09:00:00Z"]);
+    let now = ["--now", "2027-01-03T09:00:00Z"];
+    let with_now = |args: &[&str]| -> Vec<String> { now.iter().chain(args).map(|s| s.to_string()).collect() };
+    let run = |args: &[&str]| json_out(&data_dir, &as_refs(&with_now(args)));
+    // December: acme's fee for 28 days of its term, 450.00, nothing used.
+    let noted = run(&["invoice", "credit-note", "DP-000001", "50.00", "--reason", "goodwill", "--json"]);
+    assert_eq!(noted["credit_note"]["number"], "CN-000001");
+    assert_eq!(
+        (noted["invoice"]["credited"].as_str(), noted["invoice"]["outstanding"].as_str()),
+        (Some("50.00"), Some("400.00"))
+    );
+    let refused = datapact_fails(&data_dir, &as_refs(&with_now(&["invoice", "void", "DP-000001", "--reason", "x"])));
+    assert!(refused.contains("credit note"), "{refused}");
+    let too_much = datapact_fails(
+        &data_dir,
+        &as_refs(&with_now(&["invoice", "credit-note", "DP-000001", "400.01", "--reason", "x"])),
+    );
+    assert!(too_much.contains("400.00 USD outstanding"), "{too_much}");
+
+    let gateway = Gateway::start(&data_dir, &["--test-clock", "2027-01-03T10:00:00Z"]);
+    let admin = |path: &str, body: Value| {
+        gateway
+            .http
+            .post(format!("{}{path}", gateway.admin))
+            .bearer_auth(Gateway::admin_token(&data_dir))
+            .json(&body)
+            .send()
+    };
+    let settled = admin("/admin/invoices/DP-000001/credit-notes", json!({ "amount": "400.00", "reason": "waived" }));
+    let settled = settled.await.unwrap();
+    assert_eq!(settled.status(), 201);
+    let settled: Value = settled.json().await.unwrap();
+    assert_eq!(
+        (settled["credit_note"]["number"].as_str(), settled["invoice"]["status"].as_str()),
+        (Some("CN-000002"), Some("paid"))
+    );
+    let bad =
+        admin("/admin/invoices/DP-000001/credit-notes", json!({ "amount": "1.005", "reason": "x" })).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let missing = admin("/admin/invoices/DP-000404/void", json!({ "reason": "x" })).await.unwrap();
+    assert_eq!(missing.status(), 404);
+    drop(gateway);
+
+    // January: globex's first invoice, issued in error, is voided; the audit log says so.
+    json_out(&data_dir, &["invoice", "run", "--month", "2027-01", "--json", "--now", "2027-02-02T09:00:00Z"]);
+    let list = json_out(&data_dir, &["invoice", "list", "globex", "--format", "json"]);
+    let number = list[0]["number"].as_str().unwrap().to_owned();
+    let gateway = Gateway::start(&data_dir, &["--test-clock", "2027-02-03T10:00:00Z"]);
+    let voided = gateway
+        .http
+        .post(format!("{}/admin/invoices/{number}/void", gateway.admin))
+        .bearer_auth(Gateway::admin_token(&data_dir))
+        .json(&json!({ "reason": "issued in error" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(voided.status(), 200);
+    assert_eq!(voided.json::<Value>().await.unwrap()["status"], "void");
+    drop(gateway);
+    let notes = json_out(&data_dir, &["invoice", "credit-notes", "acme", "--json"]);
+    assert_eq!(notes.as_array().map(Vec::len), Some(2));
+    let audit = json_out(&data_dir, &["audit", "--json"]);
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"invoice.void") && actions.contains(&"credit_note.issue"), "{actions:?}");
+}
