@@ -29,7 +29,7 @@
 //! record with a NUL character is refused (SQLite would keep it); and [`Store::backup_to`]
 //! refuses, because a PostgreSQL database is backed up with `pg_dump`, not into a SQLite file.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -44,9 +44,9 @@ use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
 use crate::notify::{DueDelivery, NewNotification, NewWebhook, StoredWebhook, WebhookAttempt, WebhookDeliveryRecord};
 use crate::shared::{
-    AuditDraft, KEY_COLUMNS, POST_COLUMNS, PostParts, USER_COLUMNS, check_block_reason, check_purpose, clamp_count,
-    json_text, licensee_terms_after, no_licensee, opt_out_entry, parse_json, push_violation_sample, revision_number,
-    sql, to_json, trace_finding, trace_finding_json, unavailable, unknown_author, username_taken,
+    AuditDraft, KEY_COLUMNS, POST_COLUMNS, PostParts, USER_COLUMNS, check_block_reason, check_purpose, json_text,
+    licensee_terms_after, no_licensee, opt_out_entry, parse_json, push_violation_sample, revision_number, sql, to_json,
+    trace_finding, trace_finding_json, unavailable,
 };
 use crate::{
     AuditEntry, Change, CreditAdded, IngestEffect, InvoiceIssue, KeyGrant, LicenseeAccount, LicenseeTerms, NewCredit,
@@ -56,6 +56,7 @@ use crate::{
 };
 
 mod billing;
+mod ingest;
 mod webhooks;
 
 /// A statement of `shared::sql` (SQLite's `?N` parameters) as PostgreSQL reads it (`$N`),
@@ -396,193 +397,6 @@ fn nul_in_post(post: &NewPost) -> Option<&'static str> {
     None
 }
 
-/// Applies one batch of ingest records in the caller's transaction, which holds the writer lock.
-struct Ingester<'a> {
-    conn: &'a mut PgConnection,
-    now: Timestamp,
-    authors_seen: HashMap<UserId, Option<Author>>,
-    /// The last `seq` of post_revisions and post_events: read under the writer lock, so the rows
-    /// this transaction adds number above every committed row and below every later one.
-    revision_seq: i64,
-    event_seq: i64,
-}
-
-impl Ingester<'_> {
-    async fn apply(&mut self, record: IngestRecord) -> StoreResult<IngestEffect> {
-        match record {
-            IngestRecord::Post(post) => self.post(*post).await,
-            IngestRecord::Delete { id, deleted_at } => self.delete(id, deleted_at.unwrap_or(self.now)).await,
-        }
-    }
-
-    async fn author(&mut self, id: UserId, author: Option<Author>) -> StoreResult<Result<(), String>> {
-        if let Some(seen) = self.authors_seen.get(&id)
-            && (author.is_none() || seen.as_ref() == author.as_ref())
-        {
-            return Ok(Ok(()));
-        }
-        match &author {
-            Some(a) => {
-                // Under the writer lock nobody else can take the username between check and write.
-                let taken: Option<i64> =
-                    sqlx::query_scalar("SELECT id FROM authors WHERE lower(username) = lower($1) AND id <> $2")
-                        .bind(&a.username)
-                        .bind(a.id.get())
-                        .fetch_optional(&mut *self.conn)
-                        .await?;
-                if taken.is_some() {
-                    return Ok(Err(username_taken(&a.username)));
-                }
-                sqlx::query(pg!(sql::UPSERT_AUTHOR))
-                    .bind(a.id.get())
-                    .bind(&a.username)
-                    .bind(&a.name)
-                    .bind(a.created_at.0)
-                    .bind(&a.description)
-                    .bind(&a.location)
-                    .bind(a.verified)
-                    .bind(a.protected)
-                    .bind(clamp_count(a.metrics.followers_count))
-                    .bind(clamp_count(a.metrics.following_count))
-                    .bind(clamp_count(a.metrics.listed_count))
-                    .execute(&mut *self.conn)
-                    .await?;
-            }
-            None => {
-                let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM authors WHERE id = $1")
-                    .bind(id.get())
-                    .fetch_optional(&mut *self.conn)
-                    .await?;
-                if exists.is_none() {
-                    return Ok(Err(unknown_author(id)));
-                }
-            }
-        }
-        self.authors_seen.insert(id, author);
-        Ok(Ok(()))
-    }
-
-    async fn post(&mut self, post: NewPost) -> StoreResult<IngestEffect> {
-        if let Some(field) = nul_in_post(&post) {
-            return Ok(IngestEffect::Refused(format!(
-                "the post's {field} holds a NUL character (U+0000), which PostgreSQL cannot store"
-            )));
-        }
-        if let Err(reason) = self.author(post.author_id, post.author.clone()).await? {
-            return Ok(IngestEffect::Refused(reason));
-        }
-        for purpose in &post.author_opt_outs {
-            let added = sqlx::query(pg!(sql::INSERT_OPT_OUT))
-                .bind(post.author_id.get())
-                .bind(purpose)
-                .bind(self.now.0)
-                .execute(&mut *self.conn)
-                .await?
-                .rows_affected();
-            if added > 0 {
-                let change = Change::new("ingest", self.now);
-                append_audit(self.conn, &change, opt_out_entry(post.author_id, purpose, true)).await?;
-            }
-        }
-        let referenced = if post.referenced_posts.is_empty() {
-            None
-        } else {
-            Some(serde_json::to_string(&post.referenced_posts).map_err(unavailable)?)
-        };
-        let history = serde_json::to_string(&post.edit_history).map_err(unavailable)?;
-        let metrics = post.public_metrics;
-        let inserted = sqlx::query(pg!(sql::INSERT_POST))
-            .bind(post.id.get())
-            .bind(post.author_id.get())
-            .bind(&post.text)
-            .bind(post.created_at.0)
-            .bind(&post.lang)
-            .bind(post.conversation_id.get())
-            .bind(post.in_reply_to_user_id.map(UserId::get))
-            .bind(referenced)
-            .bind(history)
-            .bind(clamp_count(metrics.retweet_count))
-            .bind(clamp_count(metrics.reply_count))
-            .bind(clamp_count(metrics.like_count))
-            .bind(clamp_count(metrics.quote_count))
-            .bind(clamp_count(metrics.bookmark_count))
-            .bind(clamp_count(metrics.impression_count))
-            .execute(&mut *self.conn)
-            .await?
-            .rows_affected();
-        if inserted == 1 {
-            self.insert_revision(post.id, 1, &post.text).await?;
-            return Ok(IngestEffect::Inserted);
-        }
-        let row = sqlx::query("SELECT text, revision FROM posts WHERE id = $1")
-            .bind(post.id.get())
-            .fetch_one(&mut *self.conn)
-            .await?;
-        let text: String = row.try_get(0)?;
-        if text == post.text {
-            return Ok(IngestEffect::Unchanged);
-        }
-        let revision = revision_number(row.try_get::<i64, _>(1)?).map_err(decode)? + 1;
-        sqlx::query("UPDATE posts SET text = $2, revision = $3 WHERE id = $1")
-            .bind(post.id.get())
-            .bind(&post.text)
-            .bind(i64::from(revision))
-            .execute(&mut *self.conn)
-            .await?;
-        self.insert_revision(post.id, revision, &post.text).await?;
-        self.event_seq += 1;
-        sqlx::query("INSERT INTO post_events (seq, post_id, kind, revision, at) VALUES ($1, $2, 'corrected', $3, $4)")
-            .bind(self.event_seq)
-            .bind(post.id.get())
-            .bind(i64::from(revision))
-            .bind(self.now.0)
-            .execute(&mut *self.conn)
-            .await?;
-        Ok(IngestEffect::Corrected { revision })
-    }
-
-    async fn insert_revision(&mut self, id: PostId, revision: u32, text: &str) -> StoreResult<()> {
-        self.revision_seq += 1;
-        sqlx::query(
-            "INSERT INTO post_revisions (seq, post_id, revision, text, ingested_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(self.revision_seq)
-        .bind(id.get())
-        .bind(i64::from(revision))
-        .bind(text)
-        .bind(self.now.0)
-        .execute(&mut *self.conn)
-        .await?;
-        Ok(())
-    }
-
-    async fn delete(&mut self, id: PostId, at: Timestamp) -> StoreResult<IngestEffect> {
-        let state: Option<Option<i64>> = sqlx::query_scalar("SELECT deleted_at FROM posts WHERE id = $1")
-            .bind(id.get())
-            .fetch_optional(&mut *self.conn)
-            .await?;
-        match state {
-            None => Ok(IngestEffect::Refused(format!("no post with id {id} to delete"))),
-            Some(Some(_)) => Ok(IngestEffect::AlreadyDeleted),
-            Some(None) => {
-                sqlx::query("UPDATE posts SET deleted_at = $2 WHERE id = $1")
-                    .bind(id.get())
-                    .bind(at.0)
-                    .execute(&mut *self.conn)
-                    .await?;
-                self.event_seq += 1;
-                sqlx::query("INSERT INTO post_events (seq, post_id, kind, at) VALUES ($1, $2, 'deleted', $3)")
-                    .bind(self.event_seq)
-                    .bind(id.get())
-                    .bind(at.0)
-                    .execute(&mut *self.conn)
-                    .await?;
-                Ok(IngestEffect::Deleted)
-            }
-        }
-    }
-}
-
 async fn insert_licensee(conn: &mut PgConnection, name: &str, change: &Change) -> StoreResult<Licensee> {
     let row = sqlx::query(
         "INSERT INTO licensees (name, status, created_at) VALUES ($1, 'active', $2) ON CONFLICT (name) DO NOTHING
@@ -723,16 +537,7 @@ impl Store for PgStore {
     async fn ingest(&self, records: Vec<IngestRecord>, now: Timestamp) -> StoreResult<Vec<IngestEffect>> {
         // The writer lock first, then the last seqs: see the module docs (the feed is commit-ordered).
         let mut tx = self.write().await?;
-        let result: StoreResult<_> = async {
-            let (revision_seq, event_seq): (i64, i64) = sqlx::query_as(sql::FEED_HEADS).fetch_one(&mut *tx).await?;
-            let mut ingester = Ingester { conn: &mut tx, now, authors_seen: HashMap::new(), revision_seq, event_seq };
-            let mut effects = Vec::with_capacity(records.len());
-            for record in records {
-                effects.push(ingester.apply(record).await?);
-            }
-            Ok(effects)
-        }
-        .await;
+        let result = ingest::ingest(&mut tx, records, now).await;
         finish(tx, result).await
     }
 

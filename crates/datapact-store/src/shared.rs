@@ -5,7 +5,7 @@
 
 use chrono::NaiveDate;
 use datapact_billing::{BillingTerms, Currency, InvoiceAccount, InvoiceLine, Money, Month, Suspension};
-use datapact_core::{LicenseeStatus, Post, PostId, PublicMetrics, ReferencedPost, Timestamp, UserId};
+use datapact_core::{Author, LicenseeStatus, Post, PostId, PublicMetrics, ReferencedPost, Timestamp, UserId};
 use serde_json::json;
 
 use crate::notify::{NewNotification, NotificationKind};
@@ -257,6 +257,17 @@ pub(crate) fn unknown_author(id: UserId) -> String {
 
 pub(crate) fn username_taken(username: &str) -> String {
     format!("username {username:?} already belongs to another author")
+}
+
+/// Why the deletion of an id the store does not hold is refused.
+pub(crate) fn no_post_to_delete(id: PostId) -> String {
+    format!("no post with id {id} to delete")
+}
+
+/// Whether an ingest batch leaves an author alone: it wrote or confirmed this author (`seen`)
+/// earlier in the batch, and the record carries no details or the same ones.
+pub(crate) fn author_settled(seen: Option<&Option<Author>>, author: Option<&Author>) -> bool {
+    seen.is_some_and(|seen| author.is_none() || seen.as_ref() == author)
 }
 
 pub(crate) fn no_licensee(name: &str) -> StoreError {

@@ -378,6 +378,327 @@ async fn reads_agree_on_every_store(store: &TestStore) {
     assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
 }
 
+/// A post whose `author` object carries more than a username (`author` is merged into it).
+fn authored(id: i64, text: &str, author: serde_json::Value) -> IngestRecord {
+    let value =
+        serde_json::json!({"id": id.to_string(), "text": text, "created_at": "2024-01-01T00:00:00Z", "author": author});
+    parse_line(value.to_string().as_bytes()).unwrap()
+}
+
+fn delete(id: i64) -> IngestRecord {
+    IngestRecord::Delete { id: PostId::new(id), deleted_at: None }
+}
+
+/// Within one batch each record sees what the records before it did: the same id twice, an edit
+/// after a create, an author introduced by an earlier record, a deletion of a post created
+/// earlier, a username an earlier record gave up; a refused record changes nothing for the
+/// others. Applied in any other order (or all at once against the state before the batch) the
+/// effects, revisions and events below differ.
+async fn in_batch_records_depend_on_earlier_ones(store: &TestStore) {
+    use datapact_store::PostEventKind::{Corrected, Deleted};
+    let counter = store.change_counter().await.unwrap();
+    let effects = store
+        .ingest(
+            vec![
+                // Author 7 is new; the second post is by the author just introduced.
+                post(1, 7, "one", true),
+                post(2, 7, "two", false),
+                // The same id twice, then an edit after the create.
+                post(1, 7, "one", false),
+                post(1, 7, "one, edited", false),
+                // Refused (7 holds the username), so author 8 is still unknown after it.
+                authored(10, "clash", serde_json::json!({"id": "8", "username": "USER7"})),
+                post(11, 8, "eleven", false),
+                // A deletion of the post created above, twice; its text still corrects.
+                delete(2),
+                delete(2),
+                post(2, 7, "two", false),
+                post(2, 7, "two, after its deletion", false),
+                delete(404),
+                // 7 gives its username up, then 8 takes it.
+                authored(12, "renamed", serde_json::json!({"id": "7", "username": "seven", "opt_out": ["ai-train"]})),
+                authored(13, "freed", serde_json::json!({"id": "8", "username": "user7", "name": "Eight"})),
+                authored(14, "again", serde_json::json!({"id": "7", "username": "seven", "opt_out": ["ai-train"]})),
+                post(1, 7, "one, edited twice", false),
+            ],
+            NOW,
+        )
+        .await
+        .unwrap();
+    let refused = |effect: &IngestEffect, part: &str| matches!(effect, IngestEffect::Refused(r) if r.contains(part));
+    assert_eq!(effects.len(), 15);
+    assert_eq!(
+        effects[..4],
+        [
+            IngestEffect::Inserted,
+            IngestEffect::Inserted,
+            IngestEffect::Unchanged,
+            IngestEffect::Corrected { revision: 2 }
+        ]
+    );
+    assert!(refused(&effects[4], "\"USER7\" already belongs to another author"), "{effects:?}");
+    assert!(refused(&effects[5], "unknown author 8"), "{effects:?}");
+    assert_eq!(
+        effects[6..10],
+        [
+            IngestEffect::Deleted,
+            IngestEffect::AlreadyDeleted,
+            IngestEffect::Unchanged,
+            IngestEffect::Corrected { revision: 2 }
+        ]
+    );
+    assert_eq!(effects[10], IngestEffect::Refused("no post with id 404 to delete".into()));
+    assert_eq!(
+        effects[11..],
+        [
+            IngestEffect::Inserted,
+            IngestEffect::Inserted,
+            IngestEffect::Inserted,
+            IngestEffect::Corrected { revision: 3 }
+        ]
+    );
+
+    let revisions = store.revisions_after(0, 100).await.unwrap();
+    let seen: Vec<(i64, i64, u32)> = revisions.iter().map(|r| (r.seq, r.post.id.get(), r.post.revision)).collect();
+    assert_eq!(seen, [(1, 1, 1), (2, 2, 1), (3, 1, 2), (4, 2, 2), (5, 12, 1), (6, 13, 1), (7, 14, 1), (8, 1, 3)]);
+    let current =
+        store.posts_by_ids(&[PostId::new(1), PostId::new(2), PostId::new(10), PostId::new(11)]).await.unwrap();
+    assert_eq!(current.len(), 2, "refused records wrote no post");
+    let one = current.iter().find(|p| p.id == PostId::new(1)).unwrap();
+    assert_eq!((one.text.as_str(), one.revision, one.deleted_at), ("one, edited twice", 3, None));
+    let two = current.iter().find(|p| p.id == PostId::new(2)).unwrap();
+    assert_eq!((two.text.as_str(), two.revision, two.deleted_at), ("two, after its deletion", 2, Some(NOW)));
+
+    let events: Vec<(i64, i64, datapact_store::PostEventKind)> =
+        store.events_after(0, 100).await.unwrap().iter().map(|e| (e.seq, e.post_id.get(), e.kind)).collect();
+    assert_eq!(
+        events,
+        [
+            (1, 1, Corrected { revision: 2 }),
+            (2, 2, Deleted),
+            (3, 2, Corrected { revision: 2 }),
+            (4, 1, Corrected { revision: 3 })
+        ]
+    );
+    assert_eq!(store.feed_watermark().await.unwrap(), Some((8, 4)));
+
+    let mut users: Vec<(i64, String, String)> = store
+        .users_by_ids(&[UserId::new(7), UserId::new(8)])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.author.id.get(), u.author.username, u.author.name))
+        .collect();
+    users.sort();
+    assert_eq!(users, [(7, "seven".into(), "seven".into()), (8, "user7".into(), "Eight".into())]);
+    assert_eq!(store.opt_outs().await.unwrap(), [(UserId::new(7), "ai-train".to_owned())]);
+    let log = store.audit_log(10).await.unwrap();
+    assert_eq!(
+        log.iter().map(|e| (e.action.as_str(), e.subject.as_str())).collect::<Vec<_>>(),
+        [("opt_out.add", "author:7/ai-train")]
+    );
+    assert_eq!(store.change_counter().await.unwrap(), counter + 1, "one opt-out added, once");
+
+    // Authors stored before the batch swap their usernames through a third one, then one is
+    // renamed and another introduced after a refusal; the details of the last upsert stay.
+    let effects = store
+        .ingest(
+            vec![
+                authored(20, "a", serde_json::json!({"id": "7", "username": "tmp"})),
+                authored(21, "b", serde_json::json!({"id": "8", "username": "Seven", "name": "Eight"})),
+                authored(22, "c", serde_json::json!({"id": "9", "username": "TMP"})), // refused: 7 holds it
+                authored(23, "d", serde_json::json!({"id": "7", "username": "user7", "location": "Bonn"})),
+                authored(24, "e", serde_json::json!({"id": "9", "username": "tmp", "opt_out": ["ai-all", "ai-train"]})),
+                post(25, 9, "f", false),
+                authored(
+                    26,
+                    "g",
+                    serde_json::json!({"id": "8", "username": "Seven", "name": "Eight", "verified": true}),
+                ),
+                delete(24),
+                post(20, 7, "a, edited", false),
+            ],
+            NOW.plus_millis(1_000),
+        )
+        .await
+        .unwrap();
+    assert!(refused(&effects[2], "\"TMP\" already belongs"), "{effects:?}");
+    let others: Vec<&IngestEffect> = effects.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, e)| e).collect();
+    assert_eq!(
+        others,
+        [
+            &IngestEffect::Inserted,
+            &IngestEffect::Inserted,
+            &IngestEffect::Inserted,
+            &IngestEffect::Inserted,
+            &IngestEffect::Inserted,
+            &IngestEffect::Inserted,
+            &IngestEffect::Deleted,
+            &IngestEffect::Corrected { revision: 2 }
+        ]
+    );
+    let mut users: Vec<(i64, String, String, Option<String>, bool)> = store
+        .users_by_ids(&[UserId::new(7), UserId::new(8), UserId::new(9)])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.author.id.get(), u.author.username, u.author.name, u.author.location, u.author.verified))
+        .collect();
+    users.sort();
+    assert_eq!(
+        users,
+        [
+            (7, "user7".into(), "user7".into(), Some("Bonn".into()), false),
+            (8, "Seven".into(), "Eight".into(), None, true),
+            (9, "tmp".into(), "tmp".into(), None, false)
+        ]
+    );
+    assert_eq!(store.user_by_username("SEVEN").await.unwrap().unwrap().author.id, UserId::new(8));
+    let mut opt_outs = store.opt_outs().await.unwrap();
+    opt_outs.sort();
+    assert_eq!(
+        opt_outs,
+        [
+            (UserId::new(7), "ai-train".to_owned()),
+            (UserId::new(9), "ai-all".to_owned()),
+            (UserId::new(9), "ai-train".to_owned())
+        ]
+    );
+    let log = store.audit_log(10).await.unwrap();
+    let subjects: Vec<&str> = log.iter().rev().map(|e| e.subject.as_str()).collect();
+    assert_eq!(subjects, ["author:7/ai-train", "author:9/ai-all", "author:9/ai-train"], "in record order");
+    assert_eq!(store.change_counter().await.unwrap(), counter + 3);
+    let revisions = store.revisions_after(8, 100).await.unwrap();
+    let seen: Vec<(i64, i64, u32)> = revisions.iter().map(|r| (r.seq, r.post.id.get(), r.post.revision)).collect();
+    assert_eq!(seen, [(9, 20, 1), (10, 21, 1), (11, 23, 1), (12, 24, 1), (13, 25, 1), (14, 26, 1), (15, 20, 2)]);
+    let events: Vec<(i64, i64, datapact_store::PostEventKind)> =
+        store.events_after(4, 100).await.unwrap().iter().map(|e| (e.seq, e.post_id.get(), e.kind)).collect();
+    assert_eq!(events, [(5, 24, Deleted), (6, 20, Corrected { revision: 2 })]);
+    let twenty = &store.posts_by_ids(&[PostId::new(20)]).await.unwrap()[0];
+    assert_eq!((twenty.text.as_str(), twenty.revision), ("a, edited", 2));
+}
+
+/// A small pseudo-random generator (xorshift64*), so the stores see the same "random" batches.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, sides: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % sides
+    }
+}
+
+/// Batches full of records that depend on each other (few ids, authors and usernames; edits,
+/// repeats, deletions, renames, clashes, opt-outs), generated once.
+fn tangled_batches() -> Vec<Vec<IngestRecord>> {
+    let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
+    let usernames = ["ann", "Ann", "bob", "BOB", "cy", "dee", "eve", "fay", "gus", "hal"];
+    let texts = ["hello", "hello, edited", "bye"];
+    let purposes = ["ai-train", "ai-all", "ai-index"];
+    (0..8)
+        .map(|batch| {
+            (0..60)
+                .map(|n| {
+                    let id = 1 + dice.roll(25) as i64;
+                    let author = 1 + dice.roll(5);
+                    match dice.roll(10) {
+                        0 | 1 => delete(id),
+                        2..=5 => {
+                            let mut author_json = serde_json::json!({
+                                "id": author.to_string(),
+                                "username": usernames[dice.roll(usernames.len() as u64) as usize],
+                                "created_at": format!("2024-01-0{}T00:00:00Z", 1 + dice.roll(9)),
+                                "public_metrics": {"followers_count": dice.roll(3)},
+                            });
+                            if dice.roll(3) == 0 {
+                                author_json["name"] = serde_json::json!(format!("Name {}", dice.roll(2)));
+                            }
+                            if dice.roll(4) == 0 {
+                                author_json["opt_out"] = serde_json::json!([purposes[dice.roll(3) as usize]]);
+                            }
+                            let text = texts[dice.roll(texts.len() as u64) as usize];
+                            let value = serde_json::json!({
+                                "id": id.to_string(), "text": text, "author": author_json,
+                                "created_at": format!("2024-02-0{}T00:00:00Z", 1 + batch % 9),
+                                "public_metrics": {"like_count": n},
+                            });
+                            parse_line(value.to_string().as_bytes()).unwrap()
+                        }
+                        _ => post(id, author as i64, texts[dice.roll(texts.len() as u64) as usize], false),
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Everything a batch can change, as each store reports it.
+async fn everything(store: &TestStore) -> serde_json::Value {
+    let ids: Vec<PostId> = (1..=25).map(PostId::new).collect();
+    let mut posts = store.posts_by_ids(&ids).await.unwrap();
+    posts.sort_by_key(|p| p.id);
+    let users: Vec<UserId> = (1..=5).map(UserId::new).collect();
+    let mut users = store.users_by_ids(&users).await.unwrap();
+    users.sort_by_key(|u| u.author.id);
+    let mut opt_outs = store.opt_outs().await.unwrap();
+    opt_outs.sort();
+    let revisions: Vec<_> = store
+        .revisions_after(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.seq, r.ingested_at, r.post.id, r.post.revision, r.post.text))
+        .collect();
+    let events: Vec<_> = store
+        .events_after(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.seq, e.post_id, format!("{:?}", e.kind), e.at))
+        .collect();
+    let audit: Vec<_> = store
+        .audit_log(10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.seq, e.at, e.actor, e.action, e.subject, e.before, e.after))
+        .collect();
+    serde_json::json!({
+        "posts": format!("{posts:?}"),
+        "users": format!("{users:?}"),
+        "opt_outs": format!("{opt_outs:?}"),
+        "revisions": format!("{revisions:?}"),
+        "events": format!("{events:?}"),
+        "audit": format!("{audit:?}"),
+        "feed": format!("{:?}", store.feed_watermark().await.unwrap()),
+        "stats": format!("{:?}", store.stats().await.unwrap()),
+        "change_counter": store.change_counter().await.unwrap(),
+    })
+}
+
+/// The same tangled batches on SQLite and on PostgreSQL: the same effects, record by record,
+/// and the same rows, feed and audit log after each batch.
+#[tokio::test]
+async fn both_stores_agree_on_batches_whose_records_depend_on_each_other() {
+    let Some(postgres) = TestStore::postgres().await else { return };
+    let sqlite = TestStore::sqlite();
+    let mut refused = 0;
+    for (n, batch) in tangled_batches().into_iter().enumerate() {
+        let now = NOW.plus_millis(n as i64 * 1_000);
+        let expected = sqlite.ingest(batch.clone(), now).await.unwrap();
+        let effects = postgres.ingest(batch, now).await.unwrap();
+        for (index, (sqlite_effect, postgres_effect)) in expected.iter().zip(&effects).enumerate() {
+            assert_eq!(postgres_effect, sqlite_effect, "batch {n}, record {index}");
+        }
+        assert_eq!(effects.len(), expected.len());
+        refused += effects.iter().filter(|e| matches!(e, IngestEffect::Refused(_))).count();
+        assert_eq!(everything(&postgres).await, everything(&sqlite).await, "after batch {n}");
+    }
+    assert!(refused > 0, "the batches exercise refusals too");
+}
+
 /// Machines sharing a store share one fingerprint secret ring: the first creates it, the others
 /// take it, a rotation on one reaches the others at their next sync, two different keys under
 /// one version number are refused (nothing overwritten), and concurrent syncs agree.
@@ -431,6 +752,7 @@ async fn machines_sharing_a_store_share_one_fingerprint_ring(store: &TestStore) 
 store_tests!(
     machines_sharing_a_store_share_one_fingerprint_ring,
     ingest_effects_and_revisions,
+    in_batch_records_depend_on_earlier_ones,
     a_username_belongs_to_one_author,
     change_counter_moves_with_rights_not_bookkeeping,
     key_and_licensee_errors,
