@@ -30,6 +30,22 @@ pub struct Problem {
     pub cap_reset: Option<datapact_core::Timestamp>,
 }
 
+/// The violation a refusal decided past the terms layer stands for (a hard cap, a spent prepaid
+/// credit), set on its response for the terms layer to record like its own refusals.
+#[derive(Clone, Copy, Debug)]
+pub struct Violation(pub &'static str);
+
+impl Problem {
+    /// The violation kind of a refusal the metering decides, by its problem type.
+    fn violation(&self) -> Option<&'static str> {
+        match self.kind {
+            datapact_ledger::USAGE_CAPPED => Some("usage_capped"),
+            crate::metering::CREDITS_DEPLETED => Some("credits_depleted"),
+            _ => None,
+        }
+    }
+}
+
 impl Problem {
     /// A bad query parameter, as X reports it: `errors[{parameters: {name: [value]}, message}]`.
     pub fn invalid_parameter(name: &str, value: &str, message: impl Into<String>) -> Self {
@@ -125,6 +141,9 @@ impl IntoResponse for Problem {
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(reset) = self.cap_reset {
             response.extensions_mut().insert(crate::metering::CapReset(reset));
+        }
+        if let Some(kind) = self.violation() {
+            response.extensions_mut().insert(Violation(kind));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

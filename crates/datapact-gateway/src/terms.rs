@@ -444,6 +444,10 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     let slot = admission.decision.clone();
     request.extensions_mut().insert(admission);
     let mut response = next.run(request).await;
+    // Refusals decided past this layer (a hard cap, a spent prepaid credit) are violations too.
+    if let Some(crate::problem::Violation(kind)) = response.extensions().get().copied() {
+        state.terms.record_kind(caller.licensee_id, kind, now, &request_id, client);
+    }
     let counted = slot.lock().ok().and_then(|mut slot| slot.take());
     let decision = counted.unwrap_or_else(|| state.terms.limiter.peek(&caller.licensee_id, endpoint, rate, now));
     add_rate_headers(&mut response, &decision, endpoint);

@@ -497,6 +497,13 @@ async fn a_prepaid_credit_pays_for_exactly_what_it_covers_and_402s_when_spent() 
     );
     let (status, _, _) = gateway.get(&key, &format!("/2/tweets?ids={}", ids(1, 1))).await;
     assert_eq!(status, 402);
+    // Each 402 for a spent credit is a violation on the licensee's record, like every refusal.
+    let recorded = eventually(Duration::from_secs(5), async || {
+        let violations = json_out(&data_dir, &["violations", "acme", "--json"]);
+        violations.as_array().is_some_and(|v| v.iter().any(|v| v["kind"] == "credits_depleted"))
+    })
+    .await;
+    assert!(recorded.is_some(), "{}", datapact_ok(&data_dir, &["violations", "acme"]));
 
     // The same credit recorded twice counts once; the same reference for another amount is refused.
     let again = json_out(&data_dir, &["credit", "add", "acme", "0.50", "--reference", "wire-1", "--json"]);
