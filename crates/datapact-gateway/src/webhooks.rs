@@ -35,7 +35,8 @@ pub const RETRY_DELAYS: [Duration; 8] = [
 ];
 /// How long one attempt may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a claimed delivery is left to its sender before another may take it.
+/// How long a claimed delivery is left to its sender before another may take it (a batch is sent
+/// at once, so it takes at most [`ATTEMPT_TIMEOUT`]).
 const LEASE: Duration = Duration::from_secs(60);
 /// Deliveries claimed per round.
 const BATCH: usize = 32;
@@ -186,17 +187,23 @@ pub fn spawn_sender(state: AppState) {
         loop {
             let now = state.clock.now();
             match state.store.claim_webhook_deliveries(now, LEASE.as_millis() as i64, BATCH).await {
+                // Sent at once, so a batch takes at most one attempt's timeout, well inside its lease:
+                // a slow receiver never holds up the others, nor lets the lease lapse mid-batch.
                 Ok(due) => {
-                    for delivery in due {
-                        let attempt = send(&client, &delivery, &state).await;
+                    let sends = due.iter().map(|delivery| async {
+                        let attempt = send(&client, delivery, &state).await;
                         if let Err(error) = state.store.record_webhook_attempt(attempt).await {
                             tracing::error!(%error, "a webhook attempt could not be recorded");
                         }
-                    }
+                    });
+                    futures_util::future::join_all(sends).await;
                 }
                 Err(error) => tracing::warn!(%error, "cannot claim webhook deliveries"),
             }
-            tokio::time::sleep(tick).await;
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = state.shutdown.cancelled() => return,
+            }
         }
     });
 }
