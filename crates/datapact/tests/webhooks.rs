@@ -142,8 +142,13 @@ async fn notifications_reach_webhooks_signed_and_are_retried_with_backoff() {
     assert_eq!(received, ["cap.100", "cap.80"]);
 
     // The platform's receiver failed twice: retried after 5 s, then 30 s (of the gateway's clock).
-    let failed_twice = eventually(Duration::from_secs(10), async || kinds(&seen, "/platform").len() >= 2).await;
-    assert!(failed_twice.is_some());
+    // (The log is read once both failures are recorded: the sender records an attempt after its answer.)
+    let failed_and_recorded = eventually(Duration::from_secs(10), async || {
+        let log = json_out(&data_dir, &["webhook", "deliveries", "--json"]);
+        log.as_array().unwrap().iter().filter(|d| d["status"] == "pending" && d["attempts"] == 1).count() == 2
+    })
+    .await;
+    assert!(failed_and_recorded.is_some(), "{:?}", kinds(&seen, "/platform"));
     let log = json_out(&data_dir, &["webhook", "deliveries", "--json"]);
     let pending: Vec<&Value> = log.as_array().unwrap().iter().filter(|d| d["status"] == "pending").collect();
     assert_eq!(pending.len(), 2, "{log:#}");
@@ -194,6 +199,14 @@ async fn notifications_reach_webhooks_signed_and_are_retried_with_backoff() {
     })
     .await;
     assert!(reinstated.is_some(), "{:?}", kinds(&seen, "/platform"));
+
+    // Every attempt recorded (the sender records one after the receiver's answer) before the log is compared.
+    let settled = eventually(Duration::from_secs(10), async || {
+        let log = json_out(&data_dir, &["webhook", "deliveries", "--json"]);
+        log.as_array().unwrap().iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+    assert!(settled.is_some(), "{}", datapact_ok(&data_dir, &["webhook", "deliveries"]));
 
     // The admin API: the same log; webhooks added and removed by the same rules.
     let admin = |method: reqwest::Method, path: &str| {
