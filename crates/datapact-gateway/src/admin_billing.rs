@@ -110,21 +110,11 @@ pub async fn issue_credit_note(
     Path(number): Path<String>,
     JsonBody(request): JsonBody<CreditNoteRequest>,
 ) -> AdminResult {
-    let invoice = state
-        .store
-        .invoice(&number)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no invoice numbered {number:?}")))?;
-    let amount = datapact_billing::Money::parse(invoice.currency, &request.amount).map_err(|error| {
-        Problem::invalid_request(format!(
-            "`amount` {:?}: {error} (invoice {number} is in {})",
-            request.amount, invoice.currency
-        ))
-    })?;
-    let note = datapact_store::NewCreditNote { invoice: number, amount, reason: request.reason };
-    let issued = state.store.issue_credit_note(note, &admin_change(&state)).await?;
-    let view = statements::views(state.store.as_ref(), std::slice::from_ref(&invoice), state.clock.now()).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "credit_note": issued, "invoice": view.first() }))).into_response())
+    let change = admin_change(&state);
+    let (issued, view) =
+        crate::billing::issue_credit_note(state.store.as_ref(), &number, &request.amount, &request.reason, &change)
+            .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "credit_note": issued, "invoice": view }))).into_response())
 }
 
 /// `POST /admin/invoices/{number}/void` body.

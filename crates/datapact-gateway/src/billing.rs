@@ -225,6 +225,27 @@ pub async fn add_credit(
     Ok(store.add_credit(credit, change).await?)
 }
 
+/// Issues a credit note of `amount` (a decimal in the invoice's currency) against invoice `number`:
+/// the note, and the invoice as it stands at `change.at` after it. The CLI and the admin API both.
+pub async fn issue_credit_note(
+    store: &dyn Store,
+    number: &str,
+    amount: &str,
+    reason: &str,
+    change: &Change,
+) -> Result<(datapact_store::StoredCreditNote, crate::statements::InvoiceView), Problem> {
+    let invoice =
+        store.invoice(number).await?.ok_or_else(|| Problem::not_found(format!("no invoice numbered {number:?}")))?;
+    let amount = Money::parse(invoice.currency, amount).map_err(|error| {
+        Problem::invalid_request(format!("amount {amount:?}: {error} (invoice {number} is in {})", invoice.currency))
+    })?;
+    let note = datapact_store::NewCreditNote { invoice: number.to_owned(), amount, reason: reason.to_owned() };
+    let issued = store.issue_credit_note(note, change).await?;
+    let view = crate::statements::views(store, std::slice::from_ref(&invoice), change.at).await?;
+    let view = view.into_iter().next().ok_or_else(|| Problem::unavailable("the invoice's view"))?;
+    Ok((issued, view))
+}
+
 /// Whether a licensee pays from a prepaid credit (its override, else its plan's).
 fn prepaid(terms: &datapact_terms::Terms, licensee: &datapact_terms::LicenseeTerms) -> bool {
     let plan = terms.plans.iter().find(|plan| plan.name == licensee.plan);

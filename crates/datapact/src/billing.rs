@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use datapact_billing::{Currency, DEFAULT_GRACE_DAYS, InvoiceAccount, Money, Month, suspension};
 use datapact_core::{Clock, Timestamp};
 use datapact_store::ledger::Ledger;
-use datapact_store::{LicenseeAccount, NewCreditNote, NewPayment, Store, StoredInvoice};
+use datapact_store::{LicenseeAccount, NewPayment, Store, StoredInvoice};
 use serde::Serialize;
 use serde_json::json;
 
@@ -188,14 +188,11 @@ pub async fn invoice(
             )?;
         }
         InvoiceCommand::CreditNote { number, amount, reason, json } => {
-            let Some(invoice) = store.invoice(&number).await? else {
-                bail!("no invoice numbered {number:?}; `datapact invoice list` shows them");
-            };
-            let money = Money::parse(invoice.currency, &amount)
-                .map_err(|e| anyhow::anyhow!("AMOUNT {amount:?}: {e} (invoice {number} is in {})", invoice.currency))?;
-            let note = NewCreditNote { invoice: number.clone(), amount: money, reason };
-            let issued = store.issue_credit_note(note, &cli_change(now)).await?;
-            let view = views(store, std::slice::from_ref(&invoice), now).await?.pop().context("the invoice view")?;
+            let change = cli_change(now);
+            let (issued, view) =
+                datapact_gateway::billing::issue_credit_note(store, &number, &amount, &reason, &change)
+                    .await
+                    .map_err(problem)?;
             if json {
                 let value = json!({ "credit_note": issued, "invoice": view });
                 writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
