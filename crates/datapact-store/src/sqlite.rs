@@ -28,9 +28,10 @@ mod billing;
 mod webhooks;
 
 use crate::shared::{
-    AuditDraft, KEY_COLUMNS, POST_COLUMNS, PostParts, USER_COLUMNS, check_block_reason, check_purpose, clamp_count,
-    json_text, licensee_terms_after, no_licensee, opt_out_entry, parse_json, push_violation_sample, sql, to_json,
-    trace_finding, trace_finding_json, unavailable, unknown_author, username_taken,
+    AuditDraft, KEY_COLUMNS, POST_COLUMNS, PostParts, USER_COLUMNS, author_settled, check_block_reason, check_purpose,
+    clamp_count, json_text, licensee_terms_after, no_licensee, no_post_to_delete, opt_out_entry, parse_json,
+    push_violation_sample, sql, to_json, trace_finding, trace_finding_json, unavailable, unknown_author,
+    username_taken,
 };
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
@@ -253,9 +254,7 @@ impl Ingester<'_> {
     }
 
     fn author(&mut self, id: UserId, author: Option<Author>) -> StoreResult<Result<(), String>> {
-        if let Some(seen) = self.authors_seen.get(&id)
-            && (author.is_none() || seen.as_ref() == author.as_ref())
-        {
+        if author_settled(self.authors_seen.get(&id), author.as_ref()) {
             return Ok(Ok(()));
         }
         match &author {
@@ -373,7 +372,7 @@ impl Ingester<'_> {
             .query_row([id.get()], |row| row.get(0))
             .optional()?;
         match state {
-            None => Ok(IngestEffect::Refused(format!("no post with id {id} to delete"))),
+            None => Ok(IngestEffect::Refused(no_post_to_delete(id))),
             Some(Some(_)) => Ok(IngestEffect::AlreadyDeleted),
             Some(None) => {
                 self.tx
