@@ -128,6 +128,35 @@ async fn concurrent_ingests_never_skip_a_seq_in_the_feed() {
     store.close().await;
 }
 
+/// `sslmode=require` in the URL: the store talks to PostgreSQL over TLS (rustls). The test server
+/// has TLS on (Debian's default); one without it refuses such a URL rather than talk in clear.
+#[tokio::test]
+async fn a_url_asking_for_tls_gets_tls() {
+    let Some(schema) = Schema::new().await else { return };
+    let separator = if schema.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{separator}sslmode=require", schema.url);
+    let mut conn = match <sqlx::PgConnection as sqlx::Connection>::connect(&url).await {
+        Ok(conn) => conn,
+        Err(error) if error.to_string().contains("TLS") || error.to_string().contains("SSL") => {
+            // A server without TLS: PostgreSQL itself refuses a required TLS session.
+            let refused =
+                PgStore::connect_with(&url, PgOptions { schema: Some(schema.name.clone()), max_connections: 1 });
+            assert!(refused.await.is_err(), "a URL that requires TLS never falls back to clear text");
+            return;
+        }
+        Err(error) => panic!("{error}"),
+    };
+    let tls: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(tls, "the session is encrypted");
+    let store = PgStore::connect_with(&url, PgOptions { schema: Some(schema.name.clone()), max_connections: 2 }).await;
+    let store = store.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 5);
+    store.close().await;
+}
+
 #[tokio::test]
 async fn schema_is_versioned_and_a_newer_one_refused() {
     let Some(schema) = Schema::new().await else { return };
