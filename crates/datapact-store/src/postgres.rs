@@ -106,9 +106,16 @@ pub struct PgStore {
 const GATEWAY_LOCK: i64 = 0x6461_7461_7061_6374;
 
 /// A gateway's hold on a PostgreSQL store ([`PgStore::claim_gateway`]); released when dropped (its
-/// connection closes).
+/// connection closes) — and when the connection is lost, which [`GatewayClaim::holds`] tells.
 pub struct GatewayClaim {
-    _conn: sqlx::PgConnection,
+    conn: sqlx::PgConnection,
+}
+
+impl GatewayClaim {
+    /// Whether the claim still holds: its connection (the lock's session) still answers.
+    pub async fn holds(&mut self) -> bool {
+        sqlx::query("SELECT 1").execute(&mut self.conn).await.is_ok()
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -161,7 +168,7 @@ impl PgStore {
                     .into(),
             ));
         }
-        Ok(GatewayClaim { _conn: conn })
+        Ok(GatewayClaim { conn })
     }
 
     pub async fn connect(url: &str) -> StoreResult<Self> {

@@ -14,6 +14,7 @@ use datapact_gateway::{AppState, GatewayConfig, KeyCache, Services, TlsFiles, Tr
 use datapact_store::ops::{
     IngestBatcher, LineRejection, ParsedLine, backup_data_dir, issue_key, restore_data_dir, set_opt_out_by_username,
 };
+use datapact_store::postgres::GatewayClaim;
 use datapact_store::secrets::SecretRing;
 use datapact_store::{Change, IngestEffect, PgStore, SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -46,10 +47,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secret(command) => return secret::run(command, &data_dir, clock.now()),
         command => command,
     };
-    let (store, _gateway_claim) =
+    let (store, gateway_claim) =
         open_store(cli.store.as_deref(), &data_dir, matches!(command, Command::Serve(_))).await?;
     match command {
-        Command::Serve(args) => serve(args, store, clock, &data_dir).await,
+        Command::Serve(args) => serve(args, store, gateway_claim, clock, &data_dir).await,
         Command::Ingest(args) => ingest(args, store.as_ref(), clock.as_ref()).await,
         Command::Delete { ids } => delete(&ids, store.as_ref(), clock.now()).await,
         Command::Licensee(command) => licensee(command, store.as_ref(), clock.now()).await,
@@ -99,6 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn serve(
     args: ServeArgs,
     store: Arc<dyn Store>,
+    gateway_claim: Option<(Arc<PgStore>, GatewayClaim)>,
     clock: Arc<dyn Clock>,
     data_dir: &Path,
 ) -> anyhow::Result<ExitCode> {
@@ -191,12 +193,54 @@ async fn serve(
     // A stable line that scripts and tests can wait for.
     println!("datapact listening licensee={public} admin={admin}");
     std::io::stdout().flush().ok();
-    shutdown_signal().await;
+    let claim_lost = async {
+        match gateway_claim {
+            Some((store, claim)) => keep_claim(store, claim).await,
+            None => std::future::pending().await,
+        }
+    };
+    let stopped_for = tokio::select! {
+        _ = shutdown_signal() => None,
+        lost = claim_lost => Some(lost),
+    };
     tracing::info!(?drain, "shutting down: draining in-flight requests");
     gateway.shutdown(drain);
     gateway.wait().await?;
     tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
+    match stopped_for {
+        None => Ok(ExitCode::SUCCESS),
+        Some(error) => Err(error),
+    }
+}
+
+/// How often a gateway on PostgreSQL checks that it still holds the store's one-gateway claim.
+const CLAIM_CHECK: Duration = Duration::from_secs(2);
+
+/// Keeps a PostgreSQL store's one-gateway claim: a restart of PostgreSQL drops the lock with its
+/// connection, so it is taken again as soon as the server answers. Returns only if another
+/// gateway took it meanwhile: this one must stop, or two would cap and bill on their own.
+async fn keep_claim(store: Arc<PgStore>, mut claim: GatewayClaim) -> anyhow::Error {
+    loop {
+        tokio::time::sleep(CLAIM_CHECK).await;
+        if claim.holds().await {
+            continue;
+        }
+        match store.claim_gateway().await {
+            Ok(again) => {
+                tracing::warn!("the PostgreSQL store's gateway claim was lost with its connection; taken again");
+                claim = again;
+            }
+            Err(datapact_store::StoreError::Conflict(_)) => {
+                return anyhow::anyhow!(
+                    "another gateway took this PostgreSQL store while this one's connection was lost: stopped, so \
+                     that caps and bills stay one gateway's"
+                );
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot take the PostgreSQL store's gateway claim again yet; retrying")
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -610,12 +654,12 @@ fn parse_date_or_time(value: &str) -> anyhow::Result<Timestamp> {
 /// The store `--store` names: the embedded SQLite store in the data directory when it is left out
 /// (or `sqlite`), a PostgreSQL database for a `postgres://` URL. The URL is never echoed: it may
 /// carry a password. To serve from PostgreSQL, the gateway claims the store's one gateway slot
-/// (held while the returned claim lives); on SQLite the data directory's ledger lock does that.
+/// (returned with the store, to keep); on SQLite the data directory's ledger lock does that.
 pub async fn open_store(
     store: Option<&str>,
     data_dir: &Path,
     serving: bool,
-) -> anyhow::Result<(Arc<dyn Store>, Option<datapact_store::postgres::GatewayClaim>)> {
+) -> anyhow::Result<(Arc<dyn Store>, Option<(Arc<PgStore>, GatewayClaim)>)> {
     Ok(match store {
         None | Some("sqlite") => (
             Arc::new(
@@ -625,13 +669,15 @@ pub async fn open_store(
             None,
         ),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            let store = PgStore::connect(url)
-                .await
-                .context("cannot open the PostgreSQL store named by --store (DATAPACT_STORE)")?;
-            let claim = if serving { Some(store.claim_gateway().await?) } else { None };
+            let store = Arc::new(
+                PgStore::connect(url)
+                    .await
+                    .context("cannot open the PostgreSQL store named by --store (DATAPACT_STORE)")?,
+            );
+            let claim = if serving { Some((Arc::clone(&store), store.claim_gateway().await?)) } else { None };
             std::fs::create_dir_all(data_dir)
                 .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-            (Arc::new(store), claim)
+            (store, claim)
         }
         Some(_) => bail!(
             "--store (DATAPACT_STORE) is not a store: use postgres://USER@HOST[:PORT]/DATABASE for PostgreSQL, or \

@@ -147,5 +147,43 @@ async fn the_gateway_answers_503_while_postgres_is_down_and_recovers_by_itself()
     })
     .await;
     assert!(back.is_some(), "served again once PostgreSQL is back, without a restart");
+
+    // The restart dropped the one-gateway lock with its connection; the gateway takes it again within
+    // its check interval (2 s), after which a second gateway on the store is still refused. (A second
+    // gateway quicker than that would take it instead, and the first would stop: one serves either way.)
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let other = dir.path().join("other");
+    let refused = eventually(Duration::from_secs(1), async || {
+        let started = std::process::Command::new(env!("CARGO_BIN_EXE_datapact"))
+            .args(["--data-dir", other.to_str().unwrap(), "--store", url.as_str(), "serve"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .env_remove("DATAPACT_STORE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = tokio::task::spawn_blocking(move || {
+            let mut child = started;
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    let mut stderr = String::new();
+                    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+                    return Some((status, stderr));
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .await
+        .unwrap();
+        output.is_some_and(|(status, stderr)| !status.success() && stderr.contains("another gateway is serving"))
+    })
+    .await;
+    assert!(refused.is_some(), "the claim was taken again after PostgreSQL came back");
     drop(gateway);
 }
