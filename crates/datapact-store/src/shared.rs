@@ -194,6 +194,37 @@ pub(crate) mod sql {
          (SELECT COUNT(*) FROM payments p JOIN invoices i ON i.seq = p.invoice_seq WHERE i.number = ?1)
          + (SELECT COUNT(*) FROM credit_notes c JOIN invoices i ON i.seq = c.invoice_seq WHERE i.number = ?1)";
     pub(crate) const VOID_INVOICE: &str = "UPDATE invoices SET voided_at = ?2, void_reason = ?3 WHERE number = ?1";
+    /// Webhooks, as `webhook_from_row` / `webhook_at` read them: id, licensee, url, secret, events,
+    /// created_at, removed_at.
+    pub(crate) const WEBHOOKS: &str = "SELECT w.id, l.name, w.url, w.secret, w.events, w.created_at, w.removed_at
+         FROM webhooks w LEFT JOIN licensees l ON l.id = w.licensee_id ORDER BY w.id";
+    pub(crate) const WEBHOOK_BY_ID: &str = "SELECT w.id, l.name, w.url, w.secret, w.events, w.created_at,
+         w.removed_at FROM webhooks w LEFT JOIN licensees l ON l.id = w.licensee_id WHERE w.id = ?1";
+    pub(crate) const REMOVE_WEBHOOK: &str = "UPDATE webhooks SET removed_at = ?2 WHERE id = ?1";
+    /// Pending deliveries due at `?1`, at most `?2`, oldest first, with what sending needs.
+    pub(crate) const DUE_DELIVERIES: &str =
+        "SELECT d.notification_id, d.webhook_id, w.url, w.secret, n.kind, l.name, n.payload, n.created_at, d.attempts
+         FROM webhook_deliveries d
+         JOIN webhooks w ON w.id = d.webhook_id
+         JOIN notifications n ON n.id = d.notification_id
+         JOIN licensees l ON l.id = n.licensee_id
+         WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
+         ORDER BY d.next_attempt_at, d.notification_id, d.webhook_id LIMIT ?2";
+    pub(crate) const LEASE_DELIVERY: &str =
+        "UPDATE webhook_deliveries SET next_attempt_at = ?3 WHERE notification_id = ?1 AND webhook_id = ?2";
+    pub(crate) const RECORD_ATTEMPT: &str =
+        "UPDATE webhook_deliveries SET status = ?3, attempts = attempts + 1, next_attempt_at = ?4,
+             last_attempt_at = ?5, last_status = ?6, last_error = ?7, delivered_at = ?8
+         WHERE notification_id = ?1 AND webhook_id = ?2 AND status = 'pending'";
+    /// The delivery log, newest notification first, at most `?1`.
+    pub(crate) const DELIVERY_LOG: &str =
+        "SELECT d.notification_id, n.kind, l.name, d.webhook_id, w.url, d.status, d.attempts, n.created_at,
+                d.last_attempt_at, d.last_status, d.last_error, d.next_attempt_at, d.delivered_at
+         FROM webhook_deliveries d
+         JOIN webhooks w ON w.id = d.webhook_id
+         JOIN notifications n ON n.id = d.notification_id
+         JOIN licensees l ON l.id = n.licensee_id
+         ORDER BY d.notification_id DESC, d.webhook_id LIMIT ?1";
     pub(crate) const ANY_DELIVERY_DUE: &str =
         "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1)";
     pub(crate) const FINGERPRINT_RING: &str = "SELECT body FROM fingerprint_ring WHERE id = 1";

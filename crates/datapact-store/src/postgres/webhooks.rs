@@ -44,9 +44,6 @@ fn http_status_at(row: &PgRow, index: usize) -> StoreResult<Option<u16>> {
     row.try_get::<Option<i64>, _>(index)?.map(|status| u16::try_from(status).map_err(decode)).transpose()
 }
 
-const WEBHOOK_COLUMNS: &str = "w.id, l.name, w.url, w.secret, w.events, w.created_at, w.removed_at FROM webhooks w \
-     LEFT JOIN licensees l ON l.id = w.licensee_id";
-
 fn webhook_at(row: &PgRow) -> StoreResult<StoredWebhook> {
     Ok(StoredWebhook {
         id: row.try_get(0)?,
@@ -60,13 +57,11 @@ fn webhook_at(row: &PgRow) -> StoreResult<StoredWebhook> {
 }
 
 pub(super) async fn webhooks(conn: &mut PgConnection) -> StoreResult<Vec<StoredWebhook>> {
-    let sql = format!("SELECT {WEBHOOK_COLUMNS} ORDER BY w.id");
-    rows(sqlx::query(&sql).fetch_all(conn).await?, webhook_at)
+    rows(sqlx::query(pg!(sql::WEBHOOKS)).fetch_all(conn).await?, webhook_at)
 }
 
 async fn webhook(conn: &mut PgConnection, id: i64) -> StoreResult<StoredWebhook> {
-    let sql = format!("SELECT {WEBHOOK_COLUMNS} WHERE w.id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
+    let row = sqlx::query(pg!(sql::WEBHOOK_BY_ID)).bind(id).fetch_optional(conn).await?;
     let row =
         row.ok_or_else(|| StoreError::NotFound(format!("no webhook {id}; `datapact webhook list` shows them")))?;
     webhook_at(&row)
@@ -111,11 +106,7 @@ pub(super) async fn remove_webhook(conn: &mut PgConnection, id: i64, change: &Ch
     if existing.removed_at.is_some() {
         return Ok(existing);
     }
-    sqlx::query("UPDATE webhooks SET removed_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(change.at.0)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(pg!(sql::REMOVE_WEBHOOK)).bind(id).bind(change.at.0).execute(&mut *conn).await?;
     sqlx::query(pg!(sql::FAIL_REMOVED_DELIVERIES)).bind(id).bind(change.at.0).execute(&mut *conn).await?;
     let subject = existing.licensee.as_deref().unwrap_or("platform").to_owned();
     let before = json!({ "id": existing.id, "url": existing.url, "events": existing.events });
@@ -164,19 +155,7 @@ pub(super) async fn claim(
     lease_ms: i64,
     count: usize,
 ) -> StoreResult<Vec<DueDelivery>> {
-    let found = sqlx::query(
-        "SELECT d.notification_id, d.webhook_id, w.url, w.secret, n.kind, l.name, n.payload, n.created_at, d.attempts
-         FROM webhook_deliveries d
-         JOIN webhooks w ON w.id = d.webhook_id
-         JOIN notifications n ON n.id = d.notification_id
-         JOIN licensees l ON l.id = n.licensee_id
-         WHERE d.status = 'pending' AND d.next_attempt_at <= $1
-         ORDER BY d.next_attempt_at, d.notification_id, d.webhook_id LIMIT $2",
-    )
-    .bind(now.0)
-    .bind(limit(count))
-    .fetch_all(&mut *conn)
-    .await?;
+    let found = sqlx::query(pg!(sql::DUE_DELIVERIES)).bind(now.0).bind(limit(count)).fetch_all(&mut *conn).await?;
     let due = rows(found, |row| {
         let payload: String = row.try_get(6)?;
         Ok(DueDelivery {
@@ -192,14 +171,12 @@ pub(super) async fn claim(
         })
     })?;
     for delivery in &due {
-        sqlx::query(
-            "UPDATE webhook_deliveries SET next_attempt_at = $3 WHERE notification_id = $1 AND webhook_id = $2",
-        )
-        .bind(delivery.notification_id)
-        .bind(delivery.webhook_id)
-        .bind(now.0.saturating_add(lease_ms))
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query(pg!(sql::LEASE_DELIVERY))
+            .bind(delivery.notification_id)
+            .bind(delivery.webhook_id)
+            .bind(now.0.saturating_add(lease_ms))
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(due)
 }
@@ -210,22 +187,18 @@ pub(super) async fn record_attempt(conn: &mut PgConnection, attempt: &WebhookAtt
         AttemptOutcome::RetryAt(at) => ("pending", at.0, None),
         AttemptOutcome::Failed => ("failed", attempt.at.0, None),
     };
-    let updated = sqlx::query(
-        "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, next_attempt_at = $4,
-             last_attempt_at = $5, last_status = $6, last_error = $7, delivered_at = $8
-         WHERE notification_id = $1 AND webhook_id = $2 AND status = 'pending'",
-    )
-    .bind(attempt.notification_id)
-    .bind(attempt.webhook_id)
-    .bind(status)
-    .bind(next)
-    .bind(attempt.at.0)
-    .bind(attempt.status.map(i64::from))
-    .bind(&attempt.error)
-    .bind(delivered_at)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let updated = sqlx::query(pg!(sql::RECORD_ATTEMPT))
+        .bind(attempt.notification_id)
+        .bind(attempt.webhook_id)
+        .bind(status)
+        .bind(next)
+        .bind(attempt.at.0)
+        .bind(attempt.status.map(i64::from))
+        .bind(&attempt.error)
+        .bind(delivered_at)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
     if updated == 0 {
         return Err(unavailable(format!(
             "no pending delivery of notification {} to webhook {}",
@@ -236,18 +209,7 @@ pub(super) async fn record_attempt(conn: &mut PgConnection, attempt: &WebhookAtt
 }
 
 pub(super) async fn deliveries(conn: &mut PgConnection, count: usize) -> StoreResult<Vec<WebhookDeliveryRecord>> {
-    let found = sqlx::query(
-        "SELECT d.notification_id, n.kind, l.name, d.webhook_id, w.url, d.status, d.attempts, n.created_at,
-                d.last_attempt_at, d.last_status, d.last_error, d.next_attempt_at, d.delivered_at
-         FROM webhook_deliveries d
-         JOIN webhooks w ON w.id = d.webhook_id
-         JOIN notifications n ON n.id = d.notification_id
-         JOIN licensees l ON l.id = n.licensee_id
-         ORDER BY d.notification_id DESC, d.webhook_id LIMIT $1",
-    )
-    .bind(limit(count))
-    .fetch_all(conn)
-    .await?;
+    let found = sqlx::query(pg!(sql::DELIVERY_LOG)).bind(limit(count)).fetch_all(conn).await?;
     rows(found, |row| {
         let status: String = row.try_get(5)?;
         let pending = status == "pending";

@@ -11,6 +11,7 @@ use crate::notify::{
     AttemptOutcome, DueDelivery, NewNotification, NewWebhook, NotificationKind, StoredWebhook, WebhookAttempt,
     WebhookDeliveryRecord, check_webhook_url,
 };
+use crate::shared::sql;
 use crate::{Change, StoreError, StoreResult};
 
 fn conversion(index: usize, message: String) -> rusqlite::Error {
@@ -36,9 +37,6 @@ fn timestamp_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Timestam
     Ok(row.get::<_, Option<i64>>(index)?.map(Timestamp))
 }
 
-const WEBHOOK_COLUMNS: &str = "w.id, l.name, w.url, w.secret, w.events, w.created_at, w.removed_at FROM webhooks w \
-     LEFT JOIN licensees l ON l.id = w.licensee_id";
-
 fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<StoredWebhook> {
     Ok(StoredWebhook {
         id: row.get(0)?,
@@ -52,13 +50,11 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<StoredWebhook> {
 }
 
 pub(super) fn webhooks(conn: &Connection) -> StoreResult<Vec<StoredWebhook>> {
-    let sql = format!("SELECT {WEBHOOK_COLUMNS} ORDER BY w.id");
-    Ok(conn.prepare_cached(&sql)?.query_map([], webhook_from_row)?.collect::<Result<Vec<_>, _>>()?)
+    Ok(conn.prepare_cached(sql::WEBHOOKS)?.query_map([], webhook_from_row)?.collect::<Result<Vec<_>, _>>()?)
 }
 
 fn webhook(conn: &Connection, id: i64) -> StoreResult<StoredWebhook> {
-    let sql = format!("SELECT {WEBHOOK_COLUMNS} WHERE w.id = ?1");
-    conn.prepare_cached(&sql)?
+    conn.prepare_cached(sql::WEBHOOK_BY_ID)?
         .query_row([id], webhook_from_row)
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("no webhook {id}; `datapact webhook list` shows them")))
@@ -92,8 +88,8 @@ pub(super) fn remove_webhook(conn: &Connection, id: i64, change: &Change) -> Sto
     if existing.removed_at.is_some() {
         return Ok(existing);
     }
-    conn.execute("UPDATE webhooks SET removed_at = ?2 WHERE id = ?1", params![id, change.at.0])?;
-    conn.execute(crate::shared::sql::FAIL_REMOVED_DELIVERIES, params![id, change.at.0])?;
+    conn.execute(sql::REMOVE_WEBHOOK, params![id, change.at.0])?;
+    conn.execute(sql::FAIL_REMOVED_DELIVERIES, params![id, change.at.0])?;
     let subject = existing.licensee.as_deref().unwrap_or("platform");
     let before = json!({ "id": existing.id, "url": existing.url, "events": existing.events });
     append_audit(conn, change, "webhook.remove", subject, Some(before), None)?;
@@ -137,15 +133,7 @@ pub(super) fn notify(conn: &Connection, notification: &NewNotification) -> Store
 /// Claims up to `limit` pending deliveries due at `now`: each one's next attempt moves to
 /// `now + lease_ms`, so another sender leaves it alone while this one tries.
 pub(super) fn claim(conn: &Connection, now: Timestamp, lease_ms: i64, limit: usize) -> StoreResult<Vec<DueDelivery>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT d.notification_id, d.webhook_id, w.url, w.secret, n.kind, l.name, n.payload, n.created_at, d.attempts
-         FROM webhook_deliveries d
-         JOIN webhooks w ON w.id = d.webhook_id
-         JOIN notifications n ON n.id = d.notification_id
-         JOIN licensees l ON l.id = n.licensee_id
-         WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
-         ORDER BY d.next_attempt_at, d.notification_id LIMIT ?2",
-    )?;
+    let mut statement = conn.prepare_cached(sql::DUE_DELIVERIES)?;
     let due: Vec<DueDelivery> = statement
         .query_map(params![now.0, limit as i64], |row| {
             let payload: String = row.get(6)?;
@@ -164,10 +152,11 @@ pub(super) fn claim(conn: &Connection, now: Timestamp, lease_ms: i64, limit: usi
         })?
         .collect::<Result<_, _>>()?;
     for delivery in &due {
-        conn.prepare_cached(
-            "UPDATE webhook_deliveries SET next_attempt_at = ?3 WHERE notification_id = ?1 AND webhook_id = ?2",
-        )?
-        .execute(params![delivery.notification_id, delivery.webhook_id, now.0 + lease_ms])?;
+        conn.prepare_cached(sql::LEASE_DELIVERY)?.execute(params![
+            delivery.notification_id,
+            delivery.webhook_id,
+            now.0 + lease_ms
+        ])?;
     }
     Ok(due)
 }
@@ -178,22 +167,16 @@ pub(super) fn record_attempt(conn: &Connection, attempt: &WebhookAttempt) -> Sto
         AttemptOutcome::RetryAt(at) => ("pending", at.0, None),
         AttemptOutcome::Failed => ("failed", attempt.at.0, None),
     };
-    let updated = conn
-        .prepare_cached(
-            "UPDATE webhook_deliveries SET status = ?3, attempts = attempts + 1, next_attempt_at = ?4,
-                 last_attempt_at = ?5, last_status = ?6, last_error = ?7, delivered_at = ?8
-             WHERE notification_id = ?1 AND webhook_id = ?2 AND status = 'pending'",
-        )?
-        .execute(params![
-            attempt.notification_id,
-            attempt.webhook_id,
-            status,
-            next,
-            attempt.at.0,
-            attempt.status,
-            attempt.error,
-            delivered_at
-        ])?;
+    let updated = conn.prepare_cached(sql::RECORD_ATTEMPT)?.execute(params![
+        attempt.notification_id,
+        attempt.webhook_id,
+        status,
+        next,
+        attempt.at.0,
+        attempt.status,
+        attempt.error,
+        delivered_at
+    ])?;
     if updated == 0 {
         return Err(unavailable(format!(
             "no pending delivery of notification {} to webhook {}",
@@ -204,15 +187,7 @@ pub(super) fn record_attempt(conn: &Connection, attempt: &WebhookAttempt) -> Sto
 }
 
 pub(super) fn deliveries(conn: &Connection, limit: usize) -> StoreResult<Vec<WebhookDeliveryRecord>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT d.notification_id, n.kind, l.name, d.webhook_id, w.url, d.status, d.attempts, n.created_at,
-                d.last_attempt_at, d.last_status, d.last_error, d.next_attempt_at, d.delivered_at
-         FROM webhook_deliveries d
-         JOIN webhooks w ON w.id = d.webhook_id
-         JOIN notifications n ON n.id = d.notification_id
-         JOIN licensees l ON l.id = n.licensee_id
-         ORDER BY d.notification_id DESC, d.webhook_id LIMIT ?1",
-    )?;
+    let mut statement = conn.prepare_cached(sql::DELIVERY_LOG)?;
     let rows = statement
         .query_map([limit as i64], |row| {
             let status: String = row.get(5)?;
