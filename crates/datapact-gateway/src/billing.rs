@@ -88,7 +88,8 @@ pub async fn run_invoices(
         let agreement = &record.terms;
         let Some(licensee) = store.licensee(&agreement.name).await? else { continue };
         let deliveries: Vec<(NaiveDate, u64)> = ledger
-            .daily_counts(licensee.id, first, last)?
+            .daily_counts(licensee.id, first, last)
+            .await?
             .into_iter()
             .filter(|count| count.counted > 0)
             .map(|count| (count.day.date(), count.counted))
@@ -165,7 +166,7 @@ pub async fn credit_balances(
     for (name, (id, credited, credits)) in by_licensee {
         let currency = credited.currency;
         let credited_micro = credited.micro().ok_or_else(|| Problem::unavailable("credits overflow"))?;
-        let charged_micro = i64::try_from(ledger.charged(id)?).unwrap_or(i64::MAX);
+        let charged_micro = i64::try_from(ledger.charged(id).await?).unwrap_or(i64::MAX);
         let balance_micro = credited_micro.saturating_sub(charged_micro);
         balances.push(CreditBalance {
             licensee: name,

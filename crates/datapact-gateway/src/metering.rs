@@ -80,12 +80,12 @@ where
 /// Refuses with 429 `usage-capped` when the caller is at its hard cap, or 402 when its prepaid
 /// credit pays for no record (a stream checks before it starts): the ledger's answer to a page of
 /// nothing, which reserves nothing.
-pub fn check_cap(state: &AppState, admission: &Admission) -> Result<(), Problem> {
+pub async fn check_cap(state: &AppState, admission: &Admission) -> Result<(), Problem> {
     let Some(ledger) = &state.ledger else { return Ok(()) };
     let (cap, dedup, prepaid) = meter_terms(state, admission)?;
     let at = admission.now();
     let request = MeterRequest { licensee_id: admission.licensee_id(), cap, dedup, page: &[], at, prepaid };
-    match ledger.reserve(request)? {
+    match ledger.reserve(request).await? {
         Reserved::Refused(capped) => Err(usage_capped(capped, at)),
         Reserved::NoCredit(exhausted) => Err(credits_depleted(state, admission, exhausted)),
         Reserved::Serve(_) => Ok(()),
@@ -116,7 +116,7 @@ where
         let page: Vec<(i64, u32)> = delivery.delivered().map(|(id, revision)| (id.get(), revision)).collect();
         let at = admission.now();
         let request = MeterRequest { licensee_id: admission.licensee_id(), cap, dedup, page: &page, at, prepaid };
-        let reservation = match ledger.reserve(request)? {
+        let reservation = match ledger.reserve(request).await? {
             Reserved::Refused(capped) => return Err(usage_capped(capped, at)),
             Reserved::NoCredit(exhausted) => return Err(credits_depleted(&state, &admission, exhausted)),
             Reserved::Serve(reservation) => reservation,
@@ -281,7 +281,7 @@ pub async fn idempotency(State(state): State<AppState>, mut request: Request, ne
     };
     let uri = request.uri();
     let fingerprint = RequestFingerprint::new(request.method().as_str(), uri.path(), uri.query().unwrap_or(""));
-    let claim = match ledger.claim(admission.licensee_id(), key.as_str(), fingerprint) {
+    let claim = match ledger.claim(admission.licensee_id(), key.as_str(), fingerprint).await {
         Ok(claim) => claim,
         Err(error) => return Problem::from(error).into_response(),
     };
@@ -331,14 +331,12 @@ pub fn spawn_retention(state: AppState, retention_days: u32) {
     tokio::spawn(async move {
         loop {
             let before = state.clock.now().plus_millis(-(i64::from(retention_days)) * 86_400_000);
-            let ledger = ledger.clone();
-            match tokio::task::spawn_blocking(move || ledger.prune(before)).await {
-                Ok(Ok(summary)) if summary.batches > 0 || summary.responses > 0 => {
+            match ledger.prune(before).await {
+                Ok(summary) if summary.batches > 0 || summary.responses > 0 => {
                     tracing::info!(?summary, "pruned ledger rows past retention")
                 }
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => tracing::warn!(%error, "ledger pruning failed; retrying in an hour"),
-                Err(error) => tracing::warn!(%error, "ledger pruning task failed"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "ledger pruning failed; retrying in an hour"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}

@@ -49,7 +49,7 @@ pub async fn sample_stream(
     let view = PostView::from_params(&params)?;
     let backfill_minutes = params.bounded("backfill_minutes", 0, MAX_BACKFILL_MINUTES, 0)?;
     admission.admit()?;
-    metering::check_cap(&state, &admission)?;
+    metering::check_cap(&state, &admission).await?;
     let mut wake = state.feed.subscribe();
     // Start where the feed is now, or `backfill_minutes` earlier.
     let mut after = if backfill_minutes > 0 {

@@ -58,8 +58,8 @@ pub async fn usage_tweets(
     let today = DayKey::of(now);
     let licensee_id = admission.licensee_id();
     let (cap, _) = crate::metering::agreement_cap(&state.terms.snapshot(), admission.licensee_id());
-    let month_counted = ledger.month_counted(licensee_id, MonthKey::of(now))?;
-    let daily = ledger.daily_counts(licensee_id, today.minus_days(days - 1), today)?;
+    let month_counted = ledger.month_counted(licensee_id, MonthKey::of(now)).await?;
+    let daily = ledger.daily_counts(licensee_id, today.minus_days(days - 1), today).await?;
     let view = usage_view(licensee_id, cap.monthly_records, month_counted, today, days, &daily)
         .map_err(|error| Problem::invalid_parameter("days", &days.to_string(), error.to_string()))?;
     Ok(Json(json!({ "data": view })).into_response())
@@ -108,7 +108,7 @@ pub async fn admin_usage(State(state): State<AppState>, RawQuery(query): RawQuer
     };
     let names: std::collections::HashMap<i64, String> =
         state.store.licensees().await?.into_iter().map(|l| (l.id, l.name)).collect();
-    let lines = ledger(&state)?.usage(licensee, month, by)?;
+    let lines = ledger(&state)?.usage(licensee, month, by).await?;
     let data: Vec<_> = lines
         .into_iter()
         .map(|line| {
@@ -134,18 +134,14 @@ pub async fn admin_deliveries(
     let params = QueryParams::parse(query.as_deref())?;
     let month = month_param(&params, state.clock.now())?;
     let licensee_id = licensee_id(&state, &name).await?;
-    let ledger = ledger(&state)?.clone();
-    let body = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        ledger.deliveries(licensee_id, month, |record| {
-            serde_json::to_writer(&mut out, &record)?;
-            out.push(b'\n');
+    let mut body = Vec::new();
+    ledger(&state)?
+        .deliveries(licensee_id, month, |record| {
+            serde_json::to_writer(&mut body, &record)?;
+            body.push(b'\n');
             Ok(())
-        })?;
-        Ok::<_, datapact_store::StoreError>(out)
-    })
-    .await
-    .map_err(|_| Problem::unavailable("the export failed"))??;
+        })
+        .await?;
     let mut response = body.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
     Ok(response)
@@ -154,24 +150,9 @@ pub async fn admin_deliveries(
 /// `POST /admin/ledger/verify`: recomputes the ledger's hash chain and names the first break.
 #[utoipa::path(
     post, path = "/admin/ledger/verify", tag = "admin",
-    responses((status = 200, description = "`{ok, chain, batches, rows, head}` or `{ok: false, break}`"))
+    responses((status = 200, description = "`{ok, chains: [{chain, batches, pruned_batches, rows, head}], batches, rows, daily_totals_checked}` (with `chain` and `head` when the ledger has one chain) or `{ok: false, break}`"))
 )]
 pub async fn admin_verify(State(state): State<AppState>) -> Result<Response, Problem> {
-    let ledger = ledger(&state)?.clone();
-    let outcome = tokio::task::spawn_blocking(move || ledger.verify(None))
-        .await
-        .map_err(|_| Problem::unavailable("verification failed to run"))??;
-    Ok(Json(match outcome {
-        Ok(report) => json!({
-            "ok": true,
-            "chain": report.summary.chain,
-            "batches": report.summary.batches,
-            "pruned_batches": report.summary.pruned_batches,
-            "rows": report.summary.rows,
-            "daily_totals_checked": report.daily_checked,
-            "head": report.summary.head.map(|head| format!("{}:{}", head.seq, head.hash.to_hex())),
-        }),
-        Err(failure) => json!({ "ok": false, "break": failure.to_string() }),
-    })
-    .into_response())
+    let outcome = ledger(&state)?.verify(&[]).await?;
+    Ok(Json(datapact_store::ledger::verify_json(&outcome)).into_response())
 }

@@ -130,7 +130,7 @@ fn ledger(dir: &std::path::Path, rows: u64, tasks: usize) -> Result<(f64, Vec<i6
                         at,
                         prepaid: None,
                     };
-                    let Reserved::Serve(reservation) = ledger.reserve(meter).expect("reserve") else {
+                    let Reserved::Serve(reservation) = ledger.reserve(meter).await.expect("reserve") else {
                         unreachable!("unlimited")
                     };
                     let facts = EventFacts {

@@ -67,7 +67,7 @@ macro_rules! pg {
         SQL.as_str()
     }};
 }
-use pg;
+pub(crate) use pg;
 
 /// Schema versions, applied in order; `datapact_schema.version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -76,6 +76,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0003_webhooks.sql"),
     include_str!("postgres/0004_credit_notes.sql"),
     include_str!("postgres/0005_fingerprint_ring.sql"),
+    include_str!("postgres/0006_ledger.sql"),
 ];
 /// Connections in the pool unless [`PgOptions::max_connections`] says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -102,8 +103,9 @@ pub struct PgStore {
     pool: PgPool,
 }
 
-/// The advisory lock key of the one-gateway slot ("datapact" in ASCII).
-const GATEWAY_LOCK: i64 = 0x6461_7461_7061_6374;
+/// The advisory lock of the one-gateway slot. Advisory locks are database-wide: the schema is in
+/// the name, so deployments in two schemas of one database do not exclude each other.
+const GATEWAY_LOCK_SQL: &str = "SELECT pg_try_advisory_lock(hashtext('datapact gateway ' || current_schema()))";
 
 /// A gateway's hold on a PostgreSQL store ([`PgStore::claim_gateway`]); released when dropped (its
 /// connection closes) — and when the connection is lost, which [`GatewayClaim::holds`] tells.
@@ -159,8 +161,7 @@ impl PgStore {
     /// and bill on their own: a second one is refused until the ledger is shared (issue 9).
     pub async fn claim_gateway(&self) -> StoreResult<GatewayClaim> {
         let mut conn = self.pool.acquire().await?.detach();
-        let claimed: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(GATEWAY_LOCK).fetch_one(&mut conn).await?;
+        let claimed: bool = sqlx::query_scalar(GATEWAY_LOCK_SQL).fetch_one(&mut conn).await?;
         if !claimed {
             return Err(StoreError::Conflict(
                 "another gateway is serving from this PostgreSQL store: each gateway keeps its own metering \
@@ -206,6 +207,11 @@ impl PgStore {
             return Err(error);
         }
         Ok(PgStore { pool })
+    }
+
+    /// The connection pool (the ledger reads through it and copies its connect options).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// The schema version of the database (how many migrations ran).

@@ -12,8 +12,8 @@ use datapact_core::purpose::Purpose;
 use datapact_core::{Clock, Endpoint, KeyPrefix, ManualClock, Timestamp};
 use datapact_ledger::{Anchor, Cap, ChainBreak, DayKey, Dedup, MonthKey, RequestFingerprint};
 use datapact_store::ledger::{
-    Claim, DeliveryRecord, EventFacts, IdempotentResponse, LEDGER_FILE, Ledger, MeterRequest, PrepaidTerms,
-    Reservation, Reserved, UsageBy, VerifyFailure, VerifyReport, synchronous_level,
+    ChainAnchor, Claim, DeliveryRecord, EventFacts, IdempotentResponse, LEDGER_FILE, Ledger, MeterRequest,
+    PrepaidTerms, Reservation, Reserved, UsageBy, VerifyFailure, VerifyReport, synchronous_level,
 };
 use rusqlite::Connection;
 
@@ -57,12 +57,16 @@ fn page(ids: &[i64]) -> Vec<(i64, u32)> {
     ids.iter().map(|&id| (id, (id % 3) as u32 + 1)).collect()
 }
 
+fn anchor(anchor: Anchor) -> ChainAnchor {
+    ChainAnchor { chain: None, anchor }
+}
+
 fn block<F: Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
 }
 
 fn reserve(ledger: &Ledger, licensee_id: i64, cap: Cap, dedup: Dedup, page: &[(i64, u32)], at: Timestamp) -> Reserved {
-    ledger.reserve(MeterRequest { licensee_id, cap, dedup, page, at, prepaid: None }).unwrap()
+    block(ledger.reserve(MeterRequest { licensee_id, cap, dedup, page, at, prepaid: None })).unwrap()
 }
 
 fn serve(ledger: &Ledger, licensee_id: i64, cap: Cap, dedup: Dedup, page: &[(i64, u32)], at: Timestamp) -> Reservation {
@@ -89,14 +93,14 @@ fn deliver(
 }
 
 fn verified(ledger: &Ledger) -> VerifyReport {
-    match ledger.verify(None).unwrap() {
+    match block(ledger.verify(&[])).unwrap() {
         Ok(report) => report,
         Err(failure) => panic!("an untouched ledger failed verification: {failure}"),
     }
 }
 
 fn broken(ledger: &Ledger, expect: Option<Anchor>) -> VerifyFailure {
-    match ledger.verify(expect).unwrap() {
+    match block(ledger.verify(&expect.map(anchor).into_iter().collect::<Vec<_>>())).unwrap() {
         Ok(report) => panic!("tampering went unnoticed: {report:?}"),
         Err(failure) => failure,
     }
@@ -117,12 +121,11 @@ fn sql(dir: &Path) -> Connection {
 
 fn all_deliveries(ledger: &Ledger, licensee_id: i64, month: MonthKey) -> Vec<DeliveryRecord> {
     let mut out = Vec::new();
-    let n = ledger
-        .deliveries(licensee_id, month, |record| {
-            out.push(record);
-            Ok(())
-        })
-        .unwrap();
+    let n = block(ledger.deliveries(licensee_id, month, |record| {
+        out.push(record);
+        Ok(())
+    }))
+    .unwrap();
     assert_eq!(n as usize, out.len());
     out
 }
@@ -217,7 +220,7 @@ fn a_hard_cap_is_exact_under_many_threads() {
     });
     for ((licensee, limit), counted) in caps.iter().zip(&counted) {
         assert_eq!(counted.load(Ordering::SeqCst), *limit, "licensee {licensee}: served exactly the cap");
-        assert_eq!(ledger.month_counted(*licensee, month).unwrap(), *limit);
+        assert_eq!(block(ledger.month_counted(*licensee, month)).unwrap(), *limit);
         match reserve(&ledger, *licensee, Cap::hard(*limit), Dedup::None, &page(&[1]), at) {
             Reserved::Refused(capped) => assert_eq!((capped.limit, capped.used), (*limit, *limit)),
             Reserved::Serve(r) => panic!("served past the cap: {:?}", r.posts()),
@@ -231,8 +234,8 @@ fn a_hard_cap_is_exact_under_many_threads() {
     assert!(cuts.load(Ordering::SeqCst) <= 2, "more than one crossing page per licensee");
     assert!(refusals.load(Ordering::SeqCst) >= 24 * 3);
     let report = verified(&ledger);
-    let events: u64 = ledger.usage(None, month, UsageBy::Month).unwrap().iter().map(|l| l.responses).sum();
-    assert_eq!(report.summary.rows, 1_333 + events);
+    let events: u64 = block(ledger.usage(None, month, UsageBy::Month)).unwrap().iter().map(|l| l.responses).sum();
+    assert_eq!(report.chains[0].rows, 1_333 + events);
 }
 
 #[test]
@@ -252,15 +255,15 @@ fn a_crossing_page_is_cut_to_what_is_left() {
         Reserved::NoCredit(_) => panic!("no credit without a prepaid licensee"),
     }
     block(reservation.commit(facts("b"), None)).unwrap();
-    assert_eq!(ledger.month_counted(1, MonthKey::of(at)).unwrap(), 10);
+    assert_eq!(block(ledger.month_counted(1, MonthKey::of(at))).unwrap(), 10);
     assert!(matches!(reserve(&ledger, 1, cap, Dedup::None, &page(&[99]), at), Reserved::Refused(_)));
     // The next month starts afresh.
     let next = MonthKey::of(at).next().start();
     let fresh = serve(&ledger, 1, cap, Dedup::None, &page(&[99]), next);
     assert_eq!(fresh.posts().len(), 1);
     block(fresh.commit(facts("c"), None)).unwrap();
-    assert_eq!(ledger.month_counted(1, MonthKey::of(at)).unwrap(), 10);
-    assert_eq!(ledger.month_counted(1, MonthKey::of(next)).unwrap(), 1);
+    assert_eq!(block(ledger.month_counted(1, MonthKey::of(at))).unwrap(), 10);
+    assert_eq!(block(ledger.month_counted(1, MonthKey::of(next))).unwrap(), 1);
 }
 
 #[test]
@@ -280,8 +283,8 @@ fn a_soft_cap_serves_on_and_reports_overage() {
     }
     // 240 counted against 100: 140 past the cap.
     assert_eq!(overage, 140);
-    assert_eq!(ledger.month_counted(1, month).unwrap(), 240);
-    let lines = ledger.usage(Some(1), month, UsageBy::Month).unwrap();
+    assert_eq!(block(ledger.month_counted(1, month)).unwrap(), 240);
+    let lines = block(ledger.usage(Some(1), month, UsageBy::Month)).unwrap();
     assert_eq!(lines.len(), 1);
     assert_eq!((lines[0].counted, lines[0].overage, lines[0].delivered, lines[0].responses), (240, 140, 240, 4));
     verified(&ledger);
@@ -307,9 +310,9 @@ fn interleaved_months_do_not_forget_reservations_in_flight() {
         committed += late.posts().len() as u64;
         block(late.commit(facts("late"), None)).unwrap();
     }
-    assert_eq!(ledger.month_counted(1, MonthKey::of(march)).unwrap(), committed);
+    assert_eq!(block(ledger.month_counted(1, MonthKey::of(march))).unwrap(), committed);
     assert_eq!(committed, 10, "March's cap of 10 was crossed");
-    assert_eq!(ledger.month_counted(1, MonthKey::of(april)).unwrap(), 1);
+    assert_eq!(block(ledger.month_counted(1, MonthKey::of(april))).unwrap(), 1);
 }
 
 /// The same for days: a post reserved (not yet committed) on one day is still counted that day
@@ -328,7 +331,7 @@ fn interleaved_days_do_not_forget_posts_counted_in_flight() {
     for (reservation, id) in [(first, "first"), (other, "other"), (late, "late")] {
         block(reservation.commit(facts(id), None)).unwrap();
     }
-    let days = ledger.daily_counts(1, DayKey::of(evening), DayKey::of(midnight)).unwrap();
+    let days = block(ledger.daily_counts(1, DayKey::of(evening), DayKey::of(midnight))).unwrap();
     let days: Vec<u64> = days.iter().map(|d| d.counted).collect();
     assert_eq!(days, [3, 1]);
     verified(&ledger);
@@ -346,7 +349,7 @@ fn oversized_pages_and_zero_caps_are_refused() {
         at: t0(),
         prepaid: None,
     };
-    assert!(ledger.reserve(request).is_err(), "a page past MAX_RESERVATION_POSTS was metered");
+    assert!(block(ledger.reserve(request)).is_err(), "a page past MAX_RESERVATION_POSTS was metered");
     match reserve(&ledger, 1, Cap::hard(0), Dedup::None, &page(&[1]), t0()) {
         Reserved::Refused(capped) => assert_eq!((capped.limit, capped.used), (0, 0)),
         Reserved::Serve(r) => panic!("served under a cap of 0: {:?}", r.posts()),
@@ -356,7 +359,7 @@ fn oversized_pages_and_zero_caps_are_refused() {
     let empty = serve(&ledger, 1, Cap::hard(1), Dedup::None, &[], t0());
     assert!(empty.posts().is_empty() && !empty.cut());
     block(empty.commit(facts("empty"), None)).unwrap();
-    assert_eq!(ledger.month_counted(1, MonthKey::of(t0())).unwrap(), 0);
+    assert_eq!(block(ledger.month_counted(1, MonthKey::of(t0()))).unwrap(), 0);
     verified(&ledger);
 }
 
@@ -386,9 +389,9 @@ fn daily_dedup_counts_a_post_once_per_utc_day() {
     // Without dedup the same post always counts.
     assert_eq!(deliver(&ledger, 3, cap, Dedup::None, &[1, 1], morning, "f"), [true, true]);
     let month = MonthKey::of(morning);
-    assert_eq!(ledger.month_counted(1, month).unwrap(), 8);
-    assert_eq!(ledger.month_counted(2, month).unwrap(), 2);
-    let daily = ledger.daily_counts(1, DayKey::of(morning), DayKey::of(next)).unwrap();
+    assert_eq!(block(ledger.month_counted(1, month)).unwrap(), 8);
+    assert_eq!(block(ledger.month_counted(2, month)).unwrap(), 2);
+    let daily = block(ledger.daily_counts(1, DayKey::of(morning), DayKey::of(next))).unwrap();
     let daily: Vec<(DayKey, u64)> = daily.iter().map(|d| (d.day, d.counted)).collect();
     assert_eq!(daily, [(DayKey::of(morning), 4), (DayKey::of(next), 4)]);
     verified(&ledger);
@@ -423,7 +426,7 @@ fn daily_dedup_is_exact_under_concurrency() {
     });
     let distinct = delivered.lock().unwrap().len() as u64;
     assert_eq!(counted.load(Ordering::SeqCst), distinct);
-    assert_eq!(ledger.month_counted(1, MonthKey::of(at)).unwrap(), distinct);
+    assert_eq!(block(ledger.month_counted(1, MonthKey::of(at))).unwrap(), distinct);
     let mut counted_posts: HashMap<String, u32> = HashMap::new();
     for delivery in all_deliveries(&ledger, 1, MonthKey::of(at)) {
         *counted_posts.entry(delivery.post_id).or_default() += u32::from(delivery.counted);
@@ -449,32 +452,32 @@ fn a_reopened_ledger_continues_the_chain_and_the_counts() {
         deliver(&ledger, 1, cap, Dedup::Daily, &[4, 5, 6], at, "b");
         deliver(&ledger, 2, Cap::hard(5), Dedup::None, &[1, 2, 3, 4, 5], at, "c");
         let report = verified(&ledger);
-        assert_eq!((report.summary.batches, report.summary.rows), (3, 3 + 11));
-        report.summary.head.unwrap()
+        assert_eq!((report.chains[0].batches, report.chains[0].rows), (3, 3 + 11));
+        report.chains[0].head.unwrap()
     };
     assert_eq!(head.seq, 3);
     assert_eq!(synchronous_level(dir.path()).unwrap(), 2, "synchronous=FULL");
     let ledger = open(dir.path(), &clock);
     // Counts reload: licensee 2 is at its cap, licensee 1 has 4 left and post 1 is counted today.
-    assert_eq!(ledger.month_counted(1, MonthKey::of(at)).unwrap(), 6);
+    assert_eq!(block(ledger.month_counted(1, MonthKey::of(at))).unwrap(), 6);
     assert!(matches!(reserve(&ledger, 2, Cap::hard(5), Dedup::None, &page(&[9]), at), Reserved::Refused(_)));
     assert_eq!(deliver(&ledger, 1, cap, Dedup::Daily, &[1, 7, 8], at, "d"), [false, true, true]);
     let reservation = serve(&ledger, 1, cap, Dedup::Daily, &page(&[2, 9, 10, 11]), at);
     assert_eq!(reservation.posts().len(), 3, "cut at the reloaded cap");
     block(reservation.commit(facts("e"), None)).unwrap();
     assert!(matches!(reserve(&ledger, 1, cap, Dedup::Daily, &page(&[12]), at), Reserved::Refused(_)));
-    let report = match ledger.verify(Some(head)).unwrap() {
+    let report = match block(ledger.verify(&[anchor(head)])).unwrap() {
         Ok(report) => report,
         Err(failure) => panic!("{failure}"),
     };
-    assert_eq!(report.summary.batches, 5, "the chain continues");
-    assert_eq!(report.summary.head.unwrap().seq, 5);
+    assert_eq!(report.chains[0].batches, 5, "the chain continues");
+    assert_eq!(report.chains[0].head.unwrap().seq, 5);
     drop(ledger);
     // And again, with nothing committed in between.
     let ledger = open(dir.path(), &clock);
-    assert_eq!(verified(&ledger).summary.head.unwrap().seq, 5);
+    assert_eq!(verified(&ledger).chains[0].head.unwrap().seq, 5);
     assert!(matches!(reserve(&ledger, 1, cap, Dedup::Daily, &page(&[12]), at), Reserved::Refused(_)));
-    assert_eq!(ledger.month_counted(1, MonthKey::of(at)).unwrap(), 10);
+    assert_eq!(block(ledger.month_counted(1, MonthKey::of(at))).unwrap(), 10);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -501,7 +504,7 @@ fn a_failed_commit_fails_closed_and_counts_nothing() {
     conn.execute_batch("DROP TRIGGER fail;").unwrap();
     // The disk is fine again, but the second rests on the first: it must fail too.
     assert!(block(second.commit(facts("fail-2"), None)).is_err(), "a response resting on a failed one was served");
-    assert_eq!(ledger.month_counted(1, month).unwrap(), 3);
+    assert_eq!(block(ledger.month_counted(1, month)).unwrap(), 3);
     // More failures, in a group with successes of nothing: each is an error.
     conn.execute_batch(FIRE).unwrap();
     for attempt in 0..3 {
@@ -514,15 +517,15 @@ fn a_failed_commit_fails_closed_and_counts_nothing() {
     assert_eq!(reservation.allotment().counts, [true, false, true, true, true, true, true, true]);
     assert_eq!(reservation.posts().len(), 8, "cut after 7 counted");
     block(reservation.commit(facts("ok-2"), None)).unwrap();
-    assert_eq!(ledger.month_counted(1, month).unwrap(), 10);
+    assert_eq!(block(ledger.month_counted(1, month)).unwrap(), 10);
     assert!(matches!(reserve(&ledger, 1, cap, Dedup::Daily, &page(&[11]), at), Reserved::Refused(_)));
     let report = verified(&ledger);
-    assert_eq!(report.summary.batches, 2, "failed commits left no batch");
+    assert_eq!(report.chains[0].batches, 2, "failed commits left no batch");
     let ids: Vec<String> = all_deliveries(&ledger, 1, month).into_iter().map(|d| d.request_id).collect();
     assert!(ids.iter().all(|id| id.starts_with("ok-")), "a failed response left deliveries: {ids:?}");
     // The chain continues past the failures.
     deliver(&ledger, 2, cap, Dedup::None, &[1], at, "ok-3");
-    assert_eq!(verified(&ledger).summary.head.unwrap().seq, 3);
+    assert_eq!(verified(&ledger).chains[0].head.unwrap().seq, 3);
 }
 
 /// A reservation dropped uncommitted (a handler that panicked, or a request future dropped when its
@@ -552,7 +555,7 @@ fn an_abandoned_reservation_does_not_forget_a_commit_being_written() {
         }
     }
     assert_eq!(committed, 10, "a hard cap of 10 was crossed");
-    assert_eq!(ledger.month_counted(1, MonthKey::of(at)).unwrap(), 10);
+    assert_eq!(block(ledger.month_counted(1, MonthKey::of(at))).unwrap(), 10);
     assert!(matches!(reserve(&ledger, 1, cap, Dedup::Daily, &page(&[30]), at), Reserved::Refused(_)));
     verified(&ledger);
 }
@@ -598,7 +601,7 @@ fn abandoned_reservations_under_load_never_over_count() {
     });
     let mut committed = committed.load(Ordering::SeqCst);
     assert!(committed <= 1_000, "{committed} counted against a hard cap of 1,000");
-    assert_eq!(ledger.month_counted(1, month).unwrap(), committed);
+    assert_eq!(block(ledger.month_counted(1, month)).unwrap(), committed);
     // What is left can still be filled, exactly.
     let mut next = 1_000_000;
     while let Reserved::Serve(reservation) = reserve(&ledger, 1, cap, Dedup::Daily, &page(&[next, next + 1]), at) {
@@ -607,7 +610,7 @@ fn abandoned_reservations_under_load_never_over_count() {
         next += 2;
     }
     assert_eq!(committed, 1_000);
-    assert_eq!(ledger.month_counted(1, month).unwrap(), 1_000);
+    assert_eq!(block(ledger.month_counted(1, month)).unwrap(), 1_000);
     let counted: Vec<String> =
         all_deliveries(&ledger, 1, month).into_iter().filter(|d| d.counted).map(|d| d.post_id).collect();
     assert_eq!(counted.len(), 1_000);
@@ -652,7 +655,7 @@ fn concurrent_commits_during_a_failure_never_over_count() {
     });
     let committed = committed.load(Ordering::SeqCst);
     assert!(committed <= 500);
-    assert_eq!(ledger.month_counted(1, month).unwrap(), committed, "only successful commits count");
+    assert_eq!(block(ledger.month_counted(1, month)).unwrap(), committed, "only successful commits count");
     let counted_rows = all_deliveries(&ledger, 1, month).iter().filter(|d| d.counted).count() as u64;
     assert_eq!(counted_rows, committed);
     verified(&ledger);
@@ -672,9 +675,9 @@ fn four_batches() -> (tempfile::TempDir, ManualClock, Ledger, Anchor) {
         deliver(&ledger, 1 + batch % 2, Cap::hard(100), Dedup::None, &ids, clock.now(), &format!("req-{batch}"));
     }
     let report = verified(&ledger);
-    assert_eq!((report.summary.batches, report.summary.rows, report.summary.pruned_batches), (4, 16, 0));
+    assert_eq!((report.chains[0].batches, report.chains[0].rows, report.chains[0].pruned_batches), (4, 16, 0));
     assert_eq!(report.daily_checked, 2, "one day, two licensees");
-    let head = report.summary.head.unwrap();
+    let head = report.chains[0].head.unwrap();
     assert_eq!(head.seq, 4);
     (dir, clock, ledger, head)
 }
@@ -692,11 +695,11 @@ fn chain_tamper(statements: &str) -> ChainBreak {
 #[test]
 fn an_untouched_ledger_verifies_with_its_counts() {
     let (_dir, _clock, ledger, head) = four_batches();
-    let report = ledger.verify(Some(head)).unwrap().unwrap();
-    assert_eq!(report.summary.head, Some(head));
-    assert_eq!(report.summary.first_seq, Some(1));
-    let empty = fresh().2.verify(None).unwrap().unwrap();
-    assert_eq!((empty.summary.batches, empty.summary.rows, empty.summary.head), (0, 0, None));
+    let report = block(ledger.verify(&[anchor(head)])).unwrap().unwrap();
+    assert_eq!(report.chains[0].head, Some(head));
+    assert_eq!(report.chains[0].first_seq, Some(1));
+    let empty = block(fresh().2.verify(&[])).unwrap().unwrap();
+    assert_eq!((empty.chains[0].batches, empty.chains[0].rows, empty.chains[0].head), (0, 0, None));
 }
 
 #[test]
@@ -827,7 +830,7 @@ fn the_newest_batch_deleted_is_caught_against_a_recorded_head() {
         )
         .unwrap();
     // Without the head, the shorter chain is consistent (the documented limit) ...
-    assert_eq!(verified(&ledger).summary.batches, 3);
+    assert_eq!(verified(&ledger).chains[0].batches, 3);
     // ... with it, the deletion is named.
     let gone = chain_break(broken(&ledger, Some(head)));
     assert!(matches!(gone, ChainBreak::AnchorMismatch { seq: 4, .. }), "{gone:?}");
@@ -915,7 +918,7 @@ fn a_prepaid_credit_is_exact_under_many_threads_and_its_charges_are_sealed() {
                         at,
                         prepaid: Some(terms),
                     };
-                    match ledger.reserve(asked).unwrap() {
+                    match block(ledger.reserve(asked)).unwrap() {
                         Reserved::NoCredit(exhausted) => {
                             assert!(exhausted.balance_micros < 5_000, "refused with credit left: {exhausted:?}");
                             break;
@@ -936,9 +939,9 @@ fn a_prepaid_credit_is_exact_under_many_threads_and_its_charges_are_sealed() {
     });
     assert_eq!(counted.load(Ordering::SeqCst), 1_010, "the included records and exactly what the credit pays for");
     assert_eq!(charged.load(Ordering::SeqCst), 5_000_000);
-    assert_eq!(ledger.charged(9).unwrap(), 5_000_000);
-    assert_eq!(ledger.month_counted(9, MonthKey::of(at)).unwrap(), 1_010);
-    let days = ledger.daily_counts(9, DayKey::of(at), DayKey::of(at)).unwrap();
+    assert_eq!(block(ledger.charged(9)).unwrap(), 5_000_000);
+    assert_eq!(block(ledger.month_counted(9, MonthKey::of(at))).unwrap(), 1_010);
+    let days = block(ledger.daily_counts(9, DayKey::of(at), DayKey::of(at))).unwrap();
     assert_eq!((days[0].counted, days[0].charged), (1_010, 5_000_000));
     verified(&ledger);
 
@@ -954,10 +957,12 @@ fn a_prepaid_credit_is_exact_under_many_threads_and_its_charges_are_sealed() {
         at,
         prepaid: Some(more),
     };
-    let Reserved::Serve(reservation) = ledger.reserve(request).unwrap() else { panic!("the new credit was not seen") };
+    let Reserved::Serve(reservation) = block(ledger.reserve(request)).unwrap() else {
+        panic!("the new credit was not seen")
+    };
     assert_eq!((reservation.posts().len(), reservation.allotment().charge), (2, 10_000));
     block(reservation.commit(facts("after-restart"), None)).unwrap();
-    assert!(matches!(ledger.reserve(request).unwrap(), Reserved::NoCredit(_)));
+    assert!(matches!(block(ledger.reserve(request)).unwrap(), Reserved::NoCredit(_)));
 
     // A charge is sealed in its usage event: editing one is named, and so is its daily total.
     let conn = sql(dir.path());
@@ -971,25 +976,29 @@ fn a_prepaid_credit_is_exact_under_many_threads_and_its_charges_are_sealed() {
 
     // Pruning every batch gives no credit back.
     clock.set(at.plus_millis(DAY));
-    ledger.prune(at.plus_millis(DAY)).unwrap();
+    block(ledger.prune(at.plus_millis(DAY))).unwrap();
     verified(&ledger);
-    assert_eq!(ledger.charged(9).unwrap(), 5_010_000);
+    assert_eq!(block(ledger.charged(9)).unwrap(), 5_010_000);
     drop(ledger);
     let ledger = open(dir.path(), &clock);
-    assert!(matches!(ledger.reserve(MeterRequest { at: clock.now(), ..request }).unwrap(), Reserved::NoCredit(_)));
+    assert!(matches!(
+        block(ledger.reserve(MeterRequest { at: clock.now(), ..request })).unwrap(),
+        Reserved::NoCredit(_)
+    ));
 }
 
 #[test]
 fn pruning_removes_whole_old_batches_and_keeps_the_chain() {
     let (dir, clock, ledger, _head) = four_batches();
     let month = MonthKey::of(t0());
-    let before_counts = (ledger.month_counted(1, month).unwrap(), ledger.month_counted(2, month).unwrap());
+    let before_counts =
+        (block(ledger.month_counted(1, month)).unwrap(), block(ledger.month_counted(2, month)).unwrap());
     // Batches were committed at t0, +1h, +2h, +3h; prune strictly before +2h.
     clock.set(t0().plus_millis(3 * HOUR + 1));
-    let summary = ledger.prune(t0().plus_millis(2 * HOUR)).unwrap();
+    let summary = block(ledger.prune(t0().plus_millis(2 * HOUR))).unwrap();
     assert_eq!((summary.batches, summary.events, summary.deliveries), (2, 2, 6));
     let report = verified(&ledger);
-    assert_eq!((report.summary.batches, report.summary.pruned_batches, report.summary.rows), (4, 2, 8));
+    assert_eq!((report.chains[0].batches, report.chains[0].pruned_batches, report.chains[0].rows), (4, 2, 8));
     let kept: Vec<String> = all_deliveries(&ledger, 1, month)
         .into_iter()
         .chain(all_deliveries(&ledger, 2, month))
@@ -997,15 +1006,18 @@ fn pruning_removes_whole_old_batches_and_keeps_the_chain() {
         .collect();
     assert_eq!(kept, ["req-2", "req-2", "req-2", "req-3", "req-3", "req-3"]);
     // Pruning gives no capacity back.
-    assert_eq!((ledger.month_counted(1, month).unwrap(), ledger.month_counted(2, month).unwrap()), before_counts);
+    assert_eq!(
+        (block(ledger.month_counted(1, month)).unwrap(), block(ledger.month_counted(2, month)).unwrap()),
+        before_counts
+    );
     // Pruning again at the same point, or earlier, removes nothing.
-    assert_eq!(ledger.prune(t0().plus_millis(2 * HOUR)).unwrap().batches, 0);
-    assert_eq!(ledger.prune(t0()).unwrap().batches, 0);
+    assert_eq!(block(ledger.prune(t0().plus_millis(2 * HOUR))).unwrap().batches, 0);
+    assert_eq!(block(ledger.prune(t0())).unwrap().batches, 0);
     // The chain continues after a prune.
     clock.set(t0().plus_millis(4 * HOUR));
     deliver(&ledger, 1, Cap::hard(100), Dedup::None, &[77], clock.now(), "req-4");
     let report = verified(&ledger);
-    assert_eq!((report.summary.batches, report.summary.pruned_batches, report.summary.rows), (5, 2, 10));
+    assert_eq!((report.chains[0].batches, report.chains[0].pruned_batches, report.chains[0].rows), (5, 2, 10));
     // Rows of a batch not pruned are still guarded.
     sql(dir.path()).execute_batch("DELETE FROM deliveries WHERE seq = 3 AND ordinal = 2").unwrap();
     assert_eq!(chain_break(broken(&ledger, None)), ChainBreak::RowMismatch { seq: 3, index: 2 });
@@ -1015,10 +1027,10 @@ fn pruning_removes_whole_old_batches_and_keeps_the_chain() {
 fn pruning_everything_still_verifies_and_rows_under_pruned_batches_are_strays() {
     let (dir, clock, ledger, head) = four_batches();
     clock.set(t0().plus_millis(DAY));
-    let summary = ledger.prune(t0().plus_millis(DAY)).unwrap();
+    let summary = block(ledger.prune(t0().plus_millis(DAY))).unwrap();
     assert_eq!((summary.batches, summary.events, summary.deliveries), (4, 4, 12));
-    let report = ledger.verify(Some(head)).unwrap().unwrap();
-    assert_eq!((report.summary.batches, report.summary.pruned_batches, report.summary.rows), (4, 4, 0));
+    let report = block(ledger.verify(&[anchor(head)])).unwrap().unwrap();
+    assert_eq!((report.chains[0].batches, report.chains[0].pruned_batches, report.chains[0].rows), (4, 4, 0));
     // A row slipped back under a pruned batch belongs to nothing.
     sql(dir.path())
         .execute_batch("INSERT INTO deliveries VALUES ('sqlite', 2, 1, 1, 'forged', 1, 1, 0, 1, zeroblob(32))")
@@ -1053,13 +1065,13 @@ fn idempotency_claims_replay_what_was_committed() {
     let (_dir, clock, ledger) = fresh();
     let fingerprint = RequestFingerprint::new("GET", "/2/tweets/search/recent", "query=cats&max_results=10");
     let other = RequestFingerprint::new("GET", "/2/tweets/search/recent", "query=dogs");
-    let guard = match ledger.claim(1, "key-1", fingerprint).unwrap() {
+    let guard = match block(ledger.claim(1, "key-1", fingerprint)).unwrap() {
         Claim::Fresh(guard) => guard,
         other => panic!("{other:?}"),
     };
-    assert!(matches!(ledger.claim(1, "key-1", fingerprint).unwrap(), Claim::InProgress));
+    assert!(matches!(block(ledger.claim(1, "key-1", fingerprint)).unwrap(), Claim::InProgress));
     let first_used_at = clock.now();
-    match ledger.claim(1, "key-1", other).unwrap() {
+    match block(ledger.claim(1, "key-1", other)).unwrap() {
         Claim::Mismatch { first_used_at: at, reusable_at } => {
             assert_eq!(at, first_used_at);
             assert_eq!(reusable_at, first_used_at.plus_millis(DAY));
@@ -1067,7 +1079,7 @@ fn idempotency_claims_replay_what_was_committed() {
         other => panic!("{other:?}"),
     }
     // Per licensee.
-    let other_licensee = ledger.claim(2, "key-1", fingerprint).unwrap();
+    let other_licensee = block(ledger.claim(2, "key-1", fingerprint)).unwrap();
     assert!(matches!(other_licensee, Claim::Fresh(_)));
     drop(other_licensee);
     let body = b"{\"data\":[{\"id\":\"1\"}]}\x00\xff".to_vec();
@@ -1078,7 +1090,7 @@ fn idempotency_claims_replay_what_was_committed() {
     block(reservation.commit(facts, Some(response))).unwrap();
     drop(guard);
     clock.advance_millis(HOUR);
-    match ledger.claim(1, "key-1", fingerprint).unwrap() {
+    match block(ledger.claim(1, "key-1", fingerprint)).unwrap() {
         Claim::Replay(stored) => {
             assert_eq!(stored.body, body);
             assert_eq!(stored.request_id, "req-idem");
@@ -1086,30 +1098,30 @@ fn idempotency_claims_replay_what_was_committed() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(ledger.claim(1, "key-1", other).unwrap(), Claim::Mismatch { .. }));
+    assert!(matches!(block(ledger.claim(1, "key-1", other)).unwrap(), Claim::Mismatch { .. }));
     // A replay counts nothing.
-    assert_eq!(ledger.month_counted(1, MonthKey::of(first_used_at)).unwrap(), 2);
+    assert_eq!(block(ledger.month_counted(1, MonthKey::of(first_used_at))).unwrap(), 2);
     // The window is 24 hours from the first use.
     clock.set(first_used_at.plus_millis(DAY - 1));
-    assert!(matches!(ledger.claim(1, "key-1", fingerprint).unwrap(), Claim::Replay(_)));
+    assert!(matches!(block(ledger.claim(1, "key-1", fingerprint)).unwrap(), Claim::Replay(_)));
     clock.set(first_used_at.plus_millis(DAY));
-    assert!(matches!(ledger.claim(1, "key-1", fingerprint).unwrap(), Claim::Fresh(_)));
-    assert!(matches!(ledger.claim(1, "key-1", other).unwrap(), Claim::Fresh(_)));
+    assert!(matches!(block(ledger.claim(1, "key-1", fingerprint)).unwrap(), Claim::Fresh(_)));
+    assert!(matches!(block(ledger.claim(1, "key-1", other)).unwrap(), Claim::Fresh(_)));
     // And a record (no posts) keeps its response as well.
     let fingerprint2 = RequestFingerprint::new("GET", "/2/users/1", "");
-    let guard = ledger.claim(1, "key-2", fingerprint2).unwrap();
+    let guard = block(ledger.claim(1, "key-2", fingerprint2)).unwrap();
     let response = IdempotentResponse { key: "key-2".into(), fingerprint: fingerprint2, body: b"users".to_vec() };
     block(ledger.record(1, clock.now(), facts_for("req-users", Endpoint::Users, Purpose::AiInput), Some(response)))
         .unwrap();
     drop(guard);
-    assert!(matches!(ledger.claim(1, "key-2", fingerprint2).unwrap(), Claim::Replay(s) if s.body == b"users"));
+    assert!(matches!(block(ledger.claim(1, "key-2", fingerprint2)).unwrap(), Claim::Replay(s) if s.body == b"users"));
 }
 
 #[test]
 fn a_failed_commit_keeps_no_response_and_frees_the_key() {
     let (dir, clock, ledger) = fresh();
     let fingerprint = RequestFingerprint::new("GET", "/2/tweets", "ids=1,2");
-    let Claim::Fresh(guard) = ledger.claim(1, "k", fingerprint).unwrap() else { panic!("not fresh") };
+    let Claim::Fresh(guard) = block(ledger.claim(1, "k", fingerprint)).unwrap() else { panic!("not fresh") };
     let conn = sql(dir.path());
     conn.execute_batch(FIRE).unwrap();
     let reservation = serve(&ledger, 1, Cap::hard(100), Dedup::None, &page(&[1, 2]), clock.now());
@@ -1117,7 +1129,7 @@ fn a_failed_commit_keeps_no_response_and_frees_the_key() {
     assert!(block(reservation.commit(facts("r"), Some(response))).is_err());
     drop(guard);
     conn.execute_batch("DROP TRIGGER fail;").unwrap();
-    assert!(matches!(ledger.claim(1, "k", fingerprint).unwrap(), Claim::Fresh(_)));
+    assert!(matches!(block(ledger.claim(1, "k", fingerprint)).unwrap(), Claim::Fresh(_)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1188,22 +1200,22 @@ fn deliveries_and_usage_report_exactly_what_was_committed() {
         (UsageBy::Purpose, &by_purpose),
         (UsageBy::Month, &by_month),
     ] {
-        let got: Totals = ledger
-            .usage(None, month, by)
+        let got: Totals = block(ledger.usage(None, month, by))
             .unwrap()
             .into_iter()
             .inspect(|line| assert_eq!(line.overage, 0))
             .map(|l| ((l.licensee_id, l.group), (l.responses, l.delivered, l.counted, l.user_reads, l.bytes)))
             .collect();
         assert_eq!(&got, want, "{by:?}");
-        let one: Vec<_> = ledger.usage(Some(2), month, by).unwrap();
+        let one: Vec<_> = block(ledger.usage(Some(2), month, by)).unwrap();
         assert!(one.iter().all(|line| line.licensee_id == 2));
         assert_eq!(one.len(), want.keys().filter(|(l, _)| *l == 2).count());
     }
     for licensee in [1, 2] {
         let counted: u64 = by_month.get(&(licensee, month.to_string())).unwrap().2;
-        assert_eq!(ledger.month_counted(licensee, month).unwrap(), counted);
-        let days = ledger.daily_counts(licensee, month.first_day(), month.next().first_day().minus_days(1)).unwrap();
+        assert_eq!(block(ledger.month_counted(licensee, month)).unwrap(), counted);
+        let days =
+            block(ledger.daily_counts(licensee, month.first_day(), month.next().first_day().minus_days(1))).unwrap();
         let want: Vec<(String, u64)> =
             by_day.iter().filter(|((l, _), _)| *l == licensee).map(|((_, day), t)| (day.clone(), t.2)).collect();
         let got: Vec<(String, u64)> = days.iter().map(|d| (d.day.date().to_string(), d.counted)).collect();
@@ -1220,8 +1232,8 @@ fn delivered_among_counts_each_leaked_post_a_licensee_received_once() {
     deliver(&ledger, 1, cap, Dedup::None, &[3, 4], t0().plus_millis(DAY), "b");
     deliver(&ledger, 2, cap, Dedup::None, &[5], t0(), "c");
     let leaked: HashSet<i64> = [2, 3, 4, 5, 99].into_iter().collect();
-    assert_eq!(ledger.delivered_among(1, &leaked).unwrap(), 3, "post 3 was delivered twice, counted once");
-    assert_eq!(ledger.delivered_among(2, &leaked).unwrap(), 1);
-    assert_eq!(ledger.delivered_among(3, &leaked).unwrap(), 0);
-    assert_eq!(ledger.delivered_among(1, &HashSet::new()).unwrap(), 0);
+    assert_eq!(block(ledger.delivered_among(1, &leaked)).unwrap(), 3, "post 3 was delivered twice, counted once");
+    assert_eq!(block(ledger.delivered_among(2, &leaked)).unwrap(), 1);
+    assert_eq!(block(ledger.delivered_among(3, &leaked)).unwrap(), 0);
+    assert_eq!(block(ledger.delivered_among(1, &HashSet::new())).unwrap(), 0);
 }

@@ -7,14 +7,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::commands::LedgerPlace;
 use anyhow::{Context, bail};
 use datapact_billing::{Currency, DEFAULT_GRACE_DAYS, InvoiceAccount, Money, Month, suspension};
 use datapact_core::{Clock, Timestamp};
-use datapact_store::ledger::Ledger;
 use datapact_store::{LicenseeAccount, NewPayment, Store, StoredInvoice};
 use serde::Serialize;
 use serde_json::json;
@@ -101,7 +100,7 @@ fn print_invoice(out: &mut impl Write, v: &InvoiceView) -> std::io::Result<()> {
 
 pub async fn invoice(
     command: InvoiceCommand,
-    data_dir: &Path,
+    ledger_place: &LedgerPlace<'_>,
     store: &dyn Store,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<ExitCode> {
@@ -110,8 +109,7 @@ pub async fn invoice(
     match command {
         InvoiceCommand::Run { month, json } => {
             let month = parse_month(&month)?;
-            let ledger = Ledger::open_for_reading(data_dir, clock)
-                .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
+            let ledger = ledger_place.open_for_reading(clock)?;
             let run = datapact_gateway::billing::run_invoices(store, &ledger, month, &cli_change(now))
                 .await
                 .map_err(problem)?;
@@ -449,7 +447,7 @@ pub async fn webhook(command: WebhookCommand, store: &dyn Store, now: Timestamp)
 
 pub async fn credit(
     command: CreditCommand,
-    data_dir: &Path,
+    ledger_place: &LedgerPlace<'_>,
     store: &dyn Store,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<ExitCode> {
@@ -457,8 +455,7 @@ pub async fn credit(
     let balances = |licensee: Option<String>| {
         let clock = Arc::clone(&clock);
         async move {
-            let ledger = Ledger::open_for_reading(data_dir, clock)
-                .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
+            let ledger = ledger_place.open_for_reading(clock)?;
             datapact_gateway::billing::credit_balances(store, &ledger, licensee.as_deref()).await.map_err(problem)
         }
     };

@@ -14,8 +14,9 @@ pub struct Cli {
 
     /// The store: left out, the embedded SQLite store in --data-dir; or a shared PostgreSQL
     /// database, postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (a schema other than `public`
-    /// with `?options=-csearch_path%3DNAME`). The data directory still holds the ledger, the
-    /// admin token and the fingerprint secret.
+    /// with `?options=-csearch_path%3DNAME`), which then also holds the metering ledger (one
+    /// chain per gateway, see `serve --node`). The data directory holds the admin token and the
+    /// fingerprint secret's local copy.
     #[arg(long, global = true, env = "DATAPACT_STORE", hide_env_values = true)]
     pub store: Option<String>,
 
@@ -399,10 +400,11 @@ pub enum LedgerCommand {
     /// Recompute the ledger's hash chain and daily totals; name the first row edited, deleted,
     /// inserted or reordered. Exits 1 when the ledger does not verify.
     Verify {
-        /// A head printed by an earlier verify (SEQ:HASH), kept outside the database: the chain
-        /// must still pass through it (catches the newest batches being rewritten or dropped).
+        /// A head printed by an earlier verify (SEQ:HASH, or CHAIN@SEQ:HASH when the ledger has a
+        /// chain per gateway), kept outside the database: the chain must still pass through it
+        /// (catches the newest batches being rewritten or dropped). Repeat for several chains.
         #[arg(long)]
-        expect: Option<String>,
+        expect: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -457,6 +459,10 @@ pub struct ServeArgs {
     /// Benchmarks only: meter nothing (no ledger, no caps).
     #[arg(long, hide = true)]
     pub unmetered: bool,
+    /// On a PostgreSQL store: this gateway's name, which names its chain in the shared ledger
+    /// (each gateway writes its own). Defaults to the machine's host name.
+    #[arg(long, env = "DATAPACT_NODE")]
+    pub node: Option<String>,
     /// Benchmarks only: serve every licensee the public text (no fingerprints, no canaries).
     #[arg(long, hide = true)]
     pub unmarked: bool,

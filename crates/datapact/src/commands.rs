@@ -47,10 +47,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secret(command) => return secret::run(command, &data_dir, clock.now()),
         command => command,
     };
-    let (store, gateway_claim) =
+    let Opened { store, postgres, gateway_claim } =
         open_store(cli.store.as_deref(), &data_dir, matches!(command, Command::Serve(_))).await?;
+    let ledger_place = match &postgres {
+        Some(pg) => LedgerPlace::Postgres(pg),
+        None => LedgerPlace::DataDir(&data_dir),
+    };
     match command {
-        Command::Serve(args) => serve(args, store, gateway_claim, clock, &data_dir).await,
+        Command::Serve(args) => serve(args, store, postgres, gateway_claim, clock, &data_dir).await,
         Command::Ingest(args) => ingest(args, store.as_ref(), clock.as_ref()).await,
         Command::Delete { ids } => delete(&ids, store.as_ref(), clock.now()).await,
         Command::Licensee(command) => licensee(command, store.as_ref(), clock.now()).await,
@@ -69,12 +73,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Usage { licensee, month, by, json } => {
-            ledger::usage(&data_dir, store.as_ref(), licensee.as_deref(), month.as_deref(), by, json, clock).await
+            ledger::usage(&ledger_place, store.as_ref(), licensee.as_deref(), month.as_deref(), by, json, clock).await
         }
         Command::Deliveries { licensee, month, format } => {
-            ledger::deliveries(&data_dir, store.as_ref(), &licensee, month.as_deref(), format, clock).await
+            ledger::deliveries(&ledger_place, store.as_ref(), &licensee, month.as_deref(), format, clock).await
         }
-        Command::Ledger(command) => ledger::ledger(&data_dir, command, clock),
+        Command::Ledger(command) => ledger::ledger(&ledger_place, command, clock).await,
         Command::Trace(args) => {
             if store.is_shared() {
                 // Versions another machine made must be here to read its copies.
@@ -82,13 +86,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
                     .context("cannot sync the fingerprint secret with the shared store")?;
             }
-            let canaries = canaries::delivered(&data_dir)?;
-            trace::run_with_canaries(&args, &data_dir, store.as_ref(), canaries).await
+            let canaries = canaries::delivered(&data_dir, &ledger_place).await?;
+            let ledger = ledger_place.open_for_reading(clock)?;
+            trace::run_with_canaries(&args, &data_dir, &ledger, store.as_ref(), canaries).await
         }
-        Command::Invoice(command) => billing::invoice(command, &data_dir, store.as_ref(), clock).await,
+        Command::Invoice(command) => billing::invoice(command, &ledger_place, store.as_ref(), clock).await,
         Command::Payment(command) => billing::payment(command, store.as_ref(), clock.now()).await,
         Command::Webhook(command) => billing::webhook(command, store.as_ref(), clock.now()).await,
-        Command::Credit(command) => billing::credit(command, &data_dir, store.as_ref(), clock).await,
+        Command::Credit(command) => billing::credit(command, &ledger_place, store.as_ref(), clock).await,
         Command::Balance { licensee, json } => {
             billing::balance(licensee.as_deref(), json, store.as_ref(), clock.now()).await
         }
@@ -100,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn serve(
     args: ServeArgs,
     store: Arc<dyn Store>,
+    postgres: Option<Arc<PgStore>>,
     gateway_claim: Option<(Arc<PgStore>, GatewayClaim)>,
     clock: Arc<dyn Clock>,
     data_dir: &Path,
@@ -143,10 +149,20 @@ async fn serve(
         tracing::warn!("responses are NOT metered (--unmetered): for benchmarks only");
         None
     } else {
-        Some(
-            datapact_store::ledger::Ledger::open(data_dir, clock.clone())
+        Some(match &postgres {
+            None => datapact_store::ledger::Ledger::open(data_dir, clock.clone())
                 .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?,
-        )
+            Some(pg) => {
+                let node = match &args.node {
+                    Some(node) => node.clone(),
+                    None => host_name(),
+                };
+                tracing::info!(node, "metering into the PostgreSQL store's ledger");
+                datapact_store::ledger::Ledger::open_postgres(pg, &node, clock.clone())
+                    .await
+                    .with_context(|| format!("cannot open the shared ledger for node {node:?} (--node)"))?
+            }
+        })
     };
     let mut post_cache = datapact_gateway::post_cache::PostCache::new(args.post_cache_mib.saturating_mul(1 << 20));
     if args.unmarked {
@@ -211,6 +227,33 @@ async fn serve(
         None => Ok(ExitCode::SUCCESS),
         Some(error) => Err(error),
     }
+}
+
+/// Where the metering ledger lives: the data directory's `ledger.db` beside the embedded store,
+/// or the PostgreSQL store's own database.
+pub enum LedgerPlace<'a> {
+    DataDir(&'a Path),
+    Postgres(&'a PgStore),
+}
+
+impl LedgerPlace<'_> {
+    /// Opens the ledger to read beside running gateways (usage, exports, verify, billing, trace).
+    pub fn open_for_reading(&self, clock: Arc<dyn Clock>) -> anyhow::Result<datapact_store::ledger::Ledger> {
+        Ok(match self {
+            LedgerPlace::DataDir(dir) => datapact_store::ledger::Ledger::open_for_reading(dir, clock)
+                .with_context(|| format!("cannot open the ledger in {}", dir.display()))?,
+            LedgerPlace::Postgres(pg) => datapact_store::ledger::Ledger::open_postgres_for_reading(pg, clock),
+        })
+    }
+}
+
+/// This machine's host name, the default `--node` (a gateway's chain in a shared ledger).
+fn host_name() -> String {
+    let name =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").or_else(|_| std::env::var("HOSTNAME")).unwrap_or_default();
+    let name: String =
+        name.trim().chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).take(64).collect();
+    if name.is_empty() { "gateway".to_owned() } else { name }
 }
 
 /// How often a gateway on PostgreSQL checks that it still holds the store's one-gateway claim.
@@ -651,23 +694,29 @@ fn parse_date_or_time(value: &str) -> anyhow::Result<Timestamp> {
         .map_err(|_| anyhow::anyhow!("--expires {value:?}: use a date such as 2027-01-31 or an RFC 3339 time"))
 }
 
+/// A store opened by [`open_store`].
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    /// The same store when it is PostgreSQL (its ledger lives there too).
+    pub postgres: Option<Arc<PgStore>>,
+    /// A serving gateway's hold on a PostgreSQL store's one gateway slot.
+    pub gateway_claim: Option<(Arc<PgStore>, GatewayClaim)>,
+}
+
 /// The store `--store` names: the embedded SQLite store in the data directory when it is left out
 /// (or `sqlite`), a PostgreSQL database for a `postgres://` URL. The URL is never echoed: it may
 /// carry a password. To serve from PostgreSQL, the gateway claims the store's one gateway slot
 /// (returned with the store, to keep); on SQLite the data directory's ledger lock does that.
-pub async fn open_store(
-    store: Option<&str>,
-    data_dir: &Path,
-    serving: bool,
-) -> anyhow::Result<(Arc<dyn Store>, Option<(Arc<PgStore>, GatewayClaim)>)> {
+pub async fn open_store(store: Option<&str>, data_dir: &Path, serving: bool) -> anyhow::Result<Opened> {
     Ok(match store {
-        None | Some("sqlite") => (
-            Arc::new(
+        None | Some("sqlite") => Opened {
+            store: Arc::new(
                 SqliteStore::open(data_dir)
                     .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
             ),
-            None,
-        ),
+            postgres: None,
+            gateway_claim: None,
+        },
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let store = Arc::new(
                 PgStore::connect(url)
@@ -677,7 +726,7 @@ pub async fn open_store(
             let claim = if serving { Some((Arc::clone(&store), store.claim_gateway().await?)) } else { None };
             std::fs::create_dir_all(data_dir)
                 .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-            (store, claim)
+            Opened { store: store.clone(), postgres: Some(store), gateway_claim: claim }
         }
         Some(_) => bail!(
             "--store (DATAPACT_STORE) is not a store: use postgres://USER@HOST[:PORT]/DATABASE for PostgreSQL, or \

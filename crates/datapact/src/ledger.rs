@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -10,14 +9,10 @@ use anyhow::{Context, bail};
 use datapact_core::Clock;
 use datapact_ledger::MonthKey;
 use datapact_store::Store;
-use datapact_store::ledger::{Ledger, UsageBy, parse_anchor};
+use datapact_store::ledger::{UsageBy, parse_anchor, verify_json};
 
 use crate::cli::{ExportFormat, LedgerCommand, UsageByArg};
-
-fn open(data_dir: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Ledger> {
-    Ledger::open_for_reading(data_dir, clock)
-        .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))
-}
+use crate::commands::LedgerPlace;
 
 fn month(text: Option<&str>, clock: &dyn Clock) -> anyhow::Result<MonthKey> {
     match text {
@@ -34,7 +29,7 @@ async fn licensee_id(store: &dyn Store, name: &str) -> anyhow::Result<i64> {
 }
 
 pub async fn usage(
-    data_dir: &Path,
+    place: &LedgerPlace<'_>,
     store: &dyn Store,
     licensee: Option<&str>,
     month_text: Option<&str>,
@@ -54,7 +49,7 @@ pub async fn usage(
         UsageByArg::Purpose => UsageBy::Purpose,
     };
     let names: HashMap<i64, String> = store.licensees().await?.into_iter().map(|l| (l.id, l.name)).collect();
-    let lines = open(data_dir, clock)?.usage(licensee_id, month, by)?;
+    let lines = place.open_for_reading(clock)?.usage(licensee_id, month, by).await?;
     let name = |id: i64| names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
     let mut out = std::io::stdout().lock();
     if json {
@@ -96,7 +91,7 @@ pub async fn usage(
 }
 
 pub async fn deliveries(
-    data_dir: &Path,
+    place: &LedgerPlace<'_>,
     store: &dyn Store,
     licensee: &str,
     month_text: Option<&str>,
@@ -105,26 +100,28 @@ pub async fn deliveries(
 ) -> anyhow::Result<ExitCode> {
     let month = month(month_text, clock.as_ref())?;
     let licensee_id = licensee_id(store, licensee).await?;
-    let ledger = open(data_dir, clock)?;
+    let ledger = place.open_for_reading(clock)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if let ExportFormat::Csv = format {
         writeln!(out, "at,post_id,revision,request_id,counted")?;
     }
-    ledger.deliveries(licensee_id, month, |record| match format {
-        ExportFormat::Csv => writeln!(
-            out,
-            "{},{},{},{},{}",
-            record.at.to_x_string(),
-            record.post_id,
-            record.revision,
-            csv_field(&record.request_id),
-            record.counted
-        ),
-        ExportFormat::Jsonl => {
-            serde_json::to_writer(&mut out, &record)?;
-            out.write_all(b"\n")
-        }
-    })?;
+    ledger
+        .deliveries(licensee_id, month, |record| match format {
+            ExportFormat::Csv => writeln!(
+                out,
+                "{},{},{},{},{}",
+                record.at.to_x_string(),
+                record.post_id,
+                record.revision,
+                csv_field(&record.request_id),
+                record.counted
+            ),
+            ExportFormat::Jsonl => {
+                serde_json::to_writer(&mut out, &record)?;
+                out.write_all(b"\n")
+            }
+        })
+        .await?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
@@ -138,50 +135,49 @@ fn csv_field(value: &str) -> String {
     }
 }
 
-pub fn ledger(data_dir: &Path, command: LedgerCommand, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
-    let ledger = open(data_dir, clock.clone())?;
+pub async fn ledger(
+    place: &LedgerPlace<'_>,
+    command: LedgerCommand,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<ExitCode> {
+    let ledger = place.open_for_reading(clock.clone())?;
     match command {
         LedgerCommand::Verify { expect, json } => {
-            let expect = match expect {
-                Some(text) => Some(
-                    parse_anchor(&text).with_context(|| format!("--expect {text:?} is not a head: use SEQ:HASH"))?,
-                ),
-                None => None,
-            };
-            let outcome = ledger.verify(expect)?;
-            match (outcome, json) {
-                (Ok(report), true) => {
-                    let head = report.summary.head.map(|h| format!("{}:{}", h.seq, h.hash.to_hex()));
-                    println!(
-                        "{}",
-                        serde_json::json!({
-                            "ok": true, "chain": report.summary.chain, "batches": report.summary.batches,
-                            "pruned_batches": report.summary.pruned_batches, "rows": report.summary.rows,
-                            "daily_totals_checked": report.daily_checked, "head": head,
-                        })
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                (Ok(report), false) => {
-                    let summary = &report.summary;
-                    println!(
-                        "ledger verifies: chain {}, {} batches ({} pruned), {} rows, {} daily totals",
-                        summary.chain, summary.batches, summary.pruned_batches, summary.rows, report.daily_checked
-                    );
-                    if let Some(head) = summary.head {
-                        println!("head {}:{}", head.seq, head.hash.to_hex());
+            let expect = expect
+                .iter()
+                .map(|text| {
+                    parse_anchor(text)
+                        .with_context(|| format!("--expect {text:?} is not a head: use SEQ:HASH or CHAIN@SEQ:HASH"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let outcome = ledger.verify(&expect).await?;
+            if json {
+                println!("{}", verify_json(&outcome));
+                return Ok(if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+            }
+            match outcome {
+                Ok(report) => {
+                    println!("ledger verifies: {} daily totals", report.daily_checked);
+                    let several = report.chains.len() > 1;
+                    for summary in &report.chains {
                         println!(
-                            "keep the head outside this machine and pass it to `ledger verify --expect` next time: \
+                            "chain {}: {} batches ({} pruned), {} rows",
+                            summary.chain, summary.batches, summary.pruned_batches, summary.rows
+                        );
+                        if let Some(head) = summary.head {
+                            let chain = if several { format!("{}@", summary.chain) } else { String::new() };
+                            println!("head {chain}{}:{}", head.seq, head.hash.to_hex());
+                        }
+                    }
+                    if report.chains.iter().any(|summary| summary.head.is_some()) {
+                        println!(
+                            "keep the heads outside this machine and pass them to `ledger verify --expect` next time: \
                              that also catches the newest batches being rewritten or dropped"
                         );
                     }
                     Ok(ExitCode::SUCCESS)
                 }
-                (Err(failure), true) => {
-                    println!("{}", serde_json::json!({ "ok": false, "break": failure.to_string() }));
-                    Ok(ExitCode::from(1))
-                }
-                (Err(failure), false) => {
+                Err(failure) => {
                     eprintln!("the ledger does NOT verify: {failure}");
                     eprintln!("the database was changed outside datapact; restore it from a backup and investigate");
                     Ok(ExitCode::from(1))
@@ -190,7 +186,7 @@ pub fn ledger(data_dir: &Path, command: LedgerCommand, clock: Arc<dyn Clock>) ->
         }
         LedgerCommand::Prune { retention_days } => {
             let before = clock.now().plus_millis(-(i64::from(retention_days)) * 86_400_000);
-            let summary = ledger.prune(before)?;
+            let summary = ledger.prune(before).await?;
             println!(
                 "pruned {} batches committed before {} ({} usage events, {} deliveries; their hashes are kept) and {} \
                  expired idempotent responses",

@@ -12,7 +12,6 @@ use std::fs::File;
 use std::io::{BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -61,10 +60,11 @@ fn parse_format(value: &str) -> Result<LeakFormat, String> {
 pub async fn run_with_canaries(
     args: &TraceArgs,
     data_dir: &Path,
+    ledger: &Ledger,
     store: &dyn Store,
     canaries: Vec<Canary>,
 ) -> anyhow::Result<ExitCode> {
-    let (report, finding) = trace(args, data_dir, store, canaries).await?;
+    let (report, finding) = trace(args, data_dir, ledger, store, canaries).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -80,6 +80,7 @@ pub async fn run_with_canaries(
 pub async fn trace(
     args: &TraceArgs,
     data_dir: &Path,
+    ledger: &Ledger,
     store: &dyn Store,
     canaries: Vec<Canary>,
 ) -> anyhow::Result<(TraceReport, Option<i64>)> {
@@ -124,12 +125,9 @@ pub async fn trace(
     let mut report = outcome.report;
 
     if !report.accused.is_empty() {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let ledger = Ledger::open_for_reading(data_dir, clock)
-            .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
         let leaked: HashSet<i64> = outcome.matched_post_ids.iter().map(|&id| id as i64).collect();
         for accused in &mut report.accused {
-            let delivered = ledger.delivered_among(accused.licensee as i64, &leaked)?;
+            let delivered = ledger.delivered_among(accused.licensee as i64, &leaked).await?;
             accused.delivered_posts = Some(delivered);
             accused.delivered_share =
                 (report.posts_matched > 0).then(|| delivered as f64 / report.posts_matched as f64);

@@ -58,7 +58,21 @@ async fn gateways_and_commands_of_any_data_dir_share_the_postgres_store() {
         report["accused"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(accused, ["acme"], "{report:#}");
 
-    // A second gateway on the same store is refused while metering is per data directory.
+    // The ledger is in the shared store too: a data directory that never served sees the usage,
+    // and the gateway's chain verifies from there.
+    assert!(!node_a.join("ledger.db").exists(), "the ledger is in PostgreSQL, not in the data directory");
+    let usage: serde_json::Value = serde_json::from_str(&run(&node_b, &["usage", "acme", "--json"])).unwrap();
+    // 3 + 3 + 100 + 100 delivered; posts 1 to 200 counted once each (the terms' daily dedup).
+    assert_eq!((usage[0]["delivered"].as_u64(), usage[0]["counted"].as_u64()), (Some(206), Some(200)), "{usage:#}");
+    let verify: serde_json::Value = serde_json::from_str(&run(&node_b, &["ledger", "verify", "--json"])).unwrap();
+    assert_eq!(
+        (verify["ok"].as_bool(), verify["chains"].as_array().map(Vec::len)),
+        (Some(true), Some(1)),
+        "{verify:#}"
+    );
+    assert_eq!(verify["rows"], 4 + 206, "four usage events and their deliveries: {verify:#}");
+
+    // A second gateway on the same store is refused while each gateway decides caps on its own.
     let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_datapact"))
         .args(["--data-dir", node_b.to_str().unwrap(), "--store", &schema.url, "serve"])
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])

@@ -16,10 +16,13 @@
 //!   the failure was noticed fails too (their reservations may rest on the failed one: a post
 //!   "already counted today", say), and the counts are reloaded from what was committed.
 //!
-//! The ledger lives in its own file, [`LEDGER_FILE`], beside the store's, so a group commit never
-//! waits behind an ingest transaction.
+//! On the embedded store the ledger lives in its own file, [`LEDGER_FILE`], beside the store's, so
+//! a group commit never waits behind an ingest transaction. On the PostgreSQL store it lives in the
+//! store's database (`pg`), one hash chain per gateway node, so nodes never contend for a chain.
 
+mod pg;
 mod read;
+mod verify;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap, HashSet, btree_map};
@@ -39,9 +42,11 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 pub use read::{
-    DeliveryRecord, PruneSummary, UsageBy, UsageLine, VerifyFailure, VerifyReport, month_range, parse_anchor,
+    ChainAnchor, DeliveryRecord, PruneSummary, UsageBy, UsageLine, VerifyFailure, VerifyReport, month_range,
+    parse_anchor, verify_json,
 };
 
+use crate::postgres::PgStore;
 use crate::{StoreError, StoreResult};
 
 /// The ledger's database file in the data directory.
@@ -197,6 +202,44 @@ struct LicenseeMeter {
     charged: Option<u64>,
 }
 
+/// Which committed counts a decision needs that the meter does not hold yet.
+#[derive(Clone, Copy, Debug)]
+struct Needs {
+    month: bool,
+    day: bool,
+    charged: bool,
+}
+
+/// Committed counts read for a decision ([`Needs`]).
+struct Loaded {
+    month: Option<u64>,
+    day: Option<HashSet<i64>>,
+    charged: Option<u64>,
+}
+
+impl Loaded {
+    /// Keeps what the meter still lacks (a value already there includes reservations in flight).
+    fn keep(self, meter: &mut LicenseeMeter, month: MonthKey, day: DayKey) {
+        if let Some(total) = self.month
+            && let btree_map::Entry::Vacant(entry) = meter.months.entry(month)
+        {
+            entry.insert(total);
+            trim(&mut meter.months, month);
+        }
+        if let Some(counted) = self.day
+            && let btree_map::Entry::Vacant(entry) = meter.days.entry(day)
+        {
+            entry.insert(counted);
+            trim(&mut meter.days, day);
+        }
+        if let Some(charged) = self.charged
+            && meter.charged.is_none()
+        {
+            meter.charged = Some(charged);
+        }
+    }
+}
+
 /// How many months (and days) a licensee's meter keeps: the one asked about and the newest other.
 const KEPT_PERIODS: usize = 2;
 
@@ -270,9 +313,8 @@ pub struct Ledger(Arc<LedgerInner>);
 pub struct LedgerInner {
     /// The writer's exclusive lock on the data directory's ledger (`None` for readers).
     _lock: Option<std::fs::File>,
-    path: PathBuf,
+    backend: Backend,
     chain: String,
-    readers: r2d2::Pool<SqliteConnectionManager>,
     jobs: mpsc::Sender<Message>,
     shared: Arc<Shared>,
     in_flight: Arc<Mutex<HashMap<(i64, String), InFlightKey>>>,
@@ -285,6 +327,26 @@ impl std::ops::Deref for Ledger {
     fn deref(&self) -> &LedgerInner {
         &self.0
     }
+}
+
+/// Where the ledger's rows are read from (the writer thread owns its own connection).
+enum Backend {
+    Sqlite { path: PathBuf, readers: r2d2::Pool<SqliteConnectionManager> },
+    Postgres { pool: sqlx::PgPool },
+}
+
+/// A read on either store: SQLite's on a pooled connection, PostgreSQL's on the store's pool.
+macro_rules! read {
+    ($ledger:expr, |$conn:ident| $sqlite:expr, |$pool:ident| $postgres:expr) => {
+        match &$ledger.backend {
+            Backend::Sqlite { readers, .. } => {
+                let connection = readers.get().map_err(unavailable)?;
+                let $conn = &*connection;
+                $sqlite
+            }
+            Backend::Postgres { pool: $pool } => $postgres.await,
+        }
+    };
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -335,9 +397,8 @@ impl Ledger {
         }
         Ok(Ledger(Arc::new(LedgerInner {
             _lock: lock,
-            path,
+            backend: Backend::Sqlite { path, readers },
             chain: SQLITE_CHAIN.into(),
-            readers,
             jobs,
             shared,
             in_flight: Arc::new(Mutex::new(HashMap::new())),
@@ -345,8 +406,70 @@ impl Ledger {
         })))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Opens the ledger in a PostgreSQL store for a gateway node that writes chain `node`, and
+    /// starts its writer. Refused while another process writes that chain.
+    pub async fn open_postgres(store: &PgStore, node: &str, clock: Arc<dyn Clock>) -> StoreResult<Ledger> {
+        check_node_name(node)?;
+        let options = store.pool().connect_options().as_ref().clone();
+        let chain = node.to_owned();
+        let shared = Arc::new(Shared { meter: Mutex::new(MeterState::default()) });
+        let (jobs, receiver) = mpsc::channel();
+        let (started, ready) = oneshot::channel();
+        let writer_shared = Arc::clone(&shared);
+        let writer_clock = Arc::clone(&clock);
+        let writer_chain = chain.clone();
+        // The writer connects (and takes its chain's lock) on its own thread and runtime: it
+        // blocks on PostgreSQL for every batch, which the gateway's runtime must never do.
+        std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || {
+                let opened = pg::PgSink::open(options, &writer_chain).and_then(|mut sink| {
+                    let head = writer::BatchSink::head(&mut sink, &writer_chain)?;
+                    Ok(writer::Writer::new(sink, &writer_chain, head, writer_shared, writer_clock))
+                });
+                match opened {
+                    Ok(writer) => {
+                        let _ = started.send(Ok(()));
+                        writer.run(receiver);
+                    }
+                    Err(error) => {
+                        let _ = started.send(Err(error));
+                    }
+                }
+            })
+            .map_err(|e| unavailable(format!("cannot start the ledger writer: {e}")))?;
+        ready.await.map_err(|_| unavailable("the ledger writer stopped while starting"))??;
+        Ok(Ledger(Arc::new(LedgerInner {
+            _lock: None,
+            backend: Backend::Postgres { pool: store.pool().clone() },
+            chain,
+            jobs,
+            shared,
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
+            clock,
+        })))
+    }
+
+    /// Opens a PostgreSQL store's ledger to read (every chain): usage, deliveries, verify, prune.
+    pub fn open_postgres_for_reading(store: &PgStore, clock: Arc<dyn Clock>) -> Ledger {
+        let (jobs, _) = mpsc::channel();
+        Ledger(Arc::new(LedgerInner {
+            _lock: None,
+            backend: Backend::Postgres { pool: store.pool().clone() },
+            chain: String::new(),
+            jobs,
+            shared: Arc::new(Shared { meter: Mutex::new(MeterState::default()) }),
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
+            clock,
+        }))
+    }
+
+    /// The SQLite ledger's file (`None` on PostgreSQL).
+    pub fn path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => Some(path),
+            Backend::Postgres { .. } => None,
+        }
     }
 
     /// The chain this ledger writes.
@@ -354,14 +477,59 @@ impl Ledger {
         &self.chain
     }
 
-    fn reader(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
-        self.readers.get().map_err(unavailable)
+    /// Whether `request_id` committed on this ledger's chain.
+    pub async fn committed(&self, request_id: &str) -> StoreResult<bool> {
+        read!(self, |conn| read::committed(conn, &self.chain, request_id), |pool| pg::committed(
+            pool,
+            &self.chain,
+            request_id
+        ))
+    }
+
+    /// What the meter must load before deciding for `request`: `None` when it holds everything.
+    fn missing(&self, request: &MeterRequest<'_>, month: MonthKey, day: DayKey) -> Option<(u64, Needs)> {
+        let state = lock(&self.shared.meter);
+        let meter = state.licensees.get(&request.licensee_id);
+        let needs = Needs {
+            month: meter.is_none_or(|m| !m.months.contains_key(&month)),
+            day: request.dedup == Dedup::Daily && meter.is_none_or(|m| !m.days.contains_key(&day)),
+            charged: request.prepaid.is_some() && meter.is_none_or(|m| m.charged.is_none()),
+        };
+        (needs.month || needs.day || needs.charged).then_some((state.generation, needs))
+    }
+
+    /// Reads what [`Needs`] names from the committed ledger.
+    async fn load(&self, licensee_id: i64, month: MonthKey, day: DayKey, needs: Needs) -> StoreResult<Loaded> {
+        let month_total = if needs.month {
+            Some(read!(self, |conn| read::month_counted(conn, licensee_id, month), |pool| pg::month_counted(
+                pool,
+                licensee_id,
+                month
+            ))?)
+        } else {
+            None
+        };
+        let day_set = if needs.day {
+            Some(read!(self, |conn| read::counted_on(conn, licensee_id, day), |pool| pg::counted_on(
+                pool,
+                licensee_id,
+                day
+            ))?)
+        } else {
+            None
+        };
+        let charged = if needs.charged {
+            Some(read!(self, |conn| read::charged(conn, licensee_id), |pool| pg::charged(pool, licensee_id))?)
+        } else {
+            None
+        };
+        Ok(Loaded { month: month_total, day: day_set, charged })
     }
 
     /// Decides what of `request.page` to deliver and reserves its counts: exact under any
     /// concurrency, because every decision for every licensee is taken under one lock against the
     /// committed total plus what requests in flight reserved.
-    pub fn reserve(&self, request: MeterRequest<'_>) -> StoreResult<Reserved> {
+    pub async fn reserve(&self, request: MeterRequest<'_>) -> StoreResult<Reserved> {
         if request.page.len() > MAX_RESERVATION_POSTS {
             return Err(StoreError::Invalid(format!(
                 "a response may meter at most {MAX_RESERVATION_POSTS} posts, not {}",
@@ -370,22 +538,26 @@ impl Ledger {
         }
         let month = MonthKey::of(request.at);
         let day = DayKey::of(request.at);
+        // Counts not yet in memory are read outside the lock (a read may wait on the database),
+        // then kept only where still missing: a request that loaded them first may already have
+        // reserved on top of them. A failure meanwhile (a new generation) means reading again.
+        while let Some((generation, needs)) = self.missing(&request, month, day) {
+            let loaded = self.load(request.licensee_id, month, day, needs).await?;
+            let mut state = lock(&self.shared.meter);
+            if state.generation == generation {
+                loaded.keep(state.licensees.entry(request.licensee_id).or_default(), month, day);
+            }
+        }
         let mut state = lock(&self.shared.meter);
         let generation = state.generation;
-        let meter = state.licensees.entry(request.licensee_id).or_default();
-        if let btree_map::Entry::Vacant(entry) = meter.months.entry(month) {
-            entry.insert(read::month_counted(&*self.reader()?, request.licensee_id, month)?);
-            trim(&mut meter.months, month);
-        }
-        if request.dedup == Dedup::Daily
-            && let btree_map::Entry::Vacant(entry) = meter.days.entry(day)
-        {
-            entry.insert(read::counted_on(&*self.reader()?, request.licensee_id, day)?);
-            trim(&mut meter.days, day);
-        }
-        if request.prepaid.is_some() && meter.charged.is_none() {
-            meter.charged = Some(read::charged(&*self.reader()?, request.licensee_id)?);
-        }
+        let Some(meter) = state.licensees.get_mut(&request.licensee_id).filter(|meter| {
+            meter.months.contains_key(&month)
+                && (request.dedup != Dedup::Daily || meter.days.contains_key(&day))
+                && (request.prepaid.is_none() || meter.charged.is_some())
+        }) else {
+            // Lost between the load and this lock (a failure cleared the meter): fail closed.
+            return Err(unavailable("the ledger's counts were reloaded during this request; retry it"));
+        };
         let prepaid = request.prepaid.map(|terms| Prepaid {
             per_record_micros: terms.per_record_micros,
             included_records: terms.included_records,
@@ -450,28 +622,43 @@ impl Ledger {
 
     /// Looks up an `Idempotency-Key` for `licensee_id` and, when it is free, holds it until the
     /// returned guard is dropped.
-    pub fn claim(&self, licensee_id: i64, key: &str, fingerprint: RequestFingerprint) -> StoreResult<Claim> {
+    pub async fn claim(&self, licensee_id: i64, key: &str, fingerprint: RequestFingerprint) -> StoreResult<Claim> {
         let now = self.clock.now();
         let slot = (licensee_id, key.to_owned());
-        let mut in_flight = lock(&self.in_flight);
-        let prior = match in_flight.get(&slot) {
-            Some(held) => Some((
-                PriorUse { first_used_at: held.since, fingerprint: held.fingerprint, state: PriorState::InFlight },
-                None,
-            )),
-            None => read::stored_response(&*self.reader()?, licensee_id, key)?.map(|(fingerprint, stored)| {
-                let state = PriorState::Committed { request_id: stored.request_id.clone() };
-                (PriorUse { first_used_at: stored.first_used_at, fingerprint, state }, Some(stored))
-            }),
-        };
-        let (prior, stored) = prior.unzip();
-        Ok(match datapact_ledger::idempotency::decide(prior.as_ref(), &fingerprint, now) {
-            IdempotencyDecision::Fresh => {
-                in_flight.insert(slot.clone(), InFlightKey { fingerprint, since: now });
-                Claim::Fresh(ClaimGuard { in_flight: Arc::clone(&self.in_flight), slot })
+        {
+            let mut in_flight = lock(&self.in_flight);
+            if let Some(held) = in_flight.get(&slot) {
+                let prior =
+                    PriorUse { first_used_at: held.since, fingerprint: held.fingerprint, state: PriorState::InFlight };
+                match datapact_ledger::idempotency::decide(Some(&prior), &fingerprint, now) {
+                    IdempotencyDecision::InProgress | IdempotencyDecision::Replay { .. } => {
+                        return Ok(Claim::InProgress);
+                    }
+                    IdempotencyDecision::Mismatch { first_used_at, reusable_at } => {
+                        return Ok(Claim::Mismatch { first_used_at, reusable_at });
+                    }
+                    IdempotencyDecision::Fresh => {}
+                }
             }
+            // Held before the committed response is read (the read may wait on the database), so
+            // a retry arriving meanwhile is told "in progress" rather than served a second time.
+            in_flight.insert(slot.clone(), InFlightKey { fingerprint, since: now });
+        }
+        let guard = ClaimGuard { in_flight: Arc::clone(&self.in_flight), slot };
+        let stored = read!(self, |conn| read::stored_response(conn, licensee_id, key), |pool| pg::stored_response(
+            pool,
+            licensee_id,
+            key
+        ))?;
+        let prior = stored.as_ref().map(|(fingerprint, stored)| PriorUse {
+            first_used_at: stored.first_used_at,
+            fingerprint: *fingerprint,
+            state: PriorState::Committed { request_id: stored.request_id.clone() },
+        });
+        Ok(match datapact_ledger::idempotency::decide(prior.as_ref(), &fingerprint, now) {
+            IdempotencyDecision::Fresh => Claim::Fresh(guard),
             IdempotencyDecision::Replay { .. } => {
-                Claim::Replay(stored.flatten().expect("a committed prior use has its stored response"))
+                Claim::Replay(stored.expect("a committed prior use has its stored response").1)
             }
             IdempotencyDecision::InProgress => Claim::InProgress,
             IdempotencyDecision::Mismatch { first_used_at, reusable_at } => {
@@ -481,64 +668,111 @@ impl Ledger {
     }
 
     /// Micro-units ever charged to a licensee's prepaid credit, as committed.
-    pub fn charged(&self, licensee_id: i64) -> StoreResult<u64> {
-        read::charged(&*self.reader()?, licensee_id)
+    pub async fn charged(&self, licensee_id: i64) -> StoreResult<u64> {
+        read!(self, |conn| read::charged(conn, licensee_id), |pool| pg::charged(pool, licensee_id))
     }
 
     /// The month's counted total for a licensee, as committed.
-    pub fn month_counted(&self, licensee_id: i64, month: MonthKey) -> StoreResult<u64> {
-        read::month_counted(&*self.reader()?, licensee_id, month)
+    pub async fn month_counted(&self, licensee_id: i64, month: MonthKey) -> StoreResult<u64> {
+        read!(self, |conn| read::month_counted(conn, licensee_id, month), |pool| pg::month_counted(
+            pool,
+            licensee_id,
+            month
+        ))
     }
 
     /// Counted records per day for a licensee, for the days from `first` to `last` (inclusive) that have any.
-    pub fn daily_counts(
+    pub async fn daily_counts(
         &self,
         licensee_id: i64,
         first: DayKey,
         last: DayKey,
     ) -> StoreResult<Vec<datapact_ledger::DailyCount>> {
-        read::daily_counts(&*self.reader()?, licensee_id, first, last)
+        read!(self, |conn| read::daily_counts(conn, licensee_id, first, last), |pool| pg::daily_counts(
+            pool,
+            licensee_id,
+            first,
+            last
+        ))
     }
 
     /// Usage totals for a month, grouped by licensee and `by`.
-    pub fn usage(&self, licensee_id: Option<i64>, month: MonthKey, by: UsageBy) -> StoreResult<Vec<UsageLine>> {
-        read::usage(&*self.reader()?, licensee_id, month, by)
+    pub async fn usage(&self, licensee_id: Option<i64>, month: MonthKey, by: UsageBy) -> StoreResult<Vec<UsageLine>> {
+        read!(self, |conn| read::usage(conn, licensee_id, month, by), |pool| pg::usage(pool, licensee_id, month, by))
     }
 
     /// Every delivery to a licensee in a month, in the order delivered, to `visit`.
-    pub fn deliveries(
+    pub async fn deliveries(
         &self,
         licensee_id: i64,
         month: MonthKey,
         visit: impl FnMut(DeliveryRecord) -> std::io::Result<()>,
     ) -> StoreResult<u64> {
-        read::deliveries(&*self.reader()?, licensee_id, month, visit)
+        read!(self, |conn| read::deliveries(conn, licensee_id, month, visit), |pool| pg::deliveries(
+            pool,
+            licensee_id,
+            month,
+            visit
+        ))
     }
 
     /// Every canary delivered and still held (not pruned): `(licensee id, canary post id)`, each
     /// once, for `datapact trace` to regenerate their texts.
-    pub fn canaries(&self) -> StoreResult<Vec<(i64, i64)>> {
-        read::canaries(&*self.reader()?)
+    pub async fn canaries(&self) -> StoreResult<Vec<(i64, i64)>> {
+        read!(self, |conn| read::canaries(conn), |pool| pg::canaries(pool))
     }
 
     /// How many of `post_ids` were ever delivered to the licensee (`datapact trace`: the share
     /// of a leak an accused licensee received). Pruned batches no longer count.
-    pub fn delivered_among(&self, licensee_id: i64, post_ids: &HashSet<i64>) -> StoreResult<u64> {
-        read::delivered_among(&*self.reader()?, licensee_id, post_ids)
+    pub async fn delivered_among(&self, licensee_id: i64, post_ids: &HashSet<i64>) -> StoreResult<u64> {
+        read!(self, |conn| read::delivered_among(conn, licensee_id, post_ids), |pool| pg::delivered_among(
+            pool,
+            licensee_id,
+            post_ids
+        ))
     }
 
-    /// Recomputes the chain from the genesis (and the daily totals from the events still held),
-    /// naming the first break. `expect`: a head recorded earlier, which the chain must still contain.
-    pub fn verify(&self, expect: Option<datapact_ledger::Anchor>) -> StoreResult<Result<VerifyReport, VerifyFailure>> {
-        read::verify(&*self.reader()?, &self.chain, expect)
+    /// Recomputes every chain from its genesis (and the daily totals from the events still held),
+    /// naming the first break. `expect`: heads recorded earlier, which the chains must still contain.
+    /// SQLite's walk runs on a blocking thread: it reads the whole ledger.
+    pub async fn verify(&self, expect: &[ChainAnchor]) -> StoreResult<Result<VerifyReport, VerifyFailure>> {
+        match &self.backend {
+            Backend::Sqlite { readers, .. } => {
+                let (readers, chain, expect) = (readers.clone(), self.chain.clone(), expect.to_vec());
+                blocking(move || read::verify(&*readers.get().map_err(unavailable)?, &chain, &expect)).await
+            }
+            Backend::Postgres { pool } => pg::verify(pool, expect).await,
+        }
     }
 
     /// Deletes the rows of whole batches committed before `before`, keeping their headers, so the
-    /// chain still verifies. Also forgets idempotent responses older than 24 hours.
-    pub fn prune(&self, before: Timestamp) -> StoreResult<PruneSummary> {
-        let mut conn = open_writer(&self.path)?;
-        read::prune(&mut conn, &self.chain, before, self.clock.now())
+    /// chains still verify. Also forgets idempotent responses older than 24 hours.
+    pub async fn prune(&self, before: Timestamp) -> StoreResult<PruneSummary> {
+        let now = self.clock.now();
+        match &self.backend {
+            Backend::Sqlite { path, .. } => {
+                let (path, chain) = (path.clone(), self.chain.clone());
+                blocking(move || read::prune(&mut open_writer(&path)?, &chain, before, now)).await
+            }
+            Backend::Postgres { pool } => pg::prune(pool, before, now).await,
+        }
     }
+}
+
+/// Runs a long SQLite job off the async runtime.
+async fn blocking<T: Send + 'static>(job: impl FnOnce() -> StoreResult<T> + Send + 'static) -> StoreResult<T> {
+    tokio::task::spawn_blocking(job).await.map_err(|e| unavailable(format!("a ledger job failed: {e}")))?
+}
+
+/// A gateway node's name, which names its ledger chain: a short plain identifier.
+pub fn check_node_name(node: &str) -> StoreResult<()> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if node.is_empty() || node.len() > 64 || !node.chars().all(plain) || node == SQLITE_CHAIN {
+        return Err(StoreError::Invalid(format!(
+            "node name {node:?} is not usable: 1 to 64 of a-z, A-Z, 0-9, '-', '_', '.' (and not {SQLITE_CHAIN:?})"
+        )));
+    }
+    Ok(())
 }
 
 /// A reservation: the posts a response may deliver and the counts they took. Commit it before

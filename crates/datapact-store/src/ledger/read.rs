@@ -2,40 +2,82 @@
 //! and pruning.
 
 use std::collections::{BTreeMap, HashSet};
-use std::iter::Peekable;
 
 use datapact_core::purpose::Purpose;
 use datapact_core::{Endpoint, KeyPrefix, Timestamp};
 use datapact_ledger::{
     Anchor, BatchHeader, ChainBreak, DailyCount, DayKey, Delivery, Digest, MonthKey, RequestFingerprint, Row,
-    StoredBatch, StoredRow, UsageEvent, Verifier, VerifySummary,
+    StoredRow, UsageEvent, VerifySummary,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use super::verify::{
+    ChainWalk, DAILY_LINES_SQL, DAILY_TOTALS_SQL, DailyLine, PRUNE_HORIZON_SQL, Positioned, StoredHeader,
+    check_daily_line, check_day_totals, daily_check_from,
+};
 use super::{StoredResponse, unavailable};
-use crate::StoreResult;
+use crate::{StoreError, StoreResult};
 
 /// The first and last instants (exclusive) of a month, in ms.
 pub fn month_range(month: MonthKey) -> (i64, i64) {
     (month.start().millis(), month.next().start().millis())
 }
 
+// The statements both stores run (PostgreSQL with `$N` for `?N`).
+pub(super) const MONTH_COUNTED_SQL: &str = "SELECT CAST(COALESCE(SUM(counted), 0) AS BIGINT) FROM usage_daily WHERE licensee_id = ?1 AND day >= ?2 AND day < ?3";
+pub(super) const CHARGED_SQL: &str =
+    "SELECT CAST(COALESCE(SUM(charged), 0) AS BIGINT) FROM usage_daily WHERE licensee_id = ?1";
+pub(super) const COUNTED_ON_SQL: &str =
+    "SELECT post_id FROM deliveries WHERE licensee_id = ?1 AND at >= ?2 AND at < ?3 AND counted = 1";
+pub(super) const STORED_RESPONSE_SQL: &str =
+    "SELECT fingerprint, request_id, first_used_at, body FROM idempotent_responses WHERE licensee_id = ?1 AND key = ?2";
+pub(super) const DAILY_COUNTS_SQL: &str =
+    "SELECT day, CAST(SUM(counted) AS BIGINT), CAST(SUM(charged) AS BIGINT) FROM usage_daily
+     WHERE licensee_id = ?1 AND day >= ?2 AND day <= ?3 GROUP BY day ORDER BY day";
+pub(super) const DELIVERIES_SQL: &str = "SELECT at, post_id, revision, request_id, counted FROM deliveries
+     WHERE licensee_id = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, chain, seq, ordinal";
+pub(super) const DELIVERED_POSTS_SQL: &str = "SELECT DISTINCT post_id FROM deliveries WHERE licensee_id = ?1";
+pub(super) const CANARIES_SQL: &str =
+    "SELECT DISTINCT licensee_id, post_id FROM deliveries WHERE revision = 0 ORDER BY licensee_id, post_id";
+
+/// `usage`'s statement for a grouping column (`day`, `endpoint` or `purpose`).
+pub(super) fn usage_sql(group: &str) -> String {
+    format!(
+        "SELECT licensee_id, {group}, CAST(SUM(events) AS BIGINT), CAST(SUM(delivered) AS BIGINT),
+                CAST(SUM(counted) AS BIGINT), CAST(SUM(overage) AS BIGINT), CAST(SUM(user_reads) AS BIGINT),
+                CAST(SUM(bytes) AS BIGINT)
+         FROM usage_daily WHERE day >= ?1 AND day < ?2 AND (CAST(?3 AS BIGINT) IS NULL OR licensee_id = ?3)
+         GROUP BY licensee_id, {group} ORDER BY licensee_id, {group}"
+    )
+}
+
+/// The grouping column of `by`.
+pub(super) fn usage_group(by: UsageBy) -> &'static str {
+    match by {
+        UsageBy::Month | UsageBy::Day => "day",
+        UsageBy::Endpoint => "endpoint",
+        UsageBy::Purpose => "purpose",
+    }
+}
+
+/// Whether `request_id` committed on `chain`.
+pub(super) fn committed(conn: &Connection, chain: &str, request_id: &str) -> StoreResult<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM usage_events WHERE chain = ?1 AND request_id = ?2)")?
+        .query_row(params![chain, request_id], |row| row.get(0))?)
+}
+
 pub(super) fn month_counted(conn: &Connection, licensee_id: i64, month: MonthKey) -> StoreResult<u64> {
     let (from, to) = month_range(month);
-    let total: i64 = conn
-        .prepare_cached(
-            "SELECT COALESCE(SUM(counted), 0) FROM usage_daily WHERE licensee_id = ?1 AND day >= ?2 AND day < ?3",
-        )?
-        .query_row(params![licensee_id, from, to], |row| row.get(0))?;
+    let total: i64 =
+        conn.prepare_cached(MONTH_COUNTED_SQL)?.query_row(params![licensee_id, from, to], |row| row.get(0))?;
     Ok(total as u64)
 }
 
 /// Micro-units ever charged to a licensee's prepaid credit (kept through pruning: `usage_daily`).
 pub(super) fn charged(conn: &Connection, licensee_id: i64) -> StoreResult<u64> {
-    let total: i64 = conn
-        .prepare_cached("SELECT COALESCE(SUM(charged), 0) FROM usage_daily WHERE licensee_id = ?1")?
-        .query_row(params![licensee_id], |row| row.get(0))?;
+    let total: i64 = conn.prepare_cached(CHARGED_SQL)?.query_row(params![licensee_id], |row| row.get(0))?;
     Ok(total as u64)
 }
 
@@ -43,9 +85,7 @@ pub(super) fn charged(conn: &Connection, licensee_id: i64) -> StoreResult<u64> {
 pub(super) fn counted_on(conn: &Connection, licensee_id: i64, day: DayKey) -> StoreResult<HashSet<i64>> {
     let from = day.start().millis();
     let to = from + 86_400_000;
-    let mut statement = conn.prepare_cached(
-        "SELECT post_id FROM deliveries WHERE licensee_id = ?1 AND at >= ?2 AND at < ?3 AND counted = 1",
-    )?;
+    let mut statement = conn.prepare_cached(COUNTED_ON_SQL)?;
     let ids = statement.query_map(params![licensee_id, from, to], |row| row.get::<_, i64>(0))?;
     Ok(ids.collect::<Result<HashSet<i64>, _>>()?)
 }
@@ -57,10 +97,7 @@ pub(super) fn stored_response(
     key: &str,
 ) -> StoreResult<Option<(RequestFingerprint, StoredResponse)>> {
     let row = conn
-        .prepare_cached(
-            "SELECT fingerprint, request_id, first_used_at, body FROM idempotent_responses
-             WHERE licensee_id = ?1 AND key = ?2",
-        )?
+        .prepare_cached(STORED_RESPONSE_SQL)?
         .query_row(params![licensee_id, key], |row| {
             Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?, row.get::<_, Vec<u8>>(3)?))
         })
@@ -83,10 +120,7 @@ pub(super) fn daily_counts(
     first: DayKey,
     last: DayKey,
 ) -> StoreResult<Vec<DailyCount>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT day, SUM(counted), SUM(charged) FROM usage_daily WHERE licensee_id = ?1 AND day >= ?2 AND day <= ?3
-         GROUP BY day ORDER BY day",
-    )?;
+    let mut statement = conn.prepare_cached(DAILY_COUNTS_SQL)?;
     let rows = statement.query_map(params![licensee_id, first.start().millis(), last.start().millis()], |row| {
         Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
     })?;
@@ -144,17 +178,7 @@ pub(super) fn usage(
     by: UsageBy,
 ) -> StoreResult<Vec<UsageLine>> {
     let (from, to) = month_range(month);
-    let group = match by {
-        UsageBy::Month | UsageBy::Day => "day",
-        UsageBy::Endpoint => "endpoint",
-        UsageBy::Purpose => "purpose",
-    };
-    let sql = format!(
-        "SELECT licensee_id, {group}, SUM(events), SUM(delivered), SUM(counted), SUM(overage), SUM(user_reads),
-                SUM(bytes)
-         FROM usage_daily WHERE day >= ?1 AND day < ?2 AND (?3 IS NULL OR licensee_id = ?3)
-         GROUP BY licensee_id, {group} ORDER BY licensee_id, {group}"
-    );
+    let sql = usage_sql(usage_group(by));
     let mut statement = conn.prepare(&sql)?;
     let rows = statement.query_map(params![from, to, licensee_id], |row| {
         let group = match row.get_ref(1)? {
@@ -173,8 +197,14 @@ pub(super) fn usage(
         })
     })?;
     let lines = rows.collect::<Result<Vec<_>, _>>()?;
+    Ok(usage_lines(lines, month, by))
+}
+
+/// The lines of a month grouped by day, endpoint or purpose — or, for [`UsageBy::Month`], summed
+/// per licensee from its days.
+pub(super) fn usage_lines(lines: Vec<UsageLine>, month: MonthKey, by: UsageBy) -> Vec<UsageLine> {
     if by != UsageBy::Month {
-        return Ok(lines);
+        return lines;
     }
     let mut months: BTreeMap<i64, UsageLine> = BTreeMap::new();
     for line in lines {
@@ -195,7 +225,7 @@ pub(super) fn usage(
         total.user_reads += line.user_reads;
         total.bytes += line.bytes;
     }
-    Ok(months.into_values().collect())
+    months.into_values().collect()
 }
 
 /// One delivery, as `datapact deliveries` exports it.
@@ -215,10 +245,7 @@ pub(super) fn deliveries(
     mut visit: impl FnMut(DeliveryRecord) -> std::io::Result<()>,
 ) -> StoreResult<u64> {
     let (from, to) = month_range(month);
-    let mut statement = conn.prepare(
-        "SELECT at, post_id, revision, request_id, counted FROM deliveries
-         WHERE licensee_id = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, seq, ordinal",
-    )?;
+    let mut statement = conn.prepare(DELIVERIES_SQL)?;
     let mut rows = statement.query(params![licensee_id, from, to])?;
     let mut count = 0;
     while let Some(row) = rows.next()? {
@@ -242,7 +269,7 @@ pub(super) fn delivered_among(conn: &Connection, licensee_id: i64, post_ids: &Ha
     if post_ids.is_empty() {
         return Ok(0);
     }
-    let mut statement = conn.prepare_cached("SELECT DISTINCT post_id FROM deliveries WHERE licensee_id = ?1")?;
+    let mut statement = conn.prepare_cached(DELIVERED_POSTS_SQL)?;
     let mut rows = statement.query(params![licensee_id])?;
     let mut count = 0;
     while let Some(row) = rows.next()? {
@@ -255,9 +282,7 @@ pub(super) fn delivered_among(conn: &Connection, licensee_id: i64, post_ids: &Ha
 
 /// Every canary delivery held, `(licensee id, post id)`, each pair once (through the partial index).
 pub(super) fn canaries(conn: &Connection) -> StoreResult<Vec<(i64, i64)>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT DISTINCT licensee_id, post_id FROM deliveries WHERE revision = 0 ORDER BY licensee_id, post_id",
-    )?;
+    let mut statement = conn.prepare_cached(CANARIES_SQL)?;
     let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -265,9 +290,42 @@ pub(super) fn canaries(conn: &Connection) -> StoreResult<Vec<(i64, i64)>> {
 /// What `ledger verify` found when the chain holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifyReport {
-    pub summary: VerifySummary,
+    /// Every chain walked, by name.
+    pub chains: Vec<VerifySummary>,
     /// `(licensee, day)` daily totals checked against the sum of their events.
     pub daily_checked: u64,
+}
+
+/// `ledger verify`'s outcome as JSON, for the CLI's `--json` and the admin API alike:
+/// `{ok, chains: [{chain, first_seq, batches, pruned_batches, rows, head}], batches, pruned_batches,
+/// rows, daily_totals_checked}`, plus `chain` and `head` (`SEQ:HASH`) when there is one chain;
+/// or `{ok: false, break}`.
+pub fn verify_json(outcome: &Result<VerifyReport, VerifyFailure>) -> serde_json::Value {
+    let report = match outcome {
+        Ok(report) => report,
+        Err(failure) => return serde_json::json!({ "ok": false, "break": failure.to_string() }),
+    };
+    let head = |summary: &VerifySummary| summary.head.map(|h| format!("{}:{}", h.seq, h.hash.to_hex()));
+    let chains: Vec<serde_json::Value> = report
+        .chains
+        .iter()
+        .map(|summary| {
+            serde_json::json!({
+                "chain": summary.chain, "first_seq": summary.first_seq, "batches": summary.batches,
+                "pruned_batches": summary.pruned_batches, "rows": summary.rows, "head": head(summary),
+            })
+        })
+        .collect();
+    let sum = |field: fn(&VerifySummary) -> u64| report.chains.iter().map(field).sum::<u64>();
+    let mut json = serde_json::json!({
+        "ok": true, "chains": chains, "batches": sum(|s| s.batches), "pruned_batches": sum(|s| s.pruned_batches),
+        "rows": sum(|s| s.rows), "daily_totals_checked": report.daily_checked,
+    });
+    if let [only] = report.chains.as_slice() {
+        json["chain"] = serde_json::json!(only.chain);
+        json["head"] = serde_json::json!(head(only));
+    }
+    json
 }
 
 /// Why `ledger verify` failed.
@@ -301,32 +359,16 @@ pub enum VerifyFailure {
     },
 }
 
-type Positioned = (u64, u32, StoredResultRow);
-type StoredResultRow = Result<StoredRow, String>;
-
 pub(super) fn verify(
     conn: &Connection,
     chain: &str,
-    expect: Option<Anchor>,
+    expect: &[ChainAnchor],
 ) -> StoreResult<Result<VerifyReport, VerifyFailure>> {
-    let mut batches = conn.prepare(
-        "SELECT seq, prev_hash, rows_hash, row_count, committed_at, hash, pruned FROM ledger_batches
-         WHERE chain = ?1 ORDER BY seq",
-    )?;
-    let mut events = conn.prepare(
-        "SELECT seq, ordinal, licensee_id, key_prefix, endpoint, purpose, request_id, idempotency_key, at, delivered,
-                counted, user_reads, bytes, digest, charged
-         FROM usage_events WHERE chain = ?1 ORDER BY seq, ordinal",
-    )?;
-    let mut deliveries = conn.prepare(
-        "SELECT seq, ordinal, licensee_id, request_id, post_id, revision, at, counted, digest
-         FROM deliveries WHERE chain = ?1 ORDER BY seq, ordinal",
-    )?;
-    let mut event_rows = events.query_map(params![chain], event_row)?.peekable();
-    let mut delivery_rows = deliveries.query_map(params![chain], delivery_row)?.peekable();
-    let mut verifier = Verifier::new(chain);
-    if let Some(anchor) = expect {
-        verifier = verifier.expect(anchor);
+    let anchors = anchors_for(expect, chain);
+    if let Some(other) = expect.iter().find_map(|a| a.chain.as_deref().filter(|name| *name != chain)) {
+        return Err(StoreError::Invalid(format!(
+            "this ledger has one chain, {chain:?}: it has no chain {other:?} to check a head of"
+        )));
     }
     // The store writes one chain: a row filed under another name is no history of it, but the
     // meter's "counted today" and the delivery exports would read it.
@@ -340,184 +382,108 @@ pub(super) fn verify(
             return Ok(Err(VerifyFailure::Stray { table, seq, ordinal }));
         }
     }
-    // Pruning removes whole batches oldest first, so the pruned batches are a prefix of the chain.
-    let mut kept_seen = false;
-    let mut headers = batches.query(params![chain])?;
-    while let Some(row) = headers.next()? {
+    let mut batches = conn.prepare(
+        "SELECT seq, prev_hash, rows_hash, row_count, committed_at, hash, pruned FROM ledger_batches
+         WHERE chain = ?1 ORDER BY seq",
+    )?;
+    let mut events = conn.prepare(
+        "SELECT seq, ordinal, licensee_id, key_prefix, endpoint, purpose, request_id, idempotency_key, at, delivered,
+                counted, user_reads, bytes, digest, charged
+         FROM usage_events WHERE chain = ?1 ORDER BY seq, ordinal",
+    )?;
+    let mut deliveries = conn.prepare(
+        "SELECT seq, ordinal, licensee_id, request_id, post_id, revision, at, counted, digest
+         FROM deliveries WHERE chain = ?1 ORDER BY seq, ordinal",
+    )?;
+    let headers = batches.query_map(params![chain], |row| {
         let seq = row.get::<_, i64>(0)? as u64;
-        let malformed = || unavailable(format!("batch {seq} has a malformed hash column"));
-        let header = BatchHeader {
-            chain: chain.to_owned(),
-            seq,
-            prev_hash: digest(row.get(1)?).ok_or_else(malformed)?,
-            rows_hash: digest(row.get(2)?).ok_or_else(malformed)?,
-            row_count: row.get(3)?,
-            committed_at: Timestamp(row.get(4)?),
-        };
-        let hash = digest(row.get(5)?).ok_or_else(malformed)?;
-        let pruned: bool = row.get(6)?;
-        // Rows stored under an earlier position than this batch belong to no batch.
-        for (table, stream) in
-            [("usage_events", &mut event_rows as &mut dyn PeekRows), ("deliveries", &mut delivery_rows)]
-        {
-            if let Some((stray_seq, ordinal)) = stream.stray_before(seq)? {
-                return Ok(Err(VerifyFailure::Stray { table, seq: stray_seq, ordinal }));
-            }
-        }
-        if pruned && kept_seen {
-            let row_count = header.row_count;
-            return Ok(Err(VerifyFailure::Chain(ChainBreak::RowsMissing { seq, expected: row_count, found: 0 })));
-        }
-        kept_seen |= !pruned;
-        let rows = if pruned {
-            None
-        } else {
-            let mut rows = Vec::new();
-            loop {
-                let next_event = event_rows.peek_position(seq)?;
-                let next_delivery = delivery_rows.peek_position(seq)?;
-                let take_event = match (next_event, next_delivery) {
-                    (None, None) => break,
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    (Some(a), Some(b)) => a <= b,
-                };
-                let (_, ordinal, stored) =
-                    if take_event { event_rows.next_row()? } else { delivery_rows.next_row()? };
-                // A gap or repeat in the ordinals needs no check of its own: the digests chain
-                // the rows in order, so the first row out of place fails to match.
-                let _ = ordinal;
-                let index = rows.len() as u32;
-                match stored {
-                    Ok(stored) => rows.push(stored),
-                    Err(reason) => return Ok(Err(VerifyFailure::Unreadable { seq, index, reason })),
-                }
-            }
-            Some(rows)
-        };
-        let batch = StoredBatch { header, hash, rows };
-        if let Err(broken) = verifier.push(&batch) {
-            return Ok(Err(VerifyFailure::Chain(broken)));
-        }
+        Ok((seq, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
+    })?;
+    let headers = headers.map(|row| {
+        let (seq, prev_hash, rows_hash, row_count, committed_at, hash, pruned) = row?;
+        stored_header(chain, seq, prev_hash, rows_hash, row_count, committed_at, hash, pruned)
+    });
+    let event_rows = events.query_map(params![chain], event_row)?.map(|row| row.map_err(StoreError::from));
+    let delivery_rows = deliveries.query_map(params![chain], delivery_row)?.map(|row| row.map_err(StoreError::from));
+    let mut walk = ChainWalk::new(chain, &anchors);
+    if let Err(failure) = walk.push_chunk(headers, event_rows, delivery_rows)? {
+        return Ok(Err(failure));
     }
-    for (table, stream) in [("usage_events", &mut event_rows as &mut dyn PeekRows), ("deliveries", &mut delivery_rows)]
-    {
-        if let Some((seq, ordinal)) = stream.stray_before(u64::MAX)? {
-            return Ok(Err(VerifyFailure::Stray { table, seq, ordinal }));
-        }
-    }
-    let summary = match verifier.finish() {
+    let summary = match walk.finish() {
         Ok(summary) => summary,
-        Err(broken) => return Ok(Err(VerifyFailure::Chain(broken))),
+        Err(failure) => return Ok(Err(failure)),
     };
     match check_daily_totals(conn)? {
-        Ok(daily_checked) => Ok(Ok(VerifyReport { summary, daily_checked })),
+        Ok(daily_checked) => Ok(Ok(VerifyReport { chains: vec![summary], daily_checked })),
         Err(failure) => Ok(Err(failure)),
     }
+}
+
+/// The anchors `expect` gives for `chain` (an anchor naming no chain is the store's only one).
+pub(super) fn anchors_for(expect: &[ChainAnchor], chain: &str) -> Vec<Anchor> {
+    expect.iter().filter(|a| a.chain.as_deref().is_none_or(|name| name == chain)).map(|a| a.anchor).collect()
+}
+
+/// A batch header as read back, its hash columns checked for shape.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn stored_header(
+    chain: &str,
+    seq: u64,
+    prev_hash: Vec<u8>,
+    rows_hash: Vec<u8>,
+    row_count: i64,
+    committed_at: i64,
+    hash: Vec<u8>,
+    pruned: i64,
+) -> StoreResult<StoredHeader> {
+    let malformed = || unavailable(format!("batch {seq} of chain {chain:?} has a malformed hash column"));
+    Ok(StoredHeader {
+        header: BatchHeader {
+            chain: chain.to_owned(),
+            seq,
+            prev_hash: digest(prev_hash).ok_or_else(malformed)?,
+            rows_hash: digest(rows_hash).ok_or_else(malformed)?,
+            row_count: u32::try_from(row_count).map_err(|_| malformed())?,
+            committed_at: Timestamp(committed_at),
+        },
+        hash: digest(hash).ok_or_else(malformed)?,
+        pruned: pruned != 0,
+    })
 }
 
 /// The kept daily totals against the sum of the events still held, for every day after the
 /// newest pruned event (earlier days may have lost events to pruning).
 fn check_daily_totals(conn: &Connection) -> StoreResult<Result<u64, VerifyFailure>> {
-    let horizon: i64 =
-        conn.query_row("SELECT COALESCE(MAX(committed_at), 0) FROM ledger_batches WHERE pruned = 1", [], |row| {
-            row.get(0)
-        })?;
-    let horizon_day = DayKey::of(Timestamp(horizon)).start().millis() + 86_400_000;
-    let mut statement = conn.prepare(
-        "WITH kept AS (
-             SELECT licensee_id, day, SUM(counted) AS counted FROM usage_daily WHERE day >= ?1
-             GROUP BY licensee_id, day),
-         recomputed AS (
-             SELECT licensee_id, (at / 86400000) * 86400000 AS day, SUM(counted) AS counted FROM usage_events
-             WHERE at >= ?1 GROUP BY licensee_id, day)
-         SELECT k.licensee_id, k.day, k.counted, COALESCE(r.counted, 0) FROM kept k
-         LEFT JOIN recomputed r ON r.licensee_id = k.licensee_id AND r.day = k.day
-         UNION ALL
-         SELECT r.licensee_id, r.day, 0, r.counted FROM recomputed r
-         WHERE NOT EXISTS (SELECT 1 FROM kept k WHERE k.licensee_id = r.licensee_id AND k.day = r.day)",
-    )?;
-    let mut rows = statement.query(params![horizon_day])?;
-    let mut checked = 0;
+    let horizon: i64 = conn.query_row(PRUNE_HORIZON_SQL, [], |row| row.get(0))?;
+    let from = daily_check_from(horizon);
+    let mut statement = conn.prepare(DAILY_TOTALS_SQL)?;
+    let rows = statement
+        .query_map(params![from], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let checked = match check_day_totals(rows) {
+        Ok(checked) => checked,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    let mut statement = conn.prepare(DAILY_LINES_SQL)?;
+    let mut rows = statement.query(params![from])?;
     while let Some(row) = rows.next()? {
-        let (licensee_id, day, kept, recomputed): (i64, i64, i64, i64) =
-            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
-        if kept != recomputed {
-            return Ok(Err(VerifyFailure::DailyTotals {
-                licensee_id,
-                day: DayKey::of(Timestamp(day)).date().to_string(),
-                kept: kept as u64,
-                recomputed: recomputed as u64,
-            }));
+        let mut line = DailyLine {
+            licensee_id: row.get(0)?,
+            day: row.get(1)?,
+            endpoint: row.get(2)?,
+            purpose: row.get(3)?,
+            kept: [0; 6],
+            recomputed: [0; 6],
+        };
+        for index in 0..6 {
+            line.kept[index] = row.get(4 + index)?;
+            line.recomputed[index] = row.get(10 + index)?;
         }
-        checked += 1;
-    }
-    drop(rows);
-    // Then every sealed column of every (licensee, day, endpoint, purpose) line. `overage` is not
-    // in the events (it depends on the cap when metered); billing recomputes it from `counted`.
-    const COLUMNS: [&str; 6] = ["counted", "events", "delivered", "user_reads", "bytes", "charged"];
-    let mut statement = conn.prepare(
-        "WITH recomputed AS (
-             SELECT licensee_id, (at / 86400000) * 86400000 AS day, endpoint, purpose, SUM(counted) AS counted,
-                    COUNT(*) AS events, SUM(delivered) AS delivered, SUM(user_reads) AS user_reads, SUM(bytes) AS bytes,
-                    SUM(charged) AS charged
-             FROM usage_events WHERE at >= ?1 GROUP BY licensee_id, day, endpoint, purpose)
-         SELECT k.licensee_id, k.day, k.endpoint, k.purpose, k.counted, k.events, k.delivered, k.user_reads, k.bytes,
-                k.charged, COALESCE(r.counted, 0), COALESCE(r.events, 0), COALESCE(r.delivered, 0),
-                COALESCE(r.user_reads, 0), COALESCE(r.bytes, 0), COALESCE(r.charged, 0)
-         FROM usage_daily k LEFT JOIN recomputed r
-             ON r.licensee_id = k.licensee_id AND r.day = k.day AND r.endpoint = k.endpoint AND r.purpose = k.purpose
-         WHERE k.day >= ?1",
-    )?;
-    let mut rows = statement.query(params![horizon_day])?;
-    while let Some(row) = rows.next()? {
-        for (index, column) in COLUMNS.iter().enumerate() {
-            let (kept, recomputed): (i64, i64) = (row.get(4 + index)?, row.get(4 + COLUMNS.len() + index)?);
-            if kept != recomputed {
-                return Ok(Err(VerifyFailure::DailyBreakdown {
-                    licensee_id: row.get(0)?,
-                    day: DayKey::of(Timestamp(row.get(1)?)).date().to_string(),
-                    endpoint: row.get(2)?,
-                    purpose: row.get(3)?,
-                    column,
-                    kept: kept as u64,
-                    recomputed: recomputed as u64,
-                }));
-            }
+        if let Err(failure) = check_daily_line(&line) {
+            return Ok(Err(failure));
         }
     }
     Ok(Ok(checked))
-}
-
-/// A row stream in chain order, with its position.
-trait PeekRows {
-    /// The position of the next row if it belongs to batch `seq`.
-    fn peek_position(&mut self, seq: u64) -> StoreResult<Option<(u64, u32)>>;
-    fn next_row(&mut self) -> StoreResult<Positioned>;
-    /// The position of the next row if it lies before batch `seq` (so belongs to no batch seen).
-    fn stray_before(&mut self, seq: u64) -> StoreResult<Option<(u64, u32)>>;
-}
-
-impl<I: Iterator<Item = rusqlite::Result<Positioned>>> PeekRows for Peekable<I> {
-    fn peek_position(&mut self, seq: u64) -> StoreResult<Option<(u64, u32)>> {
-        match self.peek() {
-            Some(Ok((row_seq, ordinal, _))) if *row_seq == seq => Ok(Some((*row_seq, *ordinal))),
-            Some(Ok(_)) | None => Ok(None),
-            Some(Err(_)) => Err(self.next().expect("peeked").expect_err("peeked an error").into()),
-        }
-    }
-
-    fn next_row(&mut self) -> StoreResult<Positioned> {
-        Ok(self.next().expect("a row was peeked")?)
-    }
-
-    fn stray_before(&mut self, seq: u64) -> StoreResult<Option<(u64, u32)>> {
-        match self.peek() {
-            Some(Ok((row_seq, ordinal, _))) if *row_seq < seq => Ok(Some((*row_seq, *ordinal))),
-            Some(Ok(_)) | None => Ok(None),
-            Some(Err(_)) => Err(self.next().expect("peeked").expect_err("peeked an error").into()),
-        }
-    }
 }
 
 fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Positioned> {
@@ -578,10 +544,24 @@ fn delivery_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Positioned> {
     Ok((seq, ordinal, stored))
 }
 
-/// Reads a head recorded by an earlier `ledger verify`: `SEQ:HASH`.
-pub fn parse_anchor(text: &str) -> Option<Anchor> {
-    let (seq, hash) = text.trim().split_once(':')?;
-    Some(Anchor { seq: seq.parse().ok()?, hash: Digest::from_hex(hash)? })
+/// Reads a head recorded by an earlier `ledger verify`: `SEQ:HASH`, or `CHAIN@SEQ:HASH` where
+/// the ledger has several chains (one per gateway node on PostgreSQL).
+pub fn parse_anchor(text: &str) -> Option<ChainAnchor> {
+    let text = text.trim();
+    let (chain, head) = match text.split_once('@') {
+        Some((chain, head)) if !chain.is_empty() => (Some(chain.to_owned()), head),
+        Some(_) => return None,
+        None => (None, text),
+    };
+    let (seq, hash) = head.split_once(':')?;
+    Some(ChainAnchor { chain, anchor: Anchor { seq: seq.parse().ok()?, hash: Digest::from_hex(hash)? } })
+}
+
+/// A head recorded earlier, `[CHAIN@]SEQ:HASH`: without a chain, the store's only chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainAnchor {
+    pub chain: Option<String>,
+    pub anchor: Anchor,
 }
 
 /// What [`super::Ledger::prune`] removed.
@@ -593,6 +573,14 @@ pub struct PruneSummary {
     pub responses: u64,
 }
 
+// Pruning, for both stores: whole batches of a chain, oldest first, keeping their headers.
+pub(super) const PRUNE_LAST_SQL: &str = "SELECT MAX(seq) FROM ledger_batches WHERE chain = ?1 AND committed_at < ?2";
+pub(super) const PRUNE_EVENTS_SQL: &str = "DELETE FROM usage_events WHERE chain = ?1 AND seq <= ?2";
+pub(super) const PRUNE_DELIVERIES_SQL: &str = "DELETE FROM deliveries WHERE chain = ?1 AND seq <= ?2";
+pub(super) const PRUNE_BATCHES_SQL: &str =
+    "UPDATE ledger_batches SET pruned = 1 WHERE chain = ?1 AND seq <= ?2 AND pruned = 0";
+pub(super) const PRUNE_RESPONSES_SQL: &str = "DELETE FROM idempotent_responses WHERE first_used_at < ?1";
+
 pub(super) fn prune(
     conn: &mut Connection,
     chain: &str,
@@ -601,25 +589,15 @@ pub(super) fn prune(
 ) -> StoreResult<PruneSummary> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Whole batches only, oldest first: the newest batch committed before `before`.
-    let last: Option<i64> = tx.query_row(
-        "SELECT MAX(seq) FROM ledger_batches WHERE chain = ?1 AND committed_at < ?2",
-        params![chain, before.millis()],
-        |row| row.get(0),
-    )?;
+    let last: Option<i64> = tx.query_row(PRUNE_LAST_SQL, params![chain, before.millis()], |row| row.get(0))?;
     let mut summary = PruneSummary::default();
     if let Some(last) = last {
-        summary.events =
-            tx.execute("DELETE FROM usage_events WHERE chain = ?1 AND seq <= ?2", params![chain, last])? as u64;
-        summary.deliveries =
-            tx.execute("DELETE FROM deliveries WHERE chain = ?1 AND seq <= ?2", params![chain, last])? as u64;
-        summary.batches = tx.execute(
-            "UPDATE ledger_batches SET pruned = 1 WHERE chain = ?1 AND seq <= ?2 AND pruned = 0",
-            params![chain, last],
-        )? as u64;
+        summary.events = tx.execute(PRUNE_EVENTS_SQL, params![chain, last])? as u64;
+        summary.deliveries = tx.execute(PRUNE_DELIVERIES_SQL, params![chain, last])? as u64;
+        summary.batches = tx.execute(PRUNE_BATCHES_SQL, params![chain, last])? as u64;
     }
     let expired = now.plus_millis(-datapact_ledger::idempotency::IDEMPOTENCY_WINDOW_MS);
-    summary.responses =
-        tx.execute("DELETE FROM idempotent_responses WHERE first_used_at < ?1", params![expired.millis()])? as u64;
+    summary.responses = tx.execute(PRUNE_RESPONSES_SQL, params![expired.millis()])? as u64;
     tx.commit()?;
     Ok(summary)
 }

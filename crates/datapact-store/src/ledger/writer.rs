@@ -5,7 +5,7 @@
 //! transaction's fsync runs, new commits queue up and form the next batch, so the batch size grows
 //! with the load and durability never serialises the gateway.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
@@ -27,8 +27,26 @@ const BATCH_ROWS: &str = "datapact_ledger_batch_rows";
 const BATCH_SECONDS: &str = "datapact_ledger_commit_seconds";
 const ROWS_TOTAL: &str = "datapact_ledger_rows_total";
 
-pub(super) struct Writer {
-    conn: Connection,
+/// Where a writer's batches go: SQLite's `ledger.db`, or the PostgreSQL store's ledger tables.
+pub(super) trait BatchSink: Send + 'static {
+    /// The newest batch of `chain`, if any.
+    fn head(&mut self, chain: &str) -> StoreResult<Option<Anchor>>;
+    /// Writes a sealed batch, its rows and what goes with them in one durable transaction.
+    fn write(&mut self, sealed: &SealedBatch, rows: &[Row], jobs: &[Job]) -> StoreResult<()>;
+}
+
+impl BatchSink for Connection {
+    fn head(&mut self, chain: &str) -> StoreResult<Option<Anchor>> {
+        head(self, chain)
+    }
+
+    fn write(&mut self, sealed: &SealedBatch, rows: &[Row], jobs: &[Job]) -> StoreResult<()> {
+        write_batch(self, sealed, rows, jobs)
+    }
+}
+
+pub(super) struct Writer<S> {
+    sink: S,
     /// `None` after a failed commit until the head is read back from the database.
     chain: Option<ChainWriter>,
     name: String,
@@ -52,16 +70,16 @@ pub(super) fn head(conn: &Connection, chain: &str) -> StoreResult<Option<Anchor>
     .transpose()
 }
 
-impl Writer {
+impl<S: BatchSink> Writer<S> {
     pub(super) fn new(
-        conn: Connection,
+        sink: S,
         name: &str,
         head: Option<Anchor>,
         shared: Arc<Shared>,
         clock: Arc<dyn Clock>,
-    ) -> Writer {
+    ) -> Writer<S> {
         let chain = Some(resume(name, head));
-        Writer { conn, chain, name: name.to_owned(), shared, clock }
+        Writer { sink, chain, name: name.to_owned(), shared, clock }
     }
 
     pub(super) fn run(mut self, jobs: Receiver<Message>) {
@@ -119,7 +137,7 @@ impl Writer {
             rows.append(&mut job.rows);
         }
         if self.chain.is_none() {
-            match head(&self.conn, &self.name) {
+            match self.sink.head(&self.name) {
                 Ok(head) => self.chain = Some(resume(&self.name, head)),
                 Err(error) => {
                     tracing::error!(%error, "cannot read the ledger's head; responses fail closed");
@@ -132,7 +150,7 @@ impl Writer {
         }
         let chain = self.chain.as_mut().expect("set above");
         let sealed = chain.seal(&rows, self.clock.now());
-        match write_batch(&mut self.conn, &sealed, &rows, &live) {
+        match self.sink.write(&sealed, &rows, &live) {
             Ok(()) => {
                 metrics::histogram!(BATCH_ROWS).record(rows.len() as f64);
                 metrics::histogram!(BATCH_SECONDS).record(started.elapsed().as_secs_f64());
@@ -230,25 +248,7 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
             "INSERT OR REPLACE INTO idempotent_responses (licensee_id, key, fingerprint, request_id, first_used_at, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        // One upsert per daily line the batch touches, not per response: under load a batch holds
-        // dozens of responses of the same licensee, day, endpoint and purpose.
-        let mut lines: HashMap<(i64, i64, Endpoint, Purpose), [i64; 7]> = HashMap::new();
-        for job in jobs {
-            let d = &job.daily;
-            let key = (d.licensee_id, DayKey::of(d.at).start().millis(), d.endpoint, d.purpose);
-            let line = lines.entry(key).or_default();
-            for (total, value) in line.iter_mut().zip([
-                1,
-                i64::from(d.delivered),
-                i64::from(d.counted),
-                i64::from(d.overage),
-                i64::from(d.user_reads),
-                d.bytes as i64,
-                d.charged as i64,
-            ]) {
-                *total += value;
-            }
-        }
+        let lines = daily_lines(jobs);
         for (
             (licensee_id, day, endpoint, purpose),
             [events, delivered, counted, overage, user_reads, bytes, charged],
@@ -291,4 +291,29 @@ fn resume(name: &str, head: Option<Anchor>) -> ChainWriter {
         Some(head) => ChainWriter::resume(name, head),
         None => ChainWriter::genesis(name),
     }
+}
+
+/// What a batch adds to `usage_daily`: one line per (licensee, day, endpoint, purpose) it touches,
+/// in key order (so concurrent writers of the same lines lock them in one order), holding events,
+/// delivered, counted, overage, user reads, bytes and charged. One upsert per line, not per
+/// response: under load a batch holds dozens of responses of the same line.
+pub(super) fn daily_lines(jobs: &[Job]) -> BTreeMap<(i64, i64, Endpoint, Purpose), [i64; 7]> {
+    let mut lines: BTreeMap<(i64, i64, Endpoint, Purpose), [i64; 7]> = BTreeMap::new();
+    for job in jobs {
+        let d = &job.daily;
+        let key = (d.licensee_id, DayKey::of(d.at).start().millis(), d.endpoint, d.purpose);
+        let line = lines.entry(key).or_default();
+        for (total, value) in line.iter_mut().zip([
+            1,
+            i64::from(d.delivered),
+            i64::from(d.counted),
+            i64::from(d.overage),
+            i64::from(d.user_reads),
+            d.bytes as i64,
+            d.charged as i64,
+        ]) {
+            *total += value;
+        }
+    }
+    lines
 }

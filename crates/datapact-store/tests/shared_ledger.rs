@@ -1,0 +1,335 @@
+//! The metering ledger on both stores: the embedded `ledger.db` and the PostgreSQL store's
+//! tables (one chain per gateway node). The same tests run on each; PostgreSQL's chains per node
+//! get tests of their own. (`ledger.rs` tests the SQLite ledger's failure paths in depth.)
+
+mod stores;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datapact_core::purpose::Purpose;
+use datapact_core::{Endpoint, KeyPrefix, ManualClock, Timestamp};
+use datapact_ledger::{Cap, ChainBreak, Dedup, MonthKey, RequestFingerprint};
+use datapact_store::ledger::{
+    ChainAnchor, Claim, EventFacts, IdempotentResponse, Ledger, MeterRequest, Reserved, UsageBy, VerifyFailure,
+    VerifyReport,
+};
+use datapact_store::postgres::PgOptions;
+use datapact_store::{PgStore, StoreError};
+use sqlx::Connection;
+use stores::{drop_schema, fresh_schema, postgres_or_skip};
+
+const HOUR: i64 = 3_600_000;
+
+fn t0() -> Timestamp {
+    Timestamp::parse_rfc3339("2026-03-10T08:00:00Z").unwrap()
+}
+
+enum Place {
+    Sqlite(tempfile::TempDir),
+    Postgres { store: PgStore, url: String, schema: String },
+}
+
+/// A ledger to meter into and the place it lives, dropped (PostgreSQL schema included) at the end.
+struct TestLedger {
+    ledger: Ledger,
+    place: Place,
+}
+
+impl Drop for TestLedger {
+    fn drop(&mut self) {
+        if let Place::Postgres { url, schema, .. } = &self.place {
+            drop_schema(url, schema);
+        }
+    }
+}
+
+impl TestLedger {
+    fn sqlite() -> TestLedger {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path(), Arc::new(ManualClock::new(t0()))).unwrap();
+        TestLedger { ledger, place: Place::Sqlite(dir) }
+    }
+
+    async fn postgres(node: &str) -> Option<TestLedger> {
+        let url = postgres_or_skip().await?;
+        let schema = fresh_schema();
+        let options = PgOptions { schema: Some(schema.clone()), max_connections: 8 };
+        let store = PgStore::connect_with(&url, options).await.unwrap();
+        let ledger = Ledger::open_postgres(&store, node, Arc::new(ManualClock::new(t0()))).await.unwrap();
+        Some(TestLedger { ledger, place: Place::Postgres { store, url, schema } })
+    }
+
+    /// Runs SQL behind the ledger's back, as someone with a database shell could.
+    async fn tamper(&self, sql: &str) {
+        match &self.place {
+            Place::Sqlite(dir) => {
+                let conn = rusqlite::Connection::open(dir.path().join(datapact_store::ledger::LEDGER_FILE)).unwrap();
+                conn.execute_batch(sql).unwrap();
+            }
+            Place::Postgres { url, schema, .. } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::raw_sql(&format!("SET search_path TO {schema}; {sql}")).execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+        }
+    }
+}
+
+fn facts(request_id: &str) -> EventFacts {
+    EventFacts {
+        key_prefix: KeyPrefix("dp_0123456789ab".into()),
+        endpoint: Endpoint::Search,
+        purpose: Purpose::AiInput,
+        request_id: request_id.into(),
+        idempotency_key: None,
+        user_reads: 0,
+        bytes: 100,
+    }
+}
+
+fn page(ids: impl IntoIterator<Item = i64>) -> Vec<(i64, u32)> {
+    ids.into_iter().map(|id| (id, 1)).collect()
+}
+
+/// Meters and commits one page; `None` when refused.
+async fn deliver(
+    ledger: &Ledger,
+    licensee_id: i64,
+    cap: Cap,
+    dedup: Dedup,
+    posts: &[(i64, u32)],
+    request_id: &str,
+) -> Option<usize> {
+    let request = MeterRequest { licensee_id, cap, dedup, page: posts, at: t0(), prepaid: None };
+    match ledger.reserve(request).await.unwrap() {
+        Reserved::Serve(reservation) => {
+            let delivered = reservation.posts().len();
+            reservation.commit(facts(request_id), None).await.unwrap();
+            Some(delivered)
+        }
+        Reserved::Refused(_) | Reserved::NoCredit(_) => None,
+    }
+}
+
+async fn verified(ledger: &Ledger, expect: &[ChainAnchor]) -> VerifyReport {
+    match ledger.verify(expect).await.unwrap() {
+        Ok(report) => report,
+        Err(failure) => panic!("the ledger does not verify: {failure}"),
+    }
+}
+
+/// Every shared test, once per store.
+macro_rules! ledger_tests {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestLedger::sqlite()).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(ledger) = super::TestLedger::postgres("node-a").await else { return };
+                    super::$name(ledger).await;
+                }
+            )*
+        }
+    };
+}
+
+ledger_tests!(
+    a_hard_cap_is_exact_under_concurrent_requests,
+    committed_rows_read_back_and_verify,
+    an_edited_delivery_is_named,
+    a_retried_idempotency_key_replays_without_counting,
+    pruning_keeps_the_chain_verifiable,
+);
+
+async fn a_hard_cap_is_exact_under_concurrent_requests(t: TestLedger) {
+    let cap = Cap::hard(1_000);
+    let mut tasks = Vec::new();
+    for task in 0..12_i64 {
+        let ledger = t.ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut delivered = 0;
+            for request in 0..40_i64 {
+                let first = (task * 40 + request) * 37;
+                let posts = page(first..first + 1 + (request % 30));
+                match deliver(&ledger, 1, cap, Dedup::None, &posts, &format!("r{task}-{request}")).await {
+                    Some(n) => delivered += n,
+                    None => break,
+                }
+            }
+            delivered
+        }));
+    }
+    let mut delivered = 0;
+    for task in tasks {
+        delivered += task.await.unwrap();
+    }
+    assert_eq!(delivered, 1_000, "clients received exactly the cap");
+    assert_eq!(t.ledger.month_counted(1, MonthKey::of(t0())).await.unwrap(), 1_000, "the ledger says the cap");
+    let report = verified(&t.ledger, &[]).await;
+    assert!(report.chains.iter().map(|chain| chain.rows).sum::<u64>() > 1_000);
+}
+
+async fn committed_rows_read_back_and_verify(t: TestLedger) {
+    let ledger = &t.ledger;
+    deliver(ledger, 1, Cap::UNLIMITED, Dedup::Daily, &page([1, 2, 3]), "a").await.unwrap();
+    deliver(ledger, 1, Cap::UNLIMITED, Dedup::Daily, &page([3, 4]), "b").await.unwrap();
+    deliver(ledger, 2, Cap::UNLIMITED, Dedup::None, &page([3, 3]), "c").await.unwrap();
+    let month = MonthKey::of(t0());
+    assert_eq!(ledger.month_counted(1, month).await.unwrap(), 4, "daily dedup: post 3 counted once");
+    assert_eq!(ledger.month_counted(2, month).await.unwrap(), 2);
+    let lines = ledger.usage(None, month, UsageBy::Month).await.unwrap();
+    let summary: Vec<_> = lines.iter().map(|l| (l.licensee_id, l.responses, l.delivered, l.counted)).collect();
+    assert_eq!(summary, vec![(1, 2, 5, 4), (2, 1, 2, 2)]);
+    let mut exported = Vec::new();
+    ledger
+        .deliveries(1, month, |record| {
+            exported.push((record.post_id, record.request_id, record.counted));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let expected: Vec<(String, String, bool)> =
+        [(1, "a", true), (2, "a", true), (3, "a", true), (3, "b", false), (4, "b", true)]
+            .into_iter()
+            .map(|(post, request, counted)| (post.to_string(), request.to_owned(), counted))
+            .collect();
+    assert_eq!(exported, expected);
+    let days =
+        ledger.daily_counts(1, datapact_ledger::DayKey::of(t0()), datapact_ledger::DayKey::of(t0())).await.unwrap();
+    assert_eq!(days.iter().map(|d| d.counted).sum::<u64>(), 4);
+    let leaked: HashSet<i64> = [2, 3, 9].into();
+    assert_eq!(ledger.delivered_among(1, &leaked).await.unwrap(), 2);
+    assert!(ledger.committed("b").await.unwrap());
+    assert!(!ledger.committed("never").await.unwrap());
+    let report = verified(ledger, &[]).await;
+    assert_eq!(report.chains.len(), 1);
+    assert_eq!((report.chains[0].rows, report.daily_checked), (3 + 7, 2));
+}
+
+async fn an_edited_delivery_is_named(t: TestLedger) {
+    deliver(&t.ledger, 1, Cap::UNLIMITED, Dedup::None, &page([1, 2, 3]), "a").await.unwrap();
+    deliver(&t.ledger, 1, Cap::UNLIMITED, Dedup::None, &page([4]), "b").await.unwrap();
+    let head = verified(&t.ledger, &[]).await.chains[0].head.unwrap();
+    // The licensee "received" another post than the one it did.
+    t.tamper("UPDATE deliveries SET post_id = 99 WHERE post_id = 2").await;
+    match t.ledger.verify(&[]).await.unwrap() {
+        Err(VerifyFailure::Chain(ChainBreak::RowMismatch { seq, index })) => assert_eq!((seq, index), (1, 2)),
+        other => panic!("an edited delivery passed or was misnamed: {other:?}"),
+    }
+    t.tamper("UPDATE deliveries SET post_id = 2 WHERE post_id = 99").await;
+    verified(&t.ledger, &[ChainAnchor { chain: None, anchor: head }]).await;
+    // The newest batch dropped whole: only a recorded head can tell.
+    t.tamper("DELETE FROM deliveries WHERE seq = 2; DELETE FROM usage_events WHERE seq = 2; DELETE FROM ledger_batches WHERE seq = 2").await;
+    let failure = t.ledger.verify(&[ChainAnchor { chain: None, anchor: head }]).await.unwrap().unwrap_err();
+    assert!(
+        matches!(failure, VerifyFailure::Chain(ChainBreak::AnchorMismatch { .. }) | VerifyFailure::DailyTotals { .. }),
+        "{failure}"
+    );
+}
+
+async fn a_retried_idempotency_key_replays_without_counting(t: TestLedger) {
+    let ledger = &t.ledger;
+    let fingerprint = RequestFingerprint::new("GET", "/2/tweets", "ids=1,2");
+    let Claim::Fresh(guard) = ledger.claim(1, "key-1", fingerprint).await.unwrap() else { panic!("not fresh") };
+    assert!(matches!(ledger.claim(1, "key-1", fingerprint).await.unwrap(), Claim::InProgress));
+    let request = MeterRequest {
+        licensee_id: 1,
+        cap: Cap::hard(10),
+        dedup: Dedup::None,
+        page: &page([1, 2]),
+        at: t0(),
+        prepaid: None,
+    };
+    let Reserved::Serve(reservation) = ledger.reserve(request).await.unwrap() else { panic!("refused") };
+    let response = IdempotentResponse { key: "key-1".into(), fingerprint, body: b"body".to_vec() };
+    reservation.commit(facts("first"), Some(response)).await.unwrap();
+    drop(guard);
+    match ledger.claim(1, "key-1", fingerprint).await.unwrap() {
+        Claim::Replay(stored) => {
+            assert_eq!((stored.request_id.as_str(), stored.body.as_slice()), ("first", &b"body"[..]))
+        }
+        other => panic!("a retry was not replayed: {other:?}"),
+    }
+    let other = RequestFingerprint::new("GET", "/2/tweets", "ids=3");
+    assert!(matches!(ledger.claim(1, "key-1", other).await.unwrap(), Claim::Mismatch { .. }));
+    assert!(matches!(ledger.claim(2, "key-1", fingerprint).await.unwrap(), Claim::Fresh(_)), "keys are per licensee");
+    assert_eq!(ledger.month_counted(1, MonthKey::of(t0())).await.unwrap(), 2, "the replay counted nothing");
+}
+
+async fn pruning_keeps_the_chain_verifiable(t: TestLedger) {
+    for request in 0..4 {
+        deliver(&t.ledger, 1, Cap::UNLIMITED, Dedup::None, &page([request, request + 10]), &format!("r{request}"))
+            .await
+            .unwrap();
+    }
+    let head = verified(&t.ledger, &[]).await.chains[0].head.unwrap();
+    // The test clock never moved: every batch was committed at t0.
+    let summary = t.ledger.prune(t0().plus_millis(HOUR)).await.unwrap();
+    assert_eq!((summary.batches, summary.events, summary.deliveries), (4, 4, 8));
+    let report = verified(&t.ledger, &[ChainAnchor { chain: None, anchor: head }]).await;
+    assert_eq!((report.chains[0].batches, report.chains[0].pruned_batches, report.chains[0].rows), (4, 4, 0));
+    assert_eq!(t.ledger.month_counted(1, MonthKey::of(t0())).await.unwrap(), 8, "pruning keeps the counts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_each_node_writes_its_own_chain_and_verify_walks_them_all() {
+    let Some(a) = TestLedger::postgres("node-a").await else { return };
+    let Place::Postgres { store, .. } = &a.place else { unreachable!() };
+    let clock = Arc::new(ManualClock::new(t0()));
+    let b = Ledger::open_postgres(store, "node-b", clock.clone()).await.unwrap();
+    // A second writer of a chain would fork it: refused while the first runs.
+    match Ledger::open_postgres(store, "node-a", clock.clone()).await {
+        Err(StoreError::Conflict(message)) => assert!(message.contains("--node"), "{message}"),
+        other => panic!("a second writer of chain node-a was not refused: {:?}", other.map(|_| ())),
+    }
+    let mut tasks = Vec::new();
+    for (node, ledger) in [("a", a.ledger.clone()), ("b", b.clone())] {
+        for task in 0..3 {
+            let ledger = ledger.clone();
+            tasks.push(tokio::spawn(async move {
+                for request in 0..20_i64 {
+                    let posts = page([request, request + 100]);
+                    deliver(&ledger, 7, Cap::UNLIMITED, Dedup::None, &posts, &format!("{node}-{task}-{request}"))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let reader = Ledger::open_postgres_for_reading(store, clock.clone());
+    let report = verified(&reader, &[]).await;
+    let chains: Vec<(&str, u64)> = report.chains.iter().map(|c| (c.chain.as_str(), c.rows)).collect();
+    assert_eq!(chains, vec![("node-a", 60 * 3), ("node-b", 60 * 3)]);
+    assert_eq!(reader.month_counted(7, MonthKey::of(t0())).await.unwrap(), 240, "both nodes' rows are counted");
+    let heads: Vec<ChainAnchor> =
+        report.chains.iter().map(|c| ChainAnchor { chain: Some(c.chain.clone()), anchor: c.head.unwrap() }).collect();
+    // A head without its chain's name is ambiguous once there are several.
+    let unnamed = ChainAnchor { chain: None, anchor: heads[0].anchor };
+    assert!(matches!(reader.verify(&[unnamed]).await, Err(StoreError::Invalid(_))));
+    verified(&reader, &heads).await;
+    // A whole chain deleted (and its daily totals adjusted to match): only its recorded head tells.
+    a.tamper(
+        "DELETE FROM deliveries WHERE chain = 'node-b'; DELETE FROM usage_events WHERE chain = 'node-b';
+         DELETE FROM ledger_batches WHERE chain = 'node-b'; UPDATE usage_daily SET events = events / 2,
+         delivered = delivered / 2, counted = counted / 2, bytes = bytes / 2",
+    )
+    .await;
+    verified(&reader, &heads[..1]).await;
+    match reader.verify(&heads).await.unwrap() {
+        Err(VerifyFailure::Chain(ChainBreak::AnchorMismatch { .. })) => {}
+        other => panic!("a deleted chain was not caught against its head: {other:?}"),
+    }
+    drop(b);
+}
