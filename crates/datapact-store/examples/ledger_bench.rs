@@ -7,6 +7,9 @@
 //!   response a page of 100 posts (101 rows: its usage event and 100 deliveries), every commit
 //!   awaited before the next — what the gateway does per response. Counted: delivery rows.
 //! - The group commit's batch sizes, from the committed headers.
+//! - With `DATAPACT_BENCH_POSTGRES=postgres://…` (issue 9): the same workloads on the PostgreSQL
+//!   store's ledger (a fresh schema, dropped after), pages of 100 (a search) and of 1 (a lookup)
+//!   on both ledgers, as ratios: the per-request cost of the shared ledger against SQLite's.
 //!
 //! `cargo run --release -p datapact-store --example ledger_bench -- [ROWS] [TASKS] [DIR]`
 //! (defaults 1,000,000 rows, 64 tasks, a temporary directory on the same disk as /tmp).
@@ -18,8 +21,11 @@ use std::time::Instant;
 use datapact_core::purpose::Purpose;
 use datapact_core::{Endpoint, KeyPrefix, SystemClock};
 use datapact_ledger::{Cap, Dedup};
+use datapact_store::PgStore;
 use datapact_store::ledger::{EventFacts, Ledger, MeterRequest, Reserved};
+use datapact_store::postgres::PgOptions;
 use rusqlite::{Connection, params};
+use sqlx::Connection as _;
 
 const PAGE: usize = 100;
 const BASELINE_TRANSACTION: usize = 10_000;
@@ -37,11 +43,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let baseline = baseline(&root.path().join("baseline.db"), rows)?;
     println!("baseline: {rows} delivery rows in 10,000-row transactions: {baseline:.0} rows/s");
 
-    let (ledger_rate, batches) = ledger(&root.path().join("ledger"), rows, tasks)?;
+    let (ledger_rate, batches) = ledger(Place::Sqlite(&root.path().join("ledger")), rows, tasks, PAGE)?;
     println!("ledger: {rows} delivery rows via group commit, {tasks} tasks: {ledger_rate:.0} rows/s");
     println!("RESULT ledger/baseline = {:.2}", ledger_rate / baseline);
     print_distribution(&batches);
+
+    if let Ok(url) = std::env::var("DATAPACT_BENCH_POSTGRES") {
+        // Lookups: one post a response, so the per-response cost dominates.
+        let lookups = (rows / 10).max(1_000);
+        let (sqlite_one, _) = ledger(Place::Sqlite(&root.path().join("ledger-1")), lookups, tasks, 1)?;
+        let (pg_page, pg_batches) = ledger(Place::Postgres(&url), rows, tasks, PAGE)?;
+        let (pg_one, _) = ledger(Place::Postgres(&url), lookups, tasks, 1)?;
+        println!("postgres ledger: {rows} delivery rows in pages of {PAGE}: {pg_page:.0} rows/s");
+        print_distribution(&pg_batches);
+        println!("sqlite ledger, 1-post responses: {sqlite_one:.0} responses/s; postgres: {pg_one:.0} responses/s");
+        println!("RESULT postgres/sqlite ledger, pages of {PAGE} = {:.2}", pg_page / ledger_rate);
+        println!("RESULT postgres/sqlite ledger, 1-post responses = {:.2}", pg_one / sqlite_one);
+    }
     Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    Sqlite(&'a std::path::Path),
+    /// A database URL: the run gets a schema of its own, dropped after.
+    Postgres(&'a str),
 }
 
 fn baseline(path: &std::path::Path, rows: u64) -> Result<f64, Box<dyn std::error::Error>> {
@@ -102,9 +128,24 @@ fn blake_like(n: u64) -> [u8; 32] {
     out
 }
 
-fn ledger(dir: &std::path::Path, rows: u64, tasks: usize) -> Result<(f64, Vec<i64>), Box<dyn std::error::Error>> {
+/// Delivery rows per second (for a page of 1: responses per second) and the batch sizes.
+fn ledger(
+    place: Place<'_>,
+    rows: u64,
+    tasks: usize,
+    page_len: usize,
+) -> Result<(f64, Vec<i64>), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let ledger = Ledger::open(dir, Arc::new(SystemClock))?;
+    let schema = format!("dp_bench_{}", std::process::id());
+    let (ledger, store) = match place {
+        Place::Sqlite(dir) => (Ledger::open(dir, Arc::new(SystemClock))?, None),
+        Place::Postgres(url) => runtime.block_on(async {
+            let options = PgOptions { schema: Some(schema.clone()), max_connections: 4 };
+            let store = PgStore::connect_with(url, options).await?;
+            let ledger = Ledger::open_postgres(&store, "bench", Arc::new(SystemClock)).await?;
+            Ok::<_, datapact_store::StoreError>((ledger, Some(store)))
+        })?,
+    };
     let delivered = Arc::new(AtomicU64::new(0));
     let next_request = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -116,11 +157,11 @@ fn ledger(dir: &std::path::Path, rows: u64, tasks: usize) -> Result<(f64, Vec<i6
                 let licensee_id = (task % 8) as i64 + 1;
                 loop {
                     let request = next_request.fetch_add(1, Ordering::Relaxed);
-                    if request * PAGE as u64 >= rows {
+                    if request * page_len as u64 >= rows {
                         return;
                     }
-                    let base = 1_800_000_000_000_000_000i64 + ((request * PAGE as u64) % 1_000_000) as i64;
-                    let page: Vec<(i64, u32)> = (0..PAGE as i64).map(|i| (base + i, 1)).collect();
+                    let base = 1_800_000_000_000_000_000i64 + ((request * page_len as u64) % 1_000_000) as i64;
+                    let page: Vec<(i64, u32)> = (0..page_len as i64).map(|i| (base + i, 1)).collect();
                     let at = datapact_core::Clock::now(&SystemClock);
                     let meter = MeterRequest {
                         licensee_id,
@@ -143,7 +184,7 @@ fn ledger(dir: &std::path::Path, rows: u64, tasks: usize) -> Result<(f64, Vec<i6
                         bytes: 46_000,
                     };
                     reservation.commit(facts, None).await.expect("commit");
-                    delivered.fetch_add(PAGE as u64, Ordering::Relaxed);
+                    delivered.fetch_add(page_len as u64, Ordering::Relaxed);
                 }
             }));
         }
@@ -152,9 +193,25 @@ fn ledger(dir: &std::path::Path, rows: u64, tasks: usize) -> Result<(f64, Vec<i6
         }
     });
     let rate = delivered.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    let conn = Connection::open(dir.join(datapact_store::ledger::LEDGER_FILE))?;
-    let mut statement = conn.prepare("SELECT row_count FROM ledger_batches ORDER BY seq")?;
-    let batches = statement.query_map([], |row| row.get::<_, i64>(0))?.collect::<Result<Vec<_>, _>>()?;
+    drop(ledger);
+    let batches = match (place, store) {
+        (Place::Sqlite(dir), _) => {
+            let conn = Connection::open(dir.join(datapact_store::ledger::LEDGER_FILE))?;
+            let mut statement = conn.prepare("SELECT row_count FROM ledger_batches ORDER BY seq")?;
+            statement.query_map([], |row| row.get::<_, i64>(0))?.collect::<Result<Vec<_>, _>>()?
+        }
+        (Place::Postgres(url), Some(store)) => runtime.block_on(async {
+            store.close().await;
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            let batches: Vec<i64> =
+                sqlx::query_scalar(&format!("SELECT row_count FROM {schema}.ledger_batches ORDER BY seq"))
+                    .fetch_all(&mut conn)
+                    .await?;
+            sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut conn).await?;
+            Ok::<_, sqlx::Error>(batches)
+        })?,
+        (Place::Postgres(_), None) => unreachable!("a PostgreSQL run has its store"),
+    };
     Ok((rate, batches))
 }
 
