@@ -356,7 +356,7 @@ pub async fn post_by_id(
     let id: PostId = parse_id("id", &id)?;
     let params = QueryParams::parse(query.as_deref())?;
     let view = PostView::from_params(&params)?;
-    admission.admit()?;
+    admission.admit().await?;
     let chosen = live_posts(&state, &admission, &[id]).await?;
     let delivery = Delivery::of_handles(&state, chosen, view.post_fields).await?;
     let errors = not_delivered(&[id], &delivery, "id");
@@ -380,7 +380,7 @@ pub async fn posts_by_ids(
     let params = QueryParams::parse(query.as_deref())?;
     let ids: Vec<PostId> = params.id_list("ids", MAX_LOOKUP_IDS)?;
     let view = PostView::from_params(&params)?;
-    admission.admit()?;
+    admission.admit().await?;
     let live: HashMap<PostId, PostHandle> =
         live_posts(&state, &admission, &ids).await?.into_iter().map(|post| (post.id, post)).collect();
     let (chosen, _) = in_asked_order(&ids, live, |_| ());
@@ -416,7 +416,7 @@ pub async fn user_timeline(
         None => None,
         Some((name, token)) => Some(pagination::parse_token(token).ok_or_else(|| invalid_token(name, token))?),
     };
-    admission.admit()?;
+    admission.admit().await?;
     if state.store.users_by_ids(&[author]).await?.is_empty() {
         let errors = vec![resource_not_found("user", "id", &author.to_string())];
         return respond(&state, &admission, view, Delivery::default(), false, errors, false, None).await;
@@ -481,7 +481,7 @@ pub async fn users_by_ids(
     let ids: Vec<UserId> = params.id_list("ids", MAX_LOOKUP_IDS)?;
     let fields = UserFields::from_names(&params.names(&["user.fields"])?);
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
-    admission.admit()?;
+    admission.admit().await?;
     let found: HashMap<UserId, UserRecord> =
         state.store.users_by_ids(&ids).await?.into_iter().map(|user| (user.author.id, user)).collect();
     let (users, errors) = in_asked_order(&ids, found, |id| resource_not_found("user", "ids", &id.to_string()));
@@ -517,7 +517,7 @@ pub async fn users_by_usernames(
     }
     let fields = UserFields::from_names(&params.names(&["user.fields"])?);
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
-    admission.admit()?;
+    admission.admit().await?;
     let keys: Vec<String> = names.iter().map(|name| name.to_lowercase()).collect();
     let mut found = HashMap::new();
     for key in &keys {
@@ -584,7 +584,7 @@ pub async fn user_by_id(
     let params = QueryParams::parse(query.as_deref())?;
     let fields = UserFields::from_names(&params.names(&["user.fields"])?);
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
-    admission.admit()?;
+    admission.admit().await?;
     let users = state.store.users_by_ids(&[id]).await?;
     let errors = if users.is_empty() { vec![resource_not_found("user", "id", &id.to_string())] } else { Vec::new() };
     users_body(&state, &admission, &users, fields, true, &errors).await
@@ -609,7 +609,7 @@ pub async fn user_by_username(
     let params = QueryParams::parse(query.as_deref())?;
     let fields = UserFields::from_names(&params.names(&["user.fields"])?);
     params.names(&["expansions", "tweet.fields", "post.fields"])?;
-    admission.admit()?;
+    admission.admit().await?;
     let user = state.store.user_by_username(&username).await?;
     let errors = if user.is_none() { vec![resource_not_found("user", "username", &username)] } else { Vec::new() };
     users_body(&state, &admission, user.as_slice(), fields, true, &errors).await
@@ -660,7 +660,7 @@ pub async fn search_recent(
         None => None,
         Some((name, token)) => Some(Cursor::decode(token, sort).ok_or_else(|| invalid_token(name, token))?),
     };
-    admission.admit()?;
+    admission.admit().await?;
     let mut authors = HashMap::new();
     for username in parsed.usernames() {
         let id = state.store.user_by_username(&username).await?.map(|user| user.author.id.get());

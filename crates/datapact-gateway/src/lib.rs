@@ -178,6 +178,12 @@ pub fn admin_router(state: AppState) -> Router {
 pub fn common_layers(router: Router, proxies: Arc<TrustedProxies>, request_timeout: Duration) -> Router {
     router.layer(
         ServiceBuilder::new()
+            // The gateway names every request itself: a request id keys the ledger's usage event
+            // and the shared limiter's reservation, so a client's `X-Request-Id` is not taken.
+            .layer(tower::util::MapRequestLayer::new(|mut request: axum::http::Request<axum::body::Body>| {
+                request.headers_mut().remove("x-request-id");
+                request
+            }))
             .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::new()))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(axum::middleware::from_fn_with_state(proxies, client_addr::attribute_client))

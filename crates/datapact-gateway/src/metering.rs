@@ -84,7 +84,8 @@ pub async fn check_cap(state: &AppState, admission: &Admission) -> Result<(), Pr
     let Some(ledger) = &state.ledger else { return Ok(()) };
     let (cap, dedup, prepaid) = meter_terms(state, admission)?;
     let at = admission.now();
-    let request = MeterRequest { licensee_id: admission.licensee_id(), cap, dedup, page: &[], at, prepaid };
+    let request_id = admission.request_id();
+    let request = MeterRequest { licensee_id: admission.licensee_id(), request_id, cap, dedup, page: &[], at, prepaid };
     match ledger.reserve(request).await? {
         Reserved::Refused(capped) => Err(usage_capped(capped, at)),
         Reserved::NoCredit(exhausted) => Err(credits_depleted(state, admission, exhausted)),
@@ -115,7 +116,9 @@ where
     let task = tokio::spawn(async move {
         let page: Vec<(i64, u32)> = delivery.delivered().map(|(id, revision)| (id.get(), revision)).collect();
         let at = admission.now();
-        let request = MeterRequest { licensee_id: admission.licensee_id(), cap, dedup, page: &page, at, prepaid };
+        let request_id = admission.request_id();
+        let request =
+            MeterRequest { licensee_id: admission.licensee_id(), request_id, cap, dedup, page: &page, at, prepaid };
         let reservation = match ledger.reserve(request).await? {
             Reserved::Refused(capped) => return Err(usage_capped(capped, at)),
             Reserved::NoCredit(exhausted) => return Err(credits_depleted(&state, &admission, exhausted)),
@@ -297,7 +300,7 @@ pub async fn idempotency(State(state): State<AppState>, mut request: Request, ne
         }
         Claim::Replay(stored) => {
             // A replay costs no record, but it is a request: it counts against the rate limit.
-            if let Err(problem) = admission.admit() {
+            if let Err(problem) = admission.admit().await {
                 return problem.into_response();
             }
             let mut response = json(stored.body, true);

@@ -48,7 +48,7 @@ pub async fn sample_stream(
     let params = QueryParams::parse(query.as_deref())?;
     let view = PostView::from_params(&params)?;
     let backfill_minutes = params.bounded("backfill_minutes", 0, MAX_BACKFILL_MINUTES, 0)?;
-    admission.admit()?;
+    admission.admit().await?;
     metering::check_cap(&state, &admission).await?;
     let mut wake = state.feed.subscribe();
     // Start where the feed is now, or `backfill_minutes` earlier.

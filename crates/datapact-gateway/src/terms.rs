@@ -198,7 +198,17 @@ pub struct TermsCache {
     snapshot: ArcSwap<TermsSnapshot>,
     /// Outside the snapshot: reloading terms never resets a counter.
     limiter: RateLimiter<i64>,
+    /// Rate limits shared with other gateway nodes through Redis (`None`: `limiter` decides).
+    shared: Option<SharedRates>,
     violations: Mutex<Vec<ViolationEvent>>,
+}
+
+/// Rate limits counted in Redis, for every node at once.
+pub struct SharedRates {
+    pub limiter: datapact_limiter::RedisLimiter,
+    /// Serve on (uncounted) when Redis cannot answer, rather than 503: rate limits only. Caps and
+    /// credits are decided by the ledger's reservations, which always fail closed.
+    pub fail_open: bool,
 }
 
 impl TermsCache {
@@ -206,6 +216,7 @@ impl TermsCache {
         let cache = TermsCache {
             snapshot: ArcSwap::from_pointee(TermsSnapshot::default()),
             limiter: RateLimiter::new(),
+            shared: None,
             violations: Mutex::new(Vec::new()),
         };
         cache.reload(store).await?;
@@ -226,6 +237,51 @@ impl TermsCache {
 
     pub fn snapshot(&self) -> Arc<TermsSnapshot> {
         self.snapshot.load_full()
+    }
+
+    /// Counts rate limits in Redis, shared by every gateway node, instead of in this process.
+    pub fn with_shared_rates(mut self, shared: SharedRates) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Counts a request against its window: in Redis when shared, else in this process. `None`
+    /// when Redis cannot answer and the gateway fails open (the request is let through uncounted).
+    async fn check(
+        &self,
+        licensee_id: i64,
+        endpoint: Endpoint,
+        rate: RateLimit,
+        now: Timestamp,
+    ) -> Result<Option<RateDecision>, Problem> {
+        let Some(shared) = &self.shared else { return Ok(Some(self.limiter.check(&licensee_id, endpoint, rate, now))) };
+        match shared.limiter.check_rate(licensee_id, endpoint, rate, now).await {
+            Ok(decision) => Ok(Some(decision)),
+            Err(error) if shared.fail_open => {
+                tracing::warn!(%error, "the shared rate limiter cannot answer; serving uncounted (limiter_fail_open)");
+                metrics::counter!("datapact_rate_limiter_fail_open_total").increment(1);
+                Ok(None)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the shared rate limiter cannot answer; refusing (fail closed)");
+                Err(Problem::unavailable("the rate limiter cannot answer right now; nothing was served, retry"))
+            }
+        }
+    }
+
+    /// The window's state without counting, for the headers of a refused request (none when the
+    /// shared limiter cannot answer).
+    async fn peek(
+        &self,
+        licensee_id: i64,
+        endpoint: Endpoint,
+        rate: RateLimit,
+        now: Timestamp,
+    ) -> Option<RateDecision> {
+        match &self.shared {
+            None => Some(self.limiter.peek(&licensee_id, endpoint, rate, now)),
+            Some(shared) => shared.limiter.peek_rate(licensee_id, endpoint, rate, now).await.ok(),
+        }
     }
 
     fn record(&self, licensee_id: i64, refusal: &Refusal, at: Timestamp, request_id: &str, client: IpAddr) {
@@ -293,9 +349,11 @@ pub struct Admission {
 
 impl Admission {
     /// Counts the request against its rate limit: the last step of the decision order.
-    pub fn admit(&self) -> Result<(), Problem> {
+    pub async fn admit(&self) -> Result<(), Problem> {
         let Some(rate) = self.rate else { return Ok(()) };
-        let decision = self.terms.limiter.check(&self.licensee_id, self.endpoint, rate, self.now);
+        let Some(decision) = self.terms.check(self.licensee_id, self.endpoint, rate, self.now).await? else {
+            return Ok(());
+        };
         if let Ok(mut slot) = self.decision.lock() {
             *slot = Some(decision);
         }
@@ -424,8 +482,9 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         Err(refusal) => {
             state.terms.record(caller.licensee_id, &refusal, now, &request_id, client);
             let mut response = Problem::from_refusal(&refusal).into_response();
-            if let Some(rate) = peek_rate {
-                let decision = state.terms.limiter.peek(&caller.licensee_id, endpoint, rate, now);
+            if let Some(rate) = peek_rate
+                && let Some(decision) = state.terms.peek(caller.licensee_id, endpoint, rate, now).await
+            {
                 add_rate_headers(&mut response, &decision, endpoint);
             }
             return response;
@@ -436,8 +495,9 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     if let Some(suspension) = snapshot.suspension(caller.licensee_id, now) {
         state.terms.record_kind(caller.licensee_id, PAYMENT_REQUIRED_KIND, now, &request_id, client);
         let mut response = crate::billing::payment_required(&caller.licensee, &suspension).into_response();
-        let decision = state.terms.limiter.peek(&caller.licensee_id, endpoint, rate, now);
-        add_rate_headers(&mut response, &decision, endpoint);
+        if let Some(decision) = state.terms.peek(caller.licensee_id, endpoint, rate, now).await {
+            add_rate_headers(&mut response, &decision, endpoint);
+        }
         return response;
     }
     let admission = admission(purpose, Some(rate), marking(fingerprint), canary_ppm);
@@ -449,8 +509,13 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         state.terms.record_kind(caller.licensee_id, kind, now, &request_id, client);
     }
     let counted = slot.lock().ok().and_then(|mut slot| slot.take());
-    let decision = counted.unwrap_or_else(|| state.terms.limiter.peek(&caller.licensee_id, endpoint, rate, now));
-    add_rate_headers(&mut response, &decision, endpoint);
+    let decision = match counted {
+        Some(decision) => Some(decision),
+        None => state.terms.peek(caller.licensee_id, endpoint, rate, now).await,
+    };
+    if let Some(decision) = decision {
+        add_rate_headers(&mut response, &decision, endpoint);
+    }
     if let Some(CapReset(reset)) = response.extensions().get::<CapReset>().copied() {
         // At a hard usage cap the wait is until the cap resets, whatever the rate window says.
         let seconds = ((reset.millis() - now.millis()).max(0) as u64).div_ceil(1000);
@@ -465,6 +530,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
             }
         }
     } else if response.status() == StatusCode::TOO_MANY_REQUESTS
+        && let Some(decision) = decision
         && let Ok(value) = HeaderValue::from_str(&decision.reset_after_s.to_string())
     {
         response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);

@@ -52,7 +52,7 @@ pub async fn usage_tweets(
             ));
         }
     }
-    admission.admit()?;
+    admission.admit().await?;
     let ledger = ledger(&state)?;
     let now = admission.now();
     let today = DayKey::of(now);

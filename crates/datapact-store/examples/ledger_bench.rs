@@ -163,8 +163,10 @@ fn ledger(
                     let base = 1_800_000_000_000_000_000i64 + ((request * page_len as u64) % 1_000_000) as i64;
                     let page: Vec<(i64, u32)> = (0..page_len as i64).map(|i| (base + i, 1)).collect();
                     let at = datapact_core::Clock::now(&SystemClock);
+                    let request_id = format!("bench-{request}");
                     let meter = MeterRequest {
                         licensee_id,
+                        request_id: &request_id,
                         cap: Cap::UNLIMITED,
                         dedup: Dedup::None,
                         page: &page,

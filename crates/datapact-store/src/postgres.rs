@@ -214,6 +214,12 @@ impl PgStore {
         &self.pool
     }
 
+    /// `database.schema`: what names this deployment among others on the same server (the shared
+    /// limiter keeps its keys under it).
+    pub async fn deployment_name(&self) -> StoreResult<String> {
+        Ok(sqlx::query_scalar("SELECT current_database() || '.' || current_schema()").fetch_one(&self.pool).await?)
+    }
+
     /// The schema version of the database (how many migrations ran).
     pub async fn schema_version(&self) -> StoreResult<i64> {
         Ok(sqlx::query_scalar("SELECT version FROM datapact_schema").fetch_one(&self.pool).await?)

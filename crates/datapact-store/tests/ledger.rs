@@ -66,7 +66,8 @@ fn block<F: Future>(future: F) -> F::Output {
 }
 
 fn reserve(ledger: &Ledger, licensee_id: i64, cap: Cap, dedup: Dedup, page: &[(i64, u32)], at: Timestamp) -> Reserved {
-    block(ledger.reserve(MeterRequest { licensee_id, cap, dedup, page, at, prepaid: None })).unwrap()
+    block(ledger.reserve(MeterRequest { licensee_id, request_id: "test", cap, dedup, page, at, prepaid: None }))
+        .unwrap()
 }
 
 fn serve(ledger: &Ledger, licensee_id: i64, cap: Cap, dedup: Dedup, page: &[(i64, u32)], at: Timestamp) -> Reservation {
@@ -343,6 +344,7 @@ fn oversized_pages_and_zero_caps_are_refused() {
     let ids: Vec<i64> = (0..1_001).collect();
     let request = MeterRequest {
         licensee_id: 1,
+        request_id: "test",
         cap: Cap::hard(5_000),
         dedup: Dedup::None,
         page: &page(&ids),
@@ -912,6 +914,7 @@ fn a_prepaid_credit_is_exact_under_many_threads_and_its_charges_are_sealed() {
                     let ids = page(&rng.distinct(len, 1_000_000));
                     let asked = MeterRequest {
                         licensee_id: 9,
+                        request_id: "test",
                         cap: Cap::UNLIMITED,
                         dedup: Dedup::None,
                         page: &ids,
@@ -951,6 +954,7 @@ fn a_prepaid_credit_is_exact_under_many_threads_and_its_charges_are_sealed() {
     let more = PrepaidTerms { credited_micros: 5_010_000, ..terms };
     let request = MeterRequest {
         licensee_id: 9,
+        request_id: "test",
         cap: Cap::UNLIMITED,
         dedup: Dedup::None,
         page: &page(&[1, 2, 3]),

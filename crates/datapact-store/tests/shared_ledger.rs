@@ -101,7 +101,7 @@ async fn deliver(
     posts: &[(i64, u32)],
     request_id: &str,
 ) -> Option<usize> {
-    let request = MeterRequest { licensee_id, cap, dedup, page: posts, at: t0(), prepaid: None };
+    let request = MeterRequest { licensee_id, request_id, cap, dedup, page: posts, at: t0(), prepaid: None };
     match ledger.reserve(request).await.unwrap() {
         Reserved::Serve(reservation) => {
             let delivered = reservation.posts().len();
@@ -243,6 +243,7 @@ async fn a_retried_idempotency_key_replays_without_counting(t: TestLedger) {
     assert!(matches!(ledger.claim(1, "key-1", fingerprint).await.unwrap(), Claim::InProgress));
     let request = MeterRequest {
         licensee_id: 1,
+        request_id: "test",
         cap: Cap::hard(10),
         dedup: Dedup::None,
         page: &page([1, 2]),
@@ -332,4 +333,89 @@ async fn on_postgres_each_node_writes_its_own_chain_and_verify_walks_them_all() 
         other => panic!("a deleted chain was not caught against its head: {other:?}"),
     }
     drop(b);
+}
+
+/// The test Redis (`DATAPACT_TEST_REDIS`, default redis://127.0.0.1:6379); `None` (said) to skip,
+/// a failure under `CI=true`.
+async fn redis_or_skip(namespace: &str) -> Option<datapact_limiter::RedisLimiter> {
+    let url = std::env::var("DATAPACT_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    match datapact_limiter::RedisLimiter::connect(&url, namespace, std::time::Duration::from_secs(2)).await {
+        Ok(limiter) => Some(limiter),
+        Err(error) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("Redis is required in CI (CI=true) and is not usable at {url}: {error}")
+        }
+        Err(error) => {
+            let line = format!("SKIPPED: Redis not usable at {url} (set DATAPACT_TEST_REDIS): {error}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            None
+        }
+    }
+}
+
+/// Two gateway nodes, each its own chain, deciding through one shared limiter: concurrent
+/// requests on both against a hard cap of 1,000 get exactly 1,000, and the ledger says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_two_nodes_sharing_a_limiter_never_cross_a_hard_cap() {
+    let Some(t) = TestLedger::postgres("unused").await else { return };
+    let Place::Postgres { store, schema, .. } = &t.place else { unreachable!() };
+    let Some(limiter) = redis_or_skip(schema).await else { return };
+    let clock = Arc::new(ManualClock::new(t0()));
+    let a = Ledger::open_postgres_shared(store, "node-a", clock.clone(), limiter.clone()).await.unwrap();
+    let b = Ledger::open_postgres_shared(store, "node-b", clock.clone(), limiter.clone()).await.unwrap();
+    let cap = Cap::hard(1_000);
+    let mut tasks = Vec::new();
+    for (node, ledger) in [("a", a.clone()), ("b", b.clone())] {
+        for task in 0..6_i64 {
+            let ledger = ledger.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut delivered = 0;
+                for request in 0..60_i64 {
+                    let first = (task * 60 + request) * 41;
+                    let posts = page(first..first + 1 + (request % 25));
+                    let id = format!("{node}-{task}-{request}");
+                    match deliver(&ledger, 3, cap, Dedup::None, &posts, &id).await {
+                        Some(n) => delivered += n,
+                        None => break,
+                    }
+                }
+                delivered
+            }));
+        }
+    }
+    let mut delivered = 0;
+    for task in tasks {
+        delivered += task.await.unwrap();
+    }
+    assert_eq!(delivered, 1_000, "clients of both nodes received exactly the cap");
+    assert_eq!(a.month_counted(3, MonthKey::of(t0())).await.unwrap(), 1_000, "the ledger says the cap");
+    let report = verified(&Ledger::open_postgres_for_reading(store, clock.clone()), &[]).await;
+    assert_eq!(report.chains.len(), 2, "each node wrote its own chain");
+    assert!(limiter.outstanding("node-a").await.unwrap().is_empty(), "every reservation was settled");
+
+    // A reservation a node never committed (it died mid-request) holds its counts until the node
+    // reconciles at its next start: then they are given back, and exactly that many can be served.
+    let c = Ledger::open_postgres_shared(store, "node-c", clock.clone(), limiter.clone()).await.unwrap();
+    let posts = page(5_000..5_010);
+    let before = c.month_counted(4, MonthKey::of(t0())).await.unwrap();
+    assert_eq!(before, 0);
+    let request = MeterRequest {
+        licensee_id: 4,
+        request_id: "lost",
+        cap: Cap::hard(15),
+        dedup: Dedup::None,
+        page: &posts,
+        at: t0(),
+        prepaid: None,
+    };
+    let Reserved::Serve(lost) = c.reserve(request).await.unwrap() else { panic!("refused") };
+    std::mem::forget(lost); // as a kill -9 would: no commit, no release
+    assert_eq!(
+        deliver(&c, 4, Cap::hard(15), Dedup::None, &page(6_000..6_010), "next").await,
+        Some(5),
+        "the lost 10 are held"
+    );
+    let reconciled = c.reconcile().await.unwrap();
+    assert_eq!((reconciled.settled, reconciled.released), (0, 1));
+    assert_eq!(deliver(&c, 4, Cap::hard(15), Dedup::None, &page(7_000..7_020), "after").await, Some(10), "given back");
+    assert_eq!(c.month_counted(4, MonthKey::of(t0())).await.unwrap(), 15, "the ledger holds exactly the cap");
 }

@@ -463,6 +463,15 @@ pub struct ServeArgs {
     /// (each gateway writes its own). Defaults to the machine's host name.
     #[arg(long, env = "DATAPACT_NODE")]
     pub node: Option<String>,
+    /// The limiter several gateways share, redis://HOST[:PORT][/DB]: rate limits, caps, daily
+    /// dedup and prepaid credits are then decided in Redis for every node, so any number of
+    /// gateways may serve one PostgreSQL store (without it, one gateway per store).
+    #[arg(long, env = "DATAPACT_LIMITER", hide_env_values = true)]
+    pub limiter: Option<String>,
+    /// When the shared limiter cannot answer, serve on without counting *rate limits* (instead of
+    /// 503). Caps and prepaid credits still fail closed: they are never decided without Redis.
+    #[arg(long, env = "DATAPACT_LIMITER_FAIL_OPEN")]
+    pub limiter_fail_open: bool,
     /// Benchmarks only: serve every licensee the public text (no fingerprints, no canaries).
     #[arg(long, hide = true)]
     pub unmarked: bool,

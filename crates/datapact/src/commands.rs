@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use datapact_core::ingest::IngestRecord;
 use datapact_core::{Clock, KeyPrefix, KeyRecord, LicenseeStatus, ManualClock, PostId, SystemClock, Timestamp};
+use datapact_gateway::terms::SharedRates;
 use datapact_gateway::{AppState, GatewayConfig, KeyCache, Services, TlsFiles, TrustedProxies};
+use datapact_limiter::RedisLimiter;
 use datapact_store::ops::{
     IngestBatcher, LineRejection, ParsedLine, backup_data_dir, issue_key, restore_data_dir, set_opt_out_by_username,
 };
@@ -47,8 +49,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secret(command) => return secret::run(command, &data_dir, clock.now()),
         command => command,
     };
-    let Opened { store, postgres, gateway_claim } =
-        open_store(cli.store.as_deref(), &data_dir, matches!(command, Command::Serve(_))).await?;
+    // A gateway alone on a PostgreSQL store claims it; gateways sharing a limiter serve it together.
+    let claims = matches!(&command, Command::Serve(args) if args.limiter.is_none());
+    let Opened { store, postgres, gateway_claim } = open_store(cli.store.as_deref(), &data_dir, claims).await?;
     let ledger_place = match &postgres {
         Some(pg) => LedgerPlace::Postgres(pg),
         None => LedgerPlace::DataDir(&data_dir),
@@ -144,7 +147,27 @@ async fn serve(
         "fingerprint secret ready"
     );
     let keys = Arc::new(KeyCache::load(store.as_ref()).await?);
-    let terms = Arc::new(datapact_gateway::terms::TermsCache::load(store.as_ref()).await?);
+    let limiter = match (&args.limiter, &postgres) {
+        (None, _) => None,
+        (Some(_), None) => bail!(
+            "--limiter (DATAPACT_LIMITER) shares decisions between gateways that share a store: it needs the \
+             PostgreSQL store (--store postgres://…)"
+        ),
+        (Some(url), Some(pg)) => {
+            let namespace = limiter_namespace(&pg.deployment_name().await?);
+            let limiter = RedisLimiter::connect(url, &namespace, LIMITER_TIMEOUT)
+                .await
+                .context("cannot use the shared limiter named by --limiter (DATAPACT_LIMITER)")?;
+            tracing::info!(namespace, fail_open = args.limiter_fail_open, "deciding through the shared limiter");
+            Some(limiter)
+        }
+    };
+    let mut terms = datapact_gateway::terms::TermsCache::load(store.as_ref()).await?;
+    if let Some(limiter) = &limiter {
+        let shared = SharedRates { limiter: limiter.clone(), fail_open: args.limiter_fail_open };
+        terms = terms.with_shared_rates(shared);
+    }
+    let terms = Arc::new(terms);
     let ledger = if args.unmetered {
         tracing::warn!("responses are NOT metered (--unmetered): for benchmarks only");
         None
@@ -158,9 +181,22 @@ async fn serve(
                     None => host_name(),
                 };
                 tracing::info!(node, "metering into the PostgreSQL store's ledger");
-                datapact_store::ledger::Ledger::open_postgres(pg, &node, clock.clone())
-                    .await
-                    .with_context(|| format!("cannot open the shared ledger for node {node:?} (--node)"))?
+                let opened = match &limiter {
+                    None => datapact_store::ledger::Ledger::open_postgres(pg, &node, clock.clone()).await,
+                    Some(limiter) => {
+                        datapact_store::ledger::Ledger::open_postgres_shared(pg, &node, clock.clone(), limiter.clone())
+                            .await
+                    }
+                };
+                let ledger =
+                    opened.with_context(|| format!("cannot open the shared ledger for node {node:?} (--node)"))?;
+                // Reservations this node left in Redis when it last stopped (a kill -9, say).
+                let reconciled =
+                    ledger.reconcile().await.context("cannot reconcile the shared limiter's reservations")?;
+                if reconciled != Default::default() {
+                    tracing::warn!(?reconciled, "settled the reservations this node left before it last stopped");
+                }
+                ledger
             }
         })
     };
@@ -245,6 +281,20 @@ impl LedgerPlace<'_> {
             LedgerPlace::Postgres(pg) => datapact_store::ledger::Ledger::open_postgres_for_reading(pg, clock),
         })
     }
+}
+
+/// How long a call to the shared limiter may take before the request fails closed (503).
+const LIMITER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The shared limiter's namespace for a deployment (`database.schema`): readable, and unique
+/// through a hash of the whole name (Redis names allow fewer characters than PostgreSQL's).
+fn limiter_namespace(deployment: &str) -> String {
+    use sha2::Digest as _;
+    let readable: String =
+        deployment.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')).take(40).collect();
+    let digest = sha2::Sha256::digest(deployment.as_bytes());
+    let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{readable}-{hash}")
 }
 
 /// This machine's host name, the default `--node` (a gateway's chain in a shared ledger).

@@ -56,6 +56,7 @@ async fn setup(with_secret: bool) -> Setup {
             let page: Vec<(i64, u32)> = page.iter().map(|p| (p.0, 1)).collect();
             let request = MeterRequest {
                 licensee_id: licensee,
+                request_id: "test",
                 cap: Cap::hard(1_000_000),
                 dedup: Dedup::None,
                 page: &page,

@@ -22,6 +22,7 @@
 
 mod pg;
 mod read;
+mod shared_meter;
 mod verify;
 mod writer;
 
@@ -45,6 +46,8 @@ pub use read::{
     ChainAnchor, DeliveryRecord, PruneSummary, UsageBy, UsageLine, VerifyFailure, VerifyReport, month_range,
     parse_anchor, verify_json,
 };
+pub use shared_meter::Reconciled;
+use shared_meter::{Settle, SharedMeter};
 
 use crate::postgres::PgStore;
 use crate::{StoreError, StoreResult};
@@ -95,6 +98,9 @@ fn unavailable(error: impl std::fmt::Display) -> StoreError {
 #[derive(Clone, Copy, Debug)]
 pub struct MeterRequest<'a> {
     pub licensee_id: i64,
+    /// The request's id (the gateway's own, unique per process): a shared limiter's reservation is
+    /// named after it, and reconciled by finding it in the ledger.
+    pub request_id: &'a str,
     pub cap: Cap,
     pub dedup: Dedup,
     /// The candidate posts as `(post id, revision)`, in response order.
@@ -118,6 +124,7 @@ pub struct PrepaidTerms {
 
 /// The ledger's answer to [`Ledger::reserve`].
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // nearly every answer is `Serve`, moved once to its caller
 pub enum Reserved {
     /// At a hard cap: deliver nothing (429 `usage-capped`).
     Refused(Capped),
@@ -315,6 +322,8 @@ pub struct LedgerInner {
     _lock: Option<std::fs::File>,
     backend: Backend,
     chain: String,
+    /// Decisions shared with other nodes through Redis (`None`: in this process's memory).
+    meter: Option<SharedMeter>,
     jobs: mpsc::Sender<Message>,
     shared: Arc<Shared>,
     in_flight: Arc<Mutex<HashMap<(i64, String), InFlightKey>>>,
@@ -399,6 +408,7 @@ impl Ledger {
             _lock: lock,
             backend: Backend::Sqlite { path, readers },
             chain: SQLITE_CHAIN.into(),
+            meter: None,
             jobs,
             shared,
             in_flight: Arc::new(Mutex::new(HashMap::new())),
@@ -407,8 +417,30 @@ impl Ledger {
     }
 
     /// Opens the ledger in a PostgreSQL store for a gateway node that writes chain `node`, and
-    /// starts its writer. Refused while another process writes that chain.
+    /// starts its writer. Refused while another process writes that chain. Decisions are taken in
+    /// this process's memory: one gateway per store ([`Ledger::open_postgres_shared`] for several).
     pub async fn open_postgres(store: &PgStore, node: &str, clock: Arc<dyn Clock>) -> StoreResult<Ledger> {
+        Self::open_postgres_with(store, node, clock, None).await
+    }
+
+    /// [`Ledger::open_postgres`] for one of several gateway nodes: caps, dedup and credits are
+    /// reserved in the shared `limiter` (see `shared_meter`). Call [`Ledger::reconcile`] before
+    /// serving.
+    pub async fn open_postgres_shared(
+        store: &PgStore,
+        node: &str,
+        clock: Arc<dyn Clock>,
+        limiter: datapact_limiter::RedisLimiter,
+    ) -> StoreResult<Ledger> {
+        Self::open_postgres_with(store, node, clock, Some(limiter)).await
+    }
+
+    async fn open_postgres_with(
+        store: &PgStore,
+        node: &str,
+        clock: Arc<dyn Clock>,
+        limiter: Option<datapact_limiter::RedisLimiter>,
+    ) -> StoreResult<Ledger> {
         check_node_name(node)?;
         let options = store.pool().connect_options().as_ref().clone();
         let chain = node.to_owned();
@@ -442,6 +474,7 @@ impl Ledger {
         Ok(Ledger(Arc::new(LedgerInner {
             _lock: None,
             backend: Backend::Postgres { pool: store.pool().clone() },
+            meter: limiter.map(|limiter| SharedMeter { limiter, node: chain.clone() }),
             chain,
             jobs,
             shared,
@@ -457,6 +490,7 @@ impl Ledger {
             _lock: None,
             backend: Backend::Postgres { pool: store.pool().clone() },
             chain: String::new(),
+            meter: None,
             jobs,
             shared: Arc::new(Shared { meter: Mutex::new(MeterState::default()) }),
             in_flight: Arc::new(Mutex::new(HashMap::new())),
@@ -536,6 +570,9 @@ impl Ledger {
                 request.page.len()
             )));
         }
+        if let Some(meter) = &self.meter {
+            return self.reserve_shared(meter, request).await;
+        }
         let month = MonthKey::of(request.at);
         let day = DayKey::of(request.at);
         // Counts not yet in memory are read outside the lock (a read may wait on the database),
@@ -591,10 +628,11 @@ impl Ledger {
             shared: Arc::clone(&self.shared),
             licensee_id: request.licensee_id,
             at: request.at,
-            generation,
+            generation: Some(generation),
             posts: request.page[..allotment.delivered].to_vec(),
             allotment,
             balance_before: prepaid.map(|prepaid| prepaid.balance_micros),
+            settle: None,
             submitted: false,
         }))
     }
@@ -665,6 +703,11 @@ impl Ledger {
                 Claim::Mismatch { first_used_at, reusable_at }
             }
         })
+    }
+
+    /// The posts counted for a licensee on `day`, as committed.
+    async fn counted_on(&self, licensee_id: i64, day: DayKey) -> StoreResult<HashSet<i64>> {
+        read!(self, |conn| read::counted_on(conn, licensee_id, day), |pool| pg::counted_on(pool, licensee_id, day))
     }
 
     /// Micro-units ever charged to a licensee's prepaid credit, as committed.
@@ -784,11 +827,14 @@ pub struct Reservation {
     shared: Arc<Shared>,
     licensee_id: i64,
     at: Timestamp,
-    generation: u64,
+    /// The in-process meter's generation it was decided in (`None`: decided by the shared limiter).
+    generation: Option<u64>,
     posts: Vec<(i64, u32)>,
     allotment: Allotment,
     /// A prepaid licensee's balance when this was reserved (its charges in flight deducted).
     balance_before: Option<i64>,
+    /// The shared limiter's reservation, settled after the commit or released without one.
+    settle: Option<Settle>,
     submitted: bool,
 }
 
@@ -838,9 +884,9 @@ impl Reservation {
         response: Option<IdempotentResponse>,
     ) -> impl Future<Output = StoreResult<()>> + Send + 'static {
         self.submitted = true;
-        submit(
+        let commit = submit(
             &self.jobs,
-            Some(self.generation),
+            self.generation,
             self.licensee_id,
             self.at,
             &self.posts,
@@ -848,12 +894,39 @@ impl Reservation {
             canaries,
             facts,
             response,
-        )
+        );
+        let settle = self.settle.take();
+        async move {
+            let committed = commit.await;
+            if let Some(Settle { limiter, id }) = settle {
+                // Committed: the counts stay (the ledger has them). Not: they are given back. If
+                // Redis fails here, the record stays and the node's next start reconciles it.
+                let outcome = match &committed {
+                    Ok(()) => limiter.settle(&id).await,
+                    Err(_) => limiter.release(&id).await,
+                };
+                if let Err(error) = outcome {
+                    tracing::warn!(%error, request = id.request_id, "a shared reservation is left to reconcile");
+                }
+            }
+            committed
+        }
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
+        if let Some(Settle { limiter, id }) = self.settle.take() {
+            // Never committed: give its counts back to every node (or leave it to reconcile).
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    if let Err(error) = limiter.release(&id).await {
+                        tracing::warn!(%error, request = id.request_id, "a shared reservation is left to reconcile");
+                    }
+                });
+            }
+            return;
+        }
         // A reservation that counted nothing took nothing another decision could rest on.
         if !self.submitted && self.allotment.counted > 0 {
             tracing::warn!(licensee = self.licensee_id, "a ledger reservation was abandoned; counts are reloaded");

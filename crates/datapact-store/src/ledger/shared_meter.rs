@@ -1,0 +1,152 @@
+//! Decisions several gateway nodes share: with a [`RedisLimiter`], [`super::Ledger::reserve`]
+//! reserves each page's counts in Redis (one atomic script per page, the same rule as the
+//! in-process meter) instead of this process's memory, so a hard cap, a day's dedup and a prepaid
+//! credit hold across every node. The PostgreSQL ledger stays the truth:
+//!
+//! - **Seeding.** What Redis lacks (a month's total, a day's counted posts, a licensee's charges)
+//!   is read from the committed ledger and seeded, then the reservation is retried.
+//! - **Settling.** A reservation whose rows committed is settled (its counts stay, now in the
+//!   ledger too); one that did not commit is released (its counts are given back).
+//! - **Reconciling.** A node that died between reserving and settling leaves records in Redis;
+//!   when it starts again (it is then the only writer of its chain) [`super::Ledger::reconcile`]
+//!   settles those whose request committed on its chain and releases the others: nothing is
+//!   lost, nothing counted twice.
+//!
+//! Redis unavailable: every metered request fails closed (503); the caller never serves a page
+//! the limiter did not reserve.
+
+use datapact_limiter::{LimiterError, RedisLimiter, ReservationId, ReserveOutcome, ReserveRequest, Seed, SeedValue};
+
+use super::{Ledger, MeterRequest, Reservation, Reserved, unavailable};
+use crate::{StoreError, StoreResult};
+
+/// How many times a reservation is retried after seeding (each retry follows a seed, so more
+/// means Redis keeps forgetting: fail closed).
+const SEED_ATTEMPTS: usize = 4;
+
+/// The shared limiter and the node this ledger reserves as.
+#[derive(Clone)]
+pub(super) struct SharedMeter {
+    pub limiter: RedisLimiter,
+    pub node: String,
+}
+
+/// What a settle or release after the commit needs.
+#[derive(Clone, Debug)]
+pub(super) struct Settle {
+    pub limiter: RedisLimiter,
+    pub id: ReservationId,
+}
+
+impl std::fmt::Debug for SharedMeter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedMeter").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+pub(super) fn limiter_error(error: LimiterError) -> StoreError {
+    match error {
+        LimiterError::Invalid(message) => StoreError::Invalid(message),
+        other => unavailable(format!("the shared limiter (Redis) cannot decide: {other}")),
+    }
+}
+
+/// What [`Ledger::reconcile`] did with a node's reservations left from before a restart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Reservations whose request committed: settled (counted).
+    pub settled: u64,
+    /// Reservations whose request never committed: released (given back).
+    pub released: u64,
+}
+
+impl Ledger {
+    pub(super) async fn reserve_shared(&self, meter: &SharedMeter, request: MeterRequest<'_>) -> StoreResult<Reserved> {
+        let ids: Vec<i64> = request.page.iter().map(|&(id, _)| id).collect();
+        let asked = ReserveRequest {
+            node: &meter.node,
+            request_id: request.request_id,
+            licensee_id: request.licensee_id,
+            at: request.at,
+            cap: request.cap,
+            dedup: request.dedup,
+            page: &ids,
+            prepaid: request.prepaid.map(|terms| datapact_limiter::PrepaidTerms {
+                per_record_micros: terms.per_record_micros,
+                included_records: terms.included_records,
+                credited_micros: terms.credited_micros,
+            }),
+        };
+        for _ in 0..SEED_ATTEMPTS {
+            match meter.limiter.reserve(asked).await.map_err(limiter_error)? {
+                ReserveOutcome::Refused(capped) => return Ok(Reserved::Refused(capped)),
+                ReserveOutcome::NoCredit(exhausted) => return Ok(Reserved::NoCredit(exhausted)),
+                ReserveOutcome::Unseeded(missing) => {
+                    for seed in missing {
+                        let value = self.committed_value(seed).await?;
+                        meter.limiter.seed(&value, request.at).await.map_err(limiter_error)?;
+                    }
+                }
+                ReserveOutcome::Serve { id, allotment, balance_before } => {
+                    // A page of nothing (a stream checking its cap) holds nothing: settled at once,
+                    // so the request's later pages can reserve under the same id.
+                    let settle = if ids.is_empty() {
+                        meter.limiter.settle(&id).await.map_err(limiter_error)?;
+                        None
+                    } else {
+                        Some(Settle { limiter: meter.limiter.clone(), id })
+                    };
+                    return Ok(Reserved::Serve(Reservation {
+                        jobs: self.jobs.clone(),
+                        shared: std::sync::Arc::clone(&self.shared),
+                        licensee_id: request.licensee_id,
+                        at: request.at,
+                        generation: None,
+                        posts: request.page[..allotment.delivered].to_vec(),
+                        allotment,
+                        balance_before,
+                        settle,
+                        submitted: false,
+                    }));
+                }
+            }
+        }
+        Err(unavailable("the shared limiter (Redis) keeps losing its counts; retry"))
+    }
+
+    /// The committed value Redis asked for, read from this ledger.
+    async fn committed_value(&self, seed: Seed) -> StoreResult<SeedValue> {
+        Ok(match seed {
+            Seed::Month { licensee_id, month } => {
+                SeedValue::Month { licensee_id, month, total: self.month_counted(licensee_id, month).await? }
+            }
+            Seed::Day { licensee_id, day } => {
+                let mut posts: Vec<i64> = self.counted_on(licensee_id, day).await?.into_iter().collect();
+                posts.sort_unstable();
+                SeedValue::Day { licensee_id, day, posts }
+            }
+            Seed::Charged { licensee_id } => {
+                SeedValue::Charged { licensee_id, micros: self.charged(licensee_id).await? }
+            }
+        })
+    }
+
+    /// Settles or releases the reservations this node left in the shared limiter before it
+    /// stopped (a crash, a kill -9), by whether each request committed on this node's chain. Run
+    /// at start-up, before serving: the chain's lock makes this process its only writer, so no
+    /// commit of those requests can still be in flight. Nothing to do without a shared limiter.
+    pub async fn reconcile(&self) -> StoreResult<Reconciled> {
+        let Some(meter) = &self.meter else { return Ok(Reconciled::default()) };
+        let mut done = Reconciled::default();
+        for record in meter.limiter.outstanding(&meter.node).await.map_err(limiter_error)? {
+            if self.committed(&record.id.request_id).await? {
+                meter.limiter.settle(&record.id).await.map_err(limiter_error)?;
+                done.settled += 1;
+            } else {
+                meter.limiter.release(&record.id).await.map_err(limiter_error)?;
+                done.released += 1;
+            }
+        }
+        Ok(done)
+    }
+}
