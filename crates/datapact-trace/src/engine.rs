@@ -95,12 +95,17 @@ pub struct TraceOutcome {
     pub report: TraceReport,
     /// Distinct matched post ids, ascending.
     pub matched_post_ids: Vec<u64>,
+    /// Distinct `(post id, revision)` whose text the leak shows (by text, or by id with that
+    /// revision's text), ascending: what deletion proofs may date the leak by.
+    pub matched_revisions: Vec<(u64, u32)>,
 }
 
 /// One matched leaked record, with its text if fingerprints were still being read.
 struct Matched {
     rev: RevisionRef,
     text: Option<String>,
+    /// Whether the leaked text is this revision's (not a post matched by id to its latest).
+    exact: bool,
 }
 
 #[derive(Default)]
@@ -140,6 +145,8 @@ pub struct Tracer {
     malformed: Vec<MalformedLine>,
     matched_posts: Vec<bool>,
     posts_matched: u64,
+    /// Revisions whose text the leak shows.
+    exact_revisions: Vec<bool>,
     /// Posts read or queued to be read (first occurrence in leak order).
     read_posts: Vec<bool>,
     /// First occurrences waiting to be read, in leak order.
@@ -186,6 +193,7 @@ impl Tracer {
             malformed: Vec::new(),
             matched_posts: vec![false; posts],
             posts_matched: 0,
+            exact_revisions: vec![false; revisions],
             read_posts: vec![false; posts],
             pending: Vec::new(),
             posts_read: 0,
@@ -428,10 +436,10 @@ impl Tracer {
     fn handle(&self, record: LeakRecord<'_>, offset: u64, out: &mut BatchOutcome) {
         out.records += 1;
         let read = self.reading.load(Ordering::Relaxed);
-        if let Some(rev) = record.id.and_then(|id| self.corpus.match_id(id, &record.text)) {
+        if let Some((rev, exact)) = record.id.and_then(|id| self.corpus.match_id_exact(id, &record.text)) {
             out.counts.matched_by_id += 1;
             let text = read.then(|| record.text.into_owned());
-            out.matched.push(Matched { rev, text });
+            out.matched.push(Matched { rev, text, exact });
             return;
         }
         let key = match_key(&record.text);
@@ -455,7 +463,7 @@ impl Tracer {
         }
         for rev in revs {
             let text = read.then(|| record.text.to_string());
-            out.matched.push(Matched { rev, text });
+            out.matched.push(Matched { rev, text, exact: true });
         }
     }
 
@@ -505,6 +513,9 @@ impl Tracer {
         }
         for m in outcome.matched {
             let post = self.corpus.post_index(m.rev) as usize;
+            if m.exact {
+                self.exact_revisions[m.rev.0 as usize] = true;
+            }
             if !self.matched_posts[post] {
                 self.matched_posts[post] = true;
                 self.posts_matched += 1;
@@ -714,7 +725,15 @@ impl Tracer {
             canary_hits,
             canaries_searched: self.canaries.len(),
         };
-        TraceOutcome { report, matched_post_ids }
+        let mut matched_revisions: Vec<(u64, u32)> = (0..self.exact_revisions.len())
+            .filter(|&i| self.exact_revisions[i])
+            .map(|i| {
+                let r = RevisionRef(i as u32);
+                (self.corpus.post_id(r), self.corpus.revision_number(r))
+            })
+            .collect();
+        matched_revisions.sort_unstable();
+        TraceOutcome { report, matched_post_ids, matched_revisions }
     }
 }
 
