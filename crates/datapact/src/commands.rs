@@ -167,6 +167,9 @@ async fn serve(
         index: Default::default(),
         ledger,
         shutdown: Default::default(),
+        // Derived from the current fingerprint secret: every gateway holding the ring signs the
+        // compliance URLs alike; a rotation takes effect (and voids outstanding URLs) at restart.
+        url_signer: datapact_gateway::compliance::UrlSigner::derived_from(fingerprint_secrets.current().key()),
     });
     datapact_gateway::metering::spawn_retention(state.clone(), args.delivery_retention_days);
     datapact_gateway::billing::spawn_schedule(state.clone());
