@@ -125,7 +125,19 @@ async fn deletion_violations_keep_their_evidence(store: &TestStore) {
     assert!(store.deletion_violations(Some(acme + 1000)).await.unwrap().is_empty());
 }
 
+async fn concurrent_creations_get_one_job(store: &TestStore) {
+    let (acme, _) = licensees(store).await;
+    // Eight requests at once (eight pool connections on PostgreSQL): exactly one job, seven refusals.
+    let attempts = (0..8).map(|i| store.create_compliance_job(new_job(&format!("50{i}"), acme, T0)));
+    let results = futures_util::future::join_all(attempts).await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results.iter().filter(|r| matches!(r, Err(StoreError::Conflict(_)))).count();
+    assert_eq!((created, refused), (1, 7), "{results:?}");
+    assert_eq!(store.compliance_jobs(acme, None).await.unwrap().len(), 1);
+}
+
 store_tests!(
+    concurrent_creations_get_one_job,
     one_job_per_type_at_a_time_per_licensee,
     a_job_is_its_licensees_alone_and_its_upload_is_taken_once,
     the_first_deletion_notice_is_kept_and_notices_are_append_only,

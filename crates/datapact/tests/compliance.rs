@@ -87,6 +87,13 @@ impl Env {
         self.store().await.licensee(name).await.unwrap().unwrap().id
     }
 
+    /// `datapact ARGS` on this store, parsed as JSON.
+    fn cli_json(&self, args: &[&str]) -> Value {
+        let mut all: Vec<&str> = self.schema.as_ref().map(|s| vec!["--store", s.url.as_str()]).unwrap_or_default();
+        all.extend(args);
+        json_out(&self.data, &all)
+    }
+
     async fn clock(&self, now: &str) {
         set_clock(&self.gateway, &self.data, now).await;
     }
@@ -456,6 +463,15 @@ async fn the_feed_shows_only_received_posts_and_resumes_without_gaps_or_duplicat
     assert!(notices.iter().all(|n| n.via == "feed"));
     let first = notices.iter().find(|n| n.post_id.get() == post_id(2)).unwrap();
     assert_eq!(first.notified_at, Timestamp::parse_rfc3339("2030-01-01T02:00:00Z").unwrap());
+    // The operator sees the same from the command line.
+    let listed = env.cli_json(&["compliance", "notices", "acme", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    assert_eq!(listed[0]["via"], "feed");
+    assert_eq!(listed[0]["notified_at"], "2030-01-01T02:00:00.000Z");
+    assert!(env.cli_json(&["compliance", "violations", "--json"]).as_array().unwrap().is_empty());
+    let unknown = datapact(&env.data, &["compliance", "notices", "nobody"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no licensee"));
 }
 
 async fn openapi_lists_the_compliance_routes(env: Env) {

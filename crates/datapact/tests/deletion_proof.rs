@@ -26,6 +26,7 @@ const T0: Timestamp = Timestamp(1_790_000_000_000);
 const HOUR: i64 = 3_600_000;
 
 struct Setup {
+    store_arg: Vec<String>,
     dir: tempfile::TempDir,
     store: Box<dyn Store>,
     _schema: Option<common::PgSchema>,
@@ -74,7 +75,7 @@ async fn setup(postgres: bool) -> Option<Setup> {
         .ingest(vec![parse_line(format!("{{\"delete\":{{\"id\":\"{first}\"}}}}").as_bytes()).unwrap()], at(1))
         .await
         .unwrap();
-    Some(Setup { dir, store, _schema: schema, posts, beta, ledger })
+    Some(Setup { store_arg, dir, store, _schema: schema, posts, beta, ledger })
 }
 
 fn at(hours: i64) -> Timestamp {
@@ -195,6 +196,13 @@ async fn a_leak_holding_a_post_newer_than_the_deadline_proves_the_violation(s: S
     assert_eq!(v.evidence["witness"]["post_id"], new_id as u64);
     assert_eq!(v.evidence["notified_via"], "feed");
     assert_eq!(v.evidence["leak_files"][0]["sha256"].as_str().unwrap().len(), 64);
+    // `datapact compliance violations` lists it.
+    let mut cli: Vec<&str> = s.store_arg.iter().map(String::as_str).collect();
+    cli.extend(["compliance", "violations", "beta", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&common::datapact_ok(s.dir.path(), &cli)).unwrap();
+    assert_eq!(listed[0]["licensee"], "beta");
+    assert_eq!(listed[0]["post_id"], s.posts[0].0.to_string());
+    assert_eq!(listed[0]["deadline_at"], at(25).to_string());
 }
 
 async fn only_a_revision_whose_text_the_leak_shows_dates_it(s: Setup) {
