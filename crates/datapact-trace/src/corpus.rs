@@ -176,8 +176,8 @@ impl Corpus {
         self.match_id_exact(post_id, leaked_text).map(|(r, _)| r)
     }
 
-    /// As [`Corpus::match_id`], and whether the leak shows that revision's text (always true of
-    /// a post with one revision: the post itself is what the leak shows, whatever its text).
+    /// As [`Corpus::match_id`], and whether the leaked text is that revision's (a post with one
+    /// revision: always, the post itself is what the record shows, whatever its text).
     pub fn match_id_exact(&self, post_id: u64, leaked_text: &str) -> Option<(RevisionRef, bool)> {
         let slot = self.posts[*self.by_id.get(&post_id)? as usize];
         let latest = RevisionRef(slot.end - 1);

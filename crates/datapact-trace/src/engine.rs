@@ -95,8 +95,11 @@ pub struct TraceOutcome {
     pub report: TraceReport,
     /// Distinct matched post ids, ascending.
     pub matched_post_ids: Vec<u64>,
-    /// Distinct `(post id, revision)` whose text the leak shows (by text, or by id with that
-    /// revision's text), ascending: what deletion proofs may date the leak by.
+    /// Distinct `(post id, revision)` the leak certainly holds, ascending: what deletion proofs
+    /// may date the leak by. A record with an id holds that post (revision 1: the post existed)
+    /// and, when its text is one of the post's revisions, that revision; a record without an id
+    /// holds the revision its text matches only when it matches one post alone (a text several
+    /// posts share proves none of them).
     pub matched_revisions: Vec<(u64, u32)>,
 }
 
@@ -104,8 +107,8 @@ pub struct TraceOutcome {
 struct Matched {
     rev: RevisionRef,
     text: Option<String>,
-    /// Whether the leaked text is this revision's (not a post matched by id to its latest).
-    exact: bool,
+    /// The revision this record certainly holds, if any (see [`TraceOutcome::matched_revisions`]).
+    dated: Option<u32>,
 }
 
 #[derive(Default)]
@@ -145,8 +148,8 @@ pub struct Tracer {
     malformed: Vec<MalformedLine>,
     matched_posts: Vec<bool>,
     posts_matched: u64,
-    /// Revisions whose text the leak shows.
-    exact_revisions: Vec<bool>,
+    /// `(post id, revision)` the leak certainly holds.
+    dated: std::collections::BTreeSet<(u64, u32)>,
     /// Posts read or queued to be read (first occurrence in leak order).
     read_posts: Vec<bool>,
     /// First occurrences waiting to be read, in leak order.
@@ -193,7 +196,7 @@ impl Tracer {
             malformed: Vec::new(),
             matched_posts: vec![false; posts],
             posts_matched: 0,
-            exact_revisions: vec![false; revisions],
+            dated: Default::default(),
             read_posts: vec![false; posts],
             pending: Vec::new(),
             posts_read: 0,
@@ -439,7 +442,8 @@ impl Tracer {
         if let Some((rev, exact)) = record.id.and_then(|id| self.corpus.match_id_exact(id, &record.text)) {
             out.counts.matched_by_id += 1;
             let text = read.then(|| record.text.into_owned());
-            out.matched.push(Matched { rev, text, exact });
+            let dated = Some(if exact { self.corpus.revision_number(rev) } else { 1 });
+            out.matched.push(Matched { rev, text, dated });
             return;
         }
         let key = match_key(&record.text);
@@ -461,9 +465,11 @@ impl Tracer {
         } else {
             out.counts.matched_by_text += 1;
         }
+        let unique = revs.len() == 1;
         for rev in revs {
             let text = read.then(|| record.text.to_string());
-            out.matched.push(Matched { rev, text, exact: true });
+            let dated = unique.then(|| self.corpus.revision_number(rev));
+            out.matched.push(Matched { rev, text, dated });
         }
     }
 
@@ -513,8 +519,8 @@ impl Tracer {
         }
         for m in outcome.matched {
             let post = self.corpus.post_index(m.rev) as usize;
-            if m.exact {
-                self.exact_revisions[m.rev.0 as usize] = true;
+            if let Some(revision) = m.dated {
+                self.dated.insert((self.corpus.post_id(m.rev), revision));
             }
             if !self.matched_posts[post] {
                 self.matched_posts[post] = true;
@@ -725,14 +731,7 @@ impl Tracer {
             canary_hits,
             canaries_searched: self.canaries.len(),
         };
-        let mut matched_revisions: Vec<(u64, u32)> = (0..self.exact_revisions.len())
-            .filter(|&i| self.exact_revisions[i])
-            .map(|i| {
-                let r = RevisionRef(i as u32);
-                (self.corpus.post_id(r), self.corpus.revision_number(r))
-            })
-            .collect();
-        matched_revisions.sort_unstable();
+        let matched_revisions: Vec<(u64, u32)> = self.dated.into_iter().collect();
         TraceOutcome { report, matched_post_ids, matched_revisions }
     }
 }

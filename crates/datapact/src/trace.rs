@@ -240,13 +240,12 @@ pub async fn trace_full(
             accused.delivered_share =
                 (report.posts_matched > 0).then(|| delivered as f64 / report.posts_matched as f64);
         }
-        // Everything the leak holds, dated by when it became available: each post matched (its
-        // first revision) and each revision whose text the leak shows.
+        // What the leak certainly holds (a post by id, a revision by its exact text, a text that
+        // matches one post alone), dated by when it became available.
         let witnesses: Vec<Witness> = outcome
-            .matched_post_ids
+            .matched_revisions
             .iter()
-            .map(|&id| (id, 1))
-            .chain(outcome.matched_revisions.iter().copied())
+            .copied()
             .filter_map(|(post_id, revision)| {
                 let available_at = *available.get(&(post_id, revision))?;
                 Some(Witness { post_id, revision, available_at })
