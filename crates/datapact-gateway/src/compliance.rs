@@ -6,9 +6,10 @@
 //!   its ids that it received and that were deleted (`action: delete`) or corrected since
 //!   (`action: edit`). `GET /2/compliance/jobs/:id` and `GET /2/compliance/jobs?type=` report
 //!   status (created, in_progress, complete, failed, expired). One job per type at a time.
-//! * the event feed: `GET /2/compliance/events?since=` streams, as JSON lines, the deletions and
-//!   corrections of posts this licensee actually received (from the delivery ledger), each line
-//!   with its `cursor`; `since=<cursor>` resumes after it, without duplicates or gaps.
+//! * the event feed: `GET /2/compliance/events?since=` streams, as JSON lines, the deletions of
+//!   posts this licensee actually received (from the delivery ledger) and the corrections of
+//!   those it holds an older revision of, each line with its `cursor`; `since=<cursor>` resumes
+//!   after it, without duplicates or gaps.
 //!
 //! The upload and download URLs are the gateway's own, signed (HMAC-SHA256 over the action, the
 //! licensee, the job and the expiry, with a key derived from the fingerprint secret) and
@@ -459,18 +460,30 @@ pub async fn upload(
         return Err(no_such_job(&id));
     }
     state.store.start_compliance_job(licensee_id, &id, now).await?;
-    // A malformed upload fails the job (as X's does) and is answered 400; a job that could not
-    // be processed (store or ledger unavailable) fails too, answered as that problem.
+    // Processed in a task of its own, so a client that disconnects (or a request timeout) cannot
+    // leave the job in progress: it completes or fails either way.
+    let task = tokio::spawn(process_upload(state.clone(), licensee_id, id.clone(), body));
+    let job =
+        task.await.map_err(|_| Problem::unavailable("the job could not be processed; retry with a new job"))??;
+    let base = base_url(&headers, scheme.as_deref());
+    Ok(json_response(StatusCode::OK, &json!({ "data": job_json(&state, &base, &job, state.clock.now()) })))
+}
+
+/// Ends a job taken `in_progress`: complete with its result, or failed. A malformed upload
+/// fails the job (as X's does) and is answered 400; a job that could not be processed (store or
+/// ledger unavailable) fails too, answered as that problem.
+async fn process_upload(
+    state: AppState,
+    licensee_id: i64,
+    id: String,
+    body: axum::body::Bytes,
+) -> Result<ComplianceJob, Problem> {
     let outcome: Result<(String, u64), Result<String, Problem>> = match parse_upload(&body) {
         Ok(ids) => job_result(&state, licensee_id, ids).await.map_err(Err),
         Err(why) => Err(Ok(why)),
     };
-    let base = base_url(&headers, scheme.as_deref());
     match outcome {
-        Ok(result) => {
-            let job = state.store.finish_compliance_job(licensee_id, &id, Ok(result), state.clock.now()).await?;
-            Ok(json_response(StatusCode::OK, &json!({ "data": job_json(&state, &base, &job, state.clock.now()) })))
-        }
+        Ok(result) => Ok(state.store.finish_compliance_job(licensee_id, &id, Ok(result), state.clock.now()).await?),
         Err(failure) => {
             let why = match &failure {
                 Ok(why) => why.clone(),
@@ -597,7 +610,13 @@ pub async fn events(
         for event in page {
             scanned += 1;
             after = event.seq;
-            if from.is_none_or(|at| event.at >= at) && received.contains_key(&event.post_id.get()) {
+            // A correction matters only to a licensee holding an older revision (as in job results).
+            let holds = match (received.get(&event.post_id.get()), event.kind) {
+                (Some(r), PostEventKind::Corrected { revision }) => r.oldest_revision < revision,
+                (Some(_), PostEventKind::Deleted) => true,
+                (None, _) => false,
+            };
+            if holds && from.is_none_or(|at| event.at >= at) {
                 chosen.push(event);
                 if chosen.len() == max {
                     break 'scan;

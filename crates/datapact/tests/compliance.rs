@@ -385,6 +385,19 @@ async fn signed_urls_and_bad_input_are_refused_with_problems(env: Env) {
     assert!(polled["data"]["error"].as_str().unwrap().contains("line 2"));
     let store = env.store().await;
     assert!(store.deletion_notices(Some(acme)).await.unwrap().is_empty());
+
+    // An upload far above the licensee API's 64 KiB body limit is taken (its route has its own);
+    // one above that is a 413 problem.
+    let (status, body) = env.create_job(&env.acme).await;
+    assert_eq!(status, 200, "a failed job does not block a new one: {body}");
+    let url = body["data"]["upload_url"].as_str().unwrap().to_owned();
+    let big: String = (1..=20_000).map(|n| format!("{}\r\n", PROLIFIC_BASE + n)).collect();
+    assert!(big.len() > 400_000);
+    let (status, done, _) = env.put(&url, &big).await;
+    assert_eq!((status, done["data"]["status"].as_str()), (200, Some("complete")), "{done}");
+    let huge = "1\n".repeat(12 * 1024 * 1024);
+    let (status, body, _) = env.put(&url, &huge).await;
+    assert_problem(status, &body, 413, "length limit");
 }
 
 async fn the_feed_shows_only_received_posts_and_resumes_without_gaps_or_duplicates(env: Env) {
@@ -394,6 +407,10 @@ async fn the_feed_shows_only_received_posts_and_resumes_without_gaps_or_duplicat
     env.clock("2030-01-01T02:00:00Z").await;
     env.correct(3, "Post number 3, corrected").await;
     env.correct(14, "Post number 14, corrected").await;
+    // acme receives post 30 only as corrected: that correction is nothing it must act on.
+    env.correct(30, "Post number 30, corrected").await;
+    let (status, _, _) = env.gateway.get(&env.acme, &format!("/2/tweets/{}", post_id(30))).await;
+    assert_eq!(status, 200);
 
     let (status, acme_all, cursor) = env.events(&env.acme, "").await;
     assert_eq!(status, 200);
