@@ -257,7 +257,7 @@ pub async fn get_job(
         ("status" = Option<String>, Query, description = "Only jobs with this status: created, in_progress, complete, failed or expired"),
     ),
     responses(
-        (status = 200, description = "`data`: the jobs (absent when there are none); `meta.result_count`", content_type = "application/json"),
+        (status = 200, description = "`data`: the jobs (an empty array when there are none); `meta.result_count`", content_type = "application/json"),
         crate::openapi::LicenseeProblems,
     )
 )]
@@ -302,10 +302,8 @@ pub async fn list_jobs(
         .filter(|job| status.is_none_or(|s| job.status_at(now) == s))
         .map(|job| job_json(&state, &base, job, now))
         .collect();
-    let mut body = json!({ "meta": { "result_count": jobs.len() } });
-    if !jobs.is_empty() {
-        body["data"] = json!(jobs);
-    }
+    // `data` even when empty: twarc takes a body with `meta` but no `data` for an unknown response.
+    let body = json!({ "data": jobs, "meta": { "result_count": jobs.len() } });
     Ok(json_response(StatusCode::OK, &body))
 }
 
