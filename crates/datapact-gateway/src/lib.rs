@@ -157,6 +157,8 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/admin/authors/{username}/opt-outs", post(admin::add_opt_out))
         .route("/admin/authors/{username}/opt-outs/{purpose}", delete(admin::remove_opt_out))
         .route("/admin/violations", get(admin::list_violations))
+        .route("/admin/compliance/violations", get(admin::compliance_violations))
+        .route("/admin/compliance/notices", get(admin::compliance_notices))
         .route("/admin/terms", get(admin::show_terms).post(admin::apply_terms))
         .route("/admin/audit", get(admin::audit_log))
         .route("/admin/keys", get(admin::list_keys))

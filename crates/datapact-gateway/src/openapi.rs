@@ -333,6 +333,8 @@ pub struct LicenseeApi;
         crate::admin::add_opt_out,
         crate::admin::remove_opt_out,
         crate::admin::list_violations,
+        crate::admin::compliance_violations,
+        crate::admin::compliance_notices,
         crate::admin::apply_terms,
         crate::admin::show_terms,
         crate::admin::audit_log,

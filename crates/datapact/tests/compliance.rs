@@ -486,6 +486,19 @@ async fn the_feed_shows_only_received_posts_and_resumes_without_gaps_or_duplicat
     assert_eq!(listed[0]["via"], "feed");
     assert_eq!(listed[0]["notified_at"], "2030-01-01T02:00:00.000Z");
     assert!(env.cli_json(&["compliance", "violations", "--json"]).as_array().unwrap().is_empty());
+    // And from the admin API.
+    let admin = |path: String| {
+        let request = env.gateway.http.get(format!("{}{path}", env.gateway.admin));
+        request.bearer_auth(Gateway::admin_token(&env.data)).send()
+    };
+    let response = admin("/admin/compliance/notices?licensee=acme".into()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["notices"], listed);
+    let response = admin("/admin/compliance/violations".into()).await.unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["violations"], json!([]));
+    let response = admin("/admin/compliance/notices?licensee=nobody".into()).await.unwrap();
+    assert_eq!(response.status(), 404);
     let unknown = datapact(&env.data, &["compliance", "notices", "nobody"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no licensee"));
@@ -516,6 +529,11 @@ async fn openapi_lists_the_compliance_routes(env: Env) {
     }
     // The signed routes need no bearer key.
     assert_eq!(paths["/2/compliance/upload/{id}"]["put"]["security"], json!([{}]));
+    let admin: Value =
+        env.gateway.http.get(format!("{}/openapi.json", env.gateway.admin)).send().await.unwrap().json().await.unwrap();
+    for path in ["/admin/compliance/violations", "/admin/compliance/notices"] {
+        assert!(admin["paths"][path]["get"].is_object(), "{path} missing");
+    }
 }
 
 macro_rules! on_both_stores {
