@@ -395,6 +395,43 @@ pub async fn list_violations(State(state): State<AppState>, TypedQuery(filter): 
     Ok(Json(json!({ "violations": state.store.violations(filter.licensee.as_deref()).await? })).into_response())
 }
 
+/// A licensee named in a query: its id, or a 404 problem.
+async fn licensee_filter(state: &AppState, name: Option<&str>) -> Result<Option<i64>, Problem> {
+    match name {
+        None => Ok(None),
+        Some(name) => match state.store.licensee(name).await? {
+            Some(licensee) => Ok(Some(licensee.id)),
+            None => Err(Problem::not_found(format!("no licensee {name:?}"))),
+        },
+    }
+}
+
+#[utoipa::path(
+    get, path = "/admin/compliance/violations", tag = "admin", params(("licensee" = Option<String>, Query)),
+    responses((status = 200, description = "Deletion-compliance violations proved from leaks (`datapact trace --record`), oldest first, with their evidence"),
+        (status = 404, description = "No such licensee", body = crate::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub async fn compliance_violations(
+    State(state): State<AppState>,
+    TypedQuery(filter): TypedQuery<KeyFilter>,
+) -> AdminResult {
+    let licensee = licensee_filter(&state, filter.licensee.as_deref()).await?;
+    Ok(Json(json!({ "violations": state.store.deletion_violations(licensee).await? })).into_response())
+}
+
+#[utoipa::path(
+    get, path = "/admin/compliance/notices", tag = "admin", params(("licensee" = Option<String>, Query)),
+    responses((status = 200, description = "When each licensee was first told of each deletion (compliance feed or job download), and how"),
+        (status = 404, description = "No such licensee", body = crate::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub async fn compliance_notices(
+    State(state): State<AppState>,
+    TypedQuery(filter): TypedQuery<KeyFilter>,
+) -> AdminResult {
+    let licensee = licensee_filter(&state, filter.licensee.as_deref()).await?;
+    Ok(Json(json!({ "notices": state.store.deletion_notices(licensee).await? })).into_response())
+}
+
 #[derive(Deserialize)]
 pub struct AuditQuery {
     limit: Option<usize>,

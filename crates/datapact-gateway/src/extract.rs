@@ -31,3 +31,25 @@ impl From<QueryRejection> for Problem {
         Problem::invalid_request(rejection.body_text())
     }
 }
+
+/// A raw request body; one that cannot be read (too large, cut short) is a problem: 413 when it
+/// is over the route's limit, else 400.
+pub struct BodyBytes(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for BodyBytes {
+    type Rejection = Problem;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Problem> {
+        match axum::body::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(BodyBytes(bytes)),
+            Err(rejection) => {
+                let mut problem = Problem::invalid_request(rejection.body_text());
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    problem.status = rejection.status();
+                    problem.title = "Payload Too Large";
+                }
+                Err(problem)
+            }
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod billing;
 pub mod canary;
 pub mod client_addr;
+pub mod compliance;
 pub mod extract;
 pub mod feed;
 pub mod fingerprint;
@@ -39,7 +40,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use datapact_core::{Clock, ManualClock};
 use datapact_store::Store;
 use tower::ServiceBuilder;
@@ -53,7 +54,7 @@ pub use server::{GatewayConfig, RunningGateway, TlsFiles, serve};
 
 use crate::problem::Problem;
 
-/// The largest request body the licensee API accepts (it has only GET endpoints).
+/// The largest request body the licensee API accepts (compliance uploads have their own limit).
 const PUBLIC_BODY_LIMIT: usize = 64 * 1024;
 /// The largest JSON body the admin API accepts, ingest excepted (it streams).
 const ADMIN_BODY_LIMIT: usize = 1024 * 1024;
@@ -98,6 +99,8 @@ pub struct Services {
     pub ledger: Option<datapact_store::ledger::Ledger>,
     /// Cancelled when the gateway shuts down, so long-lived responses (streams) can end cleanly.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Signs the compliance jobs' upload and download URLs (a key derived from the fingerprint secret).
+    pub url_signer: compliance::UrlSigner,
 }
 
 /// The licensee API, on `--listen`.
@@ -113,12 +116,25 @@ pub fn licensee_router(state: AppState) -> Router {
         .route("/2/users/{id}/tweets", get(api::user_timeline))
         .route("/2/users/by/username/{username}", get(api::user_by_username))
         .route("/2/usage/tweets", get(usage::usage_tweets))
+        .route("/2/compliance/jobs", get(compliance::list_jobs).post(compliance::create_job))
+        .route("/2/compliance/jobs/{id}", get(compliance::get_job))
+        .route("/2/compliance/events", get(compliance::events))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metering::idempotency))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), terms::enforce))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_licensee))
         .route_layer(axum::middleware::from_fn(|request, next| metrics::track("licensee", request, next)));
+    // The compliance jobs' signed URLs: the only licensee routes without a bearer key (the
+    // signature names the licensee and the job, and expires).
+    let signed = Router::new()
+        .route(
+            "/2/compliance/upload/{id}",
+            put(compliance::upload).layer(DefaultBodyLimit::max(compliance::UPLOAD_BODY_LIMIT)),
+        )
+        .route("/2/compliance/download/{id}", get(compliance::download))
+        .route_layer(axum::middleware::from_fn(|request, next| metrics::track("licensee", request, next)));
     Router::new()
         .merge(api)
+        .merge(signed)
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(|| async { axum::Json(<openapi::LicenseeApi as utoipa::OpenApi>::openapi()) }))
         .fallback(not_found)
@@ -141,6 +157,8 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/admin/authors/{username}/opt-outs", post(admin::add_opt_out))
         .route("/admin/authors/{username}/opt-outs/{purpose}", delete(admin::remove_opt_out))
         .route("/admin/violations", get(admin::list_violations))
+        .route("/admin/compliance/violations", get(admin::compliance_violations))
+        .route("/admin/compliance/notices", get(admin::compliance_notices))
         .route("/admin/terms", get(admin::show_terms).post(admin::apply_terms))
         .route("/admin/audit", get(admin::audit_log))
         .route("/admin/keys", get(admin::list_keys))
@@ -272,6 +290,7 @@ pub(crate) async fn test_state(store: Arc<dyn Store>, data_dir: &Path) -> AppSta
         index: Default::default(),
         ledger: None,
         shutdown: Default::default(),
+        url_signer: compliance::UrlSigner::derived_from(b"test"),
         store,
     })
 }

@@ -292,7 +292,7 @@ impl Modify for BearerAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "datapact licensee API", description = "X API v2 compatible read endpoints, served under a licence agreement."),
+    info(title = "datapact licensee API", description = "X API v2 compatible read endpoints, served under a licence agreement, and X-style deletion compliance (batch jobs with signed upload and download URLs, and an event feed)."),
     paths(
         crate::api::post_by_id,
         crate::api::posts_by_ids,
@@ -304,6 +304,12 @@ impl Modify for BearerAuth {
         crate::api::user_by_id,
         crate::api::user_by_username,
         crate::usage::usage_tweets,
+        crate::compliance::create_job,
+        crate::compliance::list_jobs,
+        crate::compliance::get_job,
+        crate::compliance::upload,
+        crate::compliance::download,
+        crate::compliance::events,
     ),
     components(schemas(PostObject, UserObject, Problem, PostResponse, PostsResponse, PostPageResponse, UserResponse, UsersResponse)),
     modifiers(&BearerAuth),
@@ -327,6 +333,8 @@ pub struct LicenseeApi;
         crate::admin::add_opt_out,
         crate::admin::remove_opt_out,
         crate::admin::list_violations,
+        crate::admin::compliance_violations,
+        crate::admin::compliance_notices,
         crate::admin::apply_terms,
         crate::admin::show_terms,
         crate::admin::audit_log,

@@ -84,7 +84,12 @@ pub async fn serve(config: GatewayConfig, state: AppState) -> anyhow::Result<Run
         }
         None => None,
     };
-    let public = common_layers(licensee_router(state.clone()), proxies.clone(), config.request_timeout);
+    let scheme = crate::compliance::PublicScheme(if tls.is_some() { "https" } else { "http" });
+    let public = common_layers(
+        licensee_router(state.clone()).layer(axum::Extension(scheme)),
+        proxies.clone(),
+        config.request_timeout,
+    );
     let admin = common_layers(admin_router(state.clone()), proxies, config.request_timeout);
     let (public_addr, public_handle, public_server) = start(config.listen, public, tls.clone(), "licensee API")?;
     let (admin_addr, admin_handle, admin_server) = start(config.admin_listen, admin, tls.clone(), "admin API")?;

@@ -6,6 +6,7 @@
 //! Every method is async and takes plain domain values, so a PostgreSQL implementation can sit
 //! behind the same trait.
 
+pub mod compliance;
 pub mod ledger;
 pub mod notify;
 pub mod ops;
@@ -18,6 +19,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use compliance::{ComplianceJob, DeletionNotice, DeletionViolation, NewComplianceJob, NewDeletionViolation};
 use datapact_billing::{Currency, InvoiceAccount, InvoiceLine, Money, Month};
 use datapact_core::ingest::IngestRecord;
 use datapact_core::{Author, KeyHash, KeyPrefix, KeyRecord, Licensee, Post, PostId, Timestamp, UserId};
@@ -593,6 +595,44 @@ pub trait Store: Send + Sync + 'static {
     /// the licensees logged. Gateways call it on a schedule, so the log follows suspensions that
     /// no invoice run or payment caused.
     async fn log_dunning_transitions(&self, change: &Change) -> StoreResult<Vec<String>>;
+
+    /// Creates a compliance job (issue 10). Refused (`Conflict`) while the licensee has another
+    /// job of the same type still created or in progress and not expired: one job per type at a
+    /// time, decided under the writer so two requests at once cannot both get one.
+    async fn create_compliance_job(&self, job: NewComplianceJob) -> StoreResult<ComplianceJob>;
+    /// A licensee's jobs (of one type, or all), newest first.
+    async fn compliance_jobs(&self, licensee_id: i64, job_type: Option<&str>) -> StoreResult<Vec<ComplianceJob>>;
+    /// One of a licensee's jobs; another licensee's job is `None`, as an unknown one.
+    async fn compliance_job(&self, licensee_id: i64, id: &str) -> StoreResult<Option<ComplianceJob>>;
+    /// Takes a job's upload: `created` inside its upload window becomes `in_progress` (once: a
+    /// second upload is a `Conflict`; an unknown job `NotFound`).
+    async fn start_compliance_job(&self, licensee_id: i64, id: &str, at: Timestamp) -> StoreResult<ComplianceJob>;
+    /// Ends a job `in_progress`: complete with its result (JSON lines, and how many) or failed with why.
+    async fn finish_compliance_job(
+        &self,
+        licensee_id: i64,
+        id: &str,
+        outcome: Result<(String, u64), String>,
+        at: Timestamp,
+    ) -> StoreResult<ComplianceJob>;
+    /// A complete job's result file, if the job is the licensee's and complete.
+    async fn compliance_job_result(&self, licensee_id: i64, id: &str) -> StoreResult<Option<String>>;
+    /// Records that a licensee was told at `at` (`via`: `feed` or `job:<id>`) of these deletions
+    /// `(post, deleted at)`; the first notice of a post is kept, later ones change nothing.
+    /// Returns how many were new.
+    async fn record_deletion_notices(
+        &self,
+        licensee_id: i64,
+        notices: Vec<(PostId, Timestamp)>,
+        via: &str,
+        at: Timestamp,
+    ) -> StoreResult<u64>;
+    /// Deletion notices of one licensee (or all), by licensee, then time.
+    async fn deletion_notices(&self, licensee_id: Option<i64>) -> StoreResult<Vec<DeletionNotice>>;
+    /// Records deletion-compliance violations proved from a leak, in one transaction.
+    async fn record_deletion_violations(&self, violations: Vec<NewDeletionViolation>) -> StoreResult<()>;
+    /// Deletion-compliance violations of one licensee (or all), oldest first.
+    async fn deletion_violations(&self, licensee_id: Option<i64>) -> StoreResult<Vec<DeletionViolation>>;
 
     /// The newest `limit` audit entries, newest first.
     async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>>;

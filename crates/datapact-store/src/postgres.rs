@@ -42,6 +42,7 @@ use datapact_core::{
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
+use crate::compliance::{ComplianceJob, DeletionNotice, DeletionViolation, NewComplianceJob, NewDeletionViolation};
 use crate::notify::{DueDelivery, NewNotification, NewWebhook, StoredWebhook, WebhookAttempt, WebhookDeliveryRecord};
 use crate::shared::{
     AuditDraft, KEY_COLUMNS, POST_COLUMNS, PostParts, USER_COLUMNS, check_block_reason, check_purpose, json_text,
@@ -56,6 +57,7 @@ use crate::{
 };
 
 mod billing;
+mod compliance;
 mod ingest;
 mod webhooks;
 
@@ -77,6 +79,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0004_credit_notes.sql"),
     include_str!("postgres/0005_fingerprint_ring.sql"),
     include_str!("postgres/0006_ledger.sql"),
+    include_str!("postgres/0007_compliance.sql"),
 ];
 /// Connections in the pool unless [`PgOptions::max_connections`] says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -1089,6 +1092,73 @@ impl Store for PgStore {
         let mut tx = self.write().await?;
         let result = webhooks::remove_webhook(&mut tx, id, change).await;
         finish(tx, result).await
+    }
+
+    async fn create_compliance_job(&self, job: NewComplianceJob) -> StoreResult<ComplianceJob> {
+        let mut tx = self.write().await?;
+        let result = compliance::create_job(&mut tx, job).await;
+        finish(tx, result).await
+    }
+
+    async fn compliance_jobs(&self, licensee_id: i64, job_type: Option<&str>) -> StoreResult<Vec<ComplianceJob>> {
+        let mut conn = self.pool.acquire().await?;
+        compliance::jobs(&mut conn, licensee_id, job_type).await
+    }
+
+    async fn compliance_job(&self, licensee_id: i64, id: &str) -> StoreResult<Option<ComplianceJob>> {
+        let mut conn = self.pool.acquire().await?;
+        compliance::job(&mut conn, licensee_id, id).await
+    }
+
+    async fn start_compliance_job(&self, licensee_id: i64, id: &str, at: Timestamp) -> StoreResult<ComplianceJob> {
+        let mut tx = self.write().await?;
+        let result = compliance::start_job(&mut tx, licensee_id, id, at).await;
+        finish(tx, result).await
+    }
+
+    async fn finish_compliance_job(
+        &self,
+        licensee_id: i64,
+        id: &str,
+        outcome: Result<(String, u64), String>,
+        at: Timestamp,
+    ) -> StoreResult<ComplianceJob> {
+        let mut tx = self.write().await?;
+        let result = compliance::finish_job(&mut tx, licensee_id, id, outcome, at).await;
+        finish(tx, result).await
+    }
+
+    async fn compliance_job_result(&self, licensee_id: i64, id: &str) -> StoreResult<Option<String>> {
+        let mut conn = self.pool.acquire().await?;
+        compliance::job_result(&mut conn, licensee_id, id).await
+    }
+
+    async fn record_deletion_notices(
+        &self,
+        licensee_id: i64,
+        notices: Vec<(PostId, Timestamp)>,
+        via: &str,
+        at: Timestamp,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let result = compliance::record_notices(&mut tx, licensee_id, &notices, via, at).await;
+        finish(tx, result).await
+    }
+
+    async fn deletion_notices(&self, licensee_id: Option<i64>) -> StoreResult<Vec<DeletionNotice>> {
+        let mut conn = self.pool.acquire().await?;
+        compliance::notices(&mut conn, licensee_id).await
+    }
+
+    async fn record_deletion_violations(&self, violations: Vec<NewDeletionViolation>) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let result = compliance::record_violations(&mut tx, &violations).await;
+        finish(tx, result).await
+    }
+
+    async fn deletion_violations(&self, licensee_id: Option<i64>) -> StoreResult<Vec<DeletionViolation>> {
+        let mut conn = self.pool.acquire().await?;
+        compliance::violations(&mut conn, licensee_id).await
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<StoredWebhook>> {

@@ -16,6 +16,7 @@ use datapact_core::{
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params, params_from_iter};
 
+use crate::compliance::{ComplianceJob, DeletionNotice, DeletionViolation, NewComplianceJob, NewDeletionViolation};
 use crate::notify::{DueDelivery, NewNotification, NewWebhook, StoredWebhook, WebhookAttempt, WebhookDeliveryRecord};
 use crate::{
     AuditEntry, Change, CreditAdded, IngestEffect, InvoiceIssue, KeyGrant, LicenseeAccount, LicenseeTerms, NewCredit,
@@ -25,6 +26,7 @@ use crate::{
 };
 
 mod billing;
+mod compliance;
 mod webhooks;
 
 use crate::shared::{
@@ -45,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0007_webhooks.sql"),
     include_str!("sqlite/0008_credit_notes.sql"),
     include_str!("sqlite/0009_fingerprint_ring.sql"),
+    include_str!("sqlite/0010_compliance.sql"),
 ];
 const READ_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1164,6 +1167,64 @@ impl Store for SqliteStore {
             Ok(removed)
         })
         .await
+    }
+
+    async fn create_compliance_job(&self, job: NewComplianceJob) -> StoreResult<ComplianceJob> {
+        self.write(move |conn| compliance::create_job(conn, job)).await
+    }
+
+    async fn compliance_jobs(&self, licensee_id: i64, job_type: Option<&str>) -> StoreResult<Vec<ComplianceJob>> {
+        let job_type = job_type.map(str::to_owned);
+        self.read(move |conn| compliance::jobs(conn, licensee_id, job_type.as_deref())).await
+    }
+
+    async fn compliance_job(&self, licensee_id: i64, id: &str) -> StoreResult<Option<ComplianceJob>> {
+        let id = id.to_owned();
+        self.read(move |conn| compliance::job(conn, licensee_id, &id)).await
+    }
+
+    async fn start_compliance_job(&self, licensee_id: i64, id: &str, at: Timestamp) -> StoreResult<ComplianceJob> {
+        let id = id.to_owned();
+        self.write(move |conn| compliance::start_job(conn, licensee_id, &id, at)).await
+    }
+
+    async fn finish_compliance_job(
+        &self,
+        licensee_id: i64,
+        id: &str,
+        outcome: Result<(String, u64), String>,
+        at: Timestamp,
+    ) -> StoreResult<ComplianceJob> {
+        let id = id.to_owned();
+        self.write(move |conn| compliance::finish_job(conn, licensee_id, &id, outcome, at)).await
+    }
+
+    async fn compliance_job_result(&self, licensee_id: i64, id: &str) -> StoreResult<Option<String>> {
+        let id = id.to_owned();
+        self.read(move |conn| compliance::job_result(conn, licensee_id, &id)).await
+    }
+
+    async fn record_deletion_notices(
+        &self,
+        licensee_id: i64,
+        notices: Vec<(PostId, Timestamp)>,
+        via: &str,
+        at: Timestamp,
+    ) -> StoreResult<u64> {
+        let via = via.to_owned();
+        self.write(move |conn| compliance::record_notices(conn, licensee_id, &notices, &via, at)).await
+    }
+
+    async fn deletion_notices(&self, licensee_id: Option<i64>) -> StoreResult<Vec<DeletionNotice>> {
+        self.read(move |conn| compliance::notices(conn, licensee_id)).await
+    }
+
+    async fn record_deletion_violations(&self, violations: Vec<NewDeletionViolation>) -> StoreResult<()> {
+        self.write(move |conn| compliance::record_violations(conn, &violations)).await
+    }
+
+    async fn deletion_violations(&self, licensee_id: Option<i64>) -> StoreResult<Vec<DeletionViolation>> {
+        self.read(move |conn| compliance::violations(conn, licensee_id)).await
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<StoredWebhook>> {

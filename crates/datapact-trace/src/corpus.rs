@@ -173,15 +173,21 @@ impl Corpus {
     /// stronger key: a text edited by the leaker still carries the sites it kept). `None`
     /// if the post is unknown.
     pub fn match_id(&self, post_id: u64, leaked_text: &str) -> Option<RevisionRef> {
+        self.match_id_exact(post_id, leaked_text).map(|(r, _)| r)
+    }
+
+    /// As [`Corpus::match_id`], and whether the leaked text is that revision's (a post with one
+    /// revision: always, the post itself is what the record shows, whatever its text).
+    pub fn match_id_exact(&self, post_id: u64, leaked_text: &str) -> Option<(RevisionRef, bool)> {
         let slot = self.posts[*self.by_id.get(&post_id)? as usize];
         let latest = RevisionRef(slot.end - 1);
         if slot.end - slot.first == 1 {
             // One revision: it is the answer either way, no need to fold.
-            return Some(latest);
+            return Some((latest, true));
         }
         let leaked = match_key(leaked_text);
         let found = (slot.first..slot.end).rev().find(|&i| match_key(&self.texts[i as usize]) == leaked);
-        Some(found.map(RevisionRef).unwrap_or(latest))
+        Some(found.map_or((latest, false), |i| (RevisionRef(i), true)))
     }
 
     /// The revisions (at most one per post, the latest) whose [`match_key`] equals the

@@ -95,12 +95,20 @@ pub struct TraceOutcome {
     pub report: TraceReport,
     /// Distinct matched post ids, ascending.
     pub matched_post_ids: Vec<u64>,
+    /// Distinct `(post id, revision)` the leak certainly holds, ascending: what deletion proofs
+    /// may date the leak by. A record with an id holds that post (revision 1: the post existed)
+    /// and, when its text is one of the post's revisions, that revision; a record without an id
+    /// holds the revision its text matches only when it matches one post alone (a text several
+    /// posts share proves none of them).
+    pub matched_revisions: Vec<(u64, u32)>,
 }
 
 /// One matched leaked record, with its text if fingerprints were still being read.
 struct Matched {
     rev: RevisionRef,
     text: Option<String>,
+    /// The revision this record certainly holds, if any (see [`TraceOutcome::matched_revisions`]).
+    dated: Option<u32>,
 }
 
 #[derive(Default)]
@@ -140,6 +148,8 @@ pub struct Tracer {
     malformed: Vec<MalformedLine>,
     matched_posts: Vec<bool>,
     posts_matched: u64,
+    /// `(post id, revision)` the leak certainly holds.
+    dated: std::collections::BTreeSet<(u64, u32)>,
     /// Posts read or queued to be read (first occurrence in leak order).
     read_posts: Vec<bool>,
     /// First occurrences waiting to be read, in leak order.
@@ -186,6 +196,7 @@ impl Tracer {
             malformed: Vec::new(),
             matched_posts: vec![false; posts],
             posts_matched: 0,
+            dated: Default::default(),
             read_posts: vec![false; posts],
             pending: Vec::new(),
             posts_read: 0,
@@ -428,10 +439,11 @@ impl Tracer {
     fn handle(&self, record: LeakRecord<'_>, offset: u64, out: &mut BatchOutcome) {
         out.records += 1;
         let read = self.reading.load(Ordering::Relaxed);
-        if let Some(rev) = record.id.and_then(|id| self.corpus.match_id(id, &record.text)) {
+        if let Some((rev, exact)) = record.id.and_then(|id| self.corpus.match_id_exact(id, &record.text)) {
             out.counts.matched_by_id += 1;
             let text = read.then(|| record.text.into_owned());
-            out.matched.push(Matched { rev, text });
+            let dated = Some(if exact { self.corpus.revision_number(rev) } else { 1 });
+            out.matched.push(Matched { rev, text, dated });
             return;
         }
         let key = match_key(&record.text);
@@ -453,9 +465,11 @@ impl Tracer {
         } else {
             out.counts.matched_by_text += 1;
         }
+        let unique = revs.len() == 1;
         for rev in revs {
             let text = read.then(|| record.text.to_string());
-            out.matched.push(Matched { rev, text });
+            let dated = unique.then(|| self.corpus.revision_number(rev));
+            out.matched.push(Matched { rev, text, dated });
         }
     }
 
@@ -505,6 +519,9 @@ impl Tracer {
         }
         for m in outcome.matched {
             let post = self.corpus.post_index(m.rev) as usize;
+            if let Some(revision) = m.dated {
+                self.dated.insert((self.corpus.post_id(m.rev), revision));
+            }
             if !self.matched_posts[post] {
                 self.matched_posts[post] = true;
                 self.posts_matched += 1;
@@ -714,7 +731,8 @@ impl Tracer {
             canary_hits,
             canaries_searched: self.canaries.len(),
         };
-        TraceOutcome { report, matched_post_ids }
+        let matched_revisions: Vec<(u64, u32)> = self.dated.into_iter().collect();
+        TraceOutcome { report, matched_post_ids, matched_revisions }
     }
 }
 

@@ -27,6 +27,7 @@
 
 mod canary;
 mod corpus;
+mod deletion;
 mod engine;
 mod input;
 mod judge;
@@ -34,6 +35,7 @@ mod report;
 
 pub use canary::{Canary, CanaryHit};
 pub use corpus::{Corpus, CorpusBuilder, RevisionRef, match_key};
+pub use deletion::{DeletedInLeak, DeletionVerdict, Witness, judge_deletions};
 pub use engine::{Candidate, TraceError, TraceOutcome, TraceSettings, Tracer};
 pub use input::{LeakFormat, sniff};
 pub use judge::BOUNDED_TOP;

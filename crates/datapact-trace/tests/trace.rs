@@ -248,3 +248,31 @@ proptest! {
         prop_assert_eq!(accused(&report), vec![licensee]);
     }
 }
+
+#[test]
+fn only_what_a_leak_certainly_holds_dates_it() {
+    let f = fixture(10);
+    let mut b = CorpusBuilder::new();
+    b.add_revision(1, 1, "The harbour lights were on all night long");
+    b.add_revision(1, 2, "The harbour lights were off all night long");
+    b.add_revision(2, 1, "Two posts can say exactly the same thing here");
+    b.add_revision(3, 1, "Two posts can say exactly the same thing here");
+    b.add_revision(4, 1, "A post with a single revision and its own words");
+    let candidates = vec![Candidate { id: 1, name: "a".into() }];
+    let mut tracer =
+        Tracer::new(b.build(), vec![f.secret.clone()], candidates, vec![], TraceSettings::default()).unwrap();
+    // With ids: post 1's first text (revision 1), post 4 with other text (the post exists: revision 1),
+    // post 1 again with a text none of its revisions has (the post, not its correction).
+    let with_ids = jsonl([
+        (1, "The harbour lights were on all night long".to_owned()),
+        (4, "words the platform never had".to_owned()),
+        (1, "entirely different words".to_owned()),
+    ]);
+    tracer.read_leak("ids.jsonl", with_ids.as_bytes(), LeakFormat::Jsonl, &mut |_| {}).unwrap();
+    // Without ids: a text two posts share proves neither; post 1's corrected text proves revision 2.
+    let texts = "Two posts can say exactly the same thing here\nThe harbour lights were off all night long\n";
+    tracer.read_leak("texts.txt", texts.as_bytes(), LeakFormat::Text, &mut |_| {}).unwrap();
+    let outcome = tracer.finish();
+    assert_eq!(outcome.matched_post_ids, vec![1, 2, 3, 4]);
+    assert_eq!(outcome.matched_revisions, vec![(1, 1), (1, 2), (4, 1)]);
+}

@@ -136,8 +136,13 @@ pub enum Command {
     #[command(subcommand)]
     Secret(SecretCommand),
     /// Which licensee(s) a leaked dump came from: fingerprints read back, canaries found, with a
-    /// bound on the chance of accusing an innocent one.
+    /// bound on the chance of accusing an innocent one; and, for its deleted posts, whether the
+    /// leak proves a deletion deadline was missed.
     Trace(crate::trace::TraceArgs),
+    /// Deletion compliance: the deletion-compliance violations traces proved, and when each
+    /// licensee was told of each deletion (compliance feed or job).
+    #[command(subcommand)]
+    Compliance(ComplianceCommand),
     /// Invoices: issue a month's from the ledger, list and show them.
     #[command(subcommand)]
     Invoice(InvoiceCommand),
@@ -331,6 +336,22 @@ pub enum BillingCommand {
         /// The month, YYYY-MM.
         #[arg(long)]
         month: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ComplianceCommand {
+    /// Deletion-compliance violations proved from leaks (`datapact trace --record`), oldest first.
+    Violations {
+        licensee: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// When each licensee was first told of each deletion, and how (feed, or job:ID).
+    Notices {
+        licensee: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -93,6 +93,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let ledger = ledger_place.open_for_reading(clock)?;
             trace::run_with_canaries(&args, &data_dir, &ledger, store.as_ref(), canaries).await
         }
+        Command::Compliance(command) => compliance(command, store.as_ref()).await,
         Command::Invoice(command) => billing::invoice(command, &ledger_place, store.as_ref(), clock).await,
         Command::Payment(command) => billing::payment(command, store.as_ref(), clock.now()).await,
         Command::Webhook(command) => billing::webhook(command, store.as_ref(), clock.now()).await,
@@ -219,6 +220,9 @@ async fn serve(
         index: Default::default(),
         ledger,
         shutdown: Default::default(),
+        // Derived from the current fingerprint secret: every gateway holding the ring signs the
+        // compliance URLs alike; a rotation takes effect (and voids outstanding URLs) at restart.
+        url_signer: datapact_gateway::compliance::UrlSigner::derived_from(fingerprint_secrets.current().key()),
     });
     datapact_gateway::metering::spawn_retention(state.clone(), args.delivery_retention_days);
     datapact_gateway::billing::spawn_schedule(state.clone());
@@ -651,6 +655,65 @@ async fn violations(licensee: Option<&str>, json: bool, store: &dyn Store) -> an
             v.last_at.to_string(),
             samples.join("; ")
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn compliance(command: crate::cli::ComplianceCommand, store: &dyn Store) -> anyhow::Result<ExitCode> {
+    use crate::cli::ComplianceCommand;
+    let licensee_id = |name: Option<String>| async move {
+        match name {
+            None => Ok(None),
+            Some(name) => match store.licensee(&name).await? {
+                Some(licensee) => Ok(Some(licensee.id)),
+                None => anyhow::bail!("no licensee {name:?}; `datapact licensee list` shows them"),
+            },
+        }
+    };
+    match command {
+        ComplianceCommand::Violations { licensee, json } => {
+            let violations = store.deletion_violations(licensee_id(licensee).await?).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&violations)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:<16} {:<20} {:<25} {:<25} {:<25} FINDING",
+                "LICENSEE", "POST", "DELETED", "DEADLINE", "NOTIFIED"
+            );
+            for v in violations {
+                let w = &v.violation;
+                println!(
+                    "{:<16} {:<20} {:<25} {:<25} {:<25} {}",
+                    v.licensee,
+                    w.post_id.get(),
+                    w.deleted_at.to_string(),
+                    w.deadline_at.to_string(),
+                    w.notified_at.map_or_else(|| "never".to_owned(), |t| t.to_string()),
+                    w.finding_id.map_or_else(|| "-".to_owned(), |id| id.to_string())
+                );
+            }
+        }
+        ComplianceCommand::Notices { licensee, json } => {
+            let notices = store.deletion_notices(licensee_id(licensee).await?).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&notices)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let names: std::collections::HashMap<i64, String> =
+                store.licensees().await?.into_iter().map(|l| (l.id, l.name)).collect();
+            println!("{:<16} {:<20} {:<25} {:<25} VIA", "LICENSEE", "POST", "DELETED", "NOTIFIED");
+            for n in notices {
+                println!(
+                    "{:<16} {:<20} {:<25} {:<25} {}",
+                    names.get(&n.licensee_id).cloned().unwrap_or_else(|| n.licensee_id.to_string()),
+                    n.post_id.get(),
+                    n.deleted_at.to_string(),
+                    n.notified_at.to_string(),
+                    n.via
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

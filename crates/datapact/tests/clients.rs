@@ -512,6 +512,17 @@ fn tweepy_searches_looks_up_and_walks_a_timeline() {
     fixture.check_user("tweepy get_user(id=)", &user["by_id"], BOB, true);
 
     fixture.check_walk("tweepy get_users_tweets (Paginator, 25)", &summary["timeline"], &fixture.timeline_ids(), 25);
+
+    // Batch compliance (issue 10): tweepy creates, is refused a second job, polls and lists;
+    // the signed URLs take the upload and give the result (nothing was deleted: no line).
+    let compliance = &summary["compliance"];
+    assert_eq!(compliance["created"]["status"], "created", "{}", pretty(compliance));
+    assert_eq!(compliance["second"]["status"], 409, "{}", pretty(compliance));
+    assert!(compliance["second"]["api_messages"][0].as_str().is_some_and(|m| m.contains("one job per type")));
+    assert_eq!(compliance["upload_status"], 200);
+    assert_eq!(compliance["polled_status"], "complete");
+    assert_eq!(compliance["listed"], json!([compliance["created"]["id"]]));
+    assert_eq!((compliance["download_status"].as_u64(), &compliance["result_lines"]), (Some(200), &json!([])));
     let timeline_pages: Vec<String> = requests(&summary)
         .into_iter()
         .filter(|request| {
@@ -575,6 +586,13 @@ fn twarc2_searches_looks_up_and_walks_a_timeline() {
     assert_eq!(by_username.len(), 1, "{}", pretty(&summary["users_by_username"]));
     fixture.check_user("twarc user_lookup (usernames)", &by_username[0], BOB, true);
     fixture.check_walk("twarc timeline (by username)", &summary["timeline_by_username"], &fixture.timeline_ids(), 100);
+
+    // Batch compliance (issue 10): twarc creates, gets and lists jobs; an empty list still has `data`.
+    let compliance = &summary["compliance"];
+    assert_eq!(compliance["created_status"], "created", "{}", pretty(compliance));
+    assert_eq!(compliance["got_status"], "created");
+    assert_eq!(compliance["listed"], json!([compliance["id"]]));
+    assert_eq!(compliance["listed_failed"], json!([]));
 }
 
 #[test]

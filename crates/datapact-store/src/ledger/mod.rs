@@ -43,7 +43,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 pub use read::{
-    ChainAnchor, DeliveryRecord, PruneSummary, UsageBy, UsageLine, VerifyFailure, VerifyReport, month_range,
+    ChainAnchor, DeliveryRecord, PruneSummary, Received, UsageBy, UsageLine, VerifyFailure, VerifyReport, month_range,
     parse_anchor, verify_json,
 };
 pub use shared_meter::Reconciled;
@@ -708,6 +708,12 @@ impl Ledger {
     /// The posts counted for a licensee on `day`, as committed.
     async fn counted_on(&self, licensee_id: i64, day: DayKey) -> StoreResult<HashSet<i64>> {
         read!(self, |conn| read::counted_on(conn, licensee_id, day), |pool| pg::counted_on(pool, licensee_id, day))
+    }
+
+    /// Every post delivered to a licensee (canaries excluded), with its first delivery and the
+    /// oldest revision delivered: what deletion compliance tells it about. Pruned batches no longer count.
+    pub async fn received(&self, licensee_id: i64) -> StoreResult<HashMap<i64, Received>> {
+        read!(self, |conn| read::received(conn, licensee_id), |pool| pg::received(pool, licensee_id))
     }
 
     /// Micro-units ever charged to a licensee's prepaid credit, as committed.

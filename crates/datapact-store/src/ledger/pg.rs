@@ -7,7 +7,7 @@
 //! `synchronous_commit` on (checked when the writer connects): the commit returns once the WAL is
 //! flushed, the same promise as SQLite's `synchronous=FULL`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use datapact_core::purpose::Purpose;
 use datapact_core::{Endpoint, KeyPrefix, Timestamp};
@@ -21,7 +21,8 @@ use sqlx::{Connection, PgConnection, PgPool, Row as _};
 use super::read::{
     CANARIES_SQL, CHARGED_SQL, COUNTED_ON_SQL, DAILY_COUNTS_SQL, DELIVERED_POSTS_SQL, DELIVERIES_SQL,
     MONTH_COUNTED_SQL, PRUNE_BATCHES_SQL, PRUNE_DELIVERIES_SQL, PRUNE_EVENTS_SQL, PRUNE_LAST_SQL, PRUNE_RESPONSES_SQL,
-    STORED_RESPONSE_SQL, anchors_for, month_range, stored_header, usage_group, usage_lines, usage_sql,
+    RECEIVED_SQL, Received, STORED_RESPONSE_SQL, anchors_for, month_range, received_post, stored_header, usage_group,
+    usage_lines, usage_sql,
 };
 use super::verify::{
     ChainWalk, DAILY_LINES_SQL, DAILY_TOTALS_SQL, DailyLine, PRUNE_HORIZON_SQL, Positioned, check_daily_line,
@@ -469,6 +470,11 @@ pub(super) async fn delivered_among(pool: &PgPool, licensee_id: i64, post_ids: &
 
 pub(super) async fn canaries(pool: &PgPool) -> StoreResult<Vec<(i64, i64)>> {
     Ok(sqlx::query_as(pg!(CANARIES_SQL)).fetch_all(pool).await?)
+}
+
+pub(super) async fn received(pool: &PgPool, licensee_id: i64) -> StoreResult<HashMap<i64, Received>> {
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(pg!(RECEIVED_SQL)).bind(licensee_id).fetch_all(pool).await?;
+    rows.into_iter().map(|(post_id, first_at, revision)| Ok((post_id, received_post(first_at, revision)?))).collect()
 }
 
 /// Whether `request_id` committed on `chain` (to settle a limiter reservation after a crash).

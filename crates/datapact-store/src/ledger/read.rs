@@ -1,7 +1,7 @@
 //! Reading the ledger back: counts for the meter, usage views, delivery exports, verification
 //! and pruning.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use datapact_core::purpose::Purpose;
 use datapact_core::{Endpoint, KeyPrefix, Timestamp};
@@ -41,6 +41,10 @@ pub(super) const DELIVERED_POSTS_SQL: &str = "SELECT DISTINCT post_id FROM deliv
 pub(super) const CANARIES_SQL: &str =
     "SELECT DISTINCT licensee_id, post_id FROM deliveries WHERE revision = 0 ORDER BY licensee_id, post_id";
 
+/// Every post delivered to a licensee (canaries, revision 0, excluded): first delivery, oldest revision.
+pub(super) const RECEIVED_SQL: &str = "SELECT post_id, MIN(at), CAST(MIN(revision) AS BIGINT) FROM deliveries
+     WHERE licensee_id = ?1 AND revision > 0 GROUP BY post_id";
+
 /// `usage`'s statement for a grouping column (`day`, `endpoint` or `purpose`).
 pub(super) fn usage_sql(group: &str) -> String {
     format!(
@@ -59,6 +63,31 @@ pub(super) fn usage_group(by: UsageBy) -> &'static str {
         UsageBy::Endpoint => "endpoint",
         UsageBy::Purpose => "purpose",
     }
+}
+
+pub(super) fn received(conn: &Connection, licensee_id: i64) -> StoreResult<HashMap<i64, Received>> {
+    let mut statement = conn.prepare_cached(RECEIVED_SQL)?;
+    let rows = statement.query_map(params![licensee_id], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+    })?;
+    let mut received = HashMap::new();
+    for row in rows {
+        let (post_id, first_at, revision) = row?;
+        received.insert(post_id, received_post(first_at, revision)?);
+    }
+    Ok(received)
+}
+
+/// What a licensee received of one post: when first, and the oldest revision it received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub first_at: Timestamp,
+    pub oldest_revision: u32,
+}
+
+pub(super) fn received_post(first_at: i64, revision: i64) -> StoreResult<Received> {
+    let oldest_revision = u32::try_from(revision).map_err(|_| unavailable("a delivered revision is out of range"))?;
+    Ok(Received { first_at: Timestamp(first_at), oldest_revision })
 }
 
 /// Whether `request_id` committed on `chain`.

@@ -52,6 +52,17 @@ class NoNetworkAdapter(HTTPAdapter):
         raise RuntimeError(f"refusing to reach {request.url}: only the gateway may be called")
 
 
+def gateway_session() -> requests.Session:
+    """A plain session for the URLs the gateway hands out (compliance upload and download):
+    the gateway itself only, recorded."""
+    session = requests.Session()
+    session.trust_env = False
+    session.mount("https://", NoNetworkAdapter())
+    session.mount("http://", NoNetworkAdapter())
+    session.mount(BASE_URL, RecordingAdapter())
+    return session
+
+
 def route_to_gateway(session: requests.Session) -> None:
     """Mounts the adapters on a client's session; ignores proxy settings from the environment."""
     session.trust_env = False

@@ -68,4 +68,19 @@ attempt(summary, "timeline", lambda: walk(client.timeline(PLAN["user_id"], max_r
 # By username: twarc resolves it with /2/users/by?usernames= first.
 attempt(summary, "timeline_by_username", lambda: walk(client.timeline(PLAN["username"])))
 
+
+
+def compliance() -> dict:
+    """twarc's compliance job calls: create, get, list (with a status nothing has: an empty list)."""
+    created = client.compliance_job_create("tweets", "datapact-check")
+    job_id = created["data"]["id"]
+    return {"created_status": created["data"]["status"],
+            "got_status": client.compliance_job_get(job_id)["data"]["status"],
+            "listed": [job["id"] for job in client.compliance_job_list("tweets", None)["data"]],
+            "listed_failed": client.compliance_job_list("tweets", "failed")["data"],
+            "id": job_id}
+
+
+attempt(summary, "compliance", compliance)
+
 finish(summary, caught)

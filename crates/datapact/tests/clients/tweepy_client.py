@@ -4,10 +4,11 @@ Run by tests/clients.rs; see _gateway.py for the environment it expects.
 """
 
 import datetime
+import json
 
 import tweepy
 
-from _gateway import KEY, PLAN, attempt, capture_warnings, finish, route_to_gateway
+from _gateway import KEY, PLAN, attempt, capture_warnings, finish, gateway_session, route_to_gateway
 
 caught = capture_warnings()
 
@@ -133,5 +134,28 @@ attempt(summary, "user", user)
 attempt(summary, "timeline", lambda: paginate(
     client.get_users_tweets, id=PLAN["user_id"], max_results=PLAN["timeline_page_size"],
     tweet_fields=TWEET_FIELDS))
+
+
+def compliance() -> dict:
+    """A batch compliance job as tweepy drives it (upload and download as X's docs show, with requests)."""
+    job = client.create_compliance_job(type="tweets", name="datapact-check")
+    second = None
+    try:
+        client.create_compliance_job(type="tweets")
+    except tweepy.errors.HTTPException as error:
+        second = {"status": error.response.status_code, "api_messages": error.api_messages}
+    session = gateway_session()
+    ids = "\n".join(PLAN["lookup_ids"]) + "\n"
+    upload = session.put(job.data["upload_url"], data=ids, headers={"Content-Type": "text/plain"})
+    polled = client.get_compliance_job(job.data["id"])
+    listed = client.get_compliance_jobs(type="tweets")
+    download = session.get(polled.data["download_url"])
+    return {"created": job.data, "second": second, "upload_status": upload.status_code,
+            "polled_status": polled.data["status"], "listed": [j["id"] for j in listed.data],
+            "download_status": download.status_code,
+            "result_lines": [json.loads(line) for line in download.text.splitlines()]}
+
+
+attempt(summary, "compliance", compliance)
 
 finish(summary, caught)
