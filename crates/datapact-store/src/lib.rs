@@ -7,6 +7,7 @@
 //! behind the same trait.
 
 pub mod ledger;
+pub mod migrate;
 pub mod notify;
 pub mod ops;
 pub mod postgres;
