@@ -13,7 +13,7 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-/// acme on plan `basic` (priced, invoiced with 10 days to pay) from December 1st.
+/// acme and globex on plan `basic` (priced, so December's run issues two invoices) from December 1st.
 fn terms() -> String {
     let plan = open_plan("basic", "");
     format!(
@@ -31,6 +31,11 @@ name = "acme"
 plan = "basic"
 starts = "2026-12-01"
 payment_terms_days = 10
+
+[[licensee]]
+name = "globex"
+plan = "basic"
+starts = "2026-12-01"
 "#
     )
 }
@@ -41,9 +46,18 @@ const LOOKUP_IDS: i64 = 6;
 /// served lookups and a search through a gateway (so the ledger has batches), ran December's
 /// invoices (a notification and its webhook delivery) and recorded a payment. Returns the
 /// directory, acme's key and the texts the gateway served for the lookup.
-async fn served_data_dir(dir: &Path) -> (PathBuf, String, Vec<String>) {
+/// `extra_posts` more posts by the prolific author make tables of several insert batches.
+async fn served_data_dir(dir: &Path, extra_posts: i64) -> (PathBuf, String, Vec<String>) {
     let corpus = dir.join("corpus.jsonl");
-    write_lines(&corpus, &corpus_lines());
+    let mut lines = corpus_lines();
+    for n in 1..=extra_posts {
+        let id = PROLIFIC_BASE + 1_000_000 + n;
+        lines.push(
+            serde_json::json!({"id": id.to_string(), "text": format!("Extra post {n}"), "author_id": PROLIFIC_AUTHOR.to_string(), "created_at": time(EPOCH_MS + n)})
+                .to_string(),
+        );
+    }
+    write_lines(&corpus, &lines);
     let data = dir.join("data");
     datapact_ok(&data, &["ingest", "--quiet", corpus.to_str().unwrap()]);
     apply_terms(&data, &terms());
@@ -56,7 +70,10 @@ async fn served_data_dir(dir: &Path) -> (PathBuf, String, Vec<String>) {
     let (status, body, _) = gateway.get(&key, "/2/tweets/search/recent?query=the&max_results=10").await;
     assert_eq!(status, 200, "{body}");
     gateway.stop();
-    datapact_ok(&data, &["invoice", "run", "--month", "2026-12", "--now", "2027-01-02T09:00:00Z"]);
+    let run = json_out(&data, &["invoice", "run", "--month", "2026-12", "--json", "--now", "2027-01-02T09:00:00Z"]);
+    let issued = run["issued"].as_array().unwrap();
+    assert_eq!(issued.len(), 2, "{run}");
+    let acme = issued.iter().find(|i| i["licensee"] == "acme").unwrap()["number"].as_str().unwrap();
     datapact_ok(
         &data,
         &[
@@ -65,7 +82,7 @@ async fn served_data_dir(dir: &Path) -> (PathBuf, String, Vec<String>) {
             "acme",
             "10.00",
             "--invoice",
-            "DP-000001",
+            acme,
             "--reference",
             "wire-1",
             "--now",
@@ -123,7 +140,7 @@ fn rows(report: &Value, table: &str) -> u64 {
 async fn a_served_data_dir_moves_to_postgres_and_serves_the_same_there() {
     let Some(schema) = pg_schema() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (data, key, texts) = served_data_dir(dir.path()).await;
+    let (data, key, texts) = served_data_dir(dir.path(), 0).await;
     let usage_before = json_out(&data, &["usage", "acme", "--month", "2026-12", "--json"]);
     let verify_before = json_out(&data, &["ledger", "verify", "--json"]);
     assert_eq!(verify_before["ok"], true, "{verify_before:#}");
@@ -138,7 +155,7 @@ async fn a_served_data_dir_moves_to_postgres_and_serves_the_same_there() {
         ("posts", PROLIFIC_POSTS as u64),
         ("licensees", 1),
         ("api_keys", 1),
-        ("invoices", 1),
+        ("invoices", 2),
         ("payments", 1),
         ("webhooks", 1),
         ("notifications", 1),
@@ -200,7 +217,7 @@ async fn a_served_data_dir_moves_to_postgres_and_serves_the_same_there() {
     // fail these inserts on the primary key).
     on_store(&elsewhere, &schema.url, &["licensee", "create", "newco"]);
     on_store(&elsewhere, &schema.url, &["key", "issue", "acme"]);
-    assert_eq!(psql(&schema.url, "SELECT MAX(id) FROM licensees"), "2");
+    assert_eq!(psql(&schema.url, "SELECT MAX(id) FROM licensees"), "3", "acme, globex, then newco");
     assert_eq!(psql(&schema.url, "SELECT MAX(id) FROM api_keys"), "2");
 }
 
@@ -216,6 +233,19 @@ async fn a_served_data_dir_and_a_target_holding_other_data_are_refused() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && stderr.contains("serving from") && stderr.contains("stop it"), "{stderr}");
     gateway.stop();
+    assert_eq!(psql(&schema.url, "SELECT COUNT(*) FROM licensees"), "0");
+
+    // A table the PostgreSQL schema lacks is a bug to report, never skipped: refused, nothing copied.
+    let db = rusqlite::Connection::open(data.join("datapact.db")).unwrap();
+    db.execute_batch("CREATE TABLE extra_notes (id INTEGER PRIMARY KEY, note TEXT NOT NULL)").unwrap();
+    let refused = migrate(&data, &schema.url, &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("schema mismatch") && stderr.contains("extra_notes"),
+        "{stderr}"
+    );
+    db.execute_batch("DROP TABLE extra_notes").unwrap();
+    drop(db);
     assert_eq!(psql(&schema.url, "SELECT COUNT(*) FROM licensees"), "0");
 
     // A store that already holds someone else's data is refused, nothing changed.
@@ -249,8 +279,10 @@ async fn a_served_data_dir_and_a_target_holding_other_data_are_refused() {
 async fn an_interrupted_migration_is_finished_by_running_it_again() {
     let Some(schema) = pg_schema() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (data, _key, _texts) = served_data_dir(dir.path()).await;
+    // Over 5,000 posts: the posts' tables are copied in several batches.
+    let (data, _key, _texts) = served_data_dir(dir.path(), 11_000).await;
     let first = migrate_json(&data, &schema.url);
+    assert!(rows(&first, "posts") > 2 * 5_000, "{first:#}");
     assert_verified(&first);
     let interrupted = ["posts", "post_revisions", "ledger_batches", "usage_events", "deliveries", "usage_daily"];
     for table in interrupted {
@@ -274,4 +306,59 @@ async fn an_interrupted_migration_is_finished_by_running_it_again() {
     let refused = migrate(&data, &schema.url, &[]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && stderr.contains("deliveries"), "{stderr}");
+}
+
+/// A real interruption: `migrate` killed with SIGKILL while it copies (as soon as a first table is
+/// recorded), then run again. Wherever the kill landed, the second run finishes the copy, verified.
+#[tokio::test]
+async fn a_migration_killed_mid_copy_is_finished_by_running_it_again() {
+    let Some(schema) = pg_schema() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _key, _texts) = served_data_dir(dir.path(), 20_000).await;
+    let from = format!("sqlite://{}", data.display());
+    let mut child = Command::new(BIN)
+        .args(["--data-dir", dir.path().join("unused").to_str().unwrap()])
+        .args(["migrate", "--quiet", "--from", from.as_str(), "--to", schema.url.as_str()])
+        .env_remove("DATAPACT_STORE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut recorded = 0;
+    while std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        let count = Command::new("psql")
+            .args([schema.url.as_str(), "-qtA", "-c", "SELECT COUNT(*) FROM migration_progress"])
+            .output()
+            .unwrap();
+        recorded = String::from_utf8_lossy(&count.stdout).trim().parse().unwrap_or(0);
+        if recorded > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    eprintln!("migrate killed ({status}) with {recorded} table(s) recorded");
+
+    // PostgreSQL releases the killed client's session (its gateway slot, its open transaction)
+    // once it notices the connection closed: a few tries while that message is the answer.
+    let mut report = None;
+    for _ in 0..50 {
+        let output = migrate(&data, &schema.url, &["--json"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() && stderr.contains("a gateway is serving from the target") {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        report = Some(serde_json::from_str::<Value>(&stdout).unwrap());
+        break;
+    }
+    let report = report.expect("the killed run's session was never released");
+    assert_verified(&report);
+    let tables = report["tables"].as_array().unwrap().len().to_string();
+    assert_eq!(psql(&schema.url, "SELECT COUNT(*) FROM migration_progress"), tables);
+    assert_eq!(migrate_json(&data, &schema.url)["already_migrated"], true);
 }
