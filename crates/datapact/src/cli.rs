@@ -108,8 +108,8 @@ pub enum Command {
         #[arg(long)]
         from: String,
         /// The PostgreSQL store, as --store takes it: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE
-        /// (optionally ?options=-csearch_path%3DSCHEMA).
-        #[arg(long, hide_env_values = true)]
+        /// (optionally ?options=-csearch_path%3DSCHEMA). Never echoed: it may hold a password.
+        #[arg(long)]
         to: String,
         /// No progress bars.
         #[arg(long)]
