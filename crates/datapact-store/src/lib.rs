@@ -8,6 +8,7 @@
 
 pub mod compliance;
 pub mod ledger;
+pub mod migrate;
 pub mod notify;
 pub mod ops;
 pub mod postgres;

@@ -80,6 +80,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0005_fingerprint_ring.sql"),
     include_str!("postgres/0006_ledger.sql"),
     include_str!("postgres/0007_compliance.sql"),
+    include_str!("postgres/0008_migration_progress.sql"),
 ];
 /// Connections in the pool unless [`PgOptions::max_connections`] says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;

@@ -98,6 +98,26 @@ pub enum Command {
         /// A directory that does not exist yet (or is empty).
         out: PathBuf,
     },
+    /// Move a deployment from the embedded store to PostgreSQL: copies the data directory's store
+    /// (datapact.db) and metering ledger (ledger.db) into the PostgreSQL store, table by table, and
+    /// its fingerprint secret ring into the store; then verifies row counts and the ledger chain.
+    /// Stop the gateway first. Safe to re-run: an interrupted run is finished, a finished one is left
+    /// as it is.
+    Migrate {
+        /// The data directory to move: sqlite://PATH, or PATH.
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL store, as --store takes it: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE
+        /// (optionally ?options=-csearch_path%3DSCHEMA). Never echoed: it may hold a password.
+        #[arg(long)]
+        to: String,
+        /// No progress bars.
+        #[arg(long)]
+        quiet: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Restore a backup into the data directory (stop the gateway first).
     Restore {
         /// A directory written by `datapact backup`.

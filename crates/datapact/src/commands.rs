@@ -22,7 +22,7 @@ use datapact_store::{Change, IngestEffect, PgStore, SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{AuthorCommand, Cli, Command, IngestArgs, KeyCommand, LicenseeCommand, ServeArgs, TermsCommand};
-use crate::{admin_token, billing, canaries, demo, ledger, secret, trace};
+use crate::{admin_token, billing, canaries, demo, ledger, migrate, secret, trace};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = match &cli.now {
@@ -38,6 +38,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::DemoCorpus(args) = &cli.command {
         demo::write_corpus(args)?;
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Migrate { from, to, quiet, json } = &cli.command {
+        // Before open_store: it opens its own source (--from) and target (--to).
+        return migrate::run(from, to, *quiet, *json, clock).await;
     }
     if let Command::Restore { from, force } = &cli.command {
         restore_data_dir(from, &data_dir, *force)?;
@@ -102,7 +106,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             billing::balance(licensee.as_deref(), json, store.as_ref(), clock.now()).await
         }
         Command::Billing(command) => billing::billing(command, store.as_ref(), clock.now()).await,
-        Command::DemoCorpus(_) | Command::Restore { .. } | Command::Secret(_) => unreachable!("handled above"),
+        Command::DemoCorpus(_) | Command::Restore { .. } | Command::Migrate { .. } | Command::Secret(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 

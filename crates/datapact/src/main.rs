@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod demo;
 mod ledger;
+mod migrate;
 mod secret;
 mod trace;
 

@@ -57,7 +57,10 @@ pub const LEDGER_FILE: &str = "ledger.db";
 /// The file whose exclusive lock marks the one process writing a data directory's ledger.
 pub const LEDGER_LOCK: &str = "ledger.lock";
 
-fn lock_data_dir(data_dir: &Path) -> StoreResult<std::fs::File> {
+/// Takes the data directory's writer lock ([`LEDGER_LOCK`]), as a serving gateway does: held
+/// while the returned file lives. `datapact migrate` holds it so no gateway serves (and meters
+/// into) the directory it copies; it fails with a Conflict while one does.
+pub fn lock_data_dir(data_dir: &Path) -> StoreResult<std::fs::File> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| unavailable(format!("cannot create data directory {}: {e}", data_dir.display())))?;
     let path = data_dir.join(LEDGER_LOCK);
