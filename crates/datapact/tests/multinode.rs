@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Gateway, PgSchema, corpus_lines, datapact_ok, eventually, ids, open_plan, pg_schema, write_lines};
+use common::{
+    Gateway, PROLIFIC_AUTHOR, PgSchema, corpus_lines, datapact_ok, eventually, ids, open_plan, pg_schema, write_lines,
+};
 
 fn redis_url() -> String {
     std::env::var("DATAPACT_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -77,8 +79,14 @@ impl Cluster {
 
     /// Gateway `node`, with a data directory of its own, on the shared store and limiter.
     fn gateway(&self, node: &str) -> Gateway {
+        self.gateway_with(node, &self.redis, &[])
+    }
+
+    fn gateway_with(&self, node: &str, redis: &str, extra: &[&str]) -> Gateway {
         let data = self.dir.path().join(node);
-        Gateway::start(&data, &["--store", &self.schema.url, "--node", node, "--limiter", &self.redis])
+        let mut args = vec!["--store", self.schema.url.as_str(), "--node", node, "--limiter", redis];
+        args.extend(extra);
+        Gateway::start(&data, &args)
     }
 
     fn json(&self, args: &[&str]) -> serde_json::Value {
@@ -218,4 +226,94 @@ async fn a_gateway_killed_under_load_leaves_the_ledger_exact_and_verifiable() {
     );
     let verify = cluster.json(&["ledger", "verify", "--json"]);
     assert_eq!(verify["ok"], true, "{verify:#}");
+}
+
+/// A Redis server of the test's own on a free port (the machine's is never stopped).
+struct PrivateRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut redis = PrivateRedis { port, child: None };
+        redis.up();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn up(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian's redis-server package) runs the limiter's fault tests");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the private redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// Redis down: posts are never served without a reservation (503, fail closed), with or without
+/// `--limiter-fail-open`, which lets only rate-limited responses that reserve nothing through
+/// (user lookups); Redis back: the same gateways serve again, counts re-seeded from the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_posts_fail_closed_and_service_resumes_without_a_restart() {
+    let Some(cluster) = Cluster::new("monthly_records = 25\ncap = \"hard\"\ndedup = \"none\"") else { return };
+    let mut redis = PrivateRedis::start();
+    let closed = cluster.gateway_with("gw-closed", &redis.url(), &[]);
+    let open = cluster.gateway_with("gw-open", &redis.url(), &["--limiter-fail-open"]);
+    let posts = format!("/2/tweets?ids={}", ids(1, 10));
+    let user = format!("/2/users/{PROLIFIC_AUTHOR}");
+    for gateway in [&closed, &open] {
+        assert_eq!(gateway.get(&cluster.key, &posts).await.0, 200);
+    }
+    redis.down();
+    for gateway in [&closed, &open] {
+        let (status, body, _) = gateway.get(&cluster.key, &posts).await;
+        assert_eq!(status, 503, "posts served without the limiter: {body}");
+        assert!(body.get("data").is_none(), "a 503 carries no data: {body}");
+    }
+    assert_eq!(closed.get(&cluster.key, &user).await.0, 503, "fail closed by default");
+    assert_eq!(open.get(&cluster.key, &user).await.0, 200, "--limiter-fail-open relaxes rate limits only");
+
+    // Back, empty (it kept nothing): the same gateways reconnect within moments, re-seed from the
+    // ledger, and the cap still holds across both: 20 were counted, 5 are left.
+    redis.up();
+    let back = eventually(Duration::from_secs(5), async || closed.get(&cluster.key, &user).await.0 == 200).await;
+    assert!(back.is_some(), "the gateway did not recover once Redis was back");
+    let mut delivered = 0;
+    for round in 0..10 {
+        let gateway = if round % 2 == 0 { &open } else { &closed };
+        let (status, body, _) = gateway.get(&cluster.key, &posts).await;
+        match status {
+            200 => delivered += body["data"].as_array().map_or(0, Vec::len),
+            429 => break,
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    let usage = cluster.json(&["usage", "acme", "--json"]);
+    let counted = usage[0]["counted"].as_u64().unwrap();
+    assert!(counted <= 25, "the hard cap was crossed: {usage:#}");
+    assert_eq!(counted, 20 + delivered as u64, "the ledger holds exactly what was served: {usage:#}");
 }
