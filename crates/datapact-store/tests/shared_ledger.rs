@@ -419,3 +419,46 @@ async fn on_postgres_two_nodes_sharing_a_limiter_never_cross_a_hard_cap() {
     assert_eq!(deliver(&c, 4, Cap::hard(15), Dedup::None, &page(7_000..7_020), "after").await, Some(10), "given back");
     assert_eq!(c.month_counted(4, MonthKey::of(t0())).await.unwrap(), 15, "the ledger holds exactly the cap");
 }
+
+/// Redis loses its counts (a restart without persistence, a flush) while a reservation is in
+/// flight: the limiter is re-seeded from the committed ledger, which does not hold it yet, so
+/// another node may reserve up to the cap. The in-flight commit must then be refused by the
+/// ledger itself, or the month would count past its hard cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_commit_past_the_cap_is_refused_when_redis_lost_count() {
+    let Some(t) = TestLedger::postgres("unused").await else { return };
+    let Place::Postgres { store, schema, .. } = &t.place else { unreachable!() };
+    let Some(limiter) = redis_or_skip(schema).await else { return };
+    let clock = Arc::new(ManualClock::new(t0()));
+    let a = Ledger::open_postgres_shared(store, "node-a", clock.clone(), limiter.clone()).await.unwrap();
+    let b = Ledger::open_postgres_shared(store, "node-b", clock.clone(), limiter.clone()).await.unwrap();
+    let cap = Cap::hard(10);
+    let posts = page(1..=6);
+    let request = MeterRequest {
+        licensee_id: 5,
+        request_id: "in-flight",
+        cap,
+        dedup: Dedup::None,
+        page: &posts,
+        at: t0(),
+        prepaid: None,
+    };
+    let Reserved::Serve(in_flight) = a.reserve(request).await.unwrap() else { panic!("refused") };
+    assert_eq!(in_flight.allotment().counted, 6);
+    // Redis forgets everything of this deployment.
+    let url = std::env::var("DATAPACT_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut redis = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("dp:{schema}:*")).query_async(&mut redis).await.unwrap();
+    assert!(!keys.is_empty());
+    let _: () = redis::cmd("DEL").arg(keys).query_async(&mut redis).await.unwrap();
+    // Node b is re-seeded from the ledger (nothing committed) and takes the whole cap.
+    assert_eq!(deliver(&b, 5, cap, Dedup::None, &page(100..120), "b-1").await, Some(10));
+    // Node a's page, reserved before the loss, would cross it: the ledger refuses its commit.
+    let refused = in_flight.commit(facts("in-flight"), None).await;
+    assert!(matches!(&refused, Err(StoreError::Unavailable(message)) if message.contains("hard cap")), "{refused:?}");
+    assert_eq!(a.month_counted(5, MonthKey::of(t0())).await.unwrap(), 10, "the month never counts past the cap");
+    verified(&a, &[]).await;
+    // Node a's chain continues after the refused batch.
+    assert_eq!(deliver(&a, 6, Cap::UNLIMITED, Dedup::None, &page(1..=3), "a-2").await, Some(3));
+    verified(&a, &[]).await;
+}

@@ -293,10 +293,25 @@ enum Message {
 struct Job {
     /// The meter generation the rows were decided in; `None`: they depend on no decision.
     generation: Option<u64>,
+    /// What the commit must not cross, for rows decided by the shared limiter (see [`Bounds`]).
+    bounds: Option<Bounds>,
     rows: Vec<datapact_ledger::Row>,
     daily: DailyDelta,
     response: Option<(i64, String, IdempotentResponse)>,
     reply: oneshot::Sender<StoreResult<()>>,
+}
+
+/// The limits a shared reservation was decided against, checked again by the PostgreSQL ledger
+/// in the commit's transaction (under a lock per licensee): the shared limiter decides, but if
+/// Redis lost its counts while reservations were in flight (a crash, a flush), a re-seeded count
+/// misses them; the commit is then refused (503, nothing served) rather than cross a hard cap or
+/// a prepaid credit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Bounds {
+    /// The month's hard cap on counted records.
+    pub hard_cap: Option<u64>,
+    /// Every credit added, for a prepaid licensee charged per record.
+    pub credited_micros: Option<i64>,
 }
 
 /// What one response adds to `usage_daily`.
@@ -636,6 +651,7 @@ impl Ledger {
             allotment,
             balance_before: prepaid.map(|prepaid| prepaid.balance_micros),
             settle: None,
+            bounds: None,
             submitted: false,
         }))
     }
@@ -658,7 +674,7 @@ impl Ledger {
             used_after: 0,
             charge: 0,
         };
-        submit(&self.jobs, None, licensee_id, at, &[], &nothing, &[], facts, response)
+        submit(&self.jobs, None, None, licensee_id, at, &[], &nothing, &[], facts, response)
     }
 
     /// Looks up an `Idempotency-Key` for `licensee_id` and, when it is free, holds it until the
@@ -844,6 +860,8 @@ pub struct Reservation {
     balance_before: Option<i64>,
     /// The shared limiter's reservation, settled after the commit or released without one.
     settle: Option<Settle>,
+    /// What its commit must not cross (shared reservations only).
+    bounds: Option<Bounds>,
     submitted: bool,
 }
 
@@ -896,6 +914,7 @@ impl Reservation {
         let commit = submit(
             &self.jobs,
             self.generation,
+            self.bounds,
             self.licensee_id,
             self.at,
             &self.posts,
@@ -952,6 +971,7 @@ impl Drop for Reservation {
 fn submit(
     jobs: &mpsc::Sender<Message>,
     generation: Option<u64>,
+    bounds: Option<Bounds>,
     licensee_id: i64,
     at: Timestamp,
     posts: &[(i64, u32)],
@@ -991,7 +1011,7 @@ fn submit(
     let response = response.map(|response| (licensee_id, event.request_id.clone(), response));
     let rows = response_rows(event, posts, counts, canaries);
     let (reply, done) = oneshot::channel();
-    let sent = jobs.send(Message::Commit(Job { generation, rows, daily, response, reply }));
+    let sent = jobs.send(Message::Commit(Job { generation, bounds, rows, daily, response, reply }));
     async move {
         sent.map_err(|_| unavailable("the ledger writer has stopped"))?;
         done.await.map_err(|_| unavailable("the ledger writer stopped before committing"))?

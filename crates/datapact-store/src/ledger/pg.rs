@@ -7,7 +7,7 @@
 //! `synchronous_commit` on (checked when the writer connects): the commit returns once the WAL is
 //! flushed, the same promise as SQLite's `synchronous=FULL`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use datapact_core::purpose::Purpose;
 use datapact_core::{Endpoint, KeyPrefix, Timestamp};
@@ -144,6 +144,18 @@ async fn head(conn: &mut PgConnection, chain: &str) -> StoreResult<Option<Anchor
 
 async fn write_batch(conn: &mut PgConnection, sealed: &SealedBatch, rows: &[Row], jobs: &[Job]) -> StoreResult<()> {
     let mut tx = conn.begin().await?;
+    // Shared reservations' limits are checked again below, against every node's commits: each
+    // licensee's lock (in id order, so batches never deadlock) makes those checks and this
+    // batch's rows one step for every node.
+    let bounds = batch_bounds(jobs);
+    for licensee_id in bounds.keys() {
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('datapact ledger bounds ' || current_schema(), $1))",
+        )
+        .bind(licensee_id)
+        .execute(&mut *tx)
+        .await?;
+    }
     let header = &sealed.header;
     let (chain, seq) = (header.chain.as_str(), header.seq as i64);
     sqlx::query(
@@ -253,6 +265,9 @@ async fn write_batch(conn: &mut PgConnection, sealed: &SealedBatch, rows: &[Row]
         .execute(&mut *tx)
         .await?;
     }
+    for (&licensee_id, bound) in &bounds {
+        check_bound(&mut tx, licensee_id, bound).await?;
+    }
     for job in jobs {
         if let Some((licensee_id, request_id, response)) = &job.response {
             sqlx::query(
@@ -272,6 +287,66 @@ async fn write_batch(conn: &mut PgConnection, sealed: &SealedBatch, rows: &[Row]
         }
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// The tightest limits a batch's shared reservations carry, per licensee: the smallest hard cap
+/// per month counted in, and the smallest credit, for the licensees the batch counts or charges.
+#[derive(Debug, Default)]
+struct LicenseeBound {
+    /// `(month, hard cap)`.
+    caps: BTreeMap<MonthKey, u64>,
+    credited_micros: Option<i64>,
+}
+
+fn batch_bounds(jobs: &[Job]) -> BTreeMap<i64, LicenseeBound> {
+    let mut bounds: BTreeMap<i64, LicenseeBound> = BTreeMap::new();
+    for job in jobs {
+        let (Some(limits), daily) = (job.bounds, &job.daily) else { continue };
+        if daily.counted == 0 && daily.charged == 0 {
+            continue;
+        }
+        let bound = bounds.entry(daily.licensee_id).or_default();
+        if let Some(cap) = limits.hard_cap.filter(|_| daily.counted > 0) {
+            let month = bound.caps.entry(MonthKey::of(daily.at)).or_insert(cap);
+            *month = (*month).min(cap);
+        }
+        if let Some(credited) = limits.credited_micros.filter(|_| daily.charged > 0) {
+            bound.credited_micros = Some(bound.credited_micros.map_or(credited, |c| c.min(credited)));
+        }
+    }
+    bounds
+}
+
+/// Refuses the batch if, with its rows, a licensee's month counts past its hard cap or its charges
+/// pass its credits: only possible if the shared limiter lost count (see `Bounds`).
+async fn check_bound(tx: &mut PgConnection, licensee_id: i64, bound: &LicenseeBound) -> StoreResult<()> {
+    for (&month, &cap) in &bound.caps {
+        let (from, to) = month_range(month);
+        let counted: i64 = sqlx::query_scalar(pg!(MONTH_COUNTED_SQL))
+            .bind(licensee_id)
+            .bind(from)
+            .bind(to)
+            .fetch_one(&mut *tx)
+            .await?;
+        if counted as u64 > cap {
+            return Err(unavailable(format!(
+                "the ledger refused a commit that would count {counted} records for licensee {licensee_id} in \
+                 {:04}-{:02}, past its hard cap of {cap} (the shared limiter lost count); nothing was served",
+                month.year(),
+                month.month()
+            )));
+        }
+    }
+    if let Some(credited) = bound.credited_micros {
+        let charged: i64 = sqlx::query_scalar(pg!(CHARGED_SQL)).bind(licensee_id).fetch_one(&mut *tx).await?;
+        if charged > credited {
+            return Err(unavailable(format!(
+                "the ledger refused a commit that would charge licensee {licensee_id} {charged} micro-units, past \
+                 its credits of {credited} (the shared limiter lost count); nothing was served"
+            )));
+        }
+    }
     Ok(())
 }
 

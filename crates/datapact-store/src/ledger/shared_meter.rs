@@ -17,7 +17,7 @@
 
 use datapact_limiter::{LimiterError, RedisLimiter, ReservationId, ReserveOutcome, ReserveRequest, Seed, SeedValue};
 
-use super::{Ledger, MeterRequest, Reservation, Reserved, unavailable};
+use super::{Bounds, Ledger, MeterRequest, Reservation, Reserved, unavailable};
 use crate::{StoreError, StoreResult};
 
 /// How many times a reservation is retried after seeding (each retry follows a seed, so more
@@ -106,6 +106,14 @@ impl Ledger {
                         allotment,
                         balance_before,
                         settle,
+                        bounds: Some(Bounds {
+                            // A hard cap's limit (`remaining` with nothing used); `None` for soft or none.
+                            hard_cap: request.cap.remaining(0),
+                            credited_micros: request
+                                .prepaid
+                                .filter(|terms| terms.per_record_micros > 0)
+                                .map(|terms| terms.credited_micros),
+                        }),
                         submitted: false,
                     }));
                 }
