@@ -49,6 +49,11 @@ impl Keys {
         format!("{}:pending:{node}", self.licensee(licensee_id))
     }
 
+    /// An `Idempotency-Key` held in flight ([`crate::RedisLimiter::hold_key`]).
+    pub(crate) fn held(&self, licensee_id: i64, key: &str) -> String {
+        format!("{}:held:{key}", self.licensee(licensee_id))
+    }
+
     /// `dp:<ns>:node:<node>`: the licensees a node may hold reservations for (outside any licensee's slot).
     pub(crate) fn node_index(&self, node: &str) -> String {
         format!("{}node:{node}", self.prefix)

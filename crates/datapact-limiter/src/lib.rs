@@ -89,6 +89,7 @@
 //! | `dp:<ns>:{lic:<id>}:day:<YYYY-MM-DD>` | hash `#g`, `<post id>`… | generation, one field per post counted that day (daily dedup only) | 2 days after the day ends |
 //! | `dp:<ns>:{lic:<id>}:charged` | hash `n`, `g` | micro-units charged ever (committed + reserved), generation | 45 days after its last use |
 //! | `dp:<ns>:{lic:<id>}:pending:<node>` | hash `<request id>` → record | the node's unsettled reservations for the licensee | 45 days after its last reservation |
+//! | `dp:<ns>:{lic:<id>}:held:<key>` | `node|fingerprint|since` | an `Idempotency-Key` a request is being served under ([`RedisLimiter::hold_key`]) | the holder's TTL (the gateway: 120 s), or let go after its commit |
 //! | `dp:<ns>:node:<node>` | set of licensee ids | whom a node may hold reservations for (read by `outstanding`) | 45 days after its last reservation |
 //!
 //! A record is `1|<at ms>|<month>|<month gen>|<day or empty>|<day gen>|<charged gen>|<counted>|<charge>|<post,post,…>`
@@ -114,6 +115,7 @@
 //!   `reserve` that timed out may still have been applied: it then shows in `outstanding` and must be released.
 
 mod error;
+mod held;
 mod keys;
 mod rate;
 mod reserve;

@@ -462,3 +462,50 @@ async fn on_postgres_a_commit_past_the_cap_is_refused_when_redis_lost_count() {
     assert_eq!(deliver(&a, 6, Cap::UNLIMITED, Dedup::None, &page(1..=3), "a-2").await, Some(3));
     verified(&a, &[]).await;
 }
+
+/// An `Idempotency-Key` sent to two gateways at once is served once: while one node holds it the
+/// other answers "in progress" (or "mismatch" for another request), and once the first committed
+/// a retry on the other node replays its response, counting nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_an_idempotency_key_is_held_across_nodes() {
+    let Some(t) = TestLedger::postgres("unused").await else { return };
+    let Place::Postgres { store, schema, .. } = &t.place else { unreachable!() };
+    let Some(limiter) = redis_or_skip(schema).await else { return };
+    let clock = Arc::new(ManualClock::new(t0()));
+    let a = Ledger::open_postgres_shared(store, "node-a", clock.clone(), limiter.clone()).await.unwrap();
+    let b = Ledger::open_postgres_shared(store, "node-b", clock.clone(), limiter.clone()).await.unwrap();
+    let fingerprint = RequestFingerprint::new("GET", "/2/tweets", "ids=1,2");
+    let other = RequestFingerprint::new("GET", "/2/tweets", "ids=3");
+    let Claim::Fresh(guard) = a.claim(1, "shared-key", fingerprint).await.unwrap() else { panic!("not fresh") };
+    assert!(matches!(b.claim(1, "shared-key", fingerprint).await.unwrap(), Claim::InProgress));
+    assert!(matches!(b.claim(1, "shared-key", other).await.unwrap(), Claim::Mismatch { .. }));
+    let posts = page([1, 2]);
+    let request = MeterRequest {
+        licensee_id: 1,
+        request_id: "first",
+        cap: Cap::hard(10),
+        dedup: Dedup::None,
+        page: &posts,
+        at: t0(),
+        prepaid: None,
+    };
+    let Reserved::Serve(reservation) = a.reserve(request).await.unwrap() else { panic!("refused") };
+    let response = IdempotentResponse { key: "shared-key".into(), fingerprint, body: b"body".to_vec() };
+    reservation.commit(facts("first"), Some(response)).await.unwrap();
+    drop(guard);
+    // The key is let go just after the commit (in a task of its own): a retry meanwhile is "in progress".
+    let mut replayed = false;
+    for _ in 0..100 {
+        match b.claim(1, "shared-key", fingerprint).await.unwrap() {
+            Claim::Replay(stored) => {
+                assert_eq!(stored.body, b"body");
+                replayed = true;
+                break;
+            }
+            Claim::InProgress => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            other => panic!("a retry after the commit got {other:?}"),
+        }
+    }
+    assert!(replayed, "a retry on another node after the commit was not replayed");
+    assert_eq!(a.month_counted(1, MonthKey::of(t0())).await.unwrap(), 2, "counted once");
+}

@@ -183,11 +183,31 @@ pub enum Claim {
 pub struct ClaimGuard {
     in_flight: Arc<Mutex<HashMap<(i64, String), InFlightKey>>>,
     slot: (i64, String),
+    /// The key as held in the shared limiter, for every node (see `shared_meter`).
+    held: Option<HeldKey>,
+}
+
+/// An `Idempotency-Key` held in the shared limiter by this request.
+#[derive(Debug)]
+struct HeldKey {
+    limiter: datapact_limiter::RedisLimiter,
+    holder: String,
 }
 
 impl Drop for ClaimGuard {
     fn drop(&mut self) {
         lock(&self.in_flight).remove(&self.slot);
+        if let Some(HeldKey { limiter, holder }) = self.held.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            // Not let go (no runtime, Redis down): it expires by itself.
+            let (licensee_id, key) = self.slot.clone();
+            runtime.spawn(async move {
+                if let Err(error) = limiter.let_go_key(licensee_id, &key, &holder).await {
+                    tracing::warn!(%error, "a held Idempotency-Key is left to expire");
+                }
+            });
+        }
     }
 }
 
@@ -701,7 +721,14 @@ impl Ledger {
             // a retry arriving meanwhile is told "in progress" rather than served a second time.
             in_flight.insert(slot.clone(), InFlightKey { fingerprint, since: now });
         }
-        let guard = ClaimGuard { in_flight: Arc::clone(&self.in_flight), slot };
+        let mut guard = ClaimGuard { in_flight: Arc::clone(&self.in_flight), slot, held: None };
+        if let Some(meter) = &self.meter {
+            // Held for every node before the committed response is read, as in this process.
+            match self.hold_shared(meter, licensee_id, key, fingerprint, now).await? {
+                Ok(held) => guard.held = Some(held),
+                Err(claim) => return Ok(claim),
+            }
+        }
         let stored = read!(self, |conn| read::stored_response(conn, licensee_id, key), |pool| pg::stored_response(
             pool,
             licensee_id,

@@ -17,8 +17,15 @@
 
 use datapact_limiter::{LimiterError, RedisLimiter, ReservationId, ReserveOutcome, ReserveRequest, Seed, SeedValue};
 
-use super::{Bounds, Ledger, MeterRequest, Reservation, Reserved, unavailable};
+use datapact_core::Timestamp;
+use datapact_ledger::RequestFingerprint;
+
+use super::{Bounds, Claim, HeldKey, Ledger, MeterRequest, Reservation, Reserved, unavailable};
 use crate::{StoreError, StoreResult};
+
+/// How long an `Idempotency-Key` stays held for a request in flight if its node dies before
+/// letting it go (longer than any request: the gateway abandons one after its request timeout).
+const HELD_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How many times a reservation is retried after seeding (each retry follows a seed, so more
 /// means Redis keeps forgetting: fail closed).
@@ -120,6 +127,35 @@ impl Ledger {
             }
         }
         Err(unavailable("the shared limiter (Redis) keeps losing its counts; retry"))
+    }
+
+    /// Holds an `Idempotency-Key` in the shared limiter; if another request (on any node) holds
+    /// it, what to answer: in progress, or a mismatch when it was sent for another request.
+    pub(super) async fn hold_shared(
+        &self,
+        meter: &SharedMeter,
+        licensee_id: i64,
+        key: &str,
+        fingerprint: RequestFingerprint,
+        now: Timestamp,
+    ) -> StoreResult<Result<HeldKey, Claim>> {
+        let holder = format!("{}|{}|{}", meter.node, fingerprint.0.to_hex(), now.millis());
+        match meter.limiter.hold_key(licensee_id, key, &holder, HELD_KEY_TTL).await.map_err(limiter_error)? {
+            None => Ok(Ok(HeldKey { limiter: meter.limiter.clone(), holder })),
+            Some(current) => {
+                let mut parts = current.split('|').skip(1);
+                let (held_for, since) = (parts.next(), parts.next().and_then(|ms| ms.parse::<i64>().ok()));
+                Ok(Err(match (held_for, since) {
+                    (Some(hex), Some(since)) if hex != fingerprint.0.to_hex() => {
+                        let first_used_at = Timestamp(since);
+                        let reusable_at =
+                            first_used_at.plus_millis(datapact_ledger::idempotency::IDEMPOTENCY_WINDOW_MS);
+                        Claim::Mismatch { first_used_at, reusable_at }
+                    }
+                    _ => Claim::InProgress,
+                }))
+            }
+        }
     }
 
     /// The committed value Redis asked for, read from this ledger.
