@@ -8,7 +8,7 @@ use datapact_core::Timestamp;
 use datapact_mark::{Channel, ChannelSet};
 use datapact_store::ops::{backup_data_dir, restore_data_dir};
 use datapact_store::secrets::{SECRETS_FILE, SecretParams, SecretRing};
-use datapact_store::{SqliteStore, StoreError};
+use datapact_store::{SqliteStore, Store, StoreError};
 
 const PASSPHRASE: &str = "correct horse battery staple";
 const T1: Timestamp = Timestamp::from_millis(1_764_000_000_000);
@@ -322,16 +322,20 @@ async fn backup_and_restore_carry_the_ring_with_mode_0600() {
 
     // A backup whose version 1 differs from the local one is refused before anything is replaced.
     let elsewhere = dir.path().join("elsewhere");
+    // Its store holds a licensee the backup does not: still there afterwards means not replaced.
+    // (Compared by content, not bytes: SQLite may checkpoint its WAL into the file at any close.)
     let store_elsewhere = SqliteStore::open(&elsewhere).unwrap();
+    store_elsewhere.create_licensee("only-elsewhere", &datapact_store::Change::new("test", T1)).await.unwrap();
     drop(store_elsewhere);
     let foreign = SecretRing::load_or_create(&elsewhere, T1).unwrap();
-    let db_before = std::fs::read(elsewhere.join(datapact_store::SQLITE_FILE)).unwrap();
     match restore_data_dir(&out, &elsewhere, true) {
         Err(StoreError::Conflict(message)) => assert!(message.contains("version 1"), "{message}"),
         other => panic!("a restore must never replace a fingerprint key, got {other:?}"),
     }
     assert_eq!(SecretRing::load(&elsewhere).unwrap(), Some(foreign));
-    assert_eq!(std::fs::read(elsewhere.join(datapact_store::SQLITE_FILE)).unwrap(), db_before, "nothing replaced");
+    let kept = SqliteStore::open(&elsewhere).unwrap();
+    assert!(kept.licensee("only-elsewhere").await.unwrap().is_some(), "nothing replaced");
+    drop(kept);
 
     // A corrupt ring makes the backup fail rather than carry it silently.
     write_0600(&file(&data), b"{");
