@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use redis::Script;
 
-use crate::keys::check_request_id;
 use crate::{LimiterError, RedisLimiter};
 
 /// Deletes a held key only if `holder` still holds it (a key that expired and was taken by another
@@ -30,7 +29,7 @@ impl RedisLimiter {
         holder: &str,
         ttl: Duration,
     ) -> Result<Option<String>, LimiterError> {
-        check_request_id(key)?;
+        check_key(key)?;
         let name = self.keys().held(licensee_id, key);
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         for _ in 0..3 {
@@ -60,9 +59,22 @@ impl RedisLimiter {
         Err(LimiterError::Unavailable("a held key kept changing hands; retry".into()))
     }
 
+    /// Forgets the counts a reservation was decided against — its month's total, its day's posts,
+    /// its licensee's charges — so the next reservation re-seeds them from the ledger. For when the
+    /// ledger refused a commit because these counts had fallen behind it (Redis lost some).
+    pub async fn forget_counts(&self, id: &crate::ReservationId) -> Result<(), LimiterError> {
+        let keys = self.keys();
+        let names =
+            [keys.month(id.licensee_id, id.month()), keys.day(id.licensee_id, id.day()), keys.charged(id.licensee_id)];
+        let mut connection = self.connection();
+        let _: i64 =
+            self.bounded("forget counts", redis::cmd("DEL").arg(&names[..]).query_async(&mut connection)).await?;
+        Ok(())
+    }
+
     /// Lets `key` go if `holder` still holds it; `true` when it did.
     pub async fn let_go_key(&self, licensee_id: i64, key: &str, holder: &str) -> Result<bool, LimiterError> {
-        check_request_id(key)?;
+        check_key(key)?;
         let name = self.keys().held(licensee_id, key);
         let mut connection = self.connection();
         let deleted: i64 = self
@@ -70,4 +82,12 @@ impl RedisLimiter {
             .await?;
         Ok(deleted == 1)
     }
+}
+
+/// An `Idempotency-Key` as the gateway accepts it: 1 to 255 visible ASCII characters.
+fn check_key(key: &str) -> Result<(), LimiterError> {
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(LimiterError::Invalid(format!("Idempotency-Key {key:?}: use 1 to 255 visible ASCII characters")));
+    }
+    Ok(())
 }

@@ -110,14 +110,24 @@ pub struct PgStore {
 /// The advisory lock of the one-gateway slot. Advisory locks are database-wide: the schema is in
 /// the name, so deployments in two schemas of one database do not exclude each other.
 const GATEWAY_LOCK_SQL: &str = "SELECT pg_try_advisory_lock(hashtext('datapact gateway ' || current_schema()))";
+/// The same lock, shared by the gateways that decide through one limiter.
+const GATEWAY_LOCK_SHARED_SQL: &str =
+    "SELECT pg_try_advisory_lock_shared(hashtext('datapact gateway ' || current_schema()))";
 
 /// A gateway's hold on a PostgreSQL store ([`PgStore::claim_gateway`]); released when dropped (its
 /// connection closes) — and when the connection is lost, which [`GatewayClaim::holds`] tells.
 pub struct GatewayClaim {
     conn: sqlx::PgConnection,
+    /// Held with other gateways that share a limiter (`--limiter`), rather than alone.
+    shared: bool,
 }
 
 impl GatewayClaim {
+    /// Whether it is held with other gateways sharing a limiter ([`PgStore::claim_gateway_shared`]).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
     /// Whether the claim still holds: its connection (the lock's session) still answers.
     pub async fn holds(&mut self) -> bool {
         sqlx::query("SELECT 1").execute(&mut self.conn).await.is_ok()
@@ -168,12 +178,29 @@ impl PgStore {
         let claimed: bool = sqlx::query_scalar(GATEWAY_LOCK_SQL).fetch_one(&mut conn).await?;
         if !claimed {
             return Err(StoreError::Conflict(
-                "another gateway is serving from this PostgreSQL store: each gateway keeps its own metering \
-                 ledger in its data directory for now, so only one may serve a store at a time (stop the other)"
+                "another gateway is serving from this PostgreSQL store: without a shared limiter each gateway \
+                 decides caps on its own, so one serves a store at a time (stop the other, or run every gateway \
+                 with --limiter)"
                     .into(),
             ));
         }
-        Ok(GatewayClaim { conn })
+        Ok(GatewayClaim { conn, shared: false })
+    }
+
+    /// The store's gateway slot, held *with* the other gateways that share a limiter: refused while
+    /// a gateway without one serves the store (it decides caps in its own memory), and it keeps such
+    /// a gateway from starting.
+    pub async fn claim_gateway_shared(&self) -> StoreResult<GatewayClaim> {
+        let mut conn = self.pool.acquire().await?.detach();
+        let claimed: bool = sqlx::query_scalar(GATEWAY_LOCK_SHARED_SQL).fetch_one(&mut conn).await?;
+        if !claimed {
+            return Err(StoreError::Conflict(
+                "another gateway is serving from this PostgreSQL store alone, without --limiter: it decides caps in \
+                 its own memory, so no other may serve beside it (stop it, or restart it with --limiter)"
+                    .into(),
+            ));
+        }
+        Ok(GatewayClaim { conn, shared: true })
     }
 
     pub async fn connect(url: &str) -> StoreResult<Self> {

@@ -455,8 +455,13 @@ async fn on_postgres_a_commit_past_the_cap_is_refused_when_redis_lost_count() {
     assert_eq!(deliver(&b, 5, cap, Dedup::None, &page(100..120), "b-1").await, Some(10));
     // Node a's page, reserved before the loss, would cross it: the ledger refuses its commit.
     let refused = in_flight.commit(facts("in-flight"), None).await;
-    assert!(matches!(&refused, Err(StoreError::Unavailable(message)) if message.contains("hard cap")), "{refused:?}");
+    assert!(matches!(&refused, Err(StoreError::Conflict(message)) if message.contains("hard cap")), "{refused:?}");
     assert_eq!(a.month_counted(5, MonthKey::of(t0())).await.unwrap(), 10, "the month never counts past the cap");
+    // The refusal made the limiter forget the counts it lost, so they are re-seeded from the
+    // ledger: the next request is refused at the cap (429), not failed again at the commit.
+    let next = page(200..205);
+    let request = MeterRequest { request_id: "after", page: &next, ..request };
+    assert!(matches!(a.reserve(request).await.unwrap(), Reserved::Refused(_)), "not refused at the cap");
     verified(&a, &[]).await;
     // Node a's chain continues after the refused batch.
     assert_eq!(deliver(&a, 6, Cap::UNLIMITED, Dedup::None, &page(1..=3), "a-2").await, Some(3));

@@ -53,9 +53,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secret(command) => return secret::run(command, &data_dir, clock.now()),
         command => command,
     };
-    // A gateway alone on a PostgreSQL store claims it; gateways sharing a limiter serve it together.
-    let claims = matches!(&command, Command::Serve(args) if args.limiter.is_none());
-    let Opened { store, postgres, gateway_claim } = open_store(cli.store.as_deref(), &data_dir, claims).await?;
+    // A gateway alone on a PostgreSQL store claims it; gateways sharing a limiter claim it together.
+    let serving = match &command {
+        Command::Serve(args) => Some(if args.limiter.is_some() { Serving::Shared } else { Serving::Alone }),
+        _ => None,
+    };
+    let Opened { store, postgres, gateway_claim } = open_store(cli.store.as_deref(), &data_dir, serving).await?;
     let ledger_place = match &postgres {
         Some(pg) => LedgerPlace::Postgres(pg),
         None => LedgerPlace::DataDir(&data_dir),
@@ -328,7 +331,8 @@ async fn keep_claim(store: Arc<PgStore>, mut claim: GatewayClaim) -> anyhow::Err
         if claim.holds().await {
             continue;
         }
-        match store.claim_gateway().await {
+        let again = if claim.is_shared() { store.claim_gateway_shared().await } else { store.claim_gateway().await };
+        match again {
             Ok(again) => {
                 tracing::warn!("the PostgreSQL store's gateway claim was lost with its connection; taken again");
                 claim = again;
@@ -813,12 +817,20 @@ fn parse_date_or_time(value: &str) -> anyhow::Result<Timestamp> {
         .map_err(|_| anyhow::anyhow!("--expires {value:?}: use a date such as 2027-01-31 or an RFC 3339 time"))
 }
 
+/// How a gateway serves a PostgreSQL store: alone, or with others through a shared limiter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serving {
+    Alone,
+    Shared,
+}
+
 /// A store opened by [`open_store`].
 pub struct Opened {
     pub store: Arc<dyn Store>,
     /// The same store when it is PostgreSQL (its ledger lives there too).
     pub postgres: Option<Arc<PgStore>>,
-    /// A serving gateway's hold on a PostgreSQL store's one gateway slot.
+    /// A serving gateway's hold on a PostgreSQL store's gateway slot: alone, or shared with the
+    /// gateways that decide through the same limiter.
     pub gateway_claim: Option<(Arc<PgStore>, GatewayClaim)>,
 }
 
@@ -826,7 +838,7 @@ pub struct Opened {
 /// (or `sqlite`), a PostgreSQL database for a `postgres://` URL. The URL is never echoed: it may
 /// carry a password. To serve from PostgreSQL, the gateway claims the store's one gateway slot
 /// (returned with the store, to keep); on SQLite the data directory's ledger lock does that.
-pub async fn open_store(store: Option<&str>, data_dir: &Path, serving: bool) -> anyhow::Result<Opened> {
+pub async fn open_store(store: Option<&str>, data_dir: &Path, serving: Option<Serving>) -> anyhow::Result<Opened> {
     Ok(match store {
         None | Some("sqlite") => Opened {
             store: Arc::new(
@@ -842,7 +854,11 @@ pub async fn open_store(store: Option<&str>, data_dir: &Path, serving: bool) -> 
                     .await
                     .context("cannot open the PostgreSQL store named by --store (DATAPACT_STORE)")?,
             );
-            let claim = if serving { Some((Arc::clone(&store), store.claim_gateway().await?)) } else { None };
+            let claim = match serving {
+                None => None,
+                Some(Serving::Alone) => Some((Arc::clone(&store), store.claim_gateway().await?)),
+                Some(Serving::Shared) => Some((Arc::clone(&store), store.claim_gateway_shared().await?)),
+            };
             std::fs::create_dir_all(data_dir)
                 .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
             Opened { store: store.clone(), postgres: Some(store), gateway_claim: claim }

@@ -44,6 +44,34 @@ fn redis_or_skip() -> Option<String> {
     None
 }
 
+/// Starts `serve` and expects it to stop by itself (refused) within 20 s: its status and stderr.
+fn refused_to_serve(data_dir: &std::path::Path, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datapact"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env_remove("DATAPACT_STORE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a gateway that should have been refused kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
+}
+
 /// A store with the corpus, `acme` on a plan of `plan_lines`, and acme's key.
 struct Cluster {
     dir: tempfile::TempDir,
@@ -174,6 +202,10 @@ async fn three_gateways_share_one_hard_cap_exactly_and_a_block_reaches_all_of_th
     assert_eq!(verify["ok"], true, "{verify:#}");
     let chains: Vec<&str> = verify["chains"].as_array().unwrap().iter().map(|c| c["chain"].as_str().unwrap()).collect();
     assert_eq!(chains.len(), 3, "each gateway wrote its own chain: {verify:#}");
+
+    // A gateway without the limiter would decide caps on its own: refused while these serve.
+    let (status, stderr) = refused_to_serve(&cluster.dir.path().join("gw-alone"), &["--store", &cluster.schema.url]);
+    assert!(!status.success() && stderr.contains("run every gateway with --limiter"), "{stderr}");
 
     // A block made from any machine reaches every gateway within a second.
     cluster.run("ops", &["licensee", "block", "acme", "--reason", "redistribution"]);

@@ -953,16 +953,8 @@ impl Reservation {
         let settle = self.settle.take();
         async move {
             let committed = commit.await;
-            if let Some(Settle { limiter, id }) = settle {
-                // Committed: the counts stay (the ledger has them). Not: they are given back. If
-                // Redis fails here, the record stays and the node's next start reconciles it.
-                let outcome = match &committed {
-                    Ok(()) => limiter.settle(&id).await,
-                    Err(_) => limiter.release(&id).await,
-                };
-                if let Err(error) = outcome {
-                    tracing::warn!(%error, request = id.request_id, "a shared reservation is left to reconcile");
-                }
+            if let Some(settle) = settle {
+                settle.after_commit(&committed).await;
             }
             committed
         }
@@ -971,7 +963,7 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if let Some(Settle { limiter, id }) = self.settle.take() {
+        if let Some(Settle { limiter, id, .. }) = self.settle.take() {
             // Never committed: give its counts back to every node (or leave it to reconcile).
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {

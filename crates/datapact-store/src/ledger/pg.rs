@@ -7,7 +7,7 @@
 //! `synchronous_commit` on (checked when the writer connects): the commit returns once the WAL is
 //! flushed, the same promise as SQLite's `synchronous=FULL`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, btree_map};
 
 use datapact_core::purpose::Purpose;
 use datapact_core::{Endpoint, KeyPrefix, Timestamp};
@@ -28,7 +28,7 @@ use super::verify::{
     ChainWalk, DAILY_LINES_SQL, DAILY_TOTALS_SQL, DailyLine, PRUNE_HORIZON_SQL, Positioned, check_daily_line,
     check_day_totals, daily_check_from,
 };
-use super::writer::{BatchSink, daily_lines};
+use super::writer::{BatchSink, WriteError, daily_lines};
 use super::{
     ChainAnchor, DeliveryRecord, Job, PruneSummary, StoredResponse, UsageBy, UsageLine, VerifyFailure, VerifyReport,
     unavailable,
@@ -87,6 +87,14 @@ async fn connect_writer(options: &PgConnectOptions, chain: &str) -> StoreResult<
              --node name"
         )));
     }
+    // A batch never waits forever: a node paused mid-transaction (its locks held) is cut off after
+    // a minute, and a writer waiting on it gives up (its responses fail closed, 503) rather than
+    // freeze every node's commits.
+    sqlx::raw_sql(
+        "SET statement_timeout = '30s'; SET lock_timeout = '10s'; SET idle_in_transaction_session_timeout = '60s'",
+    )
+    .execute(&mut conn)
+    .await?;
     // The ledger promises that a committed row survives a crash: refuse to run without it.
     let synchronous: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&mut conn).await?;
     if synchronous == "off" {
@@ -112,15 +120,15 @@ impl BatchSink for PgSink {
         result
     }
 
-    fn write(&mut self, sealed: &SealedBatch, rows: &[Row], jobs: &[Job]) -> StoreResult<()> {
+    fn write(&mut self, sealed: &SealedBatch, rows: &[Row], jobs: &[Job]) -> Result<(), WriteError> {
         let result = match self.connection() {
             Ok(_) => {
                 let conn = self.conn.as_mut().expect("connected");
                 self.runtime.block_on(write_batch(conn, sealed, rows, jobs))
             }
-            Err(error) => Err(error),
+            Err(error) => Err(WriteError::Failed(error)),
         };
-        if result.is_err() {
+        if matches!(result, Err(WriteError::Failed(_))) {
             // A connection that failed mid-transaction is not reused: the next batch connects
             // again, takes the chain's lock again, and the writer re-reads the head.
             self.conn = None;
@@ -142,19 +150,30 @@ async fn head(conn: &mut PgConnection, chain: &str) -> StoreResult<Option<Anchor
     .transpose()
 }
 
-async fn write_batch(conn: &mut PgConnection, sealed: &SealedBatch, rows: &[Row], jobs: &[Job]) -> StoreResult<()> {
+async fn write_batch(
+    conn: &mut PgConnection,
+    sealed: &SealedBatch,
+    rows: &[Row],
+    jobs: &[Job],
+) -> Result<(), WriteError> {
     let mut tx = conn.begin().await?;
-    // Shared reservations' limits are checked again below, against every node's commits: each
-    // licensee's lock (in id order, so batches never deadlock) makes those checks and this
-    // batch's rows one step for every node.
-    let bounds = batch_bounds(jobs);
-    for licensee_id in bounds.keys() {
+    // Shared reservations' limits are checked again here, against every node's commits: each
+    // licensee's lock (in id order, before any row lock, so batches never deadlock) makes the
+    // check and this batch's rows one step for every node.
+    let bounded: BTreeSet<i64> =
+        jobs.iter().filter(|job| job.bounds.is_some()).map(|job| job.daily.licensee_id).collect();
+    for licensee_id in &bounded {
         sqlx::query(
             "SELECT pg_advisory_xact_lock(hashtextextended('datapact ledger bounds ' || current_schema(), $1))",
         )
         .bind(licensee_id)
         .execute(&mut *tx)
         .await?;
+    }
+    let refused = refused_by_bounds(&mut tx, jobs).await?;
+    if !refused.is_empty() {
+        tx.rollback().await?;
+        return Err(WriteError::Refused(refused));
     }
     let header = &sealed.header;
     let (chain, seq) = (header.chain.as_str(), header.seq as i64);
@@ -265,16 +284,17 @@ async fn write_batch(conn: &mut PgConnection, sealed: &SealedBatch, rows: &[Row]
         .execute(&mut *tx)
         .await?;
     }
-    for (&licensee_id, bound) in &bounds {
-        check_bound(&mut tx, licensee_id, bound).await?;
-    }
-    for job in jobs {
+    for (index, job) in jobs.iter().enumerate() {
         if let Some((licensee_id, request_id, response)) = &job.response {
-            sqlx::query(
-                "INSERT INTO idempotent_responses (licensee_id, key, fingerprint, request_id, first_used_at, body)
+            // A key answered within 24 hours is never answered again: if another gateway committed
+            // it meanwhile (its hold in Redis expired, or Redis forgot it), this response is refused.
+            let expired_before = job.daily.at.plus_millis(-datapact_ledger::idempotency::IDEMPOTENCY_WINDOW_MS);
+            let written = sqlx::query(
+                "INSERT INTO idempotent_responses AS r (licensee_id, key, fingerprint, request_id, first_used_at, body)
                  VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (licensee_id, key) DO UPDATE SET fingerprint = excluded.fingerprint,
-                     request_id = excluded.request_id, first_used_at = excluded.first_used_at, body = excluded.body",
+                     request_id = excluded.request_id, first_used_at = excluded.first_used_at, body = excluded.body
+                 WHERE r.first_used_at < $7",
             )
             .bind(licensee_id)
             .bind(&response.key)
@@ -282,72 +302,82 @@ async fn write_batch(conn: &mut PgConnection, sealed: &SealedBatch, rows: &[Row]
             .bind(request_id)
             .bind(job.daily.at.millis())
             .bind(&response.body)
+            .bind(expired_before.millis())
             .execute(&mut *tx)
             .await?;
+            if written.rows_affected() == 0 {
+                tx.rollback().await?;
+                let why = format!(
+                    "Idempotency-Key {:?} was answered by another request meanwhile; this response was not served",
+                    response.key
+                );
+                return Err(WriteError::Refused(vec![(index, why)]));
+            }
         }
     }
     tx.commit().await?;
     Ok(())
 }
 
-/// The tightest limits a batch's shared reservations carry, per licensee: the smallest hard cap
-/// per month counted in, and the smallest credit, for the licensees the batch counts or charges.
-#[derive(Debug, Default)]
-struct LicenseeBound {
-    /// `(month, hard cap)`.
-    caps: BTreeMap<MonthKey, u64>,
-    credited_micros: Option<i64>,
-}
-
-fn batch_bounds(jobs: &[Job]) -> BTreeMap<i64, LicenseeBound> {
-    let mut bounds: BTreeMap<i64, LicenseeBound> = BTreeMap::new();
-    for job in jobs {
-        let (Some(limits), daily) = (job.bounds, &job.daily) else { continue };
-        if daily.counted == 0 && daily.charged == 0 {
-            continue;
+/// The jobs of a batch that would take a licensee past the limits their shared reservations were
+/// decided against — its month's hard cap, or its credits — counting every node's commits and the
+/// batch's jobs in order. Only a shared limiter that lost count (Redis forgot reservations in
+/// flight) can make one. Run under the licensees' locks, before the batch writes anything.
+async fn refused_by_bounds(tx: &mut PgConnection, jobs: &[Job]) -> Result<Vec<(usize, String)>, WriteError> {
+    let mut counted: BTreeMap<(i64, MonthKey), u64> = BTreeMap::new();
+    let mut charged: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut refused = Vec::new();
+    for (index, job) in jobs.iter().enumerate() {
+        let (Some(bounds), daily) = (job.bounds, &job.daily) else { continue };
+        let licensee_id = daily.licensee_id;
+        let month = MonthKey::of(daily.at);
+        if let Some(cap) = bounds.hard_cap.filter(|_| daily.counted > 0) {
+            let total = match counted.entry((licensee_id, month)) {
+                btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                btree_map::Entry::Vacant(entry) => {
+                    let (from, to) = month_range(month);
+                    let committed: i64 = sqlx::query_scalar(pg!(MONTH_COUNTED_SQL))
+                        .bind(licensee_id)
+                        .bind(from)
+                        .bind(to)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    entry.insert(committed as u64)
+                }
+            };
+            if *total + u64::from(daily.counted) > cap {
+                let why = format!(
+                    "the ledger refused a response that would count licensee {licensee_id} past its hard cap of {cap} \
+                     in {:04}-{:02} (the shared limiter lost count); it was not served",
+                    month.year(),
+                    month.month()
+                );
+                refused.push((index, why));
+                continue;
+            }
+            *total += u64::from(daily.counted);
         }
-        let bound = bounds.entry(daily.licensee_id).or_default();
-        if let Some(cap) = limits.hard_cap.filter(|_| daily.counted > 0) {
-            let month = bound.caps.entry(MonthKey::of(daily.at)).or_insert(cap);
-            *month = (*month).min(cap);
-        }
-        if let Some(credited) = limits.credited_micros.filter(|_| daily.charged > 0) {
-            bound.credited_micros = Some(bound.credited_micros.map_or(credited, |c| c.min(credited)));
+        if let Some(credited) = bounds.credited_micros.filter(|_| daily.charged > 0) {
+            let total = match charged.entry(licensee_id) {
+                btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                btree_map::Entry::Vacant(entry) => {
+                    let committed: i64 =
+                        sqlx::query_scalar(pg!(CHARGED_SQL)).bind(licensee_id).fetch_one(&mut *tx).await?;
+                    entry.insert(committed as u64)
+                }
+            };
+            if i128::from(*total + daily.charged) > i128::from(credited) {
+                let why = format!(
+                    "the ledger refused a response that would charge licensee {licensee_id} past its credits (the \
+                     shared limiter lost count); it was not served"
+                );
+                refused.push((index, why));
+                continue;
+            }
+            *total += daily.charged;
         }
     }
-    bounds
-}
-
-/// Refuses the batch if, with its rows, a licensee's month counts past its hard cap or its charges
-/// pass its credits: only possible if the shared limiter lost count (see `Bounds`).
-async fn check_bound(tx: &mut PgConnection, licensee_id: i64, bound: &LicenseeBound) -> StoreResult<()> {
-    for (&month, &cap) in &bound.caps {
-        let (from, to) = month_range(month);
-        let counted: i64 = sqlx::query_scalar(pg!(MONTH_COUNTED_SQL))
-            .bind(licensee_id)
-            .bind(from)
-            .bind(to)
-            .fetch_one(&mut *tx)
-            .await?;
-        if counted as u64 > cap {
-            return Err(unavailable(format!(
-                "the ledger refused a commit that would count {counted} records for licensee {licensee_id} in \
-                 {:04}-{:02}, past its hard cap of {cap} (the shared limiter lost count); nothing was served",
-                month.year(),
-                month.month()
-            )));
-        }
-    }
-    if let Some(credited) = bound.credited_micros {
-        let charged: i64 = sqlx::query_scalar(pg!(CHARGED_SQL)).bind(licensee_id).fetch_one(&mut *tx).await?;
-        if charged > credited {
-            return Err(unavailable(format!(
-                "the ledger refused a commit that would charge licensee {licensee_id} {charged} micro-units, past \
-                 its credits of {credited} (the shared limiter lost count); nothing was served"
-            )));
-        }
-    }
-    Ok(())
+    Ok(refused)
 }
 
 #[derive(Default)]
@@ -564,8 +594,18 @@ pub(super) async fn committed(pool: &PgPool, chain: &str, request_id: &str) -> S
 /// Walks every chain (and every chain `expect` names, so a chain deleted whole is caught), then
 /// the daily totals.
 pub(super) async fn verify(pool: &PgPool, expect: &[ChainAnchor]) -> StoreResult<Result<VerifyReport, VerifyFailure>> {
+    // One snapshot for the whole walk: batches committed (or pruned) by running gateways meanwhile
+    // are not half-seen (they would look like strays or missing rows).
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    let outcome = verify_in(&mut tx, expect).await;
+    tx.rollback().await?;
+    outcome
+}
+
+async fn verify_in(tx: &mut PgConnection, expect: &[ChainAnchor]) -> StoreResult<Result<VerifyReport, VerifyFailure>> {
     let mut chains: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT chain FROM ledger_batches ORDER BY chain").fetch_all(pool).await?;
+        sqlx::query_scalar("SELECT DISTINCT chain FROM ledger_batches ORDER BY chain").fetch_all(&mut *tx).await?;
     let named: Vec<&str> = expect.iter().filter_map(|anchor| anchor.chain.as_deref()).collect();
     if expect.iter().any(|anchor| anchor.chain.is_none()) && chains.len() > 1 {
         return Err(StoreError::Invalid(format!(
@@ -578,13 +618,18 @@ pub(super) async fn verify(pool: &PgPool, expect: &[ChainAnchor]) -> StoreResult
             chains.push(name.to_owned());
         }
     }
+    // A head recorded without a chain's name, and no chain left at all: the whole ledger was
+    // deleted. Walked as an empty chain, the head is not reached and verification fails.
+    if chains.is_empty() && expect.iter().any(|anchor| anchor.chain.is_none()) {
+        chains.push(String::new());
+    }
     // A row filed under a chain that has no batch at all belongs to no history.
     for table in ["usage_events", "deliveries"] {
         let stray: Option<(i64, i64)> = sqlx::query_as(&format!(
             "SELECT seq, ordinal FROM {table} t WHERE NOT EXISTS
                  (SELECT 1 FROM ledger_batches b WHERE b.chain = t.chain) LIMIT 1"
         ))
-        .fetch_optional(pool)
+        .fetch_optional(&mut *tx)
         .await?;
         if let Some((seq, ordinal)) = stray {
             return Ok(Err(VerifyFailure::Stray { table, seq: seq as u64, ordinal: ordinal as u32 }));
@@ -602,15 +647,15 @@ pub(super) async fn verify(pool: &PgPool, expect: &[ChainAnchor]) -> StoreResult
             .bind(chain)
             .bind(after)
             .bind(VERIFY_CHUNK_BATCHES)
-            .fetch_all(pool)
+            .fetch_all(&mut *tx)
             .await?;
             // The rows of this chunk's range; after the last chunk, every row left (strays).
             let until = match headers.last() {
                 Some(last) => last.try_get::<i64, _>(0)?,
                 None => i64::MAX,
             };
-            let events = chunk_rows(pool, EVENTS_CHUNK_SQL, chain, after, until, event_row).await?;
-            let deliveries = chunk_rows(pool, DELIVERIES_CHUNK_SQL, chain, after, until, delivery_row).await?;
+            let events = chunk_rows(&mut *tx, EVENTS_CHUNK_SQL, chain, after, until, event_row).await?;
+            let deliveries = chunk_rows(&mut *tx, DELIVERIES_CHUNK_SQL, chain, after, until, delivery_row).await?;
             let done = headers.is_empty();
             let headers = headers.iter().map(|row| {
                 stored_header(
@@ -639,14 +684,15 @@ pub(super) async fn verify(pool: &PgPool, expect: &[ChainAnchor]) -> StoreResult
             Err(failure) => return Ok(Err(failure)),
         }
     }
-    let horizon: i64 = sqlx::query_scalar(PRUNE_HORIZON_SQL).fetch_one(pool).await?;
+    let horizon: i64 = sqlx::query_scalar(PRUNE_HORIZON_SQL).fetch_one(&mut *tx).await?;
     let from = daily_check_from(horizon);
-    let totals: Vec<(i64, i64, i64, i64)> = sqlx::query_as(pg!(DAILY_TOTALS_SQL)).bind(from).fetch_all(pool).await?;
+    let totals: Vec<(i64, i64, i64, i64)> =
+        sqlx::query_as(pg!(DAILY_TOTALS_SQL)).bind(from).fetch_all(&mut *tx).await?;
     let daily_checked = match check_day_totals(totals) {
         Ok(checked) => checked,
         Err(failure) => return Ok(Err(failure)),
     };
-    let mut lines = sqlx::query(pg!(DAILY_LINES_SQL)).bind(from).fetch(pool);
+    let mut lines = sqlx::query(pg!(DAILY_LINES_SQL)).bind(from).fetch(&mut *tx);
     while let Some(row) = lines.try_next().await? {
         let mut line = DailyLine {
             licensee_id: row.try_get(0)?,
@@ -675,14 +721,14 @@ const DELIVERIES_CHUNK_SQL: &str =
      FROM deliveries WHERE chain = $1 AND seq > $2 AND seq <= $3 ORDER BY seq, ordinal";
 
 async fn chunk_rows(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     sql: &'static str,
     chain: &str,
     after: i64,
     until: i64,
     decode: fn(&PgRow) -> StoreResult<Positioned>,
 ) -> StoreResult<Vec<Positioned>> {
-    let rows = sqlx::query(sql).bind(chain).bind(after).bind(until).fetch_all(pool).await?;
+    let rows = sqlx::query(sql).bind(chain).bind(after).bind(until).fetch_all(&mut *tx).await?;
     rows.iter().map(decode).collect()
 }
 

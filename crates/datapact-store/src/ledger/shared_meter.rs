@@ -39,10 +39,44 @@ pub(super) struct SharedMeter {
 }
 
 /// What a settle or release after the commit needs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(super) struct Settle {
     pub limiter: RedisLimiter,
     pub id: ReservationId,
+    /// To ask, after a failed commit, whether it committed after all (an answer lost in transit).
+    pub ledger: Ledger,
+}
+
+impl std::fmt::Debug for Settle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settle").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl Settle {
+    /// After the commit: its counts stay when it committed; when it did not, they are given back —
+    /// or, if the ledger refused it because the shared counts fell behind, those counts are
+    /// forgotten, to be re-seeded from the ledger. If Redis fails here, the record stays for the
+    /// node's next start to reconcile.
+    pub(super) async fn after_commit(self, committed: &StoreResult<()>) {
+        let Settle { limiter, id, ledger } = self;
+        let outcome = match committed {
+            Ok(()) => limiter.settle(&id).await.map(|_| ()),
+            Err(StoreError::Conflict(_)) => match limiter.forget_counts(&id).await {
+                Ok(()) => limiter.release(&id).await.map(|_| ()),
+                Err(error) => Err(error),
+            },
+            Err(_) => match ledger.committed(&id.request_id).await {
+                Ok(true) => limiter.settle(&id).await.map(|_| ()),
+                Ok(false) => limiter.release(&id).await.map(|_| ()),
+                // Not known: the record stays for the node's next start.
+                Err(_) => Ok(()),
+            },
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(%error, request = id.request_id, "a shared reservation is left to reconcile");
+        }
+    }
 }
 
 impl std::fmt::Debug for SharedMeter {
@@ -51,11 +85,10 @@ impl std::fmt::Debug for SharedMeter {
     }
 }
 
+/// Every limiter error is the gateway's problem, not the licensee's (its inputs were checked
+/// before): 503, fail closed.
 pub(super) fn limiter_error(error: LimiterError) -> StoreError {
-    match error {
-        LimiterError::Invalid(message) => StoreError::Invalid(message),
-        other => unavailable(format!("the shared limiter (Redis) cannot decide: {other}")),
-    }
+    unavailable(format!("the shared limiter (Redis) cannot decide: {error}"))
 }
 
 /// What [`Ledger::reconcile`] did with a node's reservations left from before a restart.
@@ -85,7 +118,26 @@ impl Ledger {
             }),
         };
         for _ in 0..SEED_ATTEMPTS {
-            match meter.limiter.reserve(asked).await.map_err(limiter_error)? {
+            let outcome = match meter.limiter.reserve(asked).await {
+                Ok(outcome) => outcome,
+                Err(error @ LimiterError::Unavailable(_)) => {
+                    // A script that ran but whose answer was lost (a timeout) left a reservation:
+                    // give it back now rather than at the node's next start (unknown ids are no-ops).
+                    let id = ReservationId {
+                        licensee_id: request.licensee_id,
+                        node: meter.node.clone(),
+                        request_id: request.request_id.to_owned(),
+                        at: request.at,
+                    };
+                    let limiter = meter.limiter.clone();
+                    tokio::spawn(async move {
+                        let _ = limiter.release(&id).await;
+                    });
+                    return Err(limiter_error(error));
+                }
+                Err(error) => return Err(limiter_error(error)),
+            };
+            match outcome {
                 ReserveOutcome::Refused(capped) => return Ok(Reserved::Refused(capped)),
                 ReserveOutcome::NoCredit(exhausted) => return Ok(Reserved::NoCredit(exhausted)),
                 ReserveOutcome::Unseeded(missing) => {
@@ -101,7 +153,7 @@ impl Ledger {
                         meter.limiter.settle(&id).await.map_err(limiter_error)?;
                         None
                     } else {
-                        Some(Settle { limiter: meter.limiter.clone(), id })
+                        Some(Settle { limiter: meter.limiter.clone(), id, ledger: self.clone() })
                     };
                     return Ok(Reserved::Serve(Reservation {
                         jobs: self.jobs.clone(),

@@ -16,7 +16,7 @@ use datapact_ledger::{Anchor, ChainWriter, DayKey, Digest, Row, SealedBatch};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Job, MAX_BATCH_ROWS, Message, Shared, lock, unavailable};
-use crate::StoreResult;
+use crate::{StoreError, StoreResult};
 
 /// How long the first commit of a batch may wait for others while the batch is small.
 const LINGER: std::time::Duration = std::time::Duration::from_micros(300);
@@ -31,8 +31,25 @@ const ROWS_TOTAL: &str = "datapact_ledger_rows_total";
 pub(super) trait BatchSink: Send + 'static {
     /// The newest batch of `chain`, if any.
     fn head(&mut self, chain: &str) -> StoreResult<Option<Anchor>>;
-    /// Writes a sealed batch, its rows and what goes with them in one durable transaction.
-    fn write(&mut self, sealed: &SealedBatch, rows: &[Row], jobs: &[Job]) -> StoreResult<()>;
+    /// Writes a sealed batch, its rows and what goes with them in one durable transaction — or
+    /// writes nothing and says which jobs it refuses (the writer then writes the others).
+    fn write(&mut self, sealed: &SealedBatch, rows: &[Row], jobs: &[Job]) -> Result<(), WriteError>;
+}
+
+/// Why a batch was not written.
+#[derive(Debug)]
+pub(super) enum WriteError {
+    /// The database failed: every job of the batch fails closed.
+    Failed(StoreError),
+    /// These jobs (by position in the batch) may not be committed, each with why; nothing was
+    /// written, and the others may be.
+    Refused(Vec<(usize, String)>),
+}
+
+impl<E: Into<StoreError>> From<E> for WriteError {
+    fn from(error: E) -> Self {
+        WriteError::Failed(error.into())
+    }
 }
 
 impl BatchSink for Connection {
@@ -40,8 +57,8 @@ impl BatchSink for Connection {
         head(self, chain)
     }
 
-    fn write(&mut self, sealed: &SealedBatch, rows: &[Row], jobs: &[Job]) -> StoreResult<()> {
-        write_batch(self, sealed, rows, jobs)
+    fn write(&mut self, sealed: &SealedBatch, rows: &[Row], jobs: &[Job]) -> Result<(), WriteError> {
+        Ok(write_batch(self, sealed, rows, jobs)?)
     }
 }
 
@@ -133,6 +150,7 @@ impl<S: BatchSink> Writer<S> {
         }
         let started = Instant::now();
         let mut rows = Vec::with_capacity(live.iter().map(|job| job.rows.len()).sum());
+        let lens: Vec<usize> = live.iter().map(|job| job.rows.len()).collect();
         for job in &mut live {
             rows.append(&mut job.rows);
         }
@@ -159,7 +177,31 @@ impl<S: BatchSink> Writer<S> {
                     let _ = job.reply.send(Ok(()));
                 }
             }
-            Err(error) => {
+            Err(WriteError::Refused(refused)) => {
+                // Nothing was written: the chain continues from what was, and the jobs not refused
+                // are written again as a batch of their own, their rows given back.
+                self.chain = None;
+                let mut rows = rows.into_iter();
+                for (job, len) in live.iter_mut().zip(lens) {
+                    job.rows = rows.by_ref().take(len).collect();
+                }
+                let mut kept = Vec::with_capacity(live.len());
+                for (index, job) in live.into_iter().enumerate() {
+                    match refused.iter().find(|(refused, _)| *refused == index) {
+                        Some((_, why)) => {
+                            tracing::warn!(why, "the ledger refused a response's commit; it fails closed");
+                            // `Conflict`: the caller tells the shared limiter its counts fell behind.
+                            let _ = job.reply.send(Err(StoreError::Conflict(why.clone())));
+                        }
+                        None => kept.push(job),
+                    }
+                }
+                // Each refusal removes a job, so this ends.
+                if !kept.is_empty() {
+                    self.commit(kept);
+                }
+            }
+            Err(WriteError::Failed(error)) => {
                 tracing::error!(%error, rows = rows.len(), "ledger commit failed; its responses fail closed");
                 lock(&self.shared.meter).invalidate();
                 // The sealed batch was not stored: the chain continues from what was.
