@@ -85,6 +85,8 @@ pub fn lock_data_dir(data_dir: &Path) -> StoreResult<std::fs::File> {
 pub const SQLITE_CHAIN: &str = "sqlite";
 /// A group commit takes waiting commits until it holds this many rows (a commit is never split).
 pub const MAX_BATCH_ROWS: usize = 16_384;
+/// How many times [`Ledger::reserve`] reads counts again when failures keep clearing them.
+const RELOAD_ATTEMPTS: usize = 16;
 /// The most posts one reservation may hold (a page, or a burst of the stream).
 pub const MAX_RESERVATION_POSTS: usize = 1_000;
 
@@ -615,24 +617,34 @@ impl Ledger {
         let day = DayKey::of(request.at);
         // Counts not yet in memory are read outside the lock (a read may wait on the database),
         // then kept only where still missing: a request that loaded them first may already have
-        // reserved on top of them. A failure meanwhile (a new generation) means reading again.
-        while let Some((generation, needs)) = self.missing(&request, month, day) {
-            let loaded = self.load(request.licensee_id, month, day, needs).await?;
-            let mut state = lock(&self.shared.meter);
-            if state.generation == generation {
-                loaded.keep(state.licensees.entry(request.licensee_id).or_default(), month, day);
+        // reserved on top of them. A failure meanwhile (a new generation, the meter cleared) means
+        // reading again.
+        let mut attempts = 0;
+        let mut state = loop {
+            while let Some((generation, needs)) = self.missing(&request, month, day) {
+                let loaded = self.load(request.licensee_id, month, day, needs).await?;
+                let mut state = lock(&self.shared.meter);
+                if state.generation == generation {
+                    loaded.keep(state.licensees.entry(request.licensee_id).or_default(), month, day);
+                }
             }
-        }
-        let mut state = lock(&self.shared.meter);
-        let generation = state.generation;
-        let Some(meter) = state.licensees.get_mut(&request.licensee_id).filter(|meter| {
-            meter.months.contains_key(&month)
-                && (request.dedup != Dedup::Daily || meter.days.contains_key(&day))
-                && (request.prepaid.is_none() || meter.charged.is_some())
-        }) else {
-            // Lost between the load and this lock (a failure cleared the meter): fail closed.
-            return Err(unavailable("the ledger's counts were reloaded during this request; retry it"));
+            let state = lock(&self.shared.meter);
+            let ready = state.licensees.get(&request.licensee_id).is_some_and(|meter| {
+                meter.months.contains_key(&month)
+                    && (request.dedup != Dedup::Daily || meter.days.contains_key(&day))
+                    && (request.prepaid.is_none() || meter.charged.is_some())
+            });
+            if ready {
+                break state;
+            }
+            drop(state);
+            attempts += 1;
+            if attempts == RELOAD_ATTEMPTS {
+                return Err(unavailable("the ledger's counts keep being reloaded (commits are failing); retry"));
+            }
         };
+        let generation = state.generation;
+        let meter = state.licensees.get_mut(&request.licensee_id).expect("present: checked under this lock");
         let prepaid = request.prepaid.map(|terms| Prepaid {
             per_record_micros: terms.per_record_micros,
             included_records: terms.included_records,
