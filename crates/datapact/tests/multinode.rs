@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{
-    Gateway, PROLIFIC_AUTHOR, PgSchema, corpus_lines, datapact_ok, eventually, ids, open_plan, pg_schema, write_lines,
+    Gateway, PROLIFIC_AUTHOR, PgSchema, corpus_lines, datapact_ok, eventually, ids, open_plan, pg_schema,
+    refused_to_serve, write_lines,
 };
 
 fn redis_url() -> String {
@@ -42,34 +43,6 @@ fn redis_or_skip() -> Option<String> {
     let line = format!("SKIPPED: Redis not answering at {url} (set DATAPACT_TEST_REDIS): {answered:?}\n");
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     None
-}
-
-/// Starts `serve` and expects it to stop by itself (refused) within 20 s: its status and stderr.
-fn refused_to_serve(data_dir: &std::path::Path, args: &[&str]) -> (std::process::ExitStatus, String) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datapact"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        .env_remove("DATAPACT_STORE")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("a gateway that should have been refused kept running");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    (status, stderr)
 }
 
 /// A store with the corpus, `acme` on a plan of `plan_lines`, and acme's key.

@@ -73,27 +73,7 @@ async fn gateways_and_commands_of_any_data_dir_share_the_postgres_store() {
     assert_eq!(verify["rows"], 4 + 206, "four usage events and their deliveries: {verify:#}");
 
     // A second gateway on the same store is refused while each gateway decides caps on its own.
-    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_datapact"))
-        .args(["--data-dir", node_b.to_str().unwrap(), "--store", &schema.url, "serve"])
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        .env_remove("DATAPACT_STORE")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = second.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = second.kill();
-            panic!("a second gateway on the same PostgreSQL store kept running");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(second.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = refused_to_serve(&node_b, &["--store", &schema.url]);
     assert!(!status.success() && stderr.contains("another gateway is serving"), "{stderr}");
 
     // A block made from elsewhere reaches the running gateway within a second.
