@@ -8,7 +8,8 @@ use datapact_terms::{RateDecision, RateLimit};
 
 use crate::{LimiterError, MAX_EXACT, RedisLimiter, exact, exact_signed, parse_int};
 
-static RATE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(include_str!("lua/rate.lua")));
+static RATE: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/rate.lua"))));
 
 /// The largest `|now|` accepted: window arithmetic (`start + window + keep`) then stays below 2^53.
 const MAX_INSTANT_MS: i64 = (MAX_EXACT / 2) as i64;

@@ -10,8 +10,10 @@ use datapact_ledger::{Allotment, Cap, CapMode, Capped, CreditExhausted, DayKey, 
 use crate::keys::{check_name, check_request_id};
 use crate::{LimiterError, MAX_EXACT, MAX_PAGE, RedisLimiter, exact, exact_signed, parse_int};
 
-static RESERVE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(include_str!("lua/reserve.lua")));
-static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(include_str!("lua/release.lua")));
+static RESERVE: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/reserve.lua"))));
+static RELEASE: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(concat!(include_str!("lua/prelude.lua"), include_str!("lua/release.lua"))));
 static SEED: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(include_str!("lua/seed.lua")));
 
 const DAY_MS: i64 = 86_400_000;

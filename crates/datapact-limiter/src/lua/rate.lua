@@ -11,16 +11,7 @@
 -- Returns {'ok', allowed (1/0), start, window, count} (all strings), or {'corrupt', why}.
 -- Every number stays an integer below 2^53, so Lua's doubles hold it exactly; formatted with %d, never tostring.
 
-local MAX = 9007199254740991
-
-local function int(v)
-  if type(v) ~= 'string' or not string.match(v, '^%-?%d+$') then return nil end
-  local n = tonumber(v)
-  if n == nil or n > MAX or n < -MAX then return nil end
-  return n
-end
-
-local function fmt(n) return string.format('%d', n) end
+-- MAX, int and fmt: lua/prelude.lua.
 
 local now, start, window, limit, keep = int(ARGV[1]), int(ARGV[2]), int(ARGV[3]), int(ARGV[4]), int(ARGV[5])
 if not (now and start and window and limit and keep) then return {'corrupt', 'bad arguments'} end

@@ -11,16 +11,7 @@
 --
 -- Returns {'released'}, {'unknown'} or {'corrupt', why} (nothing changed).
 
-local MAX = 9007199254740991
-
-local function int(v)
-  if type(v) ~= 'string' or not string.match(v, '^%-?%d+$') then return nil end
-  local n = tonumber(v)
-  if n == nil or n > MAX or n < -MAX then return nil end
-  return n
-end
-
-local function fmt(n) return string.format('%d', n) end
+-- MAX, int and fmt: lua/prelude.lua.
 
 local pending_key, month_key, day_key, charged_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local request_id, month_label, day_label = ARGV[1], ARGV[2], ARGV[3]

@@ -27,17 +27,8 @@
 -- Every number stays an integer of magnitude below 2^53, so Lua's doubles hold it exactly; numbers are written with
 -- %d, never tostring (which keeps only 14 digits).
 
-local MAX = 9007199254740991
+-- MAX, int and fmt: lua/prelude.lua.
 local FIRST_POST = 16
-
-local function int(v)
-  if type(v) ~= 'string' or not string.match(v, '^%-?%d+$') then return nil end
-  local n = tonumber(v)
-  if n == nil or n > MAX or n < -MAX then return nil end
-  return n
-end
-
-local function fmt(n) return string.format('%d', n) end
 
 local month_key, day_key, charged_key, pending_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local request_id, at, month_label, day_label = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
