@@ -112,6 +112,35 @@ async fn deliver(
     }
 }
 
+/// `tasks` clients per node, each sending up to `requests` pages of distinct posts (1 to 30) to
+/// `licensee` until refused at `cap`: what they received in all.
+async fn deliver_until_capped(nodes: &[(&str, Ledger)], tasks: i64, requests: i64, licensee: i64, cap: Cap) -> usize {
+    let mut clients = Vec::new();
+    for (node, ledger) in nodes {
+        for task in 0..tasks {
+            let (node, ledger) = (node.to_string(), ledger.clone());
+            clients.push(tokio::spawn(async move {
+                let mut delivered = 0;
+                for request in 0..requests {
+                    let first = (task * requests + request) * 37;
+                    let posts = page(first..first + 1 + (request % 30));
+                    let id = format!("{node}-{task}-{request}");
+                    match deliver(&ledger, licensee, cap, Dedup::None, &posts, &id).await {
+                        Some(n) => delivered += n,
+                        None => break,
+                    }
+                }
+                delivered
+            }));
+        }
+    }
+    let mut delivered = 0;
+    for client in clients {
+        delivered += client.await.unwrap();
+    }
+    delivered
+}
+
 async fn verified(ledger: &Ledger, expect: &[ChainAnchor]) -> VerifyReport {
     match ledger.verify(expect).await.unwrap() {
         Ok(report) => report,
@@ -152,26 +181,7 @@ ledger_tests!(
 
 async fn a_hard_cap_is_exact_under_concurrent_requests(t: TestLedger) {
     let cap = Cap::hard(1_000);
-    let mut tasks = Vec::new();
-    for task in 0..12_i64 {
-        let ledger = t.ledger.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut delivered = 0;
-            for request in 0..40_i64 {
-                let first = (task * 40 + request) * 37;
-                let posts = page(first..first + 1 + (request % 30));
-                match deliver(&ledger, 1, cap, Dedup::None, &posts, &format!("r{task}-{request}")).await {
-                    Some(n) => delivered += n,
-                    None => break,
-                }
-            }
-            delivered
-        }));
-    }
-    let mut delivered = 0;
-    for task in tasks {
-        delivered += task.await.unwrap();
-    }
+    let delivered = deliver_until_capped(&[("a", t.ledger.clone())], 12, 40, 1, cap).await;
     assert_eq!(delivered, 1_000, "clients received exactly the cap");
     assert_eq!(t.ledger.month_counted(1, MonthKey::of(t0())).await.unwrap(), 1_000, "the ledger says the cap");
     let report = verified(&t.ledger, &[]).await;
@@ -363,29 +373,7 @@ async fn on_postgres_two_nodes_sharing_a_limiter_never_cross_a_hard_cap() {
     let a = Ledger::open_postgres_shared(store, "node-a", clock.clone(), limiter.clone()).await.unwrap();
     let b = Ledger::open_postgres_shared(store, "node-b", clock.clone(), limiter.clone()).await.unwrap();
     let cap = Cap::hard(1_000);
-    let mut tasks = Vec::new();
-    for (node, ledger) in [("a", a.clone()), ("b", b.clone())] {
-        for task in 0..6_i64 {
-            let ledger = ledger.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut delivered = 0;
-                for request in 0..60_i64 {
-                    let first = (task * 60 + request) * 41;
-                    let posts = page(first..first + 1 + (request % 25));
-                    let id = format!("{node}-{task}-{request}");
-                    match deliver(&ledger, 3, cap, Dedup::None, &posts, &id).await {
-                        Some(n) => delivered += n,
-                        None => break,
-                    }
-                }
-                delivered
-            }));
-        }
-    }
-    let mut delivered = 0;
-    for task in tasks {
-        delivered += task.await.unwrap();
-    }
+    let delivered = deliver_until_capped(&[("a", a.clone()), ("b", b.clone())], 6, 60, 3, cap).await;
     assert_eq!(delivered, 1_000, "clients of both nodes received exactly the cap");
     assert_eq!(a.month_counted(3, MonthKey::of(t0())).await.unwrap(), 1_000, "the ledger says the cap");
     let report = verified(&Ledger::open_postgres_for_reading(store, clock.clone()), &[]).await;

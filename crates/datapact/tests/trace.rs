@@ -79,9 +79,15 @@ async fn setup(with_secret: bool) -> Setup {
     Setup { dir, posts, alpha, beta }
 }
 
-/// The ledger as `datapact trace` reads it.
-fn reader(dir: &Path) -> Ledger {
-    Ledger::open_for_reading(dir, Arc::new(ManualClock::new(NOW))).unwrap()
+/// `datapact trace` over `leak` in the setup's data directory, reading its ledger and store.
+async fn run_trace(
+    s: &Setup,
+    leak: PathBuf,
+    record: bool,
+) -> anyhow::Result<(datapact_trace::TraceReport, Option<i64>)> {
+    let ledger = Ledger::open_for_reading(s.dir.path(), Arc::new(ManualClock::new(NOW))).unwrap();
+    let store = SqliteStore::open(s.dir.path()).unwrap();
+    trace::trace(&args(leak, record), s.dir.path(), &ledger, &store, Vec::new()).await
 }
 
 fn args(leak: PathBuf, record: bool) -> trace::TraceArgs {
@@ -105,15 +111,7 @@ async fn a_csv_leak_without_ids_names_its_licensee_with_its_ledger_share_and_is_
         csv.push_str(&format!("\"{}\",0\n", copy.replace('"', "\"\"")));
     }
     let leak = write(s.dir.path(), "leak.csv", &csv);
-    let (report, finding) = trace::trace(
-        &args(leak, true),
-        s.dir.path(),
-        &reader(s.dir.path()),
-        &SqliteStore::open(s.dir.path()).unwrap(),
-        Vec::new(),
-    )
-    .await
-    .unwrap();
+    let (report, finding) = run_trace(&s, leak, true).await.unwrap();
     assert_eq!(report.records.read, 600);
     assert_eq!(report.records.matched_by_text, 600);
     assert_eq!(report.candidates, 22);
@@ -145,15 +143,7 @@ async fn the_public_text_accuses_nobody_and_nothing_is_recorded_without_record()
         .map(|(id, text)| serde_json::json!({"id": id.to_string(), "text": text}).to_string() + "\n")
         .collect();
     let leak = write(s.dir.path(), "public.jsonl", &lines);
-    let (report, finding) = trace::trace(
-        &args(leak, false),
-        s.dir.path(),
-        &reader(s.dir.path()),
-        &SqliteStore::open(s.dir.path()).unwrap(),
-        Vec::new(),
-    )
-    .await
-    .unwrap();
+    let (report, finding) = run_trace(&s, leak, false).await.unwrap();
     assert!(report.accused.is_empty());
     assert_eq!(report.outcome, Outcome::MatchesPublicText);
     assert_eq!(report.records.matched_by_id, 1500);
@@ -167,14 +157,6 @@ async fn the_public_text_accuses_nobody_and_nothing_is_recorded_without_record()
 async fn without_a_secret_the_trace_says_so() {
     let s = setup(false).await;
     let leak = write(s.dir.path(), "leak.txt", "hello\n");
-    let error = trace::trace(
-        &args(leak, false),
-        s.dir.path(),
-        &reader(s.dir.path()),
-        &SqliteStore::open(s.dir.path()).unwrap(),
-        Vec::new(),
-    )
-    .await
-    .unwrap_err();
+    let error = run_trace(&s, leak, false).await.unwrap_err();
     assert!(error.to_string().contains("no fingerprint secret exists"), "{error}");
 }

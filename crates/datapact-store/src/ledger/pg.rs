@@ -325,7 +325,7 @@ async fn write_batch(
 /// flight) can make one. Run under the licensees' locks, before the batch writes anything.
 async fn refused_by_bounds(tx: &mut PgConnection, jobs: &[Job]) -> Result<Vec<(usize, String)>, WriteError> {
     let mut counted: BTreeMap<(i64, MonthKey), u64> = BTreeMap::new();
-    let mut charged: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut charges: BTreeMap<i64, u64> = BTreeMap::new();
     let mut refused = Vec::new();
     for (index, job) in jobs.iter().enumerate() {
         let (Some(bounds), daily) = (job.bounds, &job.daily) else { continue };
@@ -334,16 +334,7 @@ async fn refused_by_bounds(tx: &mut PgConnection, jobs: &[Job]) -> Result<Vec<(u
         if let Some(cap) = bounds.hard_cap.filter(|_| daily.counted > 0) {
             let total = match counted.entry((licensee_id, month)) {
                 btree_map::Entry::Occupied(entry) => entry.into_mut(),
-                btree_map::Entry::Vacant(entry) => {
-                    let (from, to) = month_range(month);
-                    let committed: i64 = sqlx::query_scalar(pg!(MONTH_COUNTED_SQL))
-                        .bind(licensee_id)
-                        .bind(from)
-                        .bind(to)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    entry.insert(committed as u64)
-                }
+                btree_map::Entry::Vacant(entry) => entry.insert(month_counted(&mut *tx, licensee_id, month).await?),
             };
             if *total + u64::from(daily.counted) > cap {
                 let why = format!(
@@ -358,13 +349,9 @@ async fn refused_by_bounds(tx: &mut PgConnection, jobs: &[Job]) -> Result<Vec<(u
             *total += u64::from(daily.counted);
         }
         if let Some(credited) = bounds.credited_micros.filter(|_| daily.charged > 0) {
-            let total = match charged.entry(licensee_id) {
+            let total = match charges.entry(licensee_id) {
                 btree_map::Entry::Occupied(entry) => entry.into_mut(),
-                btree_map::Entry::Vacant(entry) => {
-                    let committed: i64 =
-                        sqlx::query_scalar(pg!(CHARGED_SQL)).bind(licensee_id).fetch_one(&mut *tx).await?;
-                    entry.insert(committed as u64)
-                }
+                btree_map::Entry::Vacant(entry) => entry.insert(charged(&mut *tx, licensee_id).await?),
             };
             if i128::from(*total + daily.charged) > i128::from(credited) {
                 let why = format!(
@@ -444,15 +431,21 @@ impl DeliveryColumns {
 
 // Reads: the same statements as SQLite's (`read.rs`), on the store's pool.
 
-pub(super) async fn month_counted(pool: &PgPool, licensee_id: i64, month: MonthKey) -> StoreResult<u64> {
+/// On the pool, or in a batch's transaction (its bounds check).
+pub(super) async fn month_counted(
+    executor: impl sqlx::PgExecutor<'_>,
+    licensee_id: i64,
+    month: MonthKey,
+) -> StoreResult<u64> {
     let (from, to) = month_range(month);
     let total: i64 =
-        sqlx::query_scalar(pg!(MONTH_COUNTED_SQL)).bind(licensee_id).bind(from).bind(to).fetch_one(pool).await?;
+        sqlx::query_scalar(pg!(MONTH_COUNTED_SQL)).bind(licensee_id).bind(from).bind(to).fetch_one(executor).await?;
     Ok(total as u64)
 }
 
-pub(super) async fn charged(pool: &PgPool, licensee_id: i64) -> StoreResult<u64> {
-    let total: i64 = sqlx::query_scalar(pg!(CHARGED_SQL)).bind(licensee_id).fetch_one(pool).await?;
+/// On the pool, or in a batch's transaction (its bounds check).
+pub(super) async fn charged(executor: impl sqlx::PgExecutor<'_>, licensee_id: i64) -> StoreResult<u64> {
+    let total: i64 = sqlx::query_scalar(pg!(CHARGED_SQL)).bind(licensee_id).fetch_one(executor).await?;
     Ok(total as u64)
 }
 
