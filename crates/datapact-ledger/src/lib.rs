@@ -107,6 +107,7 @@
 
 pub mod calendar;
 pub mod chain;
+pub mod checkpoint;
 pub mod encoding;
 pub mod idempotency;
 pub mod meter;
@@ -114,6 +115,9 @@ pub mod record;
 pub mod usage;
 
 pub use calendar::{DayKey, MonthKey, cap_reset};
+pub use checkpoint::{
+    ChainHead, Checkpoint, CheckpointError, CheckpointJson, JwkSet, PublicKey, SignedCheckpoint, SigningKey,
+};
 /// The agreement's cap and dedup rules, from `datapact-terms` (re-exported so callers need not name that crate).
 pub use datapact_terms::{CapMode, Dedup, MonthlyRecords};
 

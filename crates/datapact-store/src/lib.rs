@@ -6,6 +6,7 @@
 //! Every method is async and takes plain domain values, so a PostgreSQL implementation can sit
 //! behind the same trait.
 
+pub mod checkpoints;
 pub mod compliance;
 pub mod ledger;
 pub mod migrate;
@@ -19,11 +20,13 @@ mod sqlite;
 use std::path::Path;
 
 use async_trait::async_trait;
+use checkpoints::{KeyChange, StoredSigningKey};
 use chrono::NaiveDate;
 use compliance::{ComplianceJob, DeletionNotice, DeletionViolation, NewComplianceJob, NewDeletionViolation};
 use datapact_billing::{Currency, InvoiceAccount, InvoiceLine, Money, Month};
 use datapact_core::ingest::IngestRecord;
 use datapact_core::{Author, KeyHash, KeyPrefix, KeyRecord, Licensee, Post, PostId, Timestamp, UserId};
+use datapact_ledger::{ChainHead, SignedCheckpoint};
 use notify::{DueDelivery, NewNotification, NewWebhook, StoredWebhook, WebhookAttempt, WebhookDeliveryRecord};
 
 pub use postgres::PgStore;
@@ -566,6 +569,24 @@ pub trait Store: Send + Sync + 'static {
     /// Keeps `ring` if the kept ring is still `expected` (none: there is none yet): compare and
     /// set, so two machines writing at once never lose a version. Whether it was kept.
     async fn put_fingerprint_ring(&self, ring: String, expected: Option<String>, at: Timestamp) -> StoreResult<bool>;
+    /// The ledger checkpoints' signing keys, oldest first (seeds included: never print them).
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>>;
+    /// Adds a signing key made from `seed` (audited): with [`KeyChange::Rotate`] the key in use is
+    /// retired at the same instant; with [`KeyChange::CreateIfNone`] nothing changes if a key is in
+    /// use. Returns the key in use afterwards.
+    async fn add_signing_key(&self, seed: [u8; 32], how: KeyChange, change: &Change) -> StoreResult<StoredSigningKey>;
+    /// Signs `heads` (read from the ledger at `at`) with the key in use and records them as the
+    /// next checkpoint. `slot`: the schedule's interval it is made for; `None` is returned if a
+    /// checkpoint for that slot exists already (another gateway made it).
+    async fn record_checkpoint(
+        &self,
+        heads: Vec<ChainHead>,
+        at: Timestamp,
+        slot: Option<i64>,
+    ) -> StoreResult<Option<SignedCheckpoint>>;
+    /// Checkpoints numbered below `before` (all when `None`), newest first, at most `limit`
+    /// (capped at [`checkpoints::MAX_CHECKPOINTS_PER_READ`]).
+    async fn checkpoints(&self, before: Option<u64>, limit: usize) -> StoreResult<Vec<SignedCheckpoint>>;
     /// Adds a webhook (audited); its secret is the caller's.
     async fn add_webhook(&self, webhook: NewWebhook, change: &Change) -> StoreResult<StoredWebhook>;
     /// Stops a webhook receiving new notifications (audited); its delivery log stays.

@@ -39,9 +39,11 @@ use datapact_core::ingest::{IngestRecord, NewPost};
 use datapact_core::{
     Author, AuthorMetrics, KeyHash, KeyPrefix, KeyRecord, Licensee, LicenseeStatus, Post, PostId, Timestamp, UserId,
 };
+use datapact_ledger::{ChainHead, SignedCheckpoint};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
+use crate::checkpoints::{KeyChange, StoredSigningKey};
 use crate::compliance::{ComplianceJob, DeletionNotice, DeletionViolation, NewComplianceJob, NewDeletionViolation};
 use crate::notify::{DueDelivery, NewNotification, NewWebhook, StoredWebhook, WebhookAttempt, WebhookDeliveryRecord};
 use crate::shared::{
@@ -57,6 +59,7 @@ use crate::{
 };
 
 mod billing;
+mod checkpoints;
 mod compliance;
 mod ingest;
 mod webhooks;
@@ -81,6 +84,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0006_ledger.sql"),
     include_str!("postgres/0007_compliance.sql"),
     include_str!("postgres/0008_migration_progress.sql"),
+    include_str!("postgres/0009_checkpoints.sql"),
 ];
 /// Connections in the pool unless [`PgOptions::max_connections`] says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -1108,6 +1112,31 @@ impl Store for PgStore {
         };
         let result = result.map(|done| done.rows_affected() == 1).map_err(StoreError::from);
         finish(tx, result).await
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
+        checkpoints::signing_keys(&mut *self.pool.acquire().await?).await
+    }
+
+    async fn add_signing_key(&self, seed: [u8; 32], how: KeyChange, change: &Change) -> StoreResult<StoredSigningKey> {
+        let mut tx = self.write().await?;
+        let result = checkpoints::add_signing_key(&mut tx, seed, how, change).await;
+        finish(tx, result).await
+    }
+
+    async fn record_checkpoint(
+        &self,
+        heads: Vec<ChainHead>,
+        at: Timestamp,
+        slot: Option<i64>,
+    ) -> StoreResult<Option<SignedCheckpoint>> {
+        let mut tx = self.write().await?;
+        let result = checkpoints::record_checkpoint(&mut tx, heads, at, slot).await;
+        finish(tx, result).await
+    }
+
+    async fn checkpoints(&self, before: Option<u64>, limit: usize) -> StoreResult<Vec<SignedCheckpoint>> {
+        checkpoints::checkpoints(&mut *self.pool.acquire().await?, before, limit).await
     }
 
     async fn add_webhook(&self, webhook: NewWebhook, change: &Change) -> StoreResult<StoredWebhook> {

@@ -13,9 +13,11 @@ use datapact_core::ingest::{IngestRecord, NewPost};
 use datapact_core::{
     Author, AuthorMetrics, KeyHash, KeyPrefix, KeyRecord, Licensee, LicenseeStatus, Post, PostId, Timestamp, UserId,
 };
+use datapact_ledger::{ChainHead, SignedCheckpoint};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params, params_from_iter};
 
+use crate::checkpoints::{KeyChange, StoredSigningKey};
 use crate::compliance::{ComplianceJob, DeletionNotice, DeletionViolation, NewComplianceJob, NewDeletionViolation};
 use crate::notify::{DueDelivery, NewNotification, NewWebhook, StoredWebhook, WebhookAttempt, WebhookDeliveryRecord};
 use crate::{
@@ -26,6 +28,7 @@ use crate::{
 };
 
 mod billing;
+mod checkpoints;
 mod compliance;
 mod webhooks;
 
@@ -48,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0008_credit_notes.sql"),
     include_str!("sqlite/0009_fingerprint_ring.sql"),
     include_str!("sqlite/0010_compliance.sql"),
+    include_str!("sqlite/0011_checkpoints.sql"),
 ];
 const READ_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1145,6 +1149,28 @@ impl Store for SqliteStore {
             Ok(changed == 1)
         })
         .await
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
+        self.read(checkpoints::signing_keys).await
+    }
+
+    async fn add_signing_key(&self, seed: [u8; 32], how: KeyChange, change: &Change) -> StoreResult<StoredSigningKey> {
+        let change = change.clone();
+        self.write(move |conn| checkpoints::add_signing_key(conn, seed, how, &change)).await
+    }
+
+    async fn record_checkpoint(
+        &self,
+        heads: Vec<ChainHead>,
+        at: Timestamp,
+        slot: Option<i64>,
+    ) -> StoreResult<Option<SignedCheckpoint>> {
+        self.write(move |conn| checkpoints::record_checkpoint(conn, heads, at, slot)).await
+    }
+
+    async fn checkpoints(&self, before: Option<u64>, limit: usize) -> StoreResult<Vec<SignedCheckpoint>> {
+        self.read(move |conn| checkpoints::checkpoints(conn, before, limit)).await
     }
 
     async fn add_webhook(&self, webhook: NewWebhook, change: &Change) -> StoreResult<StoredWebhook> {

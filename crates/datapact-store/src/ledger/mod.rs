@@ -35,8 +35,8 @@ use std::time::Duration;
 use datapact_core::purpose::Purpose;
 use datapact_core::{Clock, Endpoint, KeyPrefix, Timestamp};
 use datapact_ledger::{
-    Allotment, Cap, Capped, CreditExhausted, DayKey, Dedup, IdempotencyDecision, MonthKey, Prepaid, PriorState,
-    PriorUse, RequestFingerprint, UsageEvent, meter_page_within_credit, response_rows,
+    Allotment, Cap, Capped, ChainHead, CreditExhausted, DayKey, Dedup, IdempotencyDecision, MonthKey, Prepaid,
+    PriorState, PriorUse, RequestFingerprint, UsageEvent, meter_page_within_credit, response_rows,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
@@ -837,6 +837,11 @@ impl Ledger {
             licensee_id,
             post_ids
         ))
+    }
+
+    /// Every chain's newest batch, sorted by chain name: what a signed checkpoint states.
+    pub async fn heads(&self) -> StoreResult<Vec<ChainHead>> {
+        read!(self, |conn| read::heads(conn), |pool| pg::heads(pool))
     }
 
     /// Recomputes every chain from its genesis (and the daily totals from the events still held),

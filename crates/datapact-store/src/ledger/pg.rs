@@ -12,17 +12,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, btree_map};
 use datapact_core::purpose::Purpose;
 use datapact_core::{Endpoint, KeyPrefix, Timestamp};
 use datapact_ledger::{
-    Anchor, DailyCount, DayKey, Delivery, Digest, MonthKey, RequestFingerprint, Row, SealedBatch, StoredRow, UsageEvent,
+    Anchor, ChainHead, DailyCount, DayKey, Delivery, Digest, MonthKey, RequestFingerprint, Row, SealedBatch, StoredRow,
+    UsageEvent,
 };
 use futures_util::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row as _};
 
 use super::read::{
-    CANARIES_SQL, CHARGED_SQL, COUNTED_ON_SQL, DAILY_COUNTS_SQL, DELIVERED_POSTS_SQL, DELIVERIES_SQL,
+    CANARIES_SQL, CHARGED_SQL, COUNTED_ON_SQL, DAILY_COUNTS_SQL, DELIVERED_POSTS_SQL, DELIVERIES_SQL, HEADS_SQL,
     MONTH_COUNTED_SQL, PRUNE_BATCHES_SQL, PRUNE_DELIVERIES_SQL, PRUNE_EVENTS_SQL, PRUNE_LAST_SQL, PRUNE_RESPONSES_SQL,
-    RECEIVED_SQL, Received, STORED_RESPONSE_SQL, anchors_for, month_range, received_post, stored_header, usage_group,
-    usage_lines, usage_sql,
+    RECEIVED_SQL, Received, STORED_RESPONSE_SQL, anchors_for, chain_heads, month_range, received_post, stored_header,
+    usage_group, usage_lines, usage_sql,
 };
 use super::verify::{
     ChainWalk, DAILY_LINES_SQL, DAILY_TOTALS_SQL, DailyLine, PRUNE_HORIZON_SQL, Positioned, check_daily_line,
@@ -568,6 +569,10 @@ pub(super) async fn delivered_among(pool: &PgPool, licensee_id: i64, post_ids: &
 
 pub(super) async fn canaries(pool: &PgPool) -> StoreResult<Vec<(i64, i64)>> {
     Ok(sqlx::query_as(pg!(CANARIES_SQL)).fetch_all(pool).await?)
+}
+
+pub(super) async fn heads(pool: &PgPool) -> StoreResult<Vec<ChainHead>> {
+    chain_heads(sqlx::query_as(HEADS_SQL).fetch_all(pool).await?)
 }
 
 pub(super) async fn received(pool: &PgPool, licensee_id: i64) -> StoreResult<HashMap<i64, Received>> {

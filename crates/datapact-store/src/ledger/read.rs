@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use datapact_core::purpose::Purpose;
 use datapact_core::{Endpoint, KeyPrefix, Timestamp};
 use datapact_ledger::{
-    Anchor, BatchHeader, ChainBreak, DailyCount, DayKey, Delivery, Digest, MonthKey, RequestFingerprint, Row,
-    StoredRow, UsageEvent, VerifySummary,
+    Anchor, BatchHeader, ChainBreak, ChainHead, DailyCount, DayKey, Delivery, Digest, MonthKey, RequestFingerprint,
+    Row, StoredRow, UsageEvent, VerifySummary,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -314,6 +314,35 @@ pub(super) fn canaries(conn: &Connection) -> StoreResult<Vec<(i64, i64)>> {
     let mut statement = conn.prepare_cached(CANARIES_SQL)?;
     let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every chain's newest batch (a signed checkpoint's heads), in any order: the caller sorts by
+/// name, since PostgreSQL's collation need not be byte order.
+pub(super) const HEADS_SQL: &str = "SELECT b.chain, b.seq, b.hash FROM ledger_batches b
+     JOIN (SELECT chain, MAX(seq) AS seq FROM ledger_batches GROUP BY chain) newest
+       ON newest.chain = b.chain AND newest.seq = b.seq";
+
+pub(super) fn heads(conn: &Connection) -> StoreResult<Vec<ChainHead>> {
+    let mut statement = conn.prepare_cached(HEADS_SQL)?;
+    let rows = statement
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, Vec<u8>>(2)?)))?;
+    let rows: Vec<_> = rows.collect::<Result<_, _>>()?;
+    chain_heads(rows)
+}
+
+/// Heads as read (chain, seq, hash bytes), checked and sorted by chain name.
+pub(super) fn chain_heads(rows: Vec<(String, i64, Vec<u8>)>) -> StoreResult<Vec<ChainHead>> {
+    let mut heads = rows
+        .into_iter()
+        .map(|(chain, seq, hash)| {
+            let hash =
+                digest(hash).ok_or_else(|| StoreError::Invalid(format!("chain {chain:?}: a malformed batch hash")))?;
+            let seq = u64::try_from(seq).map_err(|_| StoreError::Invalid(format!("chain {chain:?}: seq {seq}")))?;
+            Ok(ChainHead { chain, seq, hash })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    heads.sort_by(|a, b| a.chain.cmp(&b.chain));
+    Ok(heads)
 }
 
 /// What `ledger verify` found when the chain holds.
