@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod billing;
 pub mod canary;
+pub mod checkpoints;
 pub mod client_addr;
 pub mod compliance;
 pub mod extract;
@@ -101,6 +102,8 @@ pub struct Services {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Signs the compliance jobs' upload and download URLs (a key derived from the fingerprint secret).
     pub url_signer: compliance::UrlSigner,
+    /// The newest signed ledger checkpoint (for the response header) and the schedule's interval.
+    pub checkpoints: checkpoints::Published,
 }
 
 /// The licensee API, on `--listen`.
@@ -116,11 +119,13 @@ pub fn licensee_router(state: AppState) -> Router {
         .route("/2/users/{id}/tweets", get(api::user_timeline))
         .route("/2/users/by/username/{username}", get(api::user_by_username))
         .route("/2/usage/tweets", get(usage::usage_tweets))
+        .route("/2/usage/checkpoints", get(checkpoints::list))
         .route("/2/compliance/jobs", get(compliance::list_jobs).post(compliance::create_job))
         .route("/2/compliance/jobs/{id}", get(compliance::get_job))
         .route("/2/compliance/events", get(compliance::events))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metering::idempotency))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), terms::enforce))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), checkpoints::header))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_licensee))
         .route_layer(axum::middleware::from_fn(|request, next| metrics::track("licensee", request, next)));
     // The compliance jobs' signed URLs: the only licensee routes without a bearer key (the
@@ -136,6 +141,7 @@ pub fn licensee_router(state: AppState) -> Router {
         .merge(api)
         .merge(signed)
         .route("/healthz", get(healthz))
+        .route(checkpoints::KEYS_PATH, get(checkpoints::keys))
         .route("/openapi.json", get(|| async { axum::Json(<openapi::LicenseeApi as utoipa::OpenApi>::openapi()) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -168,6 +174,7 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/admin/usage", get(usage::admin_usage))
         .route("/admin/licensees/{name}/deliveries", get(usage::admin_deliveries))
         .route("/admin/ledger/verify", post(usage::admin_verify))
+        .route("/admin/ledger/checkpoints", get(checkpoints::admin_list))
         .route("/admin/invoices", get(admin_billing::list_invoices))
         .route("/admin/invoices/run", post(admin_billing::run_invoices))
         .route("/admin/invoices/{number}", get(admin_billing::show_invoice))
@@ -185,6 +192,7 @@ pub fn admin_router(state: AppState) -> Router {
     Router::new()
         .merge(admin)
         .route("/healthz", get(healthz))
+        .route(checkpoints::KEYS_PATH, get(checkpoints::keys))
         .route("/openapi.json", get(|| async { axum::Json(<openapi::AdminApi as utoipa::OpenApi>::openapi()) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -291,6 +299,7 @@ pub(crate) async fn test_state(store: Arc<dyn Store>, data_dir: &Path) -> AppSta
         ledger: None,
         shutdown: Default::default(),
         url_signer: compliance::UrlSigner::derived_from(b"test"),
+        checkpoints: Default::default(),
         store,
     })
 }

@@ -15,6 +15,7 @@
 //! | history cannot be edited, deleted, inserted or reordered unnoticed; `ledger verify` names the first break | [`encoding`] (canonical bytes), [`chain::ChainWriter`] (sealing), [`chain::Verifier`] (checking) |
 //! | a retried `Idempotency-Key` replays the same records and counts them once; a reused key with another request is refused | [`idempotency::decide`] |
 //! | `GET /2/usage/tweets` reports exactly what was counted, in X's shape | [`usage::usage_view`] |
+//! | a signed checkpoint names every chain's head; a ledger that no longer passes through it is caught | [`checkpoint::SignedCheckpoint::verify`] (signature), [`chain::Verifier::expect`] (the heads as anchors) |
 //!
 //! # Counting
 //!

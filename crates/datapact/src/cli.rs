@@ -446,9 +446,22 @@ pub enum LedgerCommand {
         /// (catches the newest batches being rewritten or dropped). Repeat for several chains.
         #[arg(long)]
         expect: Vec<String>,
+        /// Signed checkpoints kept earlier (the JSON of `GET /2/usage/checkpoints` or of
+        /// `ledger checkpoint list --json`, or lines of checkpoints or `x-datapact-checkpoint`
+        /// header values): each signature must check, and the ledger must extend every head they
+        /// sign. Repeatable.
+        #[arg(long, value_name = "FILE")]
+        checkpoints: Vec<PathBuf>,
+        /// The public keys to check signatures with: the JWK Set published at
+        /// /.well-known/datapact/checkpoint-keys.json, as kept. Default: the store's own keys.
+        #[arg(long, value_name = "FILE", requires = "checkpoints")]
+        keys: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
+    /// Signed checkpoints of the ledger's chain heads, and their signing keys.
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
     /// Delete delivery and usage rows older than the retention, whole batches at a time, keeping
     /// their hashes so the chain still verifies.
     Prune {
@@ -456,6 +469,31 @@ pub enum LedgerCommand {
         #[arg(long, default_value_t = 1095)]
         retention_days: u32,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CheckpointCommand {
+    /// Sign every chain's head now (gateways also do it every --checkpoint-interval-secs).
+    Make {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Checkpoints, newest first; `--json` prints what `ledger verify --checkpoints` reads.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 24)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The public signing keys, every one ever used; `--json` prints the published JWK Set.
+    Keys {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the signing key: the key in use signs nothing from now on (its public half stays
+    /// published, so what it signed still verifies). Do it when the store may have been copied.
+    RotateKey,
 }
 
 #[derive(Args, Debug)]
@@ -487,6 +525,11 @@ pub struct ServeArgs {
     /// Seconds a request may take before it is abandoned with a 503.
     #[arg(long, default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Seconds between signed checkpoints of the ledger's chain heads (published to licensees at
+    /// /2/usage/checkpoints and in the x-datapact-checkpoint header).
+    #[arg(long, env = "DATAPACT_CHECKPOINT_INTERVAL_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=31_622_400))]
+    pub checkpoint_interval_secs: u64,
     /// Seconds in-flight requests may run after SIGTERM or SIGINT.
     #[arg(long, default_value_t = 20)]
     pub drain_secs: u64,

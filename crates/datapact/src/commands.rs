@@ -88,7 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deliveries { licensee, month, format } => {
             ledger::deliveries(&ledger_place, store.as_ref(), &licensee, month.as_deref(), format, clock).await
         }
-        Command::Ledger(command) => ledger::ledger(&ledger_place, command, clock).await,
+        Command::Ledger(command) => ledger::ledger(&ledger_place, store.as_ref(), command, clock).await,
         Command::Trace(args) => {
             if store.is_shared() {
                 // Versions another machine made must be here to read its copies.
@@ -232,10 +232,12 @@ async fn serve(
         // Derived from the current fingerprint secret: every gateway holding the ring signs the
         // compliance URLs alike; a rotation takes effect (and voids outstanding URLs) at restart.
         url_signer: datapact_gateway::compliance::UrlSigner::derived_from(fingerprint_secrets.current().key()),
+        checkpoints: datapact_gateway::checkpoints::Published::new(Duration::from_secs(args.checkpoint_interval_secs)),
     });
     datapact_gateway::metering::spawn_retention(state.clone(), args.delivery_retention_days);
     datapact_gateway::billing::spawn_schedule(state.clone());
     datapact_gateway::webhooks::spawn_sender(state.clone());
+    datapact_gateway::checkpoints::spawn_schedule(state.clone());
     let config = GatewayConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,

@@ -1,4 +1,4 @@
-//! The ledger commands: `usage`, `deliveries`, `ledger verify`, `ledger prune`.
+//! The ledger commands: `usage`, `deliveries`, `ledger verify`, `ledger prune`, `ledger checkpoint`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use datapact_core::Clock;
+use datapact_ledger::ChainBreak;
 use datapact_ledger::MonthKey;
 use datapact_store::Store;
-use datapact_store::ledger::{UsageBy, parse_anchor, verify_json};
+use datapact_store::ledger::{UsageBy, VerifyFailure, parse_anchor, verify_json};
 
 use crate::cli::{ExportFormat, LedgerCommand, UsageByArg};
 use crate::commands::LedgerPlace;
@@ -137,27 +138,59 @@ fn csv_field(value: &str) -> String {
 
 pub async fn ledger(
     place: &LedgerPlace<'_>,
+    store: &dyn Store,
     command: LedgerCommand,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<ExitCode> {
     let ledger = place.open_for_reading(clock.clone())?;
     match command {
-        LedgerCommand::Verify { expect, json } => {
-            let expect = expect
+        LedgerCommand::Checkpoint(command) => crate::checkpoints::run(command, store, &ledger, clock.as_ref()).await,
+        LedgerCommand::Verify { expect, checkpoints, keys, json } => {
+            let mut expect = expect
                 .iter()
                 .map(|text| {
                     parse_anchor(text)
                         .with_context(|| format!("--expect {text:?} is not a head: use SEQ:HASH or CHAIN@SEQ:HASH"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            let (signed, keys_from) = match checkpoints.is_empty() {
+                true => (Vec::new(), ""),
+                false => crate::checkpoints::checked(&checkpoints, keys.as_deref(), store).await?,
+            };
+            expect.extend(crate::checkpoints::anchors(&signed));
             let outcome = ledger.verify(&expect).await?;
+            // Which signed checkpoints the ledger departs from, when it does.
+            let departed: Vec<u64> = match &outcome {
+                Err(VerifyFailure::Chain(ChainBreak::AnchorMismatch { expected, .. })) => {
+                    crate::checkpoints::signed_with(&signed, expected)
+                }
+                _ => Vec::new(),
+            };
             if json {
-                println!("{}", verify_json(&outcome));
+                let mut report = verify_json(&outcome);
+                if !signed.is_empty() {
+                    let numbers: Vec<u64> = signed.iter().map(|s| s.checkpoint.number).collect();
+                    report["checkpoints"] = serde_json::json!({
+                        "checked": numbers, "keys": keys_from, "departed_from": departed,
+                    });
+                }
+                println!("{report}");
                 return Ok(if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) });
             }
             match outcome {
                 Ok(report) => {
                     println!("ledger verifies: {} daily totals", report.daily_checked);
+                    if let (Some(first), Some(last)) = (
+                        signed.iter().min_by_key(|s| s.checkpoint.number),
+                        signed.iter().max_by_key(|s| s.checkpoint.number),
+                    ) {
+                        println!(
+                            "it extends all {} signed checkpoints given ({} to {}, signatures checked with {keys_from})",
+                            signed.len(),
+                            first.checkpoint.number,
+                            last.checkpoint.number
+                        );
+                    }
                     let several = report.chains.len() > 1;
                     for summary in &report.chains {
                         println!(
@@ -179,6 +212,13 @@ pub async fn ledger(
                 }
                 Err(failure) => {
                     eprintln!("the ledger does NOT verify: {failure}");
+                    if !departed.is_empty() {
+                        let numbers: Vec<String> = departed.iter().map(u64::to_string).collect();
+                        eprintln!(
+                            "it departs from what signed checkpoint {} states: history covered by a signature was rewritten",
+                            numbers.join(", ")
+                        );
+                    }
                     eprintln!("the database was changed outside datapact; restore it from a backup and investigate");
                     Ok(ExitCode::from(1))
                 }

@@ -3,6 +3,7 @@
 mod admin_token;
 mod billing;
 mod canaries;
+mod checkpoints;
 mod cli;
 mod commands;
 mod demo;
