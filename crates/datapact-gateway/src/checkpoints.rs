@@ -128,6 +128,26 @@ fn random_seed() -> StoreResult<[u8; 32]> {
     Ok(seed)
 }
 
+/// The first checkpoint that covers every `(chain, seq)` batch in `needs` (it signs a head at or
+/// after each): the signed statement behind a report that read those batches. `None` when no
+/// checkpoint covers them yet (the next one will).
+pub async fn covering(store: &dyn Store, needs: &[(String, u64)]) -> StoreResult<Option<SignedCheckpoint>> {
+    let mut below: Option<u64> = None;
+    let mut oldest_covering = None;
+    // Newest first: the covering ones come first; keep going until one does not cover.
+    loop {
+        let page = store.checkpoints(below, datapact_store::checkpoints::MAX_CHECKPOINTS_PER_READ).await?;
+        let Some(last) = page.last() else { return Ok(oldest_covering) };
+        below = Some(last.checkpoint.number);
+        for signed in page {
+            if !needs.iter().all(|(chain, seq)| signed.checkpoint.covers(chain, *seq)) {
+                return Ok(oldest_covering);
+            }
+            oldest_covering = Some(signed);
+        }
+    }
+}
+
 /// The public keys, every one ever used, as a JWK Set.
 pub async fn key_set(store: &dyn Store) -> StoreResult<JwkSet> {
     Ok(JwkSet { keys: store.signing_keys().await?.iter().map(|key| key.public.to_jwk()).collect() })

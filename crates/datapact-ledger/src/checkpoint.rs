@@ -125,6 +125,12 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Whether this checkpoint signs a head of `chain` at or after batch `seq` — so it commits to
+    /// that batch and everything before it.
+    pub fn covers(&self, chain: &str, seq: u64) -> bool {
+        self.heads.iter().any(|head| head.chain == chain && head.seq >= seq)
+    }
+
     /// The bytes signed: the canonical text in the module's documentation.
     pub fn signed_message(&self) -> Vec<u8> {
         let mut text = format!("{DOMAIN}\nnumber {}\nat {}\nkey {}\n", self.number, self.at.millis(), self.key_id);
@@ -482,6 +488,14 @@ mod tests {
         let mut jwk = public(&a, 0, None).to_jwk();
         jwk.x = public(&b, 0, None).to_jwk().x;
         assert!(matches!(PublicKey::from_jwk(&jwk), Err(CheckpointError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_checkpoint_covers_batches_up_to_its_heads() {
+        let key = key(1);
+        let c = checkpoint(&key, vec![head("a", 5, 0), head("b", 2, 0)]);
+        assert!(c.covers("a", 1) && c.covers("a", 5) && c.covers("b", 2));
+        assert!(!c.covers("a", 6) && !c.covers("b", 3) && !c.covers("c", 1));
     }
 
     #[test]
