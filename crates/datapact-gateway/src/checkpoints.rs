@@ -39,6 +39,8 @@ const TEST_CLOCK_TICK: Duration = Duration::from_millis(200);
 /// A page of `GET /2/usage/checkpoints`: at most this many, 24 (a day's) by default.
 const MAX_PAGE: usize = 100;
 const DEFAULT_PAGE: usize = 24;
+/// The largest checkpoint sent as a header (about 25 chains).
+const MAX_HEADER_BYTES: usize = 3_072;
 /// How many times a checkpoint is attempted when a key rotation lands between reading the heads
 /// and signing them.
 const ATTEMPTS: usize = 3;
@@ -47,13 +49,14 @@ const ATTEMPTS: usize = 3;
 #[derive(Debug)]
 pub struct Published {
     interval: Duration,
-    latest: RwLock<Option<(u64, HeaderValue)>>,
+    /// The newest checkpoint's number, and its header value unless it is too large for one.
+    latest: RwLock<(u64, Option<HeaderValue>)>,
 }
 
 impl Published {
     /// Checkpoints every `interval` (at least a second).
     pub fn new(interval: Duration) -> Published {
-        Published { interval: interval.max(Duration::from_secs(1)), latest: RwLock::new(None) }
+        Published { interval: interval.max(Duration::from_secs(1)), latest: RwLock::new((0, None)) }
     }
 
     pub fn interval(&self) -> Duration {
@@ -61,16 +64,29 @@ impl Published {
     }
 
     fn header(&self) -> Option<HeaderValue> {
-        self.latest.read().ok().and_then(|latest| latest.as_ref().map(|(_, value)| value.clone()))
+        self.latest.read().ok().and_then(|latest| latest.1.clone())
     }
 
     fn set(&self, checkpoint: &SignedCheckpoint) {
         let number = checkpoint.checkpoint.number;
-        let Ok(value) = HeaderValue::from_str(&checkpoint.to_header()) else { return };
+        let text = checkpoint.to_header();
+        // Proxies and clients refuse large headers (nginx's buffers are 4-8 KiB): past this, only
+        // `/2/usage/checkpoints` carries the checkpoint (and no older one is sent instead).
+        let value = match text.len() > MAX_HEADER_BYTES {
+            true => None,
+            false => HeaderValue::from_str(&text).ok(),
+        };
         if let Ok(mut latest) = self.latest.write()
-            && latest.as_ref().is_none_or(|(seen, _)| *seen < number)
+            && latest.0 < number
         {
-            *latest = Some((number, value));
+            if value.is_none() {
+                tracing::warn!(
+                    number,
+                    bytes = text.len(),
+                    "checkpoint too large for a header; not sent in x-datapact-checkpoint"
+                );
+            }
+            *latest = (number, value);
         }
     }
 }
@@ -96,8 +112,9 @@ pub async fn make(store: &dyn Store, ledger: &Ledger, clock: &dyn Clock, slot: O
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let at = clock.now();
+        // Heads first, then the time: the checkpoint says the ledger held at least these at `at`.
         let heads = ledger.heads().await?;
+        let at = clock.now();
         if heads.is_empty() {
             return Ok(Made::EmptyLedger);
         }
@@ -162,7 +179,8 @@ pub fn spawn_schedule(state: AppState) {
         let mut made_slot: Option<i64> = None;
         loop {
             let now = state.clock.now();
-            let slot = now.millis().div_euclid(interval_ms);
+            // A slot is named by its first instant, so changing the interval never reuses a name.
+            let slot = now.millis() - now.millis().rem_euclid(interval_ms);
             if made_slot != Some(slot) {
                 let outcome = match ensure_signing_key(state.store.as_ref(), now, "gateway").await {
                     Ok(_) => make(state.store.as_ref(), &ledger, state.clock.as_ref(), Some(slot)).await,
@@ -177,7 +195,7 @@ pub fn spawn_schedule(state: AppState) {
                     Ok(Made::SlotTaken) => made_slot = Some(slot),
                     // Nothing to sign yet: look again at the next tick.
                     Ok(Made::EmptyLedger) => {}
-                    Err(error) => tracing::warn!(%error, "no ledger checkpoint this tick; retrying"),
+                    Err(error) => tracing::error!(%error, "no ledger checkpoint this tick; retrying"),
                 }
             }
             match state.store.checkpoints(None, 1).await {
@@ -207,7 +225,9 @@ pub async fn header(State(state): State<AppState>, request: Request, next: Next)
 }
 
 /// `GET /2/usage/checkpoints`: signed checkpoints, newest first, with `next_token` to older ones.
-/// Readable with any valid key, a blocked licensee's included: they are its evidence too.
+/// Readable with any valid key, a blocked licensee's included: they are its evidence too. The
+/// heads show how many batches each gateway has committed (platform-wide volume, not any
+/// licensee's).
 #[utoipa::path(
     get, path = "/2/usage/checkpoints", tag = "usage",
     params(

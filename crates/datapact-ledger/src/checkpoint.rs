@@ -18,9 +18,10 @@
 //! ```
 //!
 //! Heads are sorted by chain name; times are milliseconds since the epoch (UTC). A key id is the first 8 bytes of
-//! SHA-256 over the 32-byte public key, in hex, so an id names exactly one key. A key signs only between its
-//! creation and its retirement (rotation): a checkpoint dated outside that span is refused, so retiring a key that
-//! leaked makes anything it signs afterwards worthless.
+//! SHA-256 over the 32-byte public key, in hex (an id, not a proof: the key set is what is trusted). A key signs
+//! only between its creation and its retirement (rotation), and a checkpoint dated outside that span is refused.
+//! A leaked seed can still sign checkpoints dated inside its old span: those disagree with the checkpoints a
+//! licensee already holds (the same number, other contents), which `ledger verify --checkpoints` refuses.
 
 use std::fmt::Write as _;
 
@@ -35,9 +36,9 @@ use crate::chain::{Anchor, Digest};
 
 /// The first line of every signed message: the format and its version.
 const DOMAIN: &str = "datapact-checkpoint/v1";
-/// The most chains a checkpoint holds: one per gateway node, so far beyond any real deployment, and it keeps a
-/// checkpoint (and its response header) small.
-pub const MAX_HEADS: usize = 256;
+/// The most chains a checkpoint holds: one per gateway node name ever used (a chain is kept when its node is
+/// gone), so far beyond a deployment that names its nodes, and a checkpoint stays under a megabyte.
+pub const MAX_HEADS: usize = 8_192;
 /// The longest chain name (a gateway node's name is at most 64 characters).
 const MAX_CHAIN_NAME: usize = 64;
 
@@ -76,6 +77,10 @@ pub struct Checkpoint {
 /// Why a checkpoint is not well formed, or does not verify.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CheckpointError {
+    #[error("checkpoint {number}: key id {key_id:?} is not 16 lowercase hex digits")]
+    BadKeyId { number: u64, key_id: String },
+    #[error("checkpoint {number} names key {key_id:?} but is being signed by key {signer:?}")]
+    WrongSigner { number: u64, key_id: String, signer: String },
     #[error("checkpoint {number} names no chain head")]
     NoHeads { number: u64 },
     #[error("checkpoint {number} names {count} chain heads; at most {MAX_HEADS} are allowed")]
@@ -105,6 +110,9 @@ impl Checkpoint {
     /// Checks the shape: 1 to [`MAX_HEADS`] heads, plain chain names, sorted, each chain once, seqs from 1.
     pub fn check(&self) -> Result<(), CheckpointError> {
         let number = self.number;
+        if self.key_id.len() != 16 || !self.key_id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(CheckpointError::BadKeyId { number, key_id: self.key_id.clone() });
+        }
         if self.heads.is_empty() {
             return Err(CheckpointError::NoHeads { number });
         }
@@ -112,7 +120,7 @@ impl Checkpoint {
             return Err(CheckpointError::TooManyHeads { number, count: self.heads.len() });
         }
         for (index, head) in self.heads.iter().enumerate() {
-            if !plain_name(&head.chain) {
+            if !plain_chain_name(&head.chain) {
                 return Err(CheckpointError::BadChainName { number, chain: head.chain.clone() });
             }
             if index > 0 && self.heads[index - 1].chain >= head.chain {
@@ -144,7 +152,13 @@ impl Checkpoint {
     /// Signs a well-formed checkpoint with `key`, whose id must be `key_id`.
     pub fn sign(self, key: &SigningKey) -> Result<SignedCheckpoint, CheckpointError> {
         self.check()?;
-        assert_eq!(self.key_id, key.key_id(), "a checkpoint is signed by the key it names");
+        if self.key_id != key.key_id() {
+            return Err(CheckpointError::WrongSigner {
+                number: self.number,
+                key_id: self.key_id,
+                signer: key.key_id(),
+            });
+        }
         let signature = key.inner.sign(&self.signed_message()).to_bytes();
         Ok(SignedCheckpoint { checkpoint: self, signature })
     }
@@ -374,7 +388,9 @@ impl PublicKey {
     }
 }
 
-fn plain_name(name: &str) -> bool {
+/// A chain's name (a gateway node's): 1 to 64 of a-z, A-Z, 0-9, '-', '_', '.', so it needs no quoting in the
+/// signed text, the header or `CHAIN@SEQ:HASH`.
+pub fn plain_chain_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_CHAIN_NAME
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -400,6 +416,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    const KNOWN_KEY_ID: &str = "b600306cfa76723f";
+    const KNOWN_SIGNATURE: &str = "51652bf040c0d9d13887205d3c6d44f232f7a50c5e076277d0c17ee471aa520d3ff125112ad0a98e1df75c365956b5dd17aa8bce665bfc3cca8fe8501a4bdb04";
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_seed([seed; 32])
@@ -447,6 +466,22 @@ mod tests {
             hex::encode(signature),
             "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
         );
+    }
+
+    #[test]
+    fn a_known_checkpoint_has_a_known_signature() {
+        // Pins the whole format: seed, message and signature. Any change to the signed text breaks it. The same
+        // signature came out of OpenSSL (Python's `cryptography`) signing the documented text by hand.
+        let key = key(42);
+        let c = Checkpoint {
+            number: 7,
+            at: Timestamp(1_764_950_400_000),
+            key_id: key.key_id(),
+            heads: vec![head("sqlite", 12, 0x5a)],
+        };
+        let signed = c.sign(&key).unwrap();
+        assert_eq!(key.key_id(), KNOWN_KEY_ID);
+        assert_eq!(hex::encode(signed.signature), KNOWN_SIGNATURE);
     }
 
     #[test]

@@ -17,12 +17,13 @@ use crate::{StoreError, StoreResult};
 /// The most checkpoints one read returns.
 pub const MAX_CHECKPOINTS_PER_READ: usize = 1_000;
 
-/// A signing key as stored: its public half and the span it signs in, and its seed (never
-/// printed: `Debug` redacts it).
+/// A signing key as stored: its public half and the span it signs in, and, while it is in use,
+/// its seed (never printed: `Debug` redacts it). Retiring a key erases its seed, so a copy of the
+/// store taken after a rotation holds no key that signed earlier checkpoints.
 #[derive(Clone)]
 pub struct StoredSigningKey {
     pub public: PublicKey,
-    seed: [u8; 32],
+    seed: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for StoredSigningKey {
@@ -32,20 +33,31 @@ impl std::fmt::Debug for StoredSigningKey {
 }
 
 impl StoredSigningKey {
-    /// A key as read back: checks that the seed makes the stored public key and id.
+    /// A key as read back: the key in use must have its seed, and the seed must make the stored
+    /// public key and id.
     pub(crate) fn from_stored(
         key_id: String,
         public: Vec<u8>,
-        seed: Vec<u8>,
+        seed: Option<Vec<u8>>,
         created_at: i64,
         retired_at: Option<i64>,
     ) -> StoreResult<StoredSigningKey> {
         let corrupt = |why: &str| StoreError::Invalid(format!("signing key {key_id:?} is corrupt in the store: {why}"));
-        let seed: [u8; 32] = seed.try_into().map_err(|_| corrupt("the seed is not 32 bytes"))?;
         let public: [u8; 32] = public.try_into().map_err(|_| corrupt("the public key is not 32 bytes"))?;
-        let key = SigningKey::from_seed(seed);
-        if key.public() != public || key.key_id() != key_id {
-            return Err(corrupt("the seed does not make the stored public key"));
+        let seed = match seed {
+            None if retired_at.is_none() => return Err(corrupt("the key in use has no seed")),
+            None => None,
+            Some(seed) => {
+                let seed: [u8; 32] = seed.try_into().map_err(|_| corrupt("the seed is not 32 bytes"))?;
+                let key = SigningKey::from_seed(seed);
+                if key.public() != public || key.key_id() != key_id {
+                    return Err(corrupt("the seed does not make the stored public key"));
+                }
+                Some(seed)
+            }
+        };
+        if datapact_ledger::checkpoint::key_id(&public) != key_id {
+            return Err(corrupt("the key id is not the public key's"));
         }
         let public =
             PublicKey { key_id, public, created_at: Timestamp(created_at), retired_at: retired_at.map(Timestamp) };
@@ -56,17 +68,30 @@ impl StoredSigningKey {
     pub(crate) fn new(seed: [u8; 32], at: Timestamp) -> StoredSigningKey {
         let key = SigningKey::from_seed(seed);
         let public = PublicKey { key_id: key.key_id(), public: key.public(), created_at: at, retired_at: None };
-        StoredSigningKey { public, seed }
+        StoredSigningKey { public, seed: Some(seed) }
     }
 
-    pub(crate) fn seed(&self) -> &[u8; 32] {
-        &self.seed
+    pub(crate) fn seed(&self) -> Option<&[u8; 32]> {
+        self.seed.as_ref()
     }
 
-    /// The key to sign with.
-    pub fn signing_key(&self) -> SigningKey {
-        SigningKey::from_seed(self.seed)
+    /// The key to sign with; `None` for a retired key (its seed was erased).
+    pub fn signing_key(&self) -> Option<SigningKey> {
+        self.seed.map(SigningKey::from_seed)
     }
+}
+
+/// When a rotation at `requested` takes effect: never before the retiring key's own creation nor
+/// at or before the last checkpoint it signed (whose time the signer chose before this
+/// transaction), so no checkpoint already published stops verifying.
+pub(crate) fn rotation_instant(
+    requested: Timestamp,
+    in_use: Option<&StoredSigningKey>,
+    last_signed: Option<i64>,
+) -> Timestamp {
+    let after_signed = last_signed.map_or(requested, |at| Timestamp(at.saturating_add(1)));
+    let created = in_use.map_or(requested, |key| key.public.created_at);
+    requested.max(after_signed).max(created)
 }
 
 /// What `add_signing_key` does when a key is already in use.
@@ -93,8 +118,9 @@ pub(crate) fn seal(
             key.public.created_at
         )));
     }
+    let signing = key.signing_key().ok_or_else(no_key)?;
     let checkpoint = Checkpoint { number, at, key_id: key.public.key_id.clone(), heads };
-    checkpoint.sign(&key.signing_key()).map_err(invalid)
+    checkpoint.sign(&signing).map_err(invalid)
 }
 
 /// A stored checkpoint read back (its signature is checked by whoever verifies it, not here).
@@ -126,7 +152,11 @@ pub(crate) mod sql {
         "SELECT key_id, public_key, seed, created_at, retired_at FROM signing_keys ORDER BY created_at, key_id";
     pub(crate) const KEY_IN_USE: &str =
         "SELECT key_id, public_key, seed, created_at, retired_at FROM signing_keys WHERE retired_at IS NULL";
-    pub(crate) const RETIRE_KEYS: &str = "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL";
+    /// Retiring erases the seed: nothing signs with a retired key again.
+    pub(crate) const RETIRE_KEYS: &str =
+        "UPDATE signing_keys SET retired_at = ?1, seed = NULL WHERE retired_at IS NULL";
+    /// The newest checkpoint time signed by key `?1`.
+    pub(crate) const LAST_SIGNED: &str = "SELECT MAX(at) FROM checkpoints WHERE key_id = ?1";
     pub(crate) const INSERT_KEY: &str =
         "INSERT INTO signing_keys (key_id, public_key, seed, created_at) VALUES (?1, ?2, ?3, ?4)";
     pub(crate) const SLOT_TAKEN: &str = "SELECT EXISTS (SELECT 1 FROM checkpoints WHERE slot = ?1)";
@@ -155,7 +185,7 @@ pub(crate) fn key_audit(key: &StoredSigningKey, how: KeyChange) -> crate::shared
 pub(crate) fn no_key() -> StoreError {
     StoreError::Invalid(
         "there is no checkpoint signing key yet: `datapact serve` creates one on its first start, or run \
-         `datapact ledger signing-key rotate`"
+         `datapact ledger checkpoint rotate-key`"
             .into(),
     )
 }

@@ -28,7 +28,10 @@ async fn a_key_is_created_once_and_rotation_keeps_the_old_public_half(store: &Te
     assert!(store.signing_keys().await.unwrap().is_empty());
     // Signing before any key exists says what to do.
     let refused = store.record_checkpoint(heads(1), T0, None).await;
-    assert!(matches!(&refused, Err(StoreError::Invalid(m)) if m.contains("signing-key rotate")), "{refused:?}");
+    assert!(
+        matches!(&refused, Err(StoreError::Invalid(m)) if m.contains("ledger checkpoint rotate-key")),
+        "{refused:?}"
+    );
 
     let first = store.add_signing_key([1; 32], KeyChange::CreateIfNone, &Change::new("gateway", T0)).await.unwrap();
     // A second gateway starting later finds it and creates nothing.
@@ -47,6 +50,9 @@ async fn a_key_is_created_once_and_rotation_keeps_the_old_public_half(store: &Te
     assert_eq!(keys[0].public.retired_at, Some(rotated_at));
     assert_eq!(keys[1].public.key_id, second.public.key_id);
     assert_eq!(keys[1].public.retired_at, None);
+    // The retired key's seed is erased: nothing signs with it again.
+    assert!(keys[0].signing_key().is_none());
+    assert!(keys[1].signing_key().is_some());
     // Debug never shows a seed.
     assert!(!format!("{keys:?}").contains("[3, 3, 3"), "{keys:?}");
     // The changes are audited under their actors, without key material.
@@ -114,7 +120,22 @@ async fn concurrent_gateways_make_one_checkpoint_per_slot(store: &TestStore) {
     assert_eq!(store.checkpoints(None, 10).await.unwrap().len(), 1);
 }
 
+async fn a_rotation_never_retires_a_key_before_a_checkpoint_it_signed(store: &TestStore) {
+    store.add_signing_key([1; 32], KeyChange::CreateIfNone, &Change::new("gateway", T0)).await.unwrap();
+    // A gateway signed at T0 + 200 while a rotation asked for at T0 + 100 (another machine's
+    // clock, or a rotation waiting for the writer lock) was on its way.
+    let signed = store.record_checkpoint(heads(1), Timestamp(T0.0 + 200), None).await.unwrap().unwrap();
+    let rotated =
+        store.add_signing_key([2; 32], KeyChange::Rotate, &Change::new("alice", Timestamp(T0.0 + 100))).await.unwrap();
+    assert_eq!(rotated.public.created_at, Timestamp(T0.0 + 201));
+    let keys = published(&store.signing_keys().await.unwrap());
+    assert_eq!(keys[0].retired_at, Some(Timestamp(T0.0 + 201)));
+    // The checkpoint already published still verifies.
+    signed.verify(&keys).unwrap();
+}
+
 store_tests!(
+    a_rotation_never_retires_a_key_before_a_checkpoint_it_signed,
     a_key_is_created_once_and_rotation_keeps_the_old_public_half,
     checkpoints_are_numbered_signed_by_the_key_in_use_and_made_once_per_slot,
     checkpoints_can_be_neither_edited_nor_deleted,

@@ -161,7 +161,7 @@ async fn a_url_asking_for_tls_gets_tls() {
 async fn schema_is_versioned_and_a_newer_one_refused() {
     let Some(schema) = Schema::new().await else { return };
     let store = schema.connect().await.unwrap();
-    // Every migration ran: the newest is `datapact migrate`'s bookkeeping (migration_progress).
+    // Every migration ran: the newest is the signed checkpoints' tables.
     assert_eq!(store.schema_version().await.unwrap(), 9);
     assert_eq!(store.fingerprint_ring().await.unwrap(), None);
     store.ingest(vec![post(1, 7, "kept")], NOW).await.unwrap();

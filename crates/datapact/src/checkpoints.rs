@@ -37,11 +37,11 @@ pub async fn run(
                     }
                 }
                 Made::EmptyLedger => bail!("the ledger has no batch yet: there is no head to sign"),
-                Made::SlotTaken => unreachable!("a checkpoint made by hand has no slot"),
+                Made::SlotTaken => bail!("a checkpoint made by hand has no slot; this is a bug in datapact"),
             }
         }
         CheckpointCommand::List { limit, json } => {
-            let found = store.checkpoints(None, limit).await?;
+            let found = store.checkpoints(None, usize::from(limit)).await?;
             if json {
                 let data: Vec<CheckpointJson> = found.iter().map(SignedCheckpoint::to_json).collect();
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "data": data }))?);
@@ -116,6 +116,25 @@ pub async fn checked(
             checkpoints.push(signed);
         }
     }
+    // Two different checkpoints under one number, or numbers whose times go backwards: the
+    // signer equivocated (or a leaked key signed a backdated one); neither can be evidence.
+    checkpoints.sort_by_key(|signed| signed.checkpoint.number);
+    checkpoints.dedup();
+    for pair in checkpoints.windows(2) {
+        let (a, b) = (&pair[0].checkpoint, &pair[1].checkpoint);
+        if a.number == b.number {
+            bail!("two different checkpoints are numbered {}: the signer contradicted itself", a.number);
+        }
+        if b.at < a.at {
+            bail!(
+                "checkpoint {} is dated {} but checkpoint {} before it is dated {}: the times go backwards",
+                b.number,
+                b.at,
+                a.number,
+                a.at
+            );
+        }
+    }
     Ok((checkpoints, keys_from))
 }
 
@@ -165,7 +184,11 @@ fn parse(text: &str) -> anyhow::Result<Vec<SignedCheckpoint>> {
     let mut found = Vec::new();
     for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
         let line = line.trim();
-        let line = line.strip_prefix("x-datapact-checkpoint:").map(str::trim).unwrap_or(line);
+        const PREFIX: &str = "x-datapact-checkpoint:";
+        let line = match line.get(..PREFIX.len()) {
+            Some(start) if start.eq_ignore_ascii_case(PREFIX) => line[PREFIX.len()..].trim(),
+            _ => line,
+        };
         let signed = if line.starts_with('{') {
             serde_json::from_str::<CheckpointJson>(line)
                 .map_err(anyhow::Error::from)
@@ -199,7 +222,7 @@ mod tests {
         assert_eq!(parse(&page).unwrap(), [two.clone(), one.clone()]);
         assert_eq!(parse(&format!("[{}]", json(&one))).unwrap(), std::slice::from_ref(&one));
         assert_eq!(parse(&json(&one)).unwrap(), std::slice::from_ref(&one));
-        let lines = format!("{}\n\nx-datapact-checkpoint: {}\n", json(&one), two.to_header());
+        let lines = format!("{}\n\nX-Datapact-Checkpoint: {}\n", json(&one), two.to_header());
         assert_eq!(parse(&lines).unwrap(), [one, two]);
     }
 

@@ -480,9 +480,9 @@ pub enum CheckpointCommand {
     },
     /// Checkpoints, newest first; `--json` prints what `ledger verify --checkpoints` reads.
     List {
-        /// At most this many.
-        #[arg(long, default_value_t = 24)]
-        limit: usize,
+        /// At most this many (1 to 1000), newest first.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
         #[arg(long)]
         json: bool,
     },

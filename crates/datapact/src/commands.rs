@@ -237,6 +237,12 @@ async fn serve(
     datapact_gateway::metering::spawn_retention(state.clone(), args.delivery_retention_days);
     datapact_gateway::billing::spawn_schedule(state.clone());
     datapact_gateway::webhooks::spawn_sender(state.clone());
+    if state.ledger.is_some() {
+        // Before listening, so the published key set is never empty while the gateway serves.
+        datapact_gateway::checkpoints::ensure_signing_key(state.store.as_ref(), state.clock.now(), "gateway")
+            .await
+            .context("cannot create the ledger checkpoints' signing key")?;
+    }
     datapact_gateway::checkpoints::spawn_schedule(state.clone());
     let config = GatewayConfig {
         listen: args.listen,

@@ -155,7 +155,14 @@ pub async fn ledger(
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let (signed, keys_from) = match checkpoints.is_empty() {
                 true => (Vec::new(), ""),
-                false => crate::checkpoints::checked(&checkpoints, keys.as_deref(), store).await?,
+                false => match crate::checkpoints::checked(&checkpoints, keys.as_deref(), store).await {
+                    Ok(checked) => checked,
+                    Err(error) if json => {
+                        println!("{}", serde_json::json!({ "ok": false, "break": format!("{error:#}") }));
+                        return Ok(ExitCode::from(1));
+                    }
+                    Err(error) => return Err(error),
+                },
             };
             expect.extend(crate::checkpoints::anchors(&signed));
             let outcome = ledger.verify(&expect).await?;

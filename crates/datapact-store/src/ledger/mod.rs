@@ -878,8 +878,7 @@ async fn blocking<T: Send + 'static>(job: impl FnOnce() -> StoreResult<T> + Send
 
 /// A gateway node's name, which names its ledger chain: a short plain identifier.
 pub fn check_node_name(node: &str) -> StoreResult<()> {
-    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    if node.is_empty() || node.len() > 64 || !node.chars().all(plain) || node == SQLITE_CHAIN {
+    if !datapact_ledger::checkpoint::plain_chain_name(node) || node == SQLITE_CHAIN {
         return Err(StoreError::Invalid(format!(
             "node name {node:?} is not usable: 1 to 64 of a-z, A-Z, 0-9, '-', '_', '.' (and not {SQLITE_CHAIN:?})"
         )));

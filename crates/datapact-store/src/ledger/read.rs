@@ -423,10 +423,15 @@ pub(super) fn verify(
     expect: &[ChainAnchor],
 ) -> StoreResult<Result<VerifyReport, VerifyFailure>> {
     let anchors = anchors_for(expect, chain);
-    if let Some(other) = expect.iter().find_map(|a| a.chain.as_deref().filter(|name| *name != chain)) {
-        return Err(StoreError::Invalid(format!(
-            "this ledger has one chain, {chain:?}: it has no chain {other:?} to check a head of"
-        )));
+    // A head of another chain: this ledger does not pass through it (as on PostgreSQL, where the
+    // named chain is walked, empty).
+    if let Some(other) = expect.iter().find(|a| a.chain.as_deref().is_some_and(|name| name != chain)) {
+        let name = other.chain.as_deref().unwrap_or_default();
+        return Ok(Err(VerifyFailure::Chain(ChainBreak::AnchorMismatch {
+            seq: other.anchor.seq,
+            expected: other.anchor.hash,
+            found: format!("nothing (this ledger has one chain, {chain:?}, and no chain {name:?})"),
+        })));
     }
     // The store writes one chain: a row filed under another name is no history of it, but the
     // meter's "counted today" and the delivery exports would read it.

@@ -4,7 +4,7 @@
 CREATE TABLE signing_keys (
     key_id     TEXT PRIMARY KEY,
     public_key BYTEA NOT NULL,
-    seed       BYTEA NOT NULL,
+    seed       BYTEA,           -- erased (NULL) when the key is retired
     created_at BIGINT NOT NULL,
     retired_at BIGINT
 );

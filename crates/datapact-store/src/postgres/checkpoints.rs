@@ -6,7 +6,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{append_audit, limit};
-use crate::checkpoints::{KeyChange, StoredSigningKey, heads_json, key_audit, no_key, seal, sql, stored};
+use crate::checkpoints::{
+    KeyChange, StoredSigningKey, heads_json, key_audit, no_key, rotation_instant, seal, sql, stored,
+};
 use crate::postgres::pg;
 use crate::{Change, StoreResult};
 
@@ -33,13 +35,19 @@ pub(super) async fn add_signing_key(
     if let (KeyChange::CreateIfNone, Some(in_use)) = (how, key_in_use(tx).await?) {
         return Ok(in_use);
     }
-    let key = StoredSigningKey::new(seed, change.at);
-    sqlx::query(pg!(sql::RETIRE_KEYS)).bind(change.at.0).execute(&mut *tx).await?;
+    let in_use = key_in_use(tx).await?;
+    let last_signed: Option<i64> = match &in_use {
+        Some(key) => sqlx::query_scalar(pg!(sql::LAST_SIGNED)).bind(&key.public.key_id).fetch_one(&mut *tx).await?,
+        None => None,
+    };
+    let at = rotation_instant(change.at, in_use.as_ref(), last_signed);
+    let key = StoredSigningKey::new(seed, at);
+    sqlx::query(pg!(sql::RETIRE_KEYS)).bind(at.0).execute(&mut *tx).await?;
     sqlx::query(pg!(sql::INSERT_KEY))
         .bind(&key.public.key_id)
         .bind(key.public.public.as_slice())
-        .bind(key.seed().as_slice())
-        .bind(change.at.0)
+        .bind(key.seed().map(|s| s.as_slice()))
+        .bind(at.0)
         .execute(&mut *tx)
         .await?;
     append_audit(tx, change, key_audit(&key, how)).await?;

@@ -4,7 +4,7 @@
 CREATE TABLE signing_keys (
     key_id     TEXT PRIMARY KEY,
     public_key BLOB NOT NULL,
-    seed       BLOB NOT NULL,
+    seed       BLOB,             -- erased (NULL) when the key is retired
     created_at INTEGER NOT NULL,
     retired_at INTEGER
 ) STRICT;

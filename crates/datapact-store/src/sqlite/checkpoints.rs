@@ -5,7 +5,9 @@ use datapact_ledger::{ChainHead, SignedCheckpoint};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::append_draft;
-use crate::checkpoints::{KeyChange, StoredSigningKey, heads_json, key_audit, no_key, seal, sql, stored};
+use crate::checkpoints::{
+    KeyChange, StoredSigningKey, heads_json, key_audit, no_key, rotation_instant, seal, sql, stored,
+};
 use crate::{Change, StoreResult};
 
 /// A key's row; the outer error is SQLite's, the inner one a key that does not read.
@@ -32,9 +34,15 @@ pub(super) fn add_signing_key(
     if let (KeyChange::CreateIfNone, Some(in_use)) = (how, key_in_use(&tx)?) {
         return Ok(in_use);
     }
-    let key = StoredSigningKey::new(seed, change.at);
-    tx.execute(sql::RETIRE_KEYS, params![change.at.0])?;
-    tx.execute(sql::INSERT_KEY, params![key.public.key_id, key.public.public, key.seed(), change.at.0])?;
+    let in_use = key_in_use(&tx)?;
+    let last_signed: Option<i64> = match &in_use {
+        Some(key) => tx.query_row(sql::LAST_SIGNED, [&key.public.key_id], |row| row.get(0))?,
+        None => None,
+    };
+    let at = rotation_instant(change.at, in_use.as_ref(), last_signed);
+    let key = StoredSigningKey::new(seed, at);
+    tx.execute(sql::RETIRE_KEYS, params![at.0])?;
+    tx.execute(sql::INSERT_KEY, params![key.public.key_id, key.public.public, key.seed().map(|s| s.as_slice()), at.0])?;
     append_draft(&tx, change, key_audit(&key, how))?;
     tx.commit()?;
     Ok(key)
