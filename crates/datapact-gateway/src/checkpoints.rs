@@ -280,3 +280,36 @@ pub async fn keys(State(state): State<AppState>) -> Result<Response, Problem> {
     let set = key_set(state.store.as_ref()).await?;
     Ok(([(header::CACHE_CONTROL, "public, max-age=300")], Json(set)).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use datapact_ledger::{ChainHead, Digest};
+    use datapact_store::SqliteStore;
+
+    use super::*;
+
+    fn heads(a: u64, b: u64) -> Vec<ChainHead> {
+        vec![
+            ChainHead { chain: "node-a".into(), seq: a, hash: Digest([a as u8; 32]) },
+            ChainHead { chain: "node-b".into(), seq: b, hash: Digest([b as u8; 32]) },
+        ]
+    }
+
+    #[tokio::test]
+    async fn the_first_checkpoint_covering_the_batches_read_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        ensure_signing_key(&store, Timestamp(0), "test").await.unwrap();
+        for (n, (a, b)) in [(3, 1), (5, 1), (5, 4), (9, 6)].into_iter().enumerate() {
+            store.record_checkpoint(heads(a, b), Timestamp(10 + n as i64), None).await.unwrap().unwrap();
+        }
+        let number = |found: Option<SignedCheckpoint>| found.map(|c| c.checkpoint.number);
+        let need = |a: u64, b: u64| vec![("node-a".to_owned(), a), ("node-b".to_owned(), b)];
+        assert_eq!(number(covering(&store, &need(4, 1)).await.unwrap()), Some(2));
+        assert_eq!(number(covering(&store, &need(1, 2)).await.unwrap()), Some(3));
+        assert_eq!(number(covering(&store, &need(9, 6)).await.unwrap()), Some(4));
+        // Beyond the newest heads, or a chain no checkpoint names: none yet.
+        assert_eq!(number(covering(&store, &need(10, 1)).await.unwrap()), None);
+        assert_eq!(number(covering(&store, &[("node-c".to_owned(), 1)]).await.unwrap()), None);
+    }
+}
