@@ -7,7 +7,7 @@
 //! per slot), by whichever gateway gets there first, and each gateway re-reads the newest one at
 //! every tick for its header.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Json;
@@ -51,12 +51,19 @@ pub struct Published {
     interval: Duration,
     /// The newest checkpoint's number, and its header value unless it is too large for one.
     latest: RwLock<(u64, Option<HeaderValue>)>,
+    /// The public keys as last read by the schedule: the well-known URL needs no key, so it must
+    /// not cost a store read per request.
+    keys: RwLock<Option<Arc<JwkSet>>>,
 }
 
 impl Published {
     /// Checkpoints every `interval` (at least a second).
     pub fn new(interval: Duration) -> Published {
-        Published { interval: interval.max(Duration::from_secs(1)), latest: RwLock::new((0, None)) }
+        Published {
+            interval: interval.max(Duration::from_secs(1)),
+            latest: RwLock::new((0, None)),
+            keys: RwLock::new(None),
+        }
     }
 
     pub fn interval(&self) -> Duration {
@@ -65,6 +72,16 @@ impl Published {
 
     fn header(&self) -> Option<HeaderValue> {
         self.latest.read().ok().and_then(|latest| latest.1.clone())
+    }
+
+    fn keys(&self) -> Option<Arc<JwkSet>> {
+        self.keys.read().ok().and_then(|keys| keys.clone())
+    }
+
+    fn set_keys(&self, set: JwkSet) {
+        if let Ok(mut keys) = self.keys.write() {
+            *keys = Some(Arc::new(set));
+        }
     }
 
     fn set(&self, checkpoint: &SignedCheckpoint) {
@@ -206,6 +223,11 @@ pub fn spawn_schedule(state: AppState) {
                 }
                 Err(error) => tracing::debug!(%error, "cannot read the newest checkpoint"),
             }
+            // A rotation by another gateway or the CLI shows up here within a tick.
+            match key_set(state.store.as_ref()).await {
+                Ok(set) => state.checkpoints.set_keys(set),
+                Err(error) => tracing::debug!(%error, "cannot read the checkpoint keys"),
+            }
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}
                 _ = state.shutdown.cancelled() => return,
@@ -277,8 +299,12 @@ async fn page(state: &AppState, query: Option<&str>) -> Result<Response, Problem
     responses((status = 200, description = "JWK Set: kty OKP, crv Ed25519, kid, x, created_at, retired_at", content_type = "application/json"))
 )]
 pub async fn keys(State(state): State<AppState>) -> Result<Response, Problem> {
-    let set = key_set(state.store.as_ref()).await?;
-    Ok(([(header::CACHE_CONTROL, "public, max-age=300")], Json(set)).into_response())
+    // The schedule's copy; the store only before its first tick (or with no ledger to sign).
+    let set = match state.checkpoints.keys() {
+        Some(set) => set,
+        None => Arc::new(key_set(state.store.as_ref()).await?),
+    };
+    Ok(([(header::CACHE_CONTROL, "public, max-age=300")], Json(set.as_ref())).into_response())
 }
 
 #[cfg(test)]
