@@ -358,3 +358,51 @@ async fn on_postgres() {
     let Some(schema) = pg_schema() else { return };
     checkpoints_are_published_verified_and_catch_a_rewritten_history(&["--store", schema.url.as_str()]).await;
 }
+
+/// A signer that contradicts itself — two checkpoints under one number, or a later number dated
+/// earlier (what a leaked key backdating one would produce) — has given no evidence: verify
+/// refuses the files before comparing any head with the ledger, and says why.
+#[test]
+fn contradicting_checkpoints_are_refused() {
+    use datapact_core::Timestamp;
+    use datapact_ledger::checkpoint::{ChainHead, Checkpoint, JwkSet, PublicKey, SigningKey};
+
+    let (dir, _key) = seeded_data_dir();
+    let data = data(&dir);
+    let signer = SigningKey::from_seed([7; 32]);
+    let created_at = Timestamp::parse_rfc3339("2026-03-10T09:00:00Z").unwrap();
+    let public = PublicKey { key_id: signer.key_id(), public: signer.public(), created_at, retired_at: None };
+    let keys = dir.path().join("keys.json");
+    write_json(&keys, &serde_json::to_value(JwkSet { keys: vec![public.to_jwk()] }).unwrap());
+    let signed = |number: u64, at: &str, hash_byte: u8| {
+        let checkpoint = Checkpoint {
+            number,
+            at: Timestamp::parse_rfc3339(at).unwrap(),
+            key_id: signer.key_id(),
+            heads: vec![ChainHead { chain: "sqlite".into(), seq: 1, hash: Digest([hash_byte; 32]) }],
+        };
+        serde_json::to_value(checkpoint.sign(&signer).unwrap().to_json()).unwrap()
+    };
+    let refused = |name: &str, checkpoints: Vec<Value>, why: &str| {
+        let file = dir.path().join(name);
+        write_json(&file, &serde_json::json!({ "data": checkpoints }));
+        let out = datapact(&data, &["ledger", "verify", "--checkpoints", path(&file), "--keys", path(&keys)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(why), "{name}: expected {why:?} in {stderr}");
+    };
+
+    // Each checks on its own (a valid signature by a published key)...
+    let (one, other) = (signed(1, "2026-03-10T10:00:00Z", 1), signed(1, "2026-03-10T10:00:00Z", 2));
+    // ...but together they say two things of checkpoint 1.
+    refused("equivocation.json", vec![one.clone(), other], "two different checkpoints are numbered 1");
+    // Checkpoint 2 dated before checkpoint 1.
+    refused("backdated.json", vec![one.clone(), signed(2, "2026-03-10T09:30:00Z", 1)], "the times go backwards");
+    // The same checkpoint twice (a header and a page repeat the newest) is no contradiction: the
+    // files get past this check and fail only on the ledger (whose head is not this made-up one).
+    let file = dir.path().join("repeated.json");
+    write_json(&file, &serde_json::json!({ "data": [one.clone(), one] }));
+    let out = datapact(&data, &["ledger", "verify", "--checkpoints", path(&file), "--keys", path(&keys)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("contradicted") && !stderr.contains("backwards"), "{stderr}");
+}
