@@ -70,6 +70,7 @@ async fn served_data_dir(dir: &Path, extra_posts: i64) -> (PathBuf, String, Vec<
     let (status, body, _) = gateway.get(&key, "/2/tweets/search/recent?query=the&max_results=10").await;
     assert_eq!(status, 200, "{body}");
     gateway.stop();
+    datapact_ok(&data, &["--now", "2026-12-05T12:30:00Z", "ledger", "checkpoint", "make"]);
     let run = json_out(&data, &["invoice", "run", "--month", "2026-12", "--json", "--now", "2027-01-02T09:00:00Z"]);
     let issued = run["issued"].as_array().unwrap();
     assert_eq!(issued.len(), 2, "{run}");
@@ -165,6 +166,8 @@ async fn a_served_data_dir_moves_to_postgres_and_serves_the_same_there() {
         ("usage_events", 2),
         ("deliveries", LOOKUP_IDS as u64),
         ("usage_daily", 1),
+        ("signing_keys", 1),
+        ("checkpoints", 1),
     ] {
         assert!(rows(&report, table) >= at_least, "{table}: {report:#}");
     }
@@ -187,6 +190,20 @@ async fn a_served_data_dir_moves_to_postgres_and_serves_the_same_there() {
     assert_eq!(usage, usage_before);
     let invoices = on_store(&elsewhere, &schema.url, &["invoice", "list"]);
     assert!(invoices.contains("DP-000001"), "{invoices}");
+    // The signed checkpoints and their key came along: the same list, and the SQLite store's
+    // checkpoints verify against the moved ledger with the keys PostgreSQL publishes.
+    let checkpoints = datapact_ok(&data, &["ledger", "checkpoint", "list", "--json"]);
+    assert_eq!(on_store(&elsewhere, &schema.url, &["ledger", "checkpoint", "list", "--json"]), checkpoints);
+    let kept = dir.path().join("checkpoints.json");
+    std::fs::write(&kept, &checkpoints).unwrap();
+    let verify: Value = serde_json::from_str(&on_store(
+        &elsewhere,
+        &schema.url,
+        &["ledger", "verify", "--json", "--checkpoints", kept.to_str().unwrap()],
+    ))
+    .unwrap();
+    assert_eq!(verify["ok"], true, "{verify:#}");
+    assert_eq!(verify["checkpoints"]["checked"], serde_json::json!([1]), "{verify:#}");
 
     // Running it again changes nothing and says so.
     let counts = psql(&schema.url, "SELECT (SELECT COUNT(*) FROM audit_log) || '/' || (SELECT value FROM meta)");
