@@ -76,7 +76,7 @@ fn draw<'a>(days: &'a [DayUsage], svg: &'a mut String) -> Result<(), Box<dyn std
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::UpperRight)
         .draw()?;
     root.present()?;
     Ok(())

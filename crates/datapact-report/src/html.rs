@@ -105,7 +105,7 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
                 a.cap.clone(),
                 a.dedup.clone(),
                 dash(&a.deletion_deadline),
-                format!("{} – {}", dash(&a.starts_at), dash(&a.ends_at)),
+                term(a),
                 if a.allowed_networks.is_empty() { "any".to_owned() } else { a.allowed_networks.join(", ") },
             ]],
         )?,

@@ -346,6 +346,16 @@ pub fn percent(numerator: u64, denominator: u64) -> String {
     format!("{}.{}%", tenths / 10, tenths % 10)
 }
 
+/// The agreement's term in words.
+pub fn term(a: &AgreementSummary) -> String {
+    match (a.starts_at, a.ends_at) {
+        (None, None) => "unbounded".to_owned(),
+        (Some(from), None) => format!("from {from}"),
+        (None, Some(until)) => format!("until {until} (exclusive)"),
+        (Some(from), Some(until)) => format!("from {from} until {until} (exclusive)"),
+    }
+}
+
 /// One month's usage against its cap.
 pub fn month_sentence(name: &str, m: &MonthUsage) -> String {
     match m.cap {

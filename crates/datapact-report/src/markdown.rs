@@ -63,14 +63,13 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
             writeln!(out, "| --- | ---: | --- | --- | --- | --- | --- |")?;
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} – {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
                 e(&a.plan),
                 opt(&a.monthly_records),
                 e(&a.cap),
                 e(&a.dedup),
                 e(opt(&a.deletion_deadline)),
-                opt(&a.starts_at),
-                opt(&a.ends_at),
+                term(a),
                 e(if a.allowed_networks.is_empty() { "any".to_owned() } else { a.allowed_networks.join(", ") })
             )?;
         }

@@ -67,6 +67,7 @@ struct Scenario {
     _schema: Option<common::PgSchema>,
     leak: PathBuf,
     deleted: Vec<i64>,
+    canary: i64,
 }
 
 impl Scenario {
@@ -95,6 +96,17 @@ impl Scenario {
 }
 
 async fn deliver(ledger: &Ledger, clock: &ManualClock, licensee: i64, posts: &[(i64, u32)], when: Timestamp) {
+    deliver_with_canaries(ledger, clock, licensee, posts, &[], when).await;
+}
+
+async fn deliver_with_canaries(
+    ledger: &Ledger,
+    clock: &ManualClock,
+    licensee: i64,
+    posts: &[(i64, u32)],
+    canaries: &[i64],
+    when: Timestamp,
+) {
     clock.set(when);
     for (i, page) in posts.chunks(50).enumerate() {
         let request_id = format!("r-{licensee}-{}-{i}", when.0);
@@ -117,7 +129,8 @@ async fn deliver(ledger: &Ledger, clock: &ManualClock, licensee: i64, posts: &[(
             user_reads: 0,
             bytes: 1,
         };
-        reservation.commit(facts, None).await.unwrap();
+        let canaries = if i == 0 { canaries } else { &[] };
+        reservation.commit_with_canaries(facts, canaries, None).await.unwrap();
     }
 }
 
@@ -145,7 +158,8 @@ async fn scenario(postgres: bool) -> Option<Scenario> {
         records.push(parse_line(value.to_string().as_bytes()).unwrap());
     }
     store.ingest(records, t0).await.unwrap();
-    let mut s = Scenario { store_arg, dir, store, _schema: schema, leak: PathBuf::new(), deleted: Vec::new() };
+    let mut s =
+        Scenario { store_arg, dir, store, _schema: schema, leak: PathBuf::new(), deleted: Vec::new(), canary: 0 };
     let terms = s.data().join("terms.toml");
     std::fs::write(&terms, TERMS).unwrap();
     s.ok("2026-11-01T00:00:00Z", &["apply", terms.to_str().unwrap()]);
@@ -168,7 +182,9 @@ async fn scenario(postgres: bool) -> Option<Scenario> {
     let line = serde_json::json!({"id": new_id.to_string(), "text": text, "author_id": "1",
         "created_at": "2026-11-10T08:00:00.000Z", "author": {"id": "1", "username": "late_author", "name": "Late"}});
     s.store.ingest(vec![parse_line(line.to_string().as_bytes()).unwrap()], t("2026-11-10T08:00:00Z")).await.unwrap();
-    deliver(&ledger, &clock, acme, &[(new_id, 1)], t("2026-11-10T09:00:00Z")).await;
+    // With it, a canary (a synthetic post made for acme alone).
+    let canary_id = new_id + 7;
+    deliver_with_canaries(&ledger, &clock, acme, &[(new_id, 1)], &[canary_id], t("2026-11-10T09:00:00Z")).await;
 
     // Nov 12: three requests from outside its networks, then a block.
     let violations = (1..=3)
@@ -187,6 +203,13 @@ async fn scenario(postgres: bool) -> Option<Scenario> {
     let ring = SecretRing::load(s.data()).unwrap().unwrap();
     let mut leaked: Vec<(i64, String)> = posts[..99].to_vec();
     leaked.push((new_id, text.to_owned()));
+    let canary = datapact_gateway::canary::canary_post(
+        ring.current(),
+        acme as u64,
+        datapact_core::PostId::new(canary_id),
+        Timestamp::from_millis(0),
+    );
+    leaked.push((canary_id, canary.post.text.clone()));
     let mut out = String::new();
     for (id, text) in &leaked {
         let copy = PreparedPost::new(ring.current(), *id as u64, text).render(acme as u64);
@@ -194,6 +217,7 @@ async fn scenario(postgres: bool) -> Option<Scenario> {
         out.push('\n');
     }
     s.leak = s.data().join("leak.jsonl");
+    s.canary = canary_id;
     std::fs::write(&s.leak, out).unwrap();
     let args = trace::TraceArgs {
         leaks: vec![s.leak.clone()],
@@ -203,7 +227,12 @@ async fn scenario(postgres: bool) -> Option<Scenario> {
         record: true,
         read_all: false,
     };
-    let result = trace::trace_full_at(&args, s.data(), &ledger, s.store.as_ref(), Vec::new(), t("2026-11-20T00:00:00Z"))
+    let canaries = vec![datapact_trace::Canary {
+        licensee: acme as u64,
+        canary_id: canary_id.to_string(),
+        text: canary.post.text.clone(),
+    }];
+    let result = trace::trace_full_at(&args, s.data(), &ledger, s.store.as_ref(), canaries, t("2026-11-20T00:00:00Z"))
         .await
         .unwrap();
     assert_eq!(result.report.accused.len(), 1, "{}", result.report.to_text());
@@ -274,7 +303,10 @@ async fn the_report_states_every_finding(s: Scenario) {
     assert_eq!(invoice["outstanding"]["minor"], 5_105);
     assert_eq!(invoice["status"], "overdue");
     let totals = &acme["billing"]["totals"][0];
-    assert_eq!((totals["invoiced"]["minor"].as_i64(), totals["overdue"]["minor"].as_i64()), (Some(10_105), Some(5_105)));
+    assert_eq!(
+        (totals["invoiced"]["minor"].as_i64(), totals["overdue"]["minor"].as_i64()),
+        (Some(10_105), Some(5_105))
+    );
     assert_eq!(acme["billing"]["suspension"]["since"], "2026-12-21T00:00:00.000Z");
     assert_eq!(acme["billing"]["suspension"]["invoices"][0], "DP-000001");
     let events: Vec<&str> =
@@ -310,6 +342,11 @@ async fn the_report_states_every_finding(s: Scenario) {
     let words = datapact_report::bound_words(bound);
     assert!(finding["statement"].as_str().unwrap().contains(&format!("scores this high is {words}")));
 
+    // The canary.
+    let hit = &acme["canary_hits"][0];
+    assert_eq!(hit["canary_id"], s.canary.to_string());
+    assert!(hit["exact_occurrences"].as_u64().unwrap() + hit["normalised_records"].as_u64().unwrap() >= 1, "{hit}");
+
     // Reproducibility: the ledger batches, the checkpoint covering them, the inputs' hashes.
     let repro = &report["reproducibility"];
     let ranges = repro["ledger_ranges"].as_array().unwrap();
@@ -344,6 +381,7 @@ async fn the_report_states_every_finding(s: Scenario) {
          may predate the deadline (1d).",
         &format!("scores this high is {words}"),
         "Deletion-compliance violation: post",
+        &format!("Canary {} (served only to acme) is in the leak of finding #1", s.canary),
         "Signed checkpoint 1 (made 2026-11-30T00:00:00.000Z",
     ] {
         assert!(html.contains(&datapact_report::escape_html(sentence)), "missing {sentence:?}");
@@ -360,13 +398,17 @@ async fn the_report_states_every_finding(s: Scenario) {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), html, "the HTML reruns to the same bytes");
 
     // --all --month: one section per licensee.
-    let all: serde_json::Value =
-        serde_json::from_str(&s.ok("2027-01-05T00:00:00Z", &["report", "--all", "--month", "2026-11", "--format", "json"]))
-            .unwrap();
-    let names: Vec<&str> = all["licensees"].as_array().unwrap().iter().map(|l| l["licensee"].as_str().unwrap()).collect();
+    let all: serde_json::Value = serde_json::from_str(
+        &s.ok("2027-01-05T00:00:00Z", &["report", "--all", "--month", "2026-11", "--format", "json"]),
+    )
+    .unwrap();
+    let names: Vec<&str> =
+        all["licensees"].as_array().unwrap().iter().map(|l| l["licensee"].as_str().unwrap()).collect();
     assert_eq!(names, ["acme", "gamma"]);
     assert_eq!(all["licensees"][1]["usage"]["months"][0]["counted"], 0);
-    assert!(all["reproducibility"]["command"].as_str().unwrap().contains("report --all --from 2026-11-01 --to 2026-11-30"));
+    assert!(
+        all["reproducibility"]["command"].as_str().unwrap().contains("report --all --from 2026-11-01 --to 2026-11-30")
+    );
 
     // An earlier --as-of leaves out what came later: before the invoice run, nothing is invoiced.
     let early: serde_json::Value = serde_json::from_str(&s.ok(
