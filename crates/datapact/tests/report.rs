@@ -253,7 +253,7 @@ async fn scenario(postgres: bool) -> Option<Scenario> {
 
 const AS_OF: &str = "2026-12-31T00:00:00Z";
 
-fn report_args<'a>(format: &'a str) -> Vec<&'a str> {
+fn report_args(format: &str) -> Vec<&str> {
     vec!["report", "acme", "--from", "2026-11-01", "--to", "2026-12-31", "--as-of", AS_OF, "--format", format]
 }
 
