@@ -150,6 +150,39 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
         )?;
     }
 
+    if !l.negotiated_prices.is_empty() {
+        let rows: Vec<Vec<String>> = l
+            .negotiated_prices
+            .iter()
+            .map(|n| {
+                vec![
+                    n.effective.clone(),
+                    dash(&n.until),
+                    dash(&n.monthly_fee),
+                    dash(&n.included_records),
+                    dash(&n.overage_per_1000),
+                    dash(&n.per_record),
+                ]
+            })
+            .collect();
+        p(out, "muted", "Negotiated prices (each field set replaces the price book's):")?;
+        table(
+            out,
+            &["effective", "until", "monthly fee", "included records", "overage per 1,000", "per record"],
+            &[false, false, true, true, true, true],
+            &rows,
+        )?;
+    }
+    if let Some(a) = &l.agreement
+        && let (Some(terms), Some(grace)) = (a.payment_terms_days, a.grace_days)
+    {
+        p(
+            out,
+            "muted",
+            &format!("Invoices are due {terms} days after issue; {grace} days of grace follow before a suspension."),
+        )?;
+    }
+
     writeln!(out, "<h3>Usage against the cap</h3>")?;
     for m in &l.usage.months {
         p(out, if m.over_cap > 0 { "finding bad" } else { "finding" }, &month_sentence(name, m))?;

@@ -55,6 +55,8 @@ pub struct LicenseeReport {
     pub terms_versions: Vec<TermsVersion>,
     /// Price-book versions for its plan in force during the period.
     pub price_books: Vec<PriceBookVersion>,
+    /// Its negotiated prices in force during the period (each field set replaces the book's).
+    pub negotiated_prices: Vec<NegotiatedPrice>,
     pub usage: Usage,
     pub billing: Billing,
     /// Blocks, unblocks, suspensions and reinstatements in the audit log during the period.
@@ -83,6 +85,9 @@ pub struct AgreementSummary {
     pub ends_at: Option<Timestamp>,
     pub allowed_networks: Vec<String>,
     pub purposes: Vec<String>,
+    /// Days from issue to due date, and of grace after it before a suspension.
+    pub payment_terms_days: Option<u32>,
+    pub grace_days: Option<u32>,
 }
 
 /// One audit-log entry that changed what the licensee was bound by.
@@ -107,6 +112,17 @@ pub struct PriceBookVersion {
     pub monthly_fee: Money,
     pub included_records: u64,
     /// Per 1,000 records past those included, as the terms file writes it.
+    pub overage_per_1000: Option<String>,
+    pub per_record: Option<String>,
+}
+
+/// A negotiated price version: the fields it sets replace the price book's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NegotiatedPrice {
+    pub effective: String,
+    pub until: Option<String>,
+    pub monthly_fee: Option<Money>,
+    pub included_records: Option<u64>,
     pub overage_per_1000: Option<String>,
     pub per_record: Option<String>,
 }

@@ -109,6 +109,33 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
         writeln!(out)?;
     }
 
+    if !l.negotiated_prices.is_empty() {
+        writeln!(out, "Negotiated prices (each field set replaces the price book's):\n")?;
+        writeln!(out, "| effective | until | monthly fee | included records | overage per 1,000 | per record |")?;
+        writeln!(out, "| --- | --- | ---: | ---: | ---: | ---: |")?;
+        for n in &l.negotiated_prices {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                n.effective,
+                opt(&n.until),
+                opt(&n.monthly_fee),
+                opt(&n.included_records),
+                e(opt(&n.overage_per_1000)),
+                e(opt(&n.per_record))
+            )?;
+        }
+        writeln!(out)?;
+    }
+    if let Some(a) = &l.agreement
+        && let (Some(terms), Some(grace)) = (a.payment_terms_days, a.grace_days)
+    {
+        writeln!(
+            out,
+            "Invoices are due {terms} days after issue; {grace} days of grace follow before a suspension.\n"
+        )?;
+    }
+
     writeln!(out, "### Usage against the cap\n")?;
     for m in &l.usage.months {
         writeln!(out, "- {}", e(month_sentence(name, m)))?;

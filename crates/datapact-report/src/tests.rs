@@ -41,6 +41,8 @@ fn sample(name: &str) -> Report {
                 ends_at: None,
                 allowed_networks: vec!["10.0.0.0/8".into()],
                 purposes: vec!["all".into()],
+                payment_terms_days: Some(14),
+                grace_days: Some(5),
             }),
             terms_versions: vec![],
             price_books: vec![PriceBookVersion {
@@ -51,6 +53,7 @@ fn sample(name: &str) -> Report {
                 overage_per_1000: Some("2.00".into()),
                 per_record: None,
             }],
+            negotiated_prices: vec![],
             usage: Usage {
                 months: vec![MonthUsage {
                     month: "2026-11".into(),

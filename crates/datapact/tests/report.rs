@@ -54,6 +54,7 @@ name = "acme"
 plan = "metered"
 payment_terms_days = 14
 grace_days = 5
+prices = [{ effective = "2026-06-01", included_records = 100 }]
 
 [[licensee]]
 name = "gamma"
@@ -281,6 +282,8 @@ async fn the_report_states_every_finding(s: Scenario) {
     assert_eq!(acme["agreement"]["cap"], "soft");
     assert_eq!(acme["price_books"][0]["effective"], "2026-01-01");
     assert_eq!(acme["price_books"][0]["monthly_fee"]["minor"], 10_000);
+    assert_eq!(acme["negotiated_prices"][0]["effective"], "2026-06-01");
+    assert_eq!(acme["agreement"]["grace_days"], 5);
 
     // Usage: 60 + 60 + 1 in November against a soft cap of 100.
     let november = &acme["usage"]["months"][0];
@@ -381,6 +384,7 @@ async fn the_report_states_every_finding(s: Scenario) {
          may predate the deadline (1d).",
         &format!("scores this high is {words}"),
         "Deletion-compliance violation: post",
+        "Invoices are due 14 days after issue; 5 days of grace follow before a suspension.",
         &format!("Canary {} (served only to acme) is in the leak of finding #1", s.canary),
         "Signed checkpoint 1 (made 2026-11-30T00:00:00.000Z",
     ] {

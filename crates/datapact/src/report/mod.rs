@@ -227,7 +227,7 @@ fn text_of(value: &impl serde::Serialize) -> String {
 struct Records {
     agreements: Vec<Agreement>,
     terms_toml: String,
-    grace: HashMap<String, u32>,
+    billing_terms: HashMap<String, datapact_billing::BillingTerms>,
     reasons: HashMap<String, String>,
     audit: Vec<datapact_store::AuditEntry>,
     accounts: Vec<LicenseeAccount>,
@@ -250,8 +250,8 @@ async fn gather(
     let problem = |p: datapact_gateway::problem::Problem| anyhow::anyhow!("cannot read the terms: {p}");
     let current = datapact_gateway::terms::current_terms(store).await.map_err(problem)?;
     let toml = current.to_toml();
-    let grace: HashMap<String, u32> =
-        current.licensees.iter().map(|l| (l.terms.name.clone(), l.terms.billing.grace_days)).collect();
+    let billing_terms: HashMap<String, datapact_billing::BillingTerms> =
+        current.licensees.iter().map(|l| (l.terms.name.clone(), l.terms.billing.clone())).collect();
     let agreements = datapact_gateway::terms::agreements(store).await.map_err(problem)?;
     let state = store.terms_state().await?;
     let price_books: Vec<PriceBook> = match &state.price_books {
@@ -270,7 +270,7 @@ async fn gather(
     let records = Records {
         agreements,
         terms_toml: toml,
-        grace,
+        billing_terms,
         reasons,
         audit,
         accounts: store.invoice_accounts(None).await?,
@@ -397,6 +397,8 @@ async fn licensee_section(
         ends_at: a.ends_at,
         allowed_networks: a.allowed_networks.iter().flatten().map(ToString::to_string).collect(),
         purposes: a.purposes.iter().map(text_of).collect(),
+        payment_terms_days: records.billing_terms.get(name).map(|b| b.payment_terms_days),
+        grace_days: records.billing_terms.get(name).map(|b| b.grace_days),
     });
     let plan = agreement.map(|a| a.plan.clone());
     let period_end = start_of(to.succ_opt().unwrap_or(to));
@@ -437,6 +439,25 @@ async fn licensee_section(
             included_records: price.included_records,
             overage_per_1000: price.overage_per_1000.map(|r| r.to_string()),
             per_record: price.per_record.map(|r| r.to_string()),
+        });
+    }
+
+    let mut overrides: Vec<&datapact_billing::PriceOverride> =
+        records.billing_terms.get(name).map(|b| b.prices.iter().collect()).unwrap_or_default();
+    overrides.sort_by_key(|o| o.effective);
+    let mut negotiated_prices = Vec::new();
+    for (i, o) in overrides.iter().enumerate() {
+        let until = overrides.get(i + 1).map(|next| next.effective.pred_opt().unwrap_or(next.effective));
+        if o.effective > to || until.is_some_and(|u| u < from) {
+            continue;
+        }
+        negotiated_prices.push(model::NegotiatedPrice {
+            effective: o.effective.to_string(),
+            until: until.map(|u| u.to_string()),
+            monthly_fee: o.monthly_fee,
+            included_records: o.included_records,
+            overage_per_1000: o.overage_per_1000.map(|r| r.to_string()),
+            per_record: o.per_record.map(|r| r.to_string()),
         });
     }
 
@@ -503,7 +524,7 @@ async fn licensee_section(
         .filter(|a| records.issued.get(&a.account.number).is_some_and(|i| i.issued_at <= as_of))
         .map(|a| a.account.clone())
         .collect();
-    let grace_days = records.grace.get(name).copied().unwrap_or(datapact_billing::DEFAULT_GRACE_DAYS);
+    let grace_days = records.billing_terms.get(name).map_or(datapact_billing::DEFAULT_GRACE_DAYS, |b| b.grace_days);
     let suspended = suspension(&all, grace_days, as_of).map(|s| model::SuspensionFinding {
         since: s.invoices.iter().map(|i| i.suspended_from).min().unwrap_or(as_of),
         invoices: s.invoices.iter().map(|i| i.number.clone()).collect(),
@@ -569,6 +590,7 @@ async fn licensee_section(
         agreement: summary,
         terms_versions,
         price_books,
+        negotiated_prices,
         usage,
         billing: model::Billing { invoices, totals, suspension: suspended },
         status_events,
