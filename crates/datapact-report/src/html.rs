@@ -7,12 +7,12 @@ use crate::*;
 
 const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2em auto;max-width:60em;\
 color:#1d1d1f;line-height:1.45;padding:0 1em}h1{font-size:1.6em;border-bottom:2px solid #333}h2{margin-top:2em;\
-border-bottom:1px solid #999;page-break-before:auto}h3{margin-top:1.4em}table{border-collapse:collapse;margin:.6em 0;\
+border-bottom:1px solid #999}h3{margin-top:1.4em}table{border-collapse:collapse;margin:.6em 0;\
 font-size:.92em}th,td{border:1px solid #bbb;padding:.25em .5em;text-align:left}td.n{text-align:right;\
 font-variant-numeric:tabular-nums}th{background:#eee}.finding{margin:.3em 0}.bad{color:#a40000}.muted{color:#666}\
 code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em}pre{white-space:pre-wrap;\
 word-break:break-all;background:#f4f4f4;padding:.6em}svg{max-width:100%;height:auto}\
-@media print{body{margin:0;max-width:none}h2{page-break-before:always}}";
+@media print{body{margin:0;max-width:none}h2,h3{break-after:avoid}tr,p,figure{break-inside:avoid}}";
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape_html(text: &str) -> String {

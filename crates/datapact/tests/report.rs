@@ -423,6 +423,17 @@ async fn the_report_states_every_finding(s: Scenario) {
     assert_eq!(early["licensees"][0]["billing"]["invoices"], serde_json::json!([]));
     assert_eq!(early["reproducibility"]["checkpoint"], serde_json::Value::Null);
     assert_eq!(early["reproducibility"]["checkpoint_statement"], "No signed checkpoint covers these batches yet.");
+    assert_eq!(early["licensees"][0]["usage"]["months"][0]["counted"], 121);
+    // Usage is counted up to the --as-of instant, inside its day too (Nov 3's records were committed at 09:00).
+    for (as_of, counted) in [("2026-11-03T08:59:59.999Z", 60), ("2026-11-03T09:00:00Z", 120)] {
+        let args = ["report", "acme", "--month", "2026-11", "--as-of", as_of, "--format", "json"];
+        let at: serde_json::Value = serde_json::from_str(&s.ok("2027-01-05T00:00:00Z", &args)).unwrap();
+        let november = &at["licensees"][0]["usage"]["months"][0];
+        assert_eq!(november["counted"], counted, "as of {as_of}");
+        assert_eq!(at["licensees"][0]["usage"]["days"][2]["counted"], counted - 60, "as of {as_of}");
+        assert_eq!(at["licensees"][0]["usage"]["days"][9]["counted"], 0, "Nov 10 is after {as_of}");
+        assert_eq!(at["reproducibility"]["ledger_ranges"][0]["events"], counted / 30, "as of {as_of}");
+    }
 
     s.errors_are_clear();
 }

@@ -22,7 +22,7 @@ use chrono::{Datelike, NaiveDate};
 use clap::{Args, ValueEnum};
 use datapact_billing::{InvoiceAccount, Money, PriceBook, suspension};
 use datapact_core::Timestamp;
-use datapact_ledger::MonthKey;
+use datapact_ledger::DayKey;
 use datapact_report as model;
 use datapact_store::ledger::Ledger;
 use datapact_store::{LicenseeAccount, Store};
@@ -605,8 +605,8 @@ fn money(currency: datapact_billing::Currency, minor: i128) -> Money {
     Money::new(currency, i64::try_from(minor).unwrap_or(i64::MAX))
 }
 
-/// Counted records per day of the period, and per month against the cap, from the deliveries
-/// committed before `cut` (so usage recorded after `--as-of` is left out).
+/// Counted records per day of the period, and per month against the cap, as committed before
+/// `cut` (so usage recorded after `--as-of` is left out).
 async fn usage(
     ledger: &Ledger,
     licensee_id: i64,
@@ -617,22 +617,32 @@ async fn usage(
 ) -> anyhow::Result<model::Usage> {
     let cap = agreement.and_then(|a| a.monthly_records);
     let cap_mode = agreement.map_or_else(|| "none".to_owned(), |a| text_of(&a.cap));
+    // Whole days from the ledger's daily totals (kept even after `ledger prune`), from the first
+    // month's first day; the day `--as-of` falls in, if inside the period, from its deliveries
+    // committed by then; nothing after it.
+    let first = from.with_day(1).unwrap_or(from);
     let mut per_day: BTreeMap<NaiveDate, u64> = BTreeMap::new();
-    let mut month = MonthKey::of(start_of(from));
-    let last = MonthKey::of(start_of(to));
-    loop {
+    for count in ledger.daily_counts(licensee_id, DayKey::from_date(first), DayKey::from_date(to)).await? {
+        let end = start_of(count.day.date().succ_opt().unwrap_or(count.day.date()));
+        if end <= cut {
+            per_day.insert(count.day.date(), count.counted);
+        }
+    }
+    let partial = DayKey::of(Timestamp(cut.millis() - 1));
+    if partial.start() < cut
+        && start_of(partial.date().succ_opt().unwrap_or(partial.date())) > cut
+        && partial.date() <= to
+    {
+        let mut counted = 0;
         ledger
-            .deliveries(licensee_id, month, |d| {
-                if d.counted && d.at < cut {
-                    *per_day.entry(d.at.to_datetime().date_naive()).or_default() += 1;
+            .deliveries(licensee_id, partial.month(), |d| {
+                if d.counted && d.at >= partial.start() && d.at < cut {
+                    counted += 1;
                 }
                 Ok(())
             })
             .await?;
-        if month == last {
-            break;
-        }
-        month = month.next();
+        per_day.insert(partial.date(), counted);
     }
     let mut days = Vec::new();
     let mut months: Vec<model::MonthUsage> = Vec::new();
