@@ -335,8 +335,9 @@ async fn gather(
         Some(signed) => {
             let c = &signed.checkpoint;
             let statement = format!(
-                "Signed checkpoint {} (made {}, key {}) covers these batches: check it with `datapact ledger verify \
-                 --checkpoints FILE --keys checkpoint-keys.json`, FILE holding the JSON below.",
+                "Signed checkpoint {} (made {}, key {}) covers these batches: with the JSON below in FILE and the \
+                 platform's published keys in KEYS, datapact ledger verify --checkpoints FILE --keys KEYS checks its \
+                 signature and that the ledger still passes through its heads.",
                 c.number, c.at, c.key_id
             );
             let heads = c.heads.iter().map(|h| (h.chain.clone(), h.seq, h.hash.to_hex())).collect();
@@ -349,7 +350,7 @@ async fn gather(
     };
     let mut inputs = vec![model::InputHash {
         kind: "terms".into(),
-        name: "the terms in force (`datapact terms show`)".into(),
+        name: "the terms in force, as datapact terms show prints them".into(),
         bytes: records.terms_toml.len() as u64,
         sha256: hex::encode(Sha256::digest(records.terms_toml.as_bytes())),
     }];
