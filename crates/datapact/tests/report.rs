@@ -5,7 +5,7 @@
 //! command it prints, and its HTML needs no network.
 //!
 //! That a ledger edited after a checkpoint fails verification against it is tested in
-//! `tests/checkpoints.rs` (`a_rewritten_history_fails_against_the_checkpoints_kept`).
+//! `tests/checkpoints.rs` (`checkpoints_are_published_verified_and_catch_a_rewritten_history`, on both stores).
 
 #[allow(dead_code)]
 #[path = "../src/trace.rs"]
@@ -357,6 +357,11 @@ async fn the_report_states_every_finding(s: Scenario) {
     assert_eq!(ranges[0]["chain"], if s.store_arg.is_empty() { "sqlite" } else { "node-a" });
     assert_eq!(ranges[0]["events"], 4 + 1, "two pages on each of two days, one on Nov 10");
     assert_eq!(repro["checkpoint"]["number"], 1, "{}", repro["checkpoint_statement"]);
+    // The checkpoint as the report gives it is what `ledger verify --checkpoints` takes.
+    let kept = s.data().join("checkpoint.json");
+    std::fs::write(&kept, repro["checkpoint"]["json"].as_str().unwrap()).unwrap();
+    // (`ok` asserts it exits 0: the signature checks and the ledger passes through its heads.)
+    s.ok("2027-01-05T00:00:00Z", &["ledger", "verify", "--checkpoints", kept.to_str().unwrap()]);
     let leak_sha = hex::encode(Sha256::digest(std::fs::read(&s.leak).unwrap()));
     let inputs = repro["inputs"].as_array().unwrap();
     assert_eq!(inputs[0]["kind"], "terms");
