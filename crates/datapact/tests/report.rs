@@ -457,8 +457,10 @@ impl Scenario {
     fn errors_are_clear(&self) {
         let stderr = self.fails(&["report", "acme", "--from", "2026-13-01", "--to", "2026-12-31"]);
         assert!(stderr.contains("--from \"2026-13-01\" is not a date: write YYYY-MM-DD"), "{stderr}");
-        let stderr = self.fails(&["report", "nobody", "--month", "2026-11"]);
+        let out = self.data().join("nobody.html");
+        let stderr = self.fails(&["report", "nobody", "--month", "2026-11", "--out", out.to_str().unwrap()]);
         assert!(stderr.contains("no licensee named \"nobody\""), "{stderr}");
+        assert!(!out.exists(), "a failed report leaves no file");
         let stderr = self.fails(&["report", "acme", "--from", "2026-12-01", "--to", "2026-11-01"]);
         assert!(stderr.contains("--from 2026-12-01 is after --to 2026-11-01"), "{stderr}");
         let stderr = self.fails(&["report", "acme", "--month", "2026-11", "--out", "/nonexistent-dir/r.html"]);

@@ -79,6 +79,8 @@ impl ReportFormat {
 
 /// Where Debian's Chromium is.
 pub const CHROMIUM: &str = "/usr/bin/chromium";
+/// How long Chromium may take to print a report.
+const CHROMIUM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How the store was named on the command line, for the regeneration command.
 pub enum StoreArg<'a> {
@@ -113,12 +115,6 @@ pub async fn run(
             );
         }
     }
-    // Refuse an unwritable --out before the work, not after.
-    if let Some(out) = &args.out {
-        std::fs::File::create(out).with_context(|| {
-            format!("cannot write --out {}: choose a path in an existing, writable directory", out.display())
-        })?;
-    }
     let names = match &args.licensee {
         Some(name) => {
             if store.licensee(name).await?.is_none() {
@@ -132,7 +128,34 @@ pub async fn run(
             all
         }
     };
-    let report = gather(store, ledger, &names, from, to, as_of, command(args, &store_arg, from, to, as_of)).await?;
+    // Refuse an unwritable --out before the work, not after.
+    if let Some(out) = &args.out {
+        std::fs::File::create(out).with_context(|| {
+            format!("cannot write --out {}: choose a path in an existing, writable directory", out.display())
+        })?;
+    }
+    let written =
+        write(args, store, ledger, &names, (from, to), as_of, command(args, &store_arg, from, to, as_of)).await;
+    if written.is_err()
+        && let Some(out) = &args.out
+    {
+        // Leave no empty or half-written file behind.
+        let _ = std::fs::remove_file(out);
+    }
+    written
+}
+
+/// Gathers, renders and writes the report.
+async fn write(
+    args: &ReportArgs,
+    store: &dyn Store,
+    ledger: &Ledger,
+    names: &[String],
+    (from, to): (NaiveDate, NaiveDate),
+    as_of: Timestamp,
+    command: String,
+) -> anyhow::Result<ExitCode> {
+    let report = gather(store, ledger, names, from, to, as_of, command).await?;
     let bytes = match args.format {
         ReportFormat::Json => model::to_json(&report).into_bytes(),
         ReportFormat::Md => model::to_markdown(&report).into_bytes(),
@@ -751,7 +774,8 @@ fn print_pdf(html: &str, out: &Path) -> anyhow::Result<()> {
     std::fs::write(&page, html)?;
     let profile = dir.path().join("profile");
     let out_abs = std::path::absolute(out).with_context(|| format!("--out {}", out.display()))?;
-    let output = std::process::Command::new(CHROMIUM)
+    let log = dir.path().join("chromium.log");
+    let mut child = std::process::Command::new(CHROMIUM)
         .args([
             "--headless",
             "--no-sandbox",
@@ -765,16 +789,28 @@ fn print_pdf(html: &str, out: &Path) -> anyhow::Result<()> {
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--print-to-pdf={}", out_abs.display()))
         .arg(format!("file://{}", page.display()))
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
         .with_context(|| format!("cannot run {CHROMIUM}"))?;
+    // Chromium should take seconds; never wait for ever.
+    let deadline = std::time::Instant::now() + CHROMIUM_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("Chromium did not print the report within {} s; try --format html", CHROMIUM_TIMEOUT.as_secs());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let written = std::fs::metadata(&out_abs).map(|m| m.len()).unwrap_or(0);
-    if !output.status.success() || written == 0 {
-        bail!(
-            "Chromium could not print the report to {} ({}): {}",
-            out.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+    if !status.success() || written == 0 {
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+        bail!("Chromium could not print the report to {} ({status}): {}", out.display(), stderr.trim());
     }
     Ok(())
 }
