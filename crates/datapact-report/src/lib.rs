@@ -45,10 +45,10 @@ pub struct Report {
 pub struct LicenseeReport {
     pub licensee: String,
     pub licensee_id: i64,
-    /// `active` or `blocked`, as stored, with the reason given.
+    /// `active` or `blocked` at the end of the period (or at `as_of`, if earlier), with the reason given.
     pub status: String,
     pub status_reason: String,
-    /// The agreement in force (`None`: the licensee has none).
+    /// The agreement in force at the end of the period (or at `as_of`, if earlier; `None`: it had none).
     pub agreement: Option<AgreementSummary>,
     /// Changes of its terms, its plan and the price books recorded in the audit log up to the end of
     /// the period (the versions in force, with when each began).

@@ -364,7 +364,7 @@ async fn the_report_states_every_finding(s: Scenario) {
     s.ok("2027-01-05T00:00:00Z", &["ledger", "verify", "--checkpoints", kept.to_str().unwrap()]);
     let leak_sha = hex::encode(Sha256::digest(std::fs::read(&s.leak).unwrap()));
     let inputs = repro["inputs"].as_array().unwrap();
-    assert_eq!(inputs[0]["kind"], "terms");
+    assert_eq!((inputs[0]["kind"].as_str(), inputs[1]["kind"].as_str()), (Some("terms"), Some("price-books")));
     assert!(inputs.iter().any(|i| i["kind"] == "leak" && i["sha256"] == leak_sha.as_str()), "{inputs:?}");
     let command = repro["command"].as_str().unwrap();
     assert!(command.contains(&format!("--as-of {}", t(AS_OF))), "{command}");
@@ -439,6 +439,23 @@ async fn the_report_states_every_finding(s: Scenario) {
         assert_eq!(at["licensees"][0]["usage"]["days"][9]["counted"], 0, "Nov 10 is after {as_of}");
         assert_eq!(at["reproducibility"]["ledger_ranges"][0]["events"], counted / 30, "as of {as_of}");
     }
+
+    // Changes after --as-of leave the report as it was: new terms, an unblock, a payment.
+    let terms = s.data().join("terms-2027.toml");
+    std::fs::write(&terms, TERMS.replace("monthly_records = 100", "monthly_records = 500")).unwrap();
+    s.ok("2027-01-02T00:00:00Z", &["apply", terms.to_str().unwrap()]);
+    s.ok("2027-01-02T00:00:00Z", &["licensee", "unblock", "acme"]);
+    s.ok(
+        "2027-01-02T00:00:00Z",
+        &["payment", "record", "acme", "51.05", "--invoice", "DP-000001", "--reference", "W3"],
+    );
+    // (A report on January, as of now, has them: terms are those in force at the end of the period.)
+    let args = ["report", "acme", "--month", "2027-01", "--format", "json"];
+    let january: serde_json::Value = serde_json::from_str(&s.ok("2027-01-05T00:00:00Z", &args)).unwrap();
+    assert_eq!(january["licensees"][0]["agreement"]["monthly_records"], 500);
+    assert_eq!(january["licensees"][0]["status"], "active");
+    assert_eq!(january["licensees"][0]["billing"]["suspension"], serde_json::Value::Null, "paid in full");
+    assert_eq!(rerun(&s, command), json_text.as_bytes(), "as of 2026-12-31, the same bytes");
 
     s.errors_are_clear();
 }

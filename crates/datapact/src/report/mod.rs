@@ -3,7 +3,8 @@
 //! Gathers from the store and the ledger, as of `--as-of` (default now), everything
 //! `datapact_report::Report` holds, then renders it (JSON, Markdown, self-contained HTML, or PDF
 //! printed from that HTML by headless Chromium). A report is a pure function of the records as
-//! of `--as-of`: invoices issued, payments received, audit entries, trace findings and
+//! of `--as-of`: the terms, price books and statuses are replayed from the audit log to the end of
+//! the period (or `--as-of`, if earlier); invoices issued, payments received, audit entries, trace findings and
 //! deletion violations recorded later are left out, usage counts deliveries committed up to
 //! then, and the signed checkpoint is one made by then; so the printed regeneration command
 //! gives the same bytes again.
@@ -251,7 +252,8 @@ struct Records {
     agreements: Vec<Agreement>,
     terms_toml: String,
     billing_terms: HashMap<String, datapact_billing::BillingTerms>,
-    reasons: HashMap<String, String>,
+    /// Status and reason per licensee, as of the terms' instant.
+    statuses: HashMap<String, (String, String)>,
     audit: Vec<datapact_store::AuditEntry>,
     accounts: Vec<LicenseeAccount>,
     issued: HashMap<String, datapact_store::StoredInvoice>,
@@ -270,31 +272,31 @@ async fn gather(
     as_of: Timestamp,
     command: String,
 ) -> anyhow::Result<model::Report> {
-    let problem = |p: datapact_gateway::problem::Problem| anyhow::anyhow!("cannot read the terms: {p}");
-    let current = datapact_gateway::terms::current_terms(store).await.map_err(problem)?;
-    let toml = current.to_toml();
-    let billing_terms: HashMap<String, datapact_billing::BillingTerms> =
-        current.licensees.iter().map(|l| (l.terms.name.clone(), l.terms.billing.clone())).collect();
-    let agreements = datapact_gateway::terms::agreements(store).await.map_err(problem)?;
-    let state = store.terms_state().await?;
-    let price_books: Vec<PriceBook> = match &state.price_books {
-        Some(value) => serde_json::from_value(value.clone()).context("cannot read the stored price books")?,
-        None => Vec::new(),
-    };
     let mut audit = store.audit_log(usize::MAX >> 1).await?;
     audit.retain(|entry| entry.at <= as_of);
     audit.sort_by_key(|entry| entry.seq);
+    let from_start = start_of(from);
+    let period_end = start_of(to.succ_opt().unwrap_or(to));
+    let cut = Timestamp(period_end.millis().min(as_of.millis().saturating_add(1)));
+    // The terms in force at the end of the period (or at --as-of, if earlier), replayed from the
+    // audit log: every change of terms is written there with the state after it.
+    let InForce { terms, price_books, statuses } = terms_in_force(&audit, cut)?;
+    let toml = terms.to_toml();
+    let billing_terms: HashMap<String, datapact_billing::BillingTerms> =
+        terms.licensees.iter().map(|l| (l.terms.name.clone(), l.terms.billing.clone())).collect();
+    let agreements: Vec<Agreement> =
+        terms.licensees.iter().filter_map(|l| Agreement::resolve(terms.plan(&l.terms.plan)?, &l.terms).ok()).collect();
+    let books_json = serde_json::to_string(&price_books)?;
     let issued: HashMap<String, datapact_store::StoredInvoice> =
         store.invoices(None, None).await?.into_iter().map(|i| (i.number.clone(), i)).collect();
     let mut findings = store.trace_findings(100_000).await?;
     findings.retain(|f| f.finding.at <= as_of);
     findings.sort_by_key(|f| f.id);
-    let reasons = state.licensees.iter().map(|l| (l.name.clone(), l.reason.clone())).collect();
     let records = Records {
         agreements,
         terms_toml: toml,
         billing_terms,
-        reasons,
+        statuses,
         audit,
         accounts: store.invoice_accounts(None).await?,
         issued,
@@ -302,9 +304,6 @@ async fn gather(
         violations: store.violations(None).await?,
         price_books,
     };
-    let from_start = start_of(from);
-    let period_end = start_of(to.succ_opt().unwrap_or(to));
-    let cut = Timestamp(period_end.millis().min(as_of.millis().saturating_add(1)));
 
     let mut sections = Vec::new();
     let mut ranges = Vec::new();
@@ -377,6 +376,12 @@ async fn gather(
         bytes: records.terms_toml.len() as u64,
         sha256: hex::encode(Sha256::digest(records.terms_toml.as_bytes())),
     }];
+    inputs.push(model::InputHash {
+        kind: "price-books".into(),
+        name: "the price books in force, as JSON".into(),
+        bytes: books_json.len() as u64,
+        sha256: hex::encode(Sha256::digest(books_json.as_bytes())),
+    });
     inputs.extend(leak_inputs.into_values());
     let title = match names {
         [one] => format!("datapact evidence report: {one}"),
@@ -396,6 +401,51 @@ async fn gather(
             command,
         },
     })
+}
+
+/// The terms, price books and licensee statuses in force at an instant.
+struct InForce {
+    terms: datapact_terms::Terms,
+    price_books: Vec<PriceBook>,
+    statuses: HashMap<String, (String, String)>,
+}
+
+/// Replays the audit log's terms changes before `at` (entries sorted by `seq`).
+fn terms_in_force(audit: &[datapact_store::AuditEntry], at: Timestamp) -> anyhow::Result<InForce> {
+    let mut plans: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut licensees: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut books = serde_json::Value::Array(Vec::new());
+    for entry in audit.iter().filter(|e| e.at < at) {
+        match (entry.action.as_str(), &entry.after) {
+            ("plan.put", Some(body)) => {
+                plans.insert(entry.subject.clone(), body.clone());
+            }
+            ("plan.delete", _) => {
+                plans.remove(&entry.subject);
+            }
+            ("licensee.terms" | "licensee.block" | "licensee.unblock", Some(after)) => {
+                licensees.insert(entry.subject.clone(), after.clone());
+            }
+            ("price_book.put", Some(body)) => books = body.clone(),
+            _ => {}
+        }
+    }
+    let mut statuses = HashMap::new();
+    let mut with_terms = Vec::new();
+    for (name, after) in &licensees {
+        let status = after["status"].as_str().unwrap_or("active").to_owned();
+        let reason = after["reason"].as_str().unwrap_or_default().to_owned();
+        if let Some(terms) = after.get("terms").filter(|t| !t.is_null()) {
+            let parsed = datapact_core::LicenseeStatus::parse(&status).unwrap_or(datapact_core::LicenseeStatus::Active);
+            with_terms.push((parsed, reason.clone(), terms.clone()));
+        }
+        statuses.insert(name.clone(), (status, reason));
+    }
+    let plans: Vec<(String, serde_json::Value)> = plans.into_iter().collect();
+    let terms = datapact_terms::Terms::from_stored(&plans, with_terms)
+        .map_err(|e| anyhow::anyhow!("the terms recorded in the audit log do not read back: {e}"))?;
+    let price_books = serde_json::from_value(books).context("cannot read the price books recorded in the audit log")?;
+    Ok(InForce { terms, price_books, statuses })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -609,8 +659,8 @@ async fn licensee_section(
     Ok(model::LicenseeReport {
         licensee: name.clone(),
         licensee_id: licensee.id,
-        status: text_of(&licensee.status),
-        status_reason: records.reasons.get(name).cloned().unwrap_or_default(),
+        status: records.statuses.get(name).map_or_else(|| "active".to_owned(), |s| s.0.clone()),
+        status_reason: records.statuses.get(name).map(|s| s.1.clone()).unwrap_or_default(),
         agreement: summary,
         terms_versions,
         price_books,
