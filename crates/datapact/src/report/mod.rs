@@ -48,6 +48,7 @@ pub struct ReportArgs {
     /// Last day of the period (UTC, inclusive), YYYY-MM-DD.
     #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
     pub to: Option<String>,
+    /// html (one self-contained page), md, json, or pdf (that page printed by headless Chromium; needs --out).
     #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
     pub format: ReportFormat,
     /// Write the report here instead of standard output (required for pdf).
