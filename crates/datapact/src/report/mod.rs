@@ -835,6 +835,7 @@ fn print_pdf(html: &str, out: &Path) -> anyhow::Result<()> {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
+            "--disable-dev-shm-usage",
             "--no-pdf-header-footer",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
