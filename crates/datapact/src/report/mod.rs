@@ -866,3 +866,56 @@ fn print_pdf(html: &str, out: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(month: Option<&str>, from: Option<&str>, to: Option<&str>) -> ReportArgs {
+        ReportArgs {
+            licensee: Some("acme".into()),
+            all: false,
+            month: month.map(Into::into),
+            from: from.map(Into::into),
+            to: to.map(Into::into),
+            format: ReportFormat::Json,
+            out: None,
+            as_of: None,
+        }
+    }
+
+    #[test]
+    fn periods_are_whole_days_and_bad_ones_say_what_to_write() {
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(period(&args(Some("2024-02"), None, None)).unwrap(), (day("2024-02-01"), day("2024-02-29")));
+        assert_eq!(
+            period(&args(None, Some("2026-11-05"), Some("2026-11-05"))).unwrap(),
+            (day("2026-11-05"), day("2026-11-05"))
+        );
+        let error = |a: ReportArgs| period(&a).unwrap_err().to_string();
+        assert!(error(args(Some("2026-13"), None, None)).contains("write YYYY-MM"));
+        assert!(error(args(None, Some("2026-02-30"), Some("2026-03-01"))).contains("write YYYY-MM-DD"));
+        assert!(error(args(None, Some("2026-03-02"), Some("2026-03-01"))).contains("is after --to"));
+        assert!(error(args(None, None, None)).contains("name the period"));
+    }
+
+    #[test]
+    fn the_command_quotes_what_a_shell_would_split() {
+        assert_eq!(shell_quote("acme"), "acme");
+        assert_eq!(shell_quote("/tmp/data dir"), "'/tmp/data dir'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+        let when = Timestamp::parse_rfc3339("2026-12-31T00:00:00Z").unwrap();
+        let (from, to) = period(&args(Some("2026-11"), None, None)).unwrap();
+        let dir = Path::new("/srv/data");
+        assert_eq!(
+            command(&args(Some("2026-11"), None, None), &StoreArg::DataDir(dir), from, to, when),
+            "datapact --data-dir /srv/data report acme --from 2026-11-01 --to 2026-11-30 --as-of \
+             2026-12-31T00:00:00.000Z --format json"
+        );
+        assert!(
+            command(&args(Some("2026-11"), None, None), &StoreArg::Postgres, from, to, when)
+                .starts_with("datapact --store \"$DATAPACT_STORE\" report")
+        );
+    }
+}
