@@ -174,6 +174,7 @@ macro_rules! ledger_tests {
 ledger_tests!(
     a_hard_cap_is_exact_under_concurrent_requests,
     committed_rows_read_back_and_verify,
+    batch_ranges_name_a_licensees_batches,
     an_edited_delivery_is_named,
     a_retried_idempotency_key_replays_without_counting,
     pruning_keeps_the_chain_verifiable,
@@ -223,6 +224,27 @@ async fn committed_rows_read_back_and_verify(t: TestLedger) {
     let report = verified(ledger, &[]).await;
     assert_eq!(report.chains.len(), 1);
     assert_eq!((report.chains[0].rows, report.daily_checked), (3 + 7, 2));
+}
+
+async fn batch_ranges_name_a_licensees_batches(t: TestLedger) {
+    let ledger = &t.ledger;
+    for (licensee, request) in [(1, "a"), (2, "b"), (1, "c"), (1, "d")] {
+        deliver(ledger, licensee, Cap::UNLIMITED, Dedup::None, &page([licensee * 10]), request).await.unwrap();
+    }
+    let heads = ledger.heads().await.unwrap();
+    let head = heads.iter().find(|h| h.chain == ledger.chain()).unwrap().seq;
+    let (from, to) = (Timestamp(t0().0 - HOUR), Timestamp(t0().0 + HOUR));
+    let ones = ledger.batch_ranges(1, from, to).await.unwrap();
+    assert_eq!(ones.len(), 1, "{ones:?}");
+    assert_eq!((ones[0].chain.as_str(), ones[0].last_seq, ones[0].events), (ledger.chain(), head, 3));
+    assert!(ones[0].first_seq + 3 <= head + 1 && ones[0].first_seq < head, "{ones:?}");
+    let twos = ledger.batch_ranges(2, from, to).await.unwrap();
+    assert_eq!(
+        (twos[0].first_seq, twos[0].last_seq, twos[0].events),
+        (ones[0].first_seq + 1, ones[0].first_seq + 1, 1)
+    );
+    assert!(ledger.batch_ranges(1, to, Timestamp(to.0 + HOUR)).await.unwrap().is_empty(), "nothing outside the range");
+    assert!(ledger.batch_ranges(3, from, to).await.unwrap().is_empty(), "nothing for another licensee");
 }
 
 async fn an_edited_delivery_is_named(t: TestLedger) {

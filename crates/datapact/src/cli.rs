@@ -186,6 +186,9 @@ pub enum Command {
     /// Billing reports.
     #[command(subcommand)]
     Billing(BillingCommand),
+    /// An evidence report on a licensee (or --all) over a period: terms, usage against the cap,
+    /// billing, violations, trace and deletion findings, and how to check and regenerate it.
+    Report(crate::report::ReportArgs),
 }
 
 #[derive(Subcommand, Debug)]

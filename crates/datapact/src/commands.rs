@@ -22,6 +22,7 @@ use datapact_store::{Change, IngestEffect, PgStore, SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{AuthorCommand, Cli, Command, IngestArgs, KeyCommand, LicenseeCommand, ServeArgs, TermsCommand};
+use crate::report::StoreArg as StorePlace;
 use crate::{admin_token, billing, canaries, demo, ledger, migrate, secret, trace};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -97,8 +98,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .context("cannot sync the fingerprint secret with the shared store")?;
             }
             let canaries = canaries::delivered(&data_dir, &ledger_place).await?;
+            let now = clock.now();
             let ledger = ledger_place.open_for_reading(clock)?;
-            trace::run_with_canaries(&args, &data_dir, &ledger, store.as_ref(), canaries).await
+            trace::run_with_canaries(&args, &data_dir, &ledger, store.as_ref(), canaries, now).await
         }
         Command::Compliance(command) => compliance(command, store.as_ref()).await,
         Command::Invoice(command) => billing::invoice(command, &ledger_place, store.as_ref(), clock).await,
@@ -109,6 +111,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             billing::balance(licensee.as_deref(), json, store.as_ref(), clock.now()).await
         }
         Command::Billing(command) => billing::billing(command, store.as_ref(), clock.now()).await,
+        Command::Report(args) => {
+            let place = if postgres.is_some() { StorePlace::Postgres } else { StorePlace::DataDir(&data_dir) };
+            let ledger = ledger_place.open_for_reading(clock.clone())?;
+            crate::report::run(&args, place, store.as_ref(), &ledger, clock.now()).await
+        }
         Command::DemoCorpus(_) | Command::Restore { .. } | Command::Migrate { .. } | Command::Secret(_) => {
             unreachable!("handled above")
         }

@@ -9,6 +9,7 @@ mod commands;
 mod demo;
 mod ledger;
 mod migrate;
+mod report;
 mod secret;
 mod trace;
 

@@ -74,8 +74,10 @@ pub async fn run_with_canaries(
     ledger: &Ledger,
     store: &dyn Store,
     canaries: Vec<Canary>,
+    now: datapact_core::Timestamp,
 ) -> anyhow::Result<ExitCode> {
-    let TraceResult { report, deletions, finding } = trace_full(args, data_dir, ledger, store, canaries).await?;
+    let TraceResult { report, deletions, finding } =
+        trace_full_at(args, data_dir, ledger, store, canaries, now).await?;
     if args.json {
         let mut json = serde_json::to_value(&report)?;
         json["deletion_compliance"] = serde_json::to_value(&deletions)?;
@@ -173,14 +175,26 @@ pub fn deletions_text(checks: &[DeletionCheck]) -> String {
     out
 }
 
-/// Does the trace and the deletion-compliance checks; with `--record`, stores the finding and
-/// the violations proved.
+/// [`trace_full_at`] recording the finding at the system clock's now.
 pub async fn trace_full(
     args: &TraceArgs,
     data_dir: &Path,
     ledger: &Ledger,
     store: &dyn Store,
     canaries: Vec<Canary>,
+) -> anyhow::Result<TraceResult> {
+    trace_full_at(args, data_dir, ledger, store, canaries, SystemClock.now()).await
+}
+
+/// Does the trace and the deletion-compliance checks; with `--record`, stores the finding and
+/// the violations proved, dated `now` (the CLI's clock: `--now` in tests).
+pub async fn trace_full_at(
+    args: &TraceArgs,
+    data_dir: &Path,
+    ledger: &Ledger,
+    store: &dyn Store,
+    canaries: Vec<Canary>,
+    now: datapact_core::Timestamp,
 ) -> anyhow::Result<TraceResult> {
     if !(args.epsilon > 0.0 && args.epsilon < 1.0) {
         bail!("--epsilon must be between 0 and 1 (exclusive), not {}", args.epsilon);
@@ -306,7 +320,7 @@ pub async fn trace_full(
     let finding = if args.record {
         let mut json = serde_json::to_value(&report)?;
         json["deletion_compliance"] = serde_json::to_value(&deletions)?;
-        let at = SystemClock.now();
+        let at = now;
         let finding = NewTraceFinding {
             at,
             actor: format!("cli@{}", gethostname::gethostname().to_string_lossy()),

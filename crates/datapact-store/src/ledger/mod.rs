@@ -43,8 +43,8 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 pub use read::{
-    ChainAnchor, DeliveryRecord, PruneSummary, Received, UsageBy, UsageLine, VerifyFailure, VerifyReport, month_range,
-    parse_anchor, verify_json,
+    BatchRange, ChainAnchor, DeliveryRecord, PruneSummary, Received, UsageBy, UsageLine, VerifyFailure, VerifyReport,
+    month_range, parse_anchor, verify_json,
 };
 pub use shared_meter::Reconciled;
 use shared_meter::{Settle, SharedMeter};
@@ -800,6 +800,17 @@ impl Ledger {
             licensee_id,
             first,
             last
+        ))
+    }
+
+    /// Per chain, the batches holding a licensee's usage events at `[from, to)`: the ledger ranges
+    /// an evidence report rests on (`datapact report`).
+    pub async fn batch_ranges(&self, licensee_id: i64, from: Timestamp, to: Timestamp) -> StoreResult<Vec<BatchRange>> {
+        read!(self, |conn| read::batch_ranges(conn, licensee_id, from, to), |pool| pg::batch_ranges(
+            pool,
+            licensee_id,
+            from,
+            to
         ))
     }
 

@@ -20,10 +20,10 @@ use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row as _};
 
 use super::read::{
-    CANARIES_SQL, CHARGED_SQL, COUNTED_ON_SQL, DAILY_COUNTS_SQL, DELIVERED_POSTS_SQL, DELIVERIES_SQL, HEADS_SQL,
-    MONTH_COUNTED_SQL, PRUNE_BATCHES_SQL, PRUNE_DELIVERIES_SQL, PRUNE_EVENTS_SQL, PRUNE_LAST_SQL, PRUNE_RESPONSES_SQL,
-    RECEIVED_SQL, Received, STORED_RESPONSE_SQL, anchors_for, chain_heads, month_range, received_post, stored_header,
-    usage_group, usage_lines, usage_sql,
+    BATCH_RANGES_SQL, BatchRange, CANARIES_SQL, CHARGED_SQL, COUNTED_ON_SQL, DAILY_COUNTS_SQL, DELIVERED_POSTS_SQL,
+    DELIVERIES_SQL, HEADS_SQL, MONTH_COUNTED_SQL, PRUNE_BATCHES_SQL, PRUNE_DELIVERIES_SQL, PRUNE_EVENTS_SQL,
+    PRUNE_LAST_SQL, PRUNE_RESPONSES_SQL, RECEIVED_SQL, Received, STORED_RESPONSE_SQL, anchors_for, chain_heads,
+    month_range, received_post, stored_header, usage_group, usage_lines, usage_sql,
 };
 use super::verify::{
     ChainWalk, DAILY_LINES_SQL, DAILY_TOTALS_SQL, DailyLine, PRUNE_HORIZON_SQL, Positioned, check_daily_line,
@@ -495,6 +495,29 @@ pub(super) async fn daily_counts(
             day: DayKey::of(Timestamp(day)),
             counted: counted as u64,
             charged: charged as u64,
+        })
+        .collect())
+}
+
+pub(super) async fn batch_ranges(
+    pool: &PgPool,
+    licensee_id: i64,
+    from: Timestamp,
+    to: Timestamp,
+) -> StoreResult<Vec<BatchRange>> {
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(pg!(BATCH_RANGES_SQL))
+        .bind(licensee_id)
+        .bind(from.millis())
+        .bind(to.millis())
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(chain, first, last, events)| BatchRange {
+            chain,
+            first_seq: first as u64,
+            last_seq: last as u64,
+            events: events as u64,
         })
         .collect())
 }

@@ -35,6 +35,9 @@ pub(super) const STORED_RESPONSE_SQL: &str =
 pub(super) const DAILY_COUNTS_SQL: &str =
     "SELECT day, CAST(SUM(counted) AS BIGINT), CAST(SUM(charged) AS BIGINT) FROM usage_daily
      WHERE licensee_id = ?1 AND day >= ?2 AND day <= ?3 GROUP BY day ORDER BY day";
+/// Per chain, the first and last batch holding a licensee's usage events in `[from, to)`, and how many.
+pub(super) const BATCH_RANGES_SQL: &str = "SELECT chain, MIN(seq), MAX(seq), COUNT(*) FROM usage_events
+     WHERE licensee_id = ?1 AND at >= ?2 AND at < ?3 GROUP BY chain ORDER BY chain";
 pub(super) const DELIVERIES_SQL: &str = "SELECT at, post_id, revision, request_id, counted FROM deliveries
      WHERE licensee_id = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, chain, seq, ordinal";
 pub(super) const DELIVERED_POSTS_SQL: &str = "SELECT DISTINCT post_id FROM deliveries WHERE licensee_id = ?1";
@@ -159,6 +162,35 @@ pub(super) fn daily_counts(
         counts.push(DailyCount { day: DayKey::of(Timestamp(day)), counted: counted as u64, charged: charged as u64 });
     }
     Ok(counts)
+}
+
+pub(super) fn batch_ranges(
+    conn: &Connection,
+    licensee_id: i64,
+    from: Timestamp,
+    to: Timestamp,
+) -> StoreResult<Vec<BatchRange>> {
+    let mut statement = conn.prepare_cached(BATCH_RANGES_SQL)?;
+    let rows = statement.query_map(params![licensee_id, from.millis(), to.millis()], |row| {
+        Ok(BatchRange {
+            chain: row.get(0)?,
+            first_seq: row.get::<_, i64>(1)? as u64,
+            last_seq: row.get::<_, i64>(2)? as u64,
+            events: row.get::<_, i64>(3)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The batches of one chain that hold a licensee's usage events in a time range
+/// ([`super::Ledger::batch_ranges`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BatchRange {
+    pub chain: String,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// Usage events (responses) of the licensee in these batches and the range.
+    pub events: u64,
 }
 
 /// How `datapact usage` groups a month.
