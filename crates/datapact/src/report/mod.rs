@@ -725,7 +725,9 @@ async fn usage(
     let mut day = from.with_day(1).unwrap_or(from);
     let mut to_date = 0u64;
     let mut current = String::new();
-    while day <= to {
+    // Days after `--as-of` had not happened: they are left out, not shown as zeros.
+    let last = to.min(partial.date());
+    while day <= last {
         let key = day.format("%Y-%m").to_string();
         if key != current {
             current = key.clone();
