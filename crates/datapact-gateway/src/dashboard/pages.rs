@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use datapact_core::{LicenseeStatus, Timestamp};
 use datapact_ledger::{DayKey, MonthKey};
-use datapact_store::admin_users::{AdminRole, AdminSession};
+use datapact_store::admin_users::AdminRole;
 use datapact_store::ledger::UsageBy;
 use maud::{Markup, PreEscaped, html};
 use serde_json::json;
@@ -115,7 +115,7 @@ fn stat(id: &str, label: &str, value: &str) -> Markup {
     html! {
         div.stat {
             div.label #{(id) "-label"} { (label) }
-            div.value #(id) data-live=(id) aria-labelledby={(id) "-label"} { (value) }
+            div.value #(id) data-live=(id) { (value) }
         }
     }
 }
@@ -128,7 +128,6 @@ pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Resp
     };
     let now = state.clock.now();
     let licensees = try_page!(session, state.store.licensees().await);
-    let names: HashMap<i64, &str> = licensees.iter().map(|l| (l.id, l.name.as_str())).collect();
     let terms = try_page!(session, state.store.terms_state().await);
     let reasons: HashMap<&str, &str> = terms.licensees.iter().map(|l| (l.name.as_str(), l.reason.as_str())).collect();
     let agreements = crate::terms::agreements(state.store.as_ref()).await.unwrap_or_default();
@@ -152,7 +151,7 @@ pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Resp
                 (stat("violations_month", "Violations this month", &number(open)))
                 div.stat {
                     div.label #revenue-label { "Revenue accrued this month" }
-                    div.value aria-labelledby="revenue-label" { (revenue) }
+                    div.value { (revenue) }
                 }
             }
             p.note { "Rates are this gateway's, refreshed every 2 seconds. Revenue: this month's invoices priced from the ledger so far (base fees in full), nothing issued yet." }
@@ -201,7 +200,6 @@ pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Resp
             }
         }
     };
-    let _ = names;
     page_response(StatusCode::OK, page("Overview", Some(&session), "overview", body))
 }
 
@@ -248,6 +246,7 @@ async fn revenue_to_date(state: &AppState, now: Timestamp) -> String {
                 totals.values().map(|m| m.to_string()).collect::<Vec<_>>().join(" + ")
             }
         }
+        Err(problem) if problem.status == StatusCode::CONFLICT => "— (no price book applied)".into(),
         Err(problem) => format!("— ({})", problem.detail),
     }
 }
@@ -490,6 +489,3 @@ pub async fn users(State(state): State<AppState>, headers: HeaderMap) -> Respons
     };
     page_response(StatusCode::OK, page("Dashboard users", Some(&session), "users", body))
 }
-
-#[allow(dead_code)]
-fn _session_type(_: &AdminSession) {}
