@@ -80,6 +80,11 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/trace/{id}", get(trace::job_page))
         .route("/dashboard/trace/{id}/status", get(trace::job_status))
         .route("/dashboard/assets/{version}/{file}", get(assets::serve))
+        // Browsers ask for it on every page; nothing to show, and no 404 in their consoles.
+        .route(
+            "/favicon.ico",
+            get(|| async { (StatusCode::NO_CONTENT, [(header::CACHE_CONTROL, "public, max-age=86400")]) }),
+        )
 }
 
 /// Hashes a password for storing (argon2id, a random salt; the PHC string).
