@@ -137,7 +137,7 @@ pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Resp
     let violations = try_page!(session, state.store.violations(None).await);
     let month_start = MonthKey::of(now).start();
     let mut recent: Vec<_> = violations.iter().filter(|v| v.last_at >= month_start).collect();
-    recent.sort_by(|a, b| b.last_at.cmp(&a.last_at));
+    recent.sort_by_key(|v| std::cmp::Reverse(v.last_at));
     let open: u64 = recent.iter().map(|v| v.count).sum();
     let revenue = revenue_to_date(&state, now).await;
     let body = html! {
