@@ -8,6 +8,11 @@
 //! Needs `node`, `tests/e2e/node_modules` (`npm ci` there) and `/usr/bin/chromium`: without them
 //! the test prints `skipped:` and passes, except under `CI=true`, where it fails (`.ci/run`
 //! installs them).
+//!
+//! `changes_over_http_on_both_stores` needs no browser: on SQLite (behind TLS, so the cookie is
+//! `Secure`) and on PostgreSQL, a block made in the dashboard is refused without the CSRF token
+//! and to a viewer, made by an operator, refuses the licensee's next request and is audited under
+//! the operator's name.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -15,7 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_datapact");
+mod common;
+
+use common::{BIN, Gateway, OPEN_TERMS, corpus_lines, datapact_ok, pg_schema, write_lines};
+
 const PASSWORD: &str = "e2e-password-0123";
 
 fn e2e_dir() -> PathBuf {
@@ -129,4 +137,153 @@ fn the_dashboard_in_headless_chromium() {
     assert!(output.status.success(), "the dashboard's end-to-end run failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     assert!(artifacts.join("trace-verdict.png").is_file(), "screenshots are kept");
+}
+
+/// Logs in through the form; returns the session cookie (`name=value`) and the whole `Set-Cookie`.
+async fn login(http: &reqwest::Client, admin: &str, user: &str) -> (String, String) {
+    let response = http
+        .post(format!("{admin}/dashboard/login"))
+        .form(&[("user", user), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303, "login as {user}");
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    (set_cookie.split(';').next().unwrap().to_owned(), set_cookie)
+}
+
+/// The session's CSRF token, from a page's form.
+async fn csrf(http: &reqwest::Client, admin: &str, cookie: &str) -> String {
+    let page =
+        http.get(format!("{admin}/dashboard")).header("cookie", cookie).send().await.unwrap().text().await.unwrap();
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .expect("a form with the CSRF token")
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn changes_over_http(postgres: bool) {
+    let schema = if postgres {
+        match pg_schema() {
+            Some(schema) => Some(schema),
+            None => return,
+        }
+    } else {
+        None
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store: Vec<String> = schema.as_ref().map(|s| vec!["--store".to_owned(), s.url.clone()]).unwrap_or_default();
+    let run = |args: &[&str]| {
+        let all: Vec<&str> = store.iter().map(String::as_str).chain(args.iter().copied()).collect();
+        datapact_ok(&data, &all)
+    };
+    let corpus = dir.path().join("corpus.jsonl");
+    write_lines(&corpus, &corpus_lines());
+    run(&["ingest", "--quiet", corpus.to_str().unwrap()]);
+    let terms = dir.path().join("terms.toml");
+    std::fs::write(&terms, OPEN_TERMS).unwrap();
+    run(&["apply", terms.to_str().unwrap()]);
+    let key = run(&["key", "issue", "acme"]).trim().to_owned();
+    let mut extra: Vec<String> = store.clone();
+    if !postgres {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        let (cert, private) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, certified.cert.pem()).unwrap();
+        std::fs::write(&private, certified.key_pair.serialize_pem()).unwrap();
+        extra.extend([
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            private.display().to_string(),
+        ]);
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let gateway = Gateway::start(&data, &extra);
+    let with_store = |mut args: Vec<String>| -> Vec<String> {
+        let mut all = store.clone();
+        all.append(&mut args);
+        all
+    };
+    for (name, role) in [("olga", "operator"), ("vic", "viewer")] {
+        let args = with_store(vec![
+            "admin-user".into(),
+            "add".into(),
+            name.into(),
+            "--role".into(),
+            role.into(),
+            "--password-stdin".into(),
+        ]);
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(&args)
+            .env_remove("DATAPACT_STORE")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let admin = gateway.admin.clone();
+    let (olga, set_cookie) = login(&http, &admin, "olga").await;
+    for attribute in ["; Path=/", "; HttpOnly", "; SameSite=Strict"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert_eq!(set_cookie.contains("; Secure"), !postgres, "Secure exactly behind TLS: {set_cookie}");
+    let olga_csrf = csrf(&http, &admin, &olga).await;
+    let (vic, _) = login(&http, &admin, "vic").await;
+    let vic_csrf = csrf(&http, &admin, &vic).await;
+    assert_eq!(gateway.get(&key, "/2/usage/tweets").await.0, 200);
+
+    let block = |cookie: &str, form: Vec<(&'static str, String)>| {
+        http.post(format!("{admin}/dashboard/licensees/acme/block"))
+            .header("cookie", cookie.to_owned())
+            .form(&form)
+            .send()
+    };
+    let reason = ("reason", "leaked a dump".to_owned());
+    // No CSRF token, another session's token, a viewer's own: each a 403 page, nothing changed.
+    for (cookie, form) in [
+        (&olga, vec![reason.clone()]),
+        (&olga, vec![reason.clone(), ("csrf", vic_csrf.clone())]),
+        (&vic, vec![reason.clone(), ("csrf", vic_csrf.clone())]),
+    ] {
+        let response = block(cookie, form).await.unwrap();
+        assert_eq!(response.status(), 403);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    }
+    assert_eq!(gateway.get(&key, "/2/usage/tweets").await.0, 200, "still served");
+    let response = block(&olga, vec![reason.clone(), ("csrf", olga_csrf.clone())]).await.unwrap();
+    assert_eq!(response.status(), 303);
+    let mut refused = false;
+    for _ in 0..50 {
+        if gateway.get(&key, "/2/usage/tweets").await.0 == 403 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the block reaches the gateway within 5 s");
+    let audit: serde_json::Value = serde_json::from_str(&run(&["audit", "--json"])).unwrap();
+    let entries = audit.as_array().or_else(|| audit["entries"].as_array()).unwrap().clone();
+    assert!(
+        entries.iter().any(|e| e["action"] == "licensee.block" && e["actor"] == "olga" && e["subject"] == "acme"),
+        "{audit}"
+    );
+    assert!(entries.iter().any(|e| e["action"] == "dashboard.login" && e["actor"] == "vic"), "{audit}");
+}
+
+#[tokio::test]
+async fn changes_over_http_on_both_stores() {
+    changes_over_http(false).await;
+    changes_over_http(true).await;
 }
