@@ -325,6 +325,11 @@ async fn logout(
     {
         return error_page(Some(&session), &Problem::from(error));
     }
+    if let Err(error) =
+        state.store.record_audit(&change(&state, &session), "dashboard.logout", &session.user, None).await
+    {
+        tracing::warn!(%error, "could not audit a logout");
+    }
     let secure = tls.is_some_and(|tls| tls.0.0);
     let mut response = Redirect::to("/dashboard/login").into_response();
     let cookie = session_cookie("", 0, secure);

@@ -151,7 +151,7 @@ pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Resp
                 (stat("violations_month", "Violations this month", &number(open)))
                 div.stat {
                     div.label #revenue-label { "Revenue accrued this month" }
-                    div.value { (revenue) }
+                    @if revenue.starts_with('—') { div.value.text { (revenue) } } @else { div.value { (revenue) } }
                 }
             }
             p.note { "Rates are this gateway's, refreshed every 2 seconds. Revenue: this month's invoices priced from the ledger so far (base fees in full), nothing issued yet." }

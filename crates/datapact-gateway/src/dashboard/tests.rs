@@ -176,6 +176,8 @@ async fn an_operator_block_is_the_admin_apis_and_audited_under_the_users_name() 
     // Logging out ends the session.
     let (status, _, _) = send(&s.state, form_post("/dashboard/logout", &format!("csrf={csrf}"), Some(&cookie))).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+    let audit = s.state.store.audit_log(1).await.unwrap();
+    assert_eq!((audit[0].action.as_str(), audit[0].actor.as_str()), ("dashboard.logout", "olga"));
     let (status, _, _) =
         send(&s.state, Request::get("/dashboard").header(header::COOKIE, &cookie).body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
