@@ -53,6 +53,30 @@ pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// The largest leak file the trace page takes.
 pub const MAX_LEAK_BYTES: usize = 64 * 1024 * 1024;
 
+/// Failed logins per name (or per admin-token attempt) allowed within [`LOGIN_WINDOW_MS`]; past
+/// them the name is refused (429) until the window ends, whatever the password.
+pub const MAX_FAILED_LOGINS: u32 = 10;
+pub const LOGIN_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// Recent failed logins by name: (failures, first failure's time). In this process's memory.
+static FAILED_LOGINS: std::sync::LazyLock<std::sync::Mutex<HashMap<String, (u32, Timestamp)>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn login_throttled(name: &str, now: Timestamp) -> bool {
+    let Ok(mut failed) = FAILED_LOGINS.lock() else { return false };
+    failed.retain(|_, (_, first)| now.0 - first.0 < LOGIN_WINDOW_MS);
+    failed.get(name).is_some_and(|(count, _)| *count >= MAX_FAILED_LOGINS)
+}
+
+fn login_failed(name: &str, now: Timestamp) {
+    if let Ok(mut failed) = FAILED_LOGINS.lock() {
+        // Bounded: names sprayed past this many within a window are not tracked one by one.
+        if failed.len() < 10_000 || failed.contains_key(name) {
+            failed.entry(name.to_owned()).or_insert((0, now)).0 += 1;
+        }
+    }
+}
+
 /// Whether the admin listener serves TLS: the session cookie is then `Secure`.
 #[derive(Clone, Copy, Debug)]
 pub struct AdminTls(pub bool);
@@ -263,7 +287,14 @@ async fn login(State(state): State<AppState>, tls: Option<axum::Extension<AdminT
     let fields = form(&body);
     let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
     let now = state.clock.now();
-    let who = if !field("token").is_empty() {
+    let by_token = !field("token").is_empty();
+    let throttle_key = if by_token { format!("token:{ADMIN_TOKEN_USER}") } else { format!("user:{}", field("user")) };
+    if login_throttled(&throttle_key, now) {
+        tracing::warn!(user = field("user"), "dashboard login refused: too many failures");
+        let message = format!("Too many failed logins: wait {} minutes and try again.", LOGIN_WINDOW_MS / 60_000);
+        return page_response(StatusCode::TOO_MANY_REQUESTS, login_form(Some(&message)));
+    }
+    let who = if by_token {
         let (presented, expected) = (field("token").as_bytes(), state.admin_token.as_bytes());
         (presented.len() == expected.len() && bool::from(presented.ct_eq(expected)))
             .then(|| (ADMIN_TOKEN_USER.to_owned(), AdminRole::Admin))
@@ -281,6 +312,7 @@ async fn login(State(state): State<AppState>, tls: Option<axum::Extension<AdminT
         }
     };
     let Some((user, role)) = who else {
+        login_failed(&throttle_key, now);
         tracing::warn!(user = field("user"), "dashboard login refused");
         return page_response(StatusCode::UNAUTHORIZED, login_form(Some("Wrong name, password or token.")));
     };

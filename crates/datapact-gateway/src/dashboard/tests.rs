@@ -208,3 +208,25 @@ async fn every_page_renders_for_a_viewer() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_name_for_a_while() {
+    let s = setup().await;
+    // A name of this test's own: the count is process-wide.
+    let hash = hash_password(PASSWORD).unwrap();
+    let user = NewAdminUser { name: "throttled".into(), role: AdminRole::Viewer, password_hash: hash };
+    s.state.store.add_admin_user(user, &Change::new("cli@test", s.state.clock.now())).await.unwrap();
+    for _ in 0..super::MAX_FAILED_LOGINS {
+        let (status, _, _) = send(&s.state, form_post("/dashboard/login", "user=throttled&password=wrong", None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let right = format!("user=throttled&password={PASSWORD}");
+    let (status, headers, page) = send(&s.state, form_post("/dashboard/login", &right, None)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
+    assert!(headers.get(header::SET_COOKIE).is_none());
+    assert!(page.contains("Too many failed logins"), "{page}");
+    // Other names are not affected.
+    let (status, _, _) =
+        send(&s.state, form_post("/dashboard/login", &format!("user=vic&password={PASSWORD}"), None)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
