@@ -141,9 +141,15 @@ fn the_dashboard_in_headless_chromium() {
 
 /// Logs in through the form; returns the session cookie (`name=value`) and the whole `Set-Cookie`.
 async fn login(http: &reqwest::Client, admin: &str, user: &str) -> (String, String) {
+    // The login page first, as a browser: its cookie and the same nonce in its form.
+    let page = http.get(format!("{admin}/dashboard/login")).send().await.unwrap();
+    let login_cookie = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let text = page.text().await.unwrap();
+    let nonce = text.split("name=\"login_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
     let response = http
         .post(format!("{admin}/dashboard/login"))
-        .form(&[("user", user), ("password", PASSWORD)])
+        .header("cookie", login_cookie)
+        .form(&[("user", user), ("password", PASSWORD), ("login_csrf", &nonce)])
         .send()
         .await
         .unwrap();

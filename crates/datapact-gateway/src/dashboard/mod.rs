@@ -120,6 +120,10 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
 }
 
+/// Checked against for names with no user, so they take as long as a wrong password.
+static UNKNOWN_USER_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password("no user has this password").unwrap_or_default());
+
 /// Whether `password` matches a stored PHC string.
 pub fn verify_password(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
@@ -140,13 +144,18 @@ fn token_hash(token: &str) -> String {
 }
 
 fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    cookie_named(headers, SESSION_COOKIE)
+}
+
+/// A cookie's value when it is 64 hex digits (every token this module sets).
+fn cookie_named(headers: &HeaderMap, cookie: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == cookie)
         .map(|(_, value)| value.to_owned())
         .filter(|value| value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()))
 }
@@ -249,13 +258,14 @@ pub(crate) fn security_headers(headers: &mut HeaderMap) {
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
 }
 
-fn login_form(error: Option<&str>) -> Markup {
+fn login_form(error: Option<&str>, nonce: &str) -> Markup {
     let body = html! {
         @if let Some(error) = error { p.error role="alert" { (error) } }
         div.cards {
             section.card aria-labelledby="with-password" {
                 h2 #with-password { "With your name and password" }
                 form method="post" action="/dashboard/login" {
+                    input type="hidden" name="login_csrf" value=(nonce);
                     label for="user" { "Name" }
                     input #user type="text" name="user" autocomplete="username" required;
                     label for="password" { "Password" }
@@ -266,6 +276,7 @@ fn login_form(error: Option<&str>) -> Markup {
             section.card aria-labelledby="with-token" {
                 h2 #with-token { "With the admin token" }
                 form method="post" action="/dashboard/login" {
+                    input type="hidden" name="login_csrf" value=(nonce);
                     label for="token" { "Admin token" }
                     input #token type="password" name="token" autocomplete="off" required;
                     button type="submit" { "Log in as admin-token" }
@@ -276,23 +287,50 @@ fn login_form(error: Option<&str>) -> Markup {
     layout::page("Log in", None, "", body)
 }
 
-async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// The login page sets this cookie and puts its value in its forms; a login must carry both
+/// (double submit), so no other site can log a browser in under an account of its choosing.
+pub const LOGIN_COOKIE: &str = "datapact_login";
+
+async fn login_page(
+    State(state): State<AppState>,
+    tls: Option<axum::Extension<AdminTls>>,
+    headers: HeaderMap,
+) -> Response {
     if let Ok(Some(_)) = session(&state, &headers).await {
         return Redirect::to("/dashboard").into_response();
     }
-    page_response(StatusCode::OK, login_form(None))
+    let nonce = cookie_named(&headers, LOGIN_COOKIE).unwrap_or_else(random_hex);
+    let mut response = page_response(StatusCode::OK, login_form(None, &nonce));
+    let secure = if tls.is_some_and(|tls| tls.0.0) { "; Secure" } else { "" };
+    let cookie =
+        format!("{LOGIN_COOKIE}={nonce}; Path=/dashboard/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}");
+    response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("ASCII cookie"));
+    response
 }
 
-async fn login(State(state): State<AppState>, tls: Option<axum::Extension<AdminTls>>, body: Bytes) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    tls: Option<axum::Extension<AdminTls>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let fields = form(&body);
     let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
     let now = state.clock.now();
+    let Some(nonce) = cookie_named(&headers, LOGIN_COOKIE)
+        .filter(|nonce| bool::from(nonce.as_bytes().ct_eq(field("login_csrf").as_bytes())))
+    else {
+        return forbidden(
+            None,
+            "This login form has expired or did not come from this dashboard: reload the login page.",
+        );
+    };
     let by_token = !field("token").is_empty();
     let throttle_key = if by_token { format!("token:{ADMIN_TOKEN_USER}") } else { format!("user:{}", field("user")) };
     if login_throttled(&throttle_key, now) {
         tracing::warn!(user = field("user"), "dashboard login refused: too many failures");
         let message = format!("Too many failed logins: wait {} minutes and try again.", LOGIN_WINDOW_MS / 60_000);
-        return page_response(StatusCode::TOO_MANY_REQUESTS, login_form(Some(&message)));
+        return page_response(StatusCode::TOO_MANY_REQUESTS, login_form(Some(&message), &nonce));
     }
     let who = if by_token {
         let (presented, expected) = (field("token").as_bytes(), state.admin_token.as_bytes());
@@ -307,14 +345,18 @@ async fn login(State(state): State<AppState>, tls: Option<axum::Extension<AdminT
                     tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
                 matches.then_some((user.name, user.role))
             }
-            Ok(_) => None,
+            Ok(_) => {
+                // As long as a wrong password, so timing does not tell which names exist.
+                let _ = tokio::task::spawn_blocking(move || verify_password(&password, &UNKNOWN_USER_HASH)).await;
+                None
+            }
             Err(error) => return error_page(None, &Problem::from(error)),
         }
     };
     let Some((user, role)) = who else {
         login_failed(&throttle_key, now);
         tracing::warn!(user = field("user"), "dashboard login refused");
-        return page_response(StatusCode::UNAUTHORIZED, login_form(Some("Wrong name, password or token.")));
+        return page_response(StatusCode::UNAUTHORIZED, login_form(Some("Wrong name, password or token."), &nonce));
     };
     let token = random_hex();
     let session = NewAdminSession {

@@ -48,10 +48,19 @@ async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, axum::ht
     (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// Posts the login form as a browser does: the login page first (its cookie and form nonce).
+async fn login_post(state: &AppState, body: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+    let (status, headers, page) = send(state, Request::get("/dashboard/login").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let cookie = headers[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert!(cookie.starts_with("datapact_login="), "{cookie}");
+    let nonce = page.split("name=\"login_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    send(state, form_post("/dashboard/login", &format!("{body}&login_csrf={nonce}"), Some(&cookie))).await
+}
+
 /// Logs in; returns the cookie (`name=value`) and the session's CSRF token (from a page's form).
 async fn login(state: &AppState, user: &str) -> (String, String) {
-    let (status, headers, _) =
-        send(state, form_post("/dashboard/login", &format!("user={user}&password={PASSWORD}"), None)).await;
+    let (status, headers, _) = login_post(state, &format!("user={user}&password={PASSWORD}")).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let set_cookie = headers[header::SET_COOKIE].to_str().unwrap().to_owned();
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
@@ -67,7 +76,7 @@ async fn a_wrong_password_or_token_is_refused_and_makes_no_session() {
     let s = setup().await;
     for body in ["user=olga&password=wrong", "user=nobody&password=whatever", "token=not-the-token", "user=&password="]
     {
-        let (status, headers, page) = send(&s.state, form_post("/dashboard/login", body, None)).await;
+        let (status, headers, page) = login_post(&s.state, body).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert!(headers.get(header::SET_COOKIE).is_none(), "{body}");
         assert!(page.contains("Wrong name, password or token."), "{page}");
@@ -77,15 +86,14 @@ async fn a_wrong_password_or_token_is_refused_and_makes_no_session() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers[header::LOCATION], "/dashboard/login");
     // The admin token logs in as the built-in admin-token user.
-    let (status, _, _) = send(&s.state, form_post("/dashboard/login", "token=unused", None)).await;
+    let (status, _, _) = login_post(&s.state, "token=unused").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]
 async fn the_session_cookie_is_http_only_same_site_strict_and_secure_behind_tls() {
     let s = setup().await;
-    let (_, headers, _) =
-        send(&s.state, form_post("/dashboard/login", &format!("user=olga&password={PASSWORD}"), None)).await;
+    let (_, headers, _) = login_post(&s.state, &format!("user=olga&password={PASSWORD}")).await;
     let cookie = headers[header::SET_COOKIE].to_str().unwrap();
     for attribute in ["; Path=/", "; HttpOnly", "; SameSite=Strict", "; Max-Age=43200"] {
         assert!(cookie.contains(attribute), "{cookie}");
@@ -217,16 +225,32 @@ async fn repeated_wrong_passwords_lock_the_name_for_a_while() {
     let user = NewAdminUser { name: "throttled".into(), role: AdminRole::Viewer, password_hash: hash };
     s.state.store.add_admin_user(user, &Change::new("cli@test", s.state.clock.now())).await.unwrap();
     for _ in 0..super::MAX_FAILED_LOGINS {
-        let (status, _, _) = send(&s.state, form_post("/dashboard/login", "user=throttled&password=wrong", None)).await;
+        let (status, _, _) = login_post(&s.state, "user=throttled&password=wrong").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     let right = format!("user=throttled&password={PASSWORD}");
-    let (status, headers, page) = send(&s.state, form_post("/dashboard/login", &right, None)).await;
+    let (status, headers, page) = login_post(&s.state, &right).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
     assert!(headers.get(header::SET_COOKIE).is_none());
     assert!(page.contains("Too many failed logins"), "{page}");
     // Other names are not affected.
-    let (status, _, _) =
-        send(&s.state, form_post("/dashboard/login", &format!("user=vic&password={PASSWORD}"), None)).await;
+    let (status, _, _) = login_post(&s.state, &format!("user=vic&password={PASSWORD}")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_login_without_the_login_pages_nonce_is_refused() {
+    let s = setup().await;
+    let right = format!("user=olga&password={PASSWORD}");
+    // No cookie, no nonce: a form posted from another site.
+    let (status, headers, page) = send(&s.state, form_post("/dashboard/login", &right, None)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(headers.get(header::SET_COOKIE).is_none());
+    // A nonce that is not the cookie's.
+    let cookie = format!("datapact_login={}", "a".repeat(64));
+    let body = format!("{right}&login_csrf={}", "b".repeat(64));
+    let (status, _, _) = send(&s.state, form_post("/dashboard/login", &body, Some(&cookie))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = login_post(&s.state, &right).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
