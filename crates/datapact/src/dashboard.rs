@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use datapact_core::{Clock, Timestamp};
 use datapact_gateway::dashboard::TraceRunner;
+use datapact_gateway::dashboard::trace::Progress;
 use datapact_store::admin_users::{AdminRole, NewAdminUser};
 use datapact_store::{PgStore, Store};
 
@@ -97,8 +98,9 @@ pub struct ServeTracer {
 }
 
 impl ServeTracer {
-    async fn run(self, leak: PathBuf) -> anyhow::Result<serde_json::Value> {
+    async fn run(self, leak: PathBuf, progress: Progress) -> anyhow::Result<serde_json::Value> {
         if self.store.is_shared() {
+            progress("syncing the fingerprint secret with the shared store");
             datapact_store::secrets::SecretRing::sync_with_store(&self.data_dir, self.store.as_ref(), self.clock.now())
                 .await
                 .context("cannot sync the fingerprint secret with the shared store")?;
@@ -107,6 +109,7 @@ impl ServeTracer {
             Some(pg) => LedgerPlace::Postgres(pg),
             None => LedgerPlace::DataDir(&self.data_dir),
         };
+        progress("regenerating the canaries delivered");
         let canaries = canaries::delivered(&self.data_dir, &place).await?;
         let ledger = place.open_for_reading(self.clock.clone())?;
         let args = trace::TraceArgs {
@@ -117,6 +120,7 @@ impl ServeTracer {
             record: false,
             read_all: false,
         };
+        progress("loading every post and reading the leak's fingerprints");
         let result = trace::trace_full(&args, &self.data_dir, &ledger, self.store.as_ref(), canaries).await?;
         let mut json = serde_json::to_value(&result.report)?;
         json["deletion_compliance"] = serde_json::to_value(&result.deletions)?;
@@ -125,8 +129,12 @@ impl ServeTracer {
 }
 
 impl TraceRunner for ServeTracer {
-    fn trace(&self, path: PathBuf) -> Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send>> {
+    fn trace(
+        &self,
+        path: PathBuf,
+        progress: Progress,
+    ) -> Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send>> {
         let this = self.clone();
-        Box::pin(async move { this.run(path).await.map_err(|e| format!("{e:#}")) })
+        Box::pin(async move { this.run(path, progress).await.map_err(|e| format!("{e:#}")) })
     }
 }

@@ -34,17 +34,25 @@ use crate::problem::Problem;
 /// Jobs kept in memory (older ones are in the store as findings).
 pub const KEPT_JOBS: usize = 50;
 
+/// Where a running trace is, as the runner tells it: shown on the trace's page.
+pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Runs `datapact trace` on one file; supplied by the binary.
 pub trait TraceRunner: Send + Sync + 'static {
-    /// Traces the leak at `path` (its format sniffed). The report as `datapact trace --json`
-    /// prints it (with `deletion_compliance`), or why it could not be made.
-    fn trace(&self, path: PathBuf) -> Pin<Box<dyn Future<Output = Result<Value, String>> + Send>>;
+    /// Traces the leak at `path` (its format sniffed), saying through `progress` what it is
+    /// doing. The report as `datapact trace --json` prints it (with `deletion_compliance`), or
+    /// why it could not be made.
+    fn trace(&self, path: PathBuf, progress: Progress) -> Pin<Box<dyn Future<Output = Result<Value, String>> + Send>>;
 }
 
 #[derive(Clone, Debug)]
 enum JobState {
-    Running,
-    Done { report: Value, finding: Option<i64> },
+    /// With what the runner last said it was doing.
+    Running(String),
+    Done {
+        report: Value,
+        finding: Option<i64>,
+    },
     Failed(String),
 }
 
@@ -137,7 +145,7 @@ pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Respons
 
 fn state_text(state: &JobState) -> String {
     match state {
-        JobState::Running => "running".into(),
+        JobState::Running(_) => "running".into(),
         JobState::Done { report, .. } => format!("done: {}", outcome(report)),
         JobState::Failed(_) => "failed".into(),
     }
@@ -208,7 +216,7 @@ pub async fn upload(State(state): State<AppState>, headers: HeaderMap, mut multi
         by: session.user.clone(),
         started: change.at,
         finished: None,
-        state: JobState::Running,
+        state: JobState::Running("queued".into()),
     };
     state.trace_jobs.set(id, job.clone());
     let path = std::env::temp_dir().join(format!("datapact-leak-{}-{id}-{}", std::process::id(), &file.sha256[..16]));
@@ -217,7 +225,16 @@ pub async fn upload(State(state): State<AppState>, headers: HeaderMap, mut multi
     }
     let background = state.clone();
     tokio::spawn(async move {
-        let outcome = runner.trace(path.clone()).await;
+        let jobs = background.clone();
+        let progress: Progress = Arc::new(move |stage: &str| {
+            if let Ok(mut all) = jobs.trace_jobs.jobs.lock()
+                && let Some(job) = all.get_mut(&id)
+                && matches!(job.state, JobState::Running(_))
+            {
+                job.state = JobState::Running(stage.to_owned());
+            }
+        });
+        let outcome = runner.trace(path.clone(), progress).await;
         let _ = std::fs::remove_file(&path);
         let finished = background.clock.now();
         let state = match outcome {
@@ -253,12 +270,12 @@ pub async fn job_status(State(state): State<AppState>, Path(id): Path<u64>, head
         return (StatusCode::NOT_FOUND, Json(json!({ "error": "no such trace" }))).into_response();
     };
     let now = job.finished.unwrap_or_else(|| state.clock.now());
-    let name = match job.state {
-        JobState::Running => "running",
-        JobState::Done { .. } => "done",
-        JobState::Failed(_) => "failed",
+    let (name, stage) = match &job.state {
+        JobState::Running(stage) => ("running", stage.as_str()),
+        JobState::Done { .. } => ("done", ""),
+        JobState::Failed(_) => ("failed", ""),
     };
-    Json(json!({ "state": name, "elapsed_ms": now.0 - job.started.0 })).into_response()
+    Json(json!({ "state": name, "stage": stage, "elapsed_ms": now.0 - job.started.0 })).into_response()
 }
 
 /// `GET /dashboard/trace/{id}`: the status while it runs, then the verdict.
@@ -278,9 +295,9 @@ pub async fn job_page(State(state): State<AppState>, Path(id): Path<u64>, header
             dt { "File" } dd { (job.file.name) " (" (job.file.bytes) " bytes, SHA-256 " code { (job.file.sha256) } ")" }
             dt { "Started by" } dd { (job.by) " at " (time(job.started)) }
         }
-        div #trace-status role="status" aria-live="polite" data-poll={"/dashboard/trace/" (id) "/status"} data-state=(match job.state { JobState::Running => "running", JobState::Done { .. } => "done", JobState::Failed(_) => "failed" }) {
+        div #trace-status role="status" aria-live="polite" data-poll={"/dashboard/trace/" (id) "/status"} data-state=(match job.state { JobState::Running(_) => "running", JobState::Done { .. } => "done", JobState::Failed(_) => "failed" }) {
             @match &job.state {
-                JobState::Running => p { "Tracing… reading the leak against every licensee's fingerprints. This page updates by itself (or " a href={"/dashboard/trace/" (id)} { "reload" } ")." },
+                JobState::Running(stage) => p { "Tracing: " span data-stage { (stage) } ". This page updates by itself (or " a href={"/dashboard/trace/" (id)} { "reload" } ")." },
                 JobState::Failed(why) => p.error { "The trace failed: " (why) },
                 JobState::Done { report, finding } => (verdict(report, *finding)),
             }

@@ -41,8 +41,8 @@
   if (status && status.getAttribute("data-state") === "running") {
     poll(status.getAttribute("data-poll"), 1000, function (data) {
       if (data.state !== "running") { window.location.reload(); return false; }
-      var p = status.querySelector("p");
-      if (p) p.firstChild.textContent = "Tracing… " + Math.round(data.elapsed_ms / 1000) + " s so far. This page updates by itself (or ";
+      var stage = status.querySelector("[data-stage]");
+      if (stage) stage.textContent = data.stage + " (" + Math.round(data.elapsed_ms / 1000) + " s so far)";
       return true;
     });
   }
