@@ -71,6 +71,20 @@ pub async fn run_invoices(
             month.end()
         )));
     }
+    let (invoices, not_billed) = price_month(store, ledger, month, today).await?;
+    let outcome = store.issue_invoices(invoices, change).await?;
+    Ok(InvoiceRun { month, issued: outcome.issued, existing: outcome.existing, not_billed })
+}
+
+/// Prices every licensee's `month` from the ledger as the invoice run does, issuing nothing:
+/// the invoices it would issue (due `payment_terms_days` after `today`) and who would not be
+/// billed. The dashboard shows the current month priced so far as revenue accrued to date.
+pub async fn price_month(
+    store: &dyn Store,
+    ledger: &Ledger,
+    month: Month,
+    today: NaiveDate,
+) -> Result<(Vec<NewInvoice>, Vec<NotBilled>), Problem> {
     let books = price_books(&store.terms_state().await?)?;
     if books.is_empty() {
         return Err(Problem::conflict(
@@ -129,8 +143,7 @@ pub async fn run_invoices(
             errors.join("; ")
         )));
     }
-    let outcome = store.issue_invoices(invoices, change).await?;
-    Ok(InvoiceRun { month, issued: outcome.issued, existing: outcome.existing, not_billed })
+    Ok((invoices, not_billed))
 }
 
 /// A prepaid licensee's credit: what was added, what the ledger charged, what is left, in

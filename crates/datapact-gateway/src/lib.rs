@@ -13,6 +13,7 @@ pub mod canary;
 pub mod checkpoints;
 pub mod client_addr;
 pub mod compliance;
+pub mod dashboard;
 pub mod extract;
 pub mod feed;
 pub mod fingerprint;
@@ -104,6 +105,8 @@ pub struct Services {
     pub url_signer: compliance::UrlSigner,
     /// The newest signed ledger checkpoint (for the response header) and the schedule's interval.
     pub checkpoints: checkpoints::Published,
+    /// The dashboard's trace jobs, and the runner the binary supplies (none: tracing unavailable).
+    pub trace_jobs: dashboard::TraceJobs,
 }
 
 /// The licensee API, on `--listen`.
@@ -191,6 +194,7 @@ pub fn admin_router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(|request, next| metrics::track("admin", request, next)));
     Router::new()
         .merge(admin)
+        .merge(dashboard::router())
         .route("/healthz", get(healthz))
         .route(checkpoints::KEYS_PATH, get(checkpoints::keys))
         .route("/openapi.json", get(|| async { axum::Json(<openapi::AdminApi as utoipa::OpenApi>::openapi()) }))
@@ -300,6 +304,7 @@ pub(crate) async fn test_state(store: Arc<dyn Store>, data_dir: &Path) -> AppSta
         shutdown: Default::default(),
         url_signer: compliance::UrlSigner::derived_from(b"test"),
         checkpoints: Default::default(),
+        trace_jobs: Default::default(),
         store,
     })
 }

@@ -1,6 +1,7 @@
 //! Prometheus metrics: requests, latency and records served, rendered on the admin listener.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -20,6 +21,11 @@ const LEDGER_BATCH_ROWS: &str = "datapact_ledger_batch_rows";
 const LEDGER_COMMIT: &str = "datapact_ledger_commit_seconds";
 const LEDGER_BATCH_BUCKETS: &[f64] =
     &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0];
+
+/// Licensee API requests answered and records delivered by this process, for the dashboard's
+/// live numbers (it reads them twice and divides; the Prometheus recorder is write-only).
+pub static LICENSEE_REQUESTS: AtomicU64 = AtomicU64::new(0);
+pub static RECORDS_DELIVERED: AtomicU64 = AtomicU64::new(0);
 
 /// The process-wide recorder; installed once, whoever asks first.
 pub fn handle() -> PrometheusHandle {
@@ -63,6 +69,9 @@ pub async fn track(listener: &'static str, request: Request, next: Next) -> Resp
     };
     let started = Instant::now();
     let response = next.run(request).await;
+    if listener == "licensee" {
+        LICENSEE_REQUESTS.fetch_add(1, Ordering::Relaxed);
+    }
     let status = response.status().as_u16().to_string();
     metrics::counter!(REQUESTS, "listener" => listener, "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
@@ -73,6 +82,7 @@ pub async fn track(listener: &'static str, request: Request, next: Next) -> Resp
 /// Records posts delivered to a licensee.
 pub fn records_served(licensee: &str, endpoint: Endpoint, count: usize) {
     if count > 0 {
+        RECORDS_DELIVERED.fetch_add(count as u64, Ordering::Relaxed);
         metrics::counter!(RECORDS, "licensee" => licensee.to_owned(), "endpoint" => endpoint.as_str())
             .increment(count as u64);
     }

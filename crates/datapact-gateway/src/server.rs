@@ -90,7 +90,11 @@ pub async fn serve(config: GatewayConfig, state: AppState) -> anyhow::Result<Run
         proxies.clone(),
         config.request_timeout,
     );
-    let admin = common_layers(admin_router(state.clone()), proxies, config.request_timeout);
+    let admin = common_layers(
+        admin_router(state.clone()).layer(axum::Extension(crate::dashboard::AdminTls(tls.is_some()))),
+        proxies,
+        config.request_timeout,
+    );
     let (public_addr, public_handle, public_server) = start(config.listen, public, tls.clone(), "licensee API")?;
     let (admin_addr, admin_handle, admin_server) = start(config.admin_listen, admin, tls.clone(), "admin API")?;
 

@@ -6,6 +6,7 @@
 //! Every method is async and takes plain domain values, so a PostgreSQL implementation can sit
 //! behind the same trait.
 
+pub mod admin_users;
 pub mod checkpoints;
 pub mod compliance;
 pub mod ledger;
@@ -19,6 +20,7 @@ mod sqlite;
 
 use std::path::Path;
 
+use admin_users::{AdminSession, AdminUser, NewAdminSession, NewAdminUser};
 use async_trait::async_trait;
 use checkpoints::{KeyChange, StoredSigningKey};
 use chrono::NaiveDate;
@@ -655,6 +657,32 @@ pub trait Store: Send + Sync + 'static {
     async fn record_deletion_violations(&self, violations: Vec<NewDeletionViolation>) -> StoreResult<()>;
     /// Deletion-compliance violations of one licensee (or all), oldest first.
     async fn deletion_violations(&self, licensee_id: Option<i64>) -> StoreResult<Vec<DeletionViolation>>;
+
+    /// Adds a dashboard user (audited `admin_user.add`), or gives a removed one back; an active
+    /// user of that name is a `Conflict`.
+    async fn add_admin_user(&self, user: NewAdminUser, change: &Change) -> StoreResult<AdminUser>;
+    /// Every dashboard user, removed ones included, by name.
+    async fn admin_users(&self) -> StoreResult<Vec<AdminUser>>;
+    /// One dashboard user (removed or not), with its password hash.
+    async fn admin_user(&self, name: &str) -> StoreResult<Option<AdminUser>>;
+    /// Removes (disables) a dashboard user and ends its sessions (audited `admin_user.remove`).
+    async fn remove_admin_user(&self, name: &str, change: &Change) -> StoreResult<AdminUser>;
+    /// Records a session at login (audited `dashboard.login` under the user's name); sessions
+    /// expired at `change.at` are deleted.
+    async fn create_admin_session(&self, session: NewAdminSession, change: &Change) -> StoreResult<()>;
+    /// The live session with this token hash at `now`: unexpired, its user still enabled.
+    async fn admin_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<AdminSession>>;
+    /// Ends a session (logout).
+    async fn end_admin_session(&self, token_hash: &str) -> StoreResult<()>;
+    /// Writes one audit entry on its own, for actions that change nothing else in the store (a
+    /// dashboard trace run, a logout).
+    async fn record_audit(
+        &self,
+        change: &Change,
+        action: &str,
+        subject: &str,
+        after: Option<serde_json::Value>,
+    ) -> StoreResult<()>;
 
     /// The newest `limit` audit entries, newest first.
     async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>>;

@@ -43,6 +43,7 @@ use datapact_ledger::{ChainHead, SignedCheckpoint};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
+use crate::admin_users::{AdminSession, AdminUser, NewAdminSession, NewAdminUser};
 use crate::checkpoints::{KeyChange, StoredSigningKey};
 use crate::compliance::{ComplianceJob, DeletionNotice, DeletionViolation, NewComplianceJob, NewDeletionViolation};
 use crate::notify::{DueDelivery, NewNotification, NewWebhook, StoredWebhook, WebhookAttempt, WebhookDeliveryRecord};
@@ -58,6 +59,7 @@ use crate::{
     TermsChange, TermsState, TimelineQuery, TraceFinding, UserRecord, Violation, ViolationEvent,
 };
 
+mod admin_users;
 mod billing;
 mod checkpoints;
 mod compliance;
@@ -85,6 +87,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0007_compliance.sql"),
     include_str!("postgres/0008_migration_progress.sql"),
     include_str!("postgres/0009_checkpoints.sql"),
+    include_str!("postgres/0010_admin_users.sql"),
 ];
 /// Connections in the pool unless [`PgOptions::max_connections`] says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -1296,6 +1299,62 @@ impl Store for PgStore {
         }
         .await;
         finish(tx, result).await
+    }
+
+    async fn add_admin_user(&self, user: NewAdminUser, change: &Change) -> StoreResult<AdminUser> {
+        let mut tx = self.write().await?;
+        let result = admin_users::add_user(&mut tx, user, change).await;
+        finish(tx, result).await
+    }
+
+    async fn admin_users(&self) -> StoreResult<Vec<AdminUser>> {
+        admin_users::users(&mut *self.pool.acquire().await?).await
+    }
+
+    async fn admin_user(&self, name: &str) -> StoreResult<Option<AdminUser>> {
+        admin_users::user_named(&mut *self.pool.acquire().await?, name).await
+    }
+
+    async fn remove_admin_user(&self, name: &str, change: &Change) -> StoreResult<AdminUser> {
+        let mut tx = self.write().await?;
+        let result = admin_users::remove_user(&mut tx, name, change).await;
+        finish(tx, result).await
+    }
+
+    async fn create_admin_session(&self, session: NewAdminSession, change: &Change) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let result = admin_users::create_session(&mut tx, session, change).await;
+        finish(tx, result).await
+    }
+
+    async fn admin_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<AdminSession>> {
+        admin_users::session(&mut *self.pool.acquire().await?, token_hash, now).await
+    }
+
+    async fn record_audit(
+        &self,
+        change: &Change,
+        action: &str,
+        subject: &str,
+        after: Option<serde_json::Value>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let result = sqlx::query(pg!(sql::INSERT_AUDIT))
+            .bind(change.at.0)
+            .bind(&change.actor)
+            .bind(action)
+            .bind(subject)
+            .bind(None::<String>)
+            .bind(after.as_ref().map(json_text))
+            .execute(&mut *tx)
+            .await
+            .map(drop)
+            .map_err(StoreError::from);
+        finish(tx, result).await
+    }
+
+    async fn end_admin_session(&self, token_hash: &str) -> StoreResult<()> {
+        admin_users::end_session(&mut *self.pool.acquire().await?, token_hash).await
     }
 
     async fn audit_log(&self, count: usize) -> StoreResult<Vec<AuditEntry>> {

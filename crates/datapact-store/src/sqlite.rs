@@ -17,6 +17,7 @@ use datapact_ledger::{ChainHead, SignedCheckpoint};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params, params_from_iter};
 
+use crate::admin_users::{AdminSession, AdminUser, NewAdminSession, NewAdminUser};
 use crate::checkpoints::{KeyChange, StoredSigningKey};
 use crate::compliance::{ComplianceJob, DeletionNotice, DeletionViolation, NewComplianceJob, NewDeletionViolation};
 use crate::notify::{DueDelivery, NewNotification, NewWebhook, StoredWebhook, WebhookAttempt, WebhookDeliveryRecord};
@@ -27,6 +28,7 @@ use crate::{
     StoredPayment, TermsChange, TermsState, TimelineQuery, TraceFinding, UserRecord, Violation, ViolationEvent,
 };
 
+mod admin_users;
 mod billing;
 mod checkpoints;
 mod compliance;
@@ -52,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0009_fingerprint_ring.sql"),
     include_str!("sqlite/0010_compliance.sql"),
     include_str!("sqlite/0011_checkpoints.sql"),
+    include_str!("sqlite/0012_admin_users.sql"),
 ];
 const READ_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1317,6 +1320,51 @@ impl Store for SqliteStore {
             billing::accounts(conn, id)
         })
         .await
+    }
+
+    async fn add_admin_user(&self, user: NewAdminUser, change: &Change) -> StoreResult<AdminUser> {
+        let change = change.clone();
+        self.write(move |conn| admin_users::add_user(conn, user, &change)).await
+    }
+
+    async fn admin_users(&self) -> StoreResult<Vec<AdminUser>> {
+        self.read(admin_users::users).await
+    }
+
+    async fn admin_user(&self, name: &str) -> StoreResult<Option<AdminUser>> {
+        let name = name.to_owned();
+        self.read(move |conn| admin_users::user_named(conn, &name)).await
+    }
+
+    async fn remove_admin_user(&self, name: &str, change: &Change) -> StoreResult<AdminUser> {
+        let (name, change) = (name.to_owned(), change.clone());
+        self.write(move |conn| admin_users::remove_user(conn, &name, &change)).await
+    }
+
+    async fn create_admin_session(&self, session: NewAdminSession, change: &Change) -> StoreResult<()> {
+        let change = change.clone();
+        self.write(move |conn| admin_users::create_session(conn, session, &change)).await
+    }
+
+    async fn admin_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<AdminSession>> {
+        let token_hash = token_hash.to_owned();
+        self.read(move |conn| admin_users::session(conn, &token_hash, now)).await
+    }
+
+    async fn record_audit(
+        &self,
+        change: &Change,
+        action: &str,
+        subject: &str,
+        after: Option<serde_json::Value>,
+    ) -> StoreResult<()> {
+        let (change, action, subject) = (change.clone(), action.to_owned(), subject.to_owned());
+        self.write(move |conn| append_audit(conn, &change, &action, &subject, None, after)).await
+    }
+
+    async fn end_admin_session(&self, token_hash: &str) -> StoreResult<()> {
+        let token_hash = token_hash.to_owned();
+        self.write(move |conn| admin_users::end_session(conn, &token_hash)).await
     }
 
     async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {

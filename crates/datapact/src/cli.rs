@@ -163,6 +163,9 @@ pub enum Command {
     /// licensee was told of each deletion (compliance feed or job).
     #[command(subcommand)]
     Compliance(ComplianceCommand),
+    /// Dashboard users (the web UI on the admin listener, at /dashboard).
+    #[command(subcommand)]
+    AdminUser(crate::dashboard::AdminUserCommand),
     /// Invoices: issue a month's from the ledger, list and show them.
     #[command(subcommand)]
     Invoice(InvoiceCommand),

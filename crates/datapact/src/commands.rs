@@ -103,6 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             trace::run_with_canaries(&args, &data_dir, &ledger, store.as_ref(), canaries, now).await
         }
         Command::Compliance(command) => compliance(command, store.as_ref()).await,
+        Command::AdminUser(command) => crate::dashboard::admin_user(command, store.as_ref(), clock.now()).await,
         Command::Invoice(command) => billing::invoice(command, &ledger_place, store.as_ref(), clock).await,
         Command::Payment(command) => billing::payment(command, store.as_ref(), clock.now()).await,
         Command::Webhook(command) => billing::webhook(command, store.as_ref(), clock.now()).await,
@@ -223,6 +224,7 @@ async fn serve(
     } else {
         post_cache = post_cache.with_fingerprint_secret(fingerprint_secrets.current().clone());
     }
+    let (store_for_trace, clock_for_trace) = (store.clone(), clock.clone());
     let state = AppState::from(Services {
         store,
         clock,
@@ -240,6 +242,15 @@ async fn serve(
         // compliance URLs alike; a rotation takes effect (and voids outstanding URLs) at restart.
         url_signer: datapact_gateway::compliance::UrlSigner::derived_from(fingerprint_secrets.current().key()),
         checkpoints: datapact_gateway::checkpoints::Published::new(Duration::from_secs(args.checkpoint_interval_secs)),
+        trace_jobs: datapact_gateway::dashboard::TraceJobs::new((!args.unmetered).then(|| {
+            let tracer = crate::dashboard::ServeTracer {
+                data_dir: data_dir.into(),
+                store: store_for_trace,
+                postgres,
+                clock: clock_for_trace,
+            };
+            Arc::new(tracer) as Arc<dyn datapact_gateway::dashboard::TraceRunner>
+        })),
     });
     datapact_gateway::metering::spawn_retention(state.clone(), args.delivery_retention_days);
     datapact_gateway::billing::spawn_schedule(state.clone());

@@ -6,6 +6,7 @@ mod canaries;
 mod checkpoints;
 mod cli;
 mod commands;
+mod dashboard;
 mod demo;
 mod ledger;
 mod migrate;
