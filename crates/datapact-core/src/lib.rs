@@ -5,6 +5,7 @@
 //! licensee API key formats, and pagination tokens. Storage and HTTP live in other crates.
 
 pub mod endpoint;
+pub mod html;
 pub mod ingest;
 pub mod key;
 pub mod licensee;

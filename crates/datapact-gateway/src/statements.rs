@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use chrono::NaiveDate;
 use datapact_billing::{Charge, Currency, InvoiceAccount, InvoiceLine, InvoiceStatus, Money, Month};
 use datapact_core::Timestamp;
+use datapact_core::html::escape;
 use datapact_store::{Store, StoreResult, StoredInvoice};
 use serde::Serialize;
 
@@ -275,21 +276,6 @@ pub fn invoice_lines_csv(v: &InvoiceView) -> String {
         ("outstanding", &v.outstanding, v.outstanding_minor),
     ] {
         let _ = writeln!(out, "{},,,{kind},,,{text},{minor},{}", v.number, v.currency.code());
-    }
-    out
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
     }
     out
 }

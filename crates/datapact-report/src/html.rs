@@ -15,20 +15,7 @@ word-break:break-all;background:#f4f4f4;padding:.6em}svg{max-width:100%;height:a
 @media print{body{margin:0;max-width:none}h2,h3{break-after:avoid}tr,p,figure{break-inside:avoid}}";
 
 /// Escapes text for HTML element content and quoted attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+pub use datapact_core::html::escape as escape_html;
 
 fn e(text: impl AsRef<str>) -> String {
     escape_html(text.as_ref())
