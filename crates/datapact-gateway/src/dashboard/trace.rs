@@ -332,7 +332,12 @@ fn verdict(report: &Value, finding: Option<i64>) -> Markup {
                         th scope="row" { a href={"/dashboard/licensees/" (path_segment(&name))} { (name) } }
                         td.num { (float(&a["score"])) }
                         td.num { (float(&a["threshold"])) }
-                        td.num { (a["log10_bound_all"].as_f64().map_or("—".into(), |l| format!("≤ 10^{l:.1}"))) }
+                        td.num {
+                            @match a["log10_bound_all"].as_f64() {
+                                Some(l) => { "≤ 10" sup { (format!("{l:.1}").replace('-', "−")) } }
+                                None => { "—" }
+                            }
+                        }
                         td.num { (a["delivered_share"].as_f64().map_or("—".into(), |s| format!("{:.0} %", s * 100.0))) }
                     }
                 } }
