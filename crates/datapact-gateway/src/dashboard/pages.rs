@@ -326,7 +326,12 @@ pub async fn licensee(State(state): State<AppState>, Path(name): Path<String>, h
                     dt { "Monthly records" } dd { (a.monthly_records.map_or("unlimited".into(), number)) " (" (a.cap.as_str()) " cap)" }
                     dt { "Purposes" } dd { (a.purposes.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")) }
                     dt { "Endpoints" } dd { (a.endpoints.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")) }
-                    dt { "Term" } dd { (opt_time(a.starts_at)) " to " (opt_time(a.ends_at)) }
+                    dt { "Term" } dd {
+                        @match (a.starts_at, a.ends_at) {
+                            (None, None) => { "open-ended (no start or end date)" }
+                            (starts, ends) => { (opt_time(starts)) " to " (opt_time(ends)) }
+                        }
+                    }
                     dt { "Deletion deadline" } dd { (a.deletion_deadline.map_or("not set".into(), |d| d.to_string())) }
                     dt { "Fingerprinted" } dd { (if a.fingerprint { "yes" } else { "no" }) }
                 }
