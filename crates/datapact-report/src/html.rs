@@ -88,7 +88,7 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
             &[false, true],
             &[vec![
                 a.plan.clone(),
-                dash(&a.monthly_records),
+                count_or_dash(a.monthly_records),
                 a.cap.clone(),
                 a.dedup.clone(),
                 dash(&a.deletion_deadline),
@@ -123,7 +123,7 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
                     b.effective.clone(),
                     dash(&b.until),
                     b.monthly_fee.to_string(),
-                    b.included_records.to_string(),
+                    count(b.included_records),
                     dash(&b.overage_per_1000),
                     dash(&b.per_record),
                 ]
@@ -146,7 +146,7 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
                     n.effective.clone(),
                     dash(&n.until),
                     dash(&n.monthly_fee),
-                    dash(&n.included_records),
+                    count_or_dash(n.included_records),
                     dash(&n.overage_per_1000),
                     dash(&n.per_record),
                 ]
@@ -185,7 +185,7 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
         .usage
         .days
         .iter()
-        .map(|d| vec![d.day.clone(), d.counted.to_string(), d.month_to_date.to_string(), dash(&d.cap)])
+        .map(|d| vec![d.day.clone(), count(d.counted), count(d.month_to_date), count_or_dash(d.cap)])
         .collect();
     table(out, &["day", "counted", "month to date", "cap"], &[false, true, true, true], &rows)?;
 
@@ -203,7 +203,7 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
                     i.month.clone(),
                     i.issued_at.to_string(),
                     i.due.clone(),
-                    i.records.to_string(),
+                    count(i.records),
                     i.total.to_string(),
                     i.paid.to_string(),
                     i.credited.to_string(),

@@ -372,25 +372,50 @@ pub fn term(a: &AgreementSummary) -> String {
     }
 }
 
+/// A count of records as a document prints it: digits grouped by thousands with commas
+/// (`5,000,000`), so a reader cannot misread a cap by a power of ten. JSON keeps plain numbers.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// [`count`] of a cap or limit that may be absent (`—`).
+pub fn count_or_dash(n: Option<u64>) -> String {
+    n.map_or_else(|| "—".to_owned(), count)
+}
+
 /// One month's usage against its cap.
 pub fn month_sentence(name: &str, m: &MonthUsage) -> String {
     match m.cap {
-        None => format!("In {}, {name} was counted {} records; its agreement sets no monthly cap.", m.month, m.counted),
+        None => format!(
+            "In {}, {name} was counted {} records; its agreement sets no monthly cap.",
+            m.month,
+            count(m.counted)
+        ),
         Some(cap) if m.over_cap > 0 => format!(
-            "In {}, {name} was counted {} records against a {} cap of {cap}: {} over the cap ({} of the cap), first \
+            "In {}, {name} was counted {} records against a {} cap of {}: {} over the cap ({} of the cap), first \
              over on {}.",
             m.month,
-            m.counted,
+            count(m.counted),
             m.cap_mode,
-            m.over_cap,
+            count(cap),
+            count(m.over_cap),
             percent(m.counted, cap),
             m.first_day_over.as_deref().unwrap_or("?")
         ),
         Some(cap) => format!(
-            "In {}, {name} was counted {} records against a {} cap of {cap} ({} of the cap): within the cap.",
+            "In {}, {name} was counted {} records against a {} cap of {} ({} of the cap): within the cap.",
             m.month,
-            m.counted,
+            count(m.counted),
             m.cap_mode,
+            count(cap),
             percent(m.counted, cap)
         ),
     }

@@ -65,7 +65,7 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} |\n",
                 e(&a.plan),
-                opt(&a.monthly_records),
+                count_or_dash(a.monthly_records),
                 e(&a.cap),
                 e(&a.dedup),
                 e(opt(&a.deletion_deadline)),
@@ -101,7 +101,7 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
                 p.effective,
                 opt(&p.until),
                 p.monthly_fee,
-                p.included_records,
+                count(p.included_records),
                 e(opt(&p.overage_per_1000)),
                 e(opt(&p.per_record))
             )?;
@@ -120,7 +120,7 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
                 n.effective,
                 opt(&n.until),
                 opt(&n.monthly_fee),
-                opt(&n.included_records),
+                count_or_dash(n.included_records),
                 e(opt(&n.overage_per_1000)),
                 e(opt(&n.per_record))
             )?;
@@ -144,7 +144,7 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
     writeln!(out, "| day | counted | month to date | cap |")?;
     writeln!(out, "| --- | ---: | ---: | ---: |")?;
     for d in &l.usage.days {
-        writeln!(out, "| {} | {} | {} | {} |", d.day, d.counted, d.month_to_date, opt(&d.cap))?;
+        writeln!(out, "| {} | {} | {} | {} |", d.day, count(d.counted), count(d.month_to_date), count_or_dash(d.cap))?;
     }
     writeln!(out)?;
 
@@ -162,7 +162,7 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
                 i.month,
                 i.issued_at,
                 i.due,
-                i.records,
+                count(i.records),
                 i.total,
                 i.paid,
                 i.credited,

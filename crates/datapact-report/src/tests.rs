@@ -195,3 +195,23 @@ proptest! {
         prop_assert!(diff * 2 <= u128::from(d));
     }
 }
+
+#[test]
+fn counts_are_grouped_by_thousands() {
+    let cases = [(0, "0"), (7, "7"), (999, "999"), (1_000, "1,000"), (12_345, "12,345"), (5_000_000, "5,000,000")];
+    for (n, text) in cases {
+        assert_eq!(count(n), text);
+    }
+    assert_eq!(count(u64::MAX), "18,446,744,073,709,551,615");
+    assert_eq!(count_or_dash(None), "—");
+}
+
+proptest! {
+    #[test]
+    fn a_grouped_count_reads_back_as_the_same_number(n: u64) {
+        let text = count(n);
+        prop_assert_eq!(text.replace(',', "").parse::<u64>().unwrap(), n);
+        // Every group after the first has three digits.
+        prop_assert!(text.split(',').skip(1).all(|group| group.len() == 3));
+    }
+}
