@@ -218,10 +218,16 @@ pub struct StatusEvent {
 pub struct ViolationRow {
     /// `network_not_allowed`, `blocked`, `rate_limited`, ...
     pub kind: String,
+    /// Violations of this kind in the period.
     pub count: u64,
-    pub first_at: Timestamp,
-    pub last_at: Timestamp,
+    /// The first and last of them (`None` when none is dated in the period).
+    pub first_at: Option<Timestamp>,
+    pub last_at: Option<Timestamp>,
+    /// The newest (up to ten) request ids among them.
     pub sample_request_ids: Vec<String>,
+    /// What the count leaves out and why (violations recorded before per-day counting, a day
+    /// only partly before `--as-of`).
+    pub notes: Vec<String>,
 }
 
 /// A recorded trace finding, as it concerns this licensee.
@@ -448,14 +454,20 @@ pub fn status_event_sentence(e: &StatusEvent) -> String {
 }
 
 pub fn violation_sentence(v: &ViolationRow) -> String {
-    format!(
-        "{}: {} time(s), first at {}, last at {}; sample request ids: {}.",
-        v.kind,
-        v.count,
-        v.first_at,
-        v.last_at,
-        if v.sample_request_ids.is_empty() { "none kept".to_owned() } else { v.sample_request_ids.join(", ") }
-    )
+    let mut sentence = match (v.first_at, v.last_at) {
+        (Some(first), Some(last)) => format!(
+            "{}: {} time(s) in the period, first at {first}, last at {last}; sample request ids: {}.",
+            v.kind,
+            count(v.count),
+            if v.sample_request_ids.is_empty() { "none kept".to_owned() } else { v.sample_request_ids.join(", ") }
+        ),
+        _ => format!("{}: none dated in the period.", v.kind),
+    };
+    for note in &v.notes {
+        sentence.push(' ');
+        sentence.push_str(note);
+    }
+    sentence
 }
 
 pub fn trace_sentences(name: &str, t: &TraceFindingRow) -> Vec<String> {

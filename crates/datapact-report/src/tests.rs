@@ -80,9 +80,10 @@ fn sample(name: &str) -> Report {
             violations: vec![ViolationRow {
                 kind: "network_not_allowed".into(),
                 count: 3,
-                first_at: ts("2026-11-02T10:00:00Z"),
-                last_at: ts("2026-11-02T11:00:00Z"),
+                first_at: Some(ts("2026-11-02T10:00:00Z")),
+                last_at: Some(ts("2026-11-02T11:00:00Z")),
                 sample_request_ids: vec!["req-1".into(), "req-<2>".into()],
+                notes: vec![],
             }],
             trace_findings: vec![],
             canary_hits: vec![],

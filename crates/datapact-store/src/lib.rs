@@ -152,6 +152,26 @@ pub struct Violation {
     pub samples: Vec<ViolationSample>,
 }
 
+/// Violations of one kind by one licensee on one UTC day (counted beside [`Violation`]'s
+/// running total, from store version 13 on SQLite and 11 on PostgreSQL).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ViolationDay {
+    pub kind: String,
+    /// The day's first instant (UTC midnight).
+    pub day_start: Timestamp,
+    pub count: u64,
+    pub first_at: Timestamp,
+    pub last_at: Timestamp,
+    /// The day's most recent few occurrences.
+    pub samples: Vec<ViolationSample>,
+}
+
+/// The first instant of the UTC day holding `at`.
+pub fn day_start(at: Timestamp) -> Timestamp {
+    const DAY_MS: i64 = 86_400_000;
+    Timestamp(at.0 - at.0.rem_euclid(DAY_MS))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ViolationSample {
     pub at: Timestamp,
@@ -525,6 +545,14 @@ pub trait Store: Send + Sync + 'static {
 
     async fn record_violations(&self, events: Vec<ViolationEvent>) -> StoreResult<()>;
     async fn violations(&self, licensee: Option<&str>) -> StoreResult<Vec<Violation>>;
+    /// One licensee's violations per kind and day, for the days starting in `[from, until)`,
+    /// ordered by kind then day.
+    async fn violation_days(
+        &self,
+        licensee_id: i64,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<ViolationDay>>;
 
     /// Stores a trace finding; returns its id.
     async fn record_trace_finding(&self, finding: NewTraceFinding) -> StoreResult<i64>;

@@ -56,7 +56,7 @@ use crate::{
     AuditEntry, Change, CreditAdded, IngestEffect, InvoiceIssue, KeyGrant, LicenseeAccount, LicenseeTerms, NewCredit,
     NewCreditNote, NewInvoice, NewPayment, NewTraceFinding, PaymentRecorded, PostEvent, PostEventKind, RevisionEntry,
     Store, StoreError, StoreResult, StoreStats, StoredCredit, StoredCreditNote, StoredInvoice, StoredPayment,
-    TermsChange, TermsState, TimelineQuery, TraceFinding, UserRecord, Violation, ViolationEvent,
+    TermsChange, TermsState, TimelineQuery, TraceFinding, UserRecord, Violation, ViolationDay, ViolationEvent,
 };
 
 mod admin_users;
@@ -88,6 +88,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0008_migration_progress.sql"),
     include_str!("postgres/0009_checkpoints.sql"),
     include_str!("postgres/0010_admin_users.sql"),
+    include_str!("postgres/0011_violation_days.sql"),
 ];
 /// Connections in the pool unless [`PgOptions::max_connections`] says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -983,6 +984,24 @@ impl Store for PgStore {
                     .bind(samples)
                     .execute(&mut *tx)
                     .await?;
+                let day = crate::day_start(event.at);
+                let existing: Option<String> = sqlx::query_scalar(
+                    "SELECT samples FROM violation_days WHERE licensee_id = $1 AND kind = $2 AND day_start = $3",
+                )
+                .bind(event.licensee_id)
+                .bind(&event.kind)
+                .bind(day.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let samples = push_violation_sample(existing.as_deref(), &event)?;
+                sqlx::query(pg!(sql::UPSERT_VIOLATION_DAY))
+                    .bind(event.licensee_id)
+                    .bind(&event.kind)
+                    .bind(day.0)
+                    .bind(event.at.0)
+                    .bind(samples)
+                    .execute(&mut *tx)
+                    .await?;
             }
             Ok(())
         }
@@ -1003,6 +1022,31 @@ impl Store for PgStore {
             Ok(Violation {
                 licensee: row.try_get(0)?,
                 kind: row.try_get(1)?,
+                count: row.try_get::<i64, _>(2)?.max(0) as u64,
+                first_at: Timestamp(row.try_get(3)?),
+                last_at: Timestamp(row.try_get(4)?),
+                samples: serde_json::from_str(&samples).unwrap_or_default(),
+            })
+        })
+    }
+
+    async fn violation_days(
+        &self,
+        licensee_id: i64,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<ViolationDay>> {
+        let found = sqlx::query(pg!(sql::SELECT_VIOLATION_DAYS))
+            .bind(licensee_id)
+            .bind(from.0)
+            .bind(until.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows(found, |row| {
+            let samples: String = row.try_get(5)?;
+            Ok(ViolationDay {
+                kind: row.try_get(0)?,
+                day_start: Timestamp(row.try_get(1)?),
                 count: row.try_get::<i64, _>(2)?.max(0) as u64,
                 first_at: Timestamp(row.try_get(3)?),
                 last_at: Timestamp(row.try_get(4)?),

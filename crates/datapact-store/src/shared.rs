@@ -81,6 +81,19 @@ pub(crate) mod sql {
            last_at = CASE WHEN excluded.last_at > violations.last_at THEN excluded.last_at ELSE violations.last_at END,
            samples = excluded.samples";
 
+    /// The same, counted on the violation's UTC day (`?3`: the day's first instant, `?4`: when).
+    pub(crate) const UPSERT_VIOLATION_DAY: &str =
+        "INSERT INTO violation_days (licensee_id, kind, day_start, count, first_at, last_at, samples)
+         VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5)
+         ON CONFLICT (licensee_id, kind, day_start) DO UPDATE SET count = violation_days.count + 1,
+           first_at = CASE WHEN excluded.first_at < violation_days.first_at THEN excluded.first_at ELSE violation_days.first_at END,
+           last_at = CASE WHEN excluded.last_at > violation_days.last_at THEN excluded.last_at ELSE violation_days.last_at END,
+           samples = excluded.samples";
+
+    pub(crate) const SELECT_VIOLATION_DAYS: &str =
+        "SELECT kind, day_start, count, first_at, last_at, samples FROM violation_days
+         WHERE licensee_id = ?1 AND day_start >= ?2 AND day_start < ?3 ORDER BY kind, day_start";
+
     pub(crate) const INSERT_INVOICE: &str = "INSERT INTO invoices (seq, number, licensee_id, month, plan, currency,
            issued_at, due, lines, records, total_minor)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";

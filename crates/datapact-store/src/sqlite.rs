@@ -25,7 +25,8 @@ use crate::{
     AuditEntry, Change, CreditAdded, IngestEffect, InvoiceIssue, KeyGrant, LicenseeAccount, LicenseeTerms, NewCredit,
     NewCreditNote, NewInvoice, NewPayment, NewTraceFinding, PaymentRecorded, PostEvent, PostEventKind, RevisionEntry,
     SQLITE_FILE, Store, StoreError, StoreResult, StoreStats, StoredCredit, StoredCreditNote, StoredInvoice,
-    StoredPayment, TermsChange, TermsState, TimelineQuery, TraceFinding, UserRecord, Violation, ViolationEvent,
+    StoredPayment, TermsChange, TermsState, TimelineQuery, TraceFinding, UserRecord, Violation, ViolationDay,
+    ViolationEvent,
 };
 
 mod admin_users;
@@ -55,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0010_compliance.sql"),
     include_str!("sqlite/0011_checkpoints.sql"),
     include_str!("sqlite/0012_admin_users.sql"),
+    include_str!("sqlite/0013_violation_days.sql"),
 ];
 const READ_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -987,6 +989,21 @@ impl Store for SqliteStore {
                     event.at.0,
                     samples
                 ])?;
+                let day = crate::day_start(event.at);
+                let existing: Option<(String,)> = tx
+                    .prepare_cached(
+                        "SELECT samples FROM violation_days WHERE licensee_id = ?1 AND kind = ?2 AND day_start = ?3",
+                    )?
+                    .query_row(params![event.licensee_id, event.kind, day.0], |row| Ok((row.get(0)?,)))
+                    .optional()?;
+                let samples = push_violation_sample(existing.as_ref().map(|(json,)| json.as_str()), &event)?;
+                tx.prepare_cached(sql::UPSERT_VIOLATION_DAY)?.execute(params![
+                    event.licensee_id,
+                    event.kind,
+                    day.0,
+                    event.at.0,
+                    samples
+                ])?;
             }
             tx.commit()?;
             Ok(())
@@ -1008,6 +1025,32 @@ impl Store for SqliteStore {
                         licensee: row.get(0)?,
                         kind: row.get(1)?,
                         count: row.get::<_, i64>(2)? as u64,
+                        first_at: Timestamp(row.get(3)?),
+                        last_at: Timestamp(row.get(4)?),
+                        samples: serde_json::from_str(&samples).unwrap_or_default(),
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn violation_days(
+        &self,
+        licensee_id: i64,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<ViolationDay>> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(sql::SELECT_VIOLATION_DAYS)?;
+            let rows = statement
+                .query_map(params![licensee_id, from.0, until.0], |row| {
+                    let samples: String = row.get(5)?;
+                    Ok(ViolationDay {
+                        kind: row.get(0)?,
+                        day_start: Timestamp(row.get(1)?),
+                        count: row.get::<_, i64>(2)?.max(0) as u64,
                         first_at: Timestamp(row.get(3)?),
                         last_at: Timestamp(row.get(4)?),
                         samples: serde_json::from_str(&samples).unwrap_or_default(),

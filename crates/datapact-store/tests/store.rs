@@ -279,6 +279,57 @@ async fn violations_aggregate_with_recent_samples(store: &TestStore) {
     assert!(store.violations(Some("other")).await.unwrap().is_empty());
 }
 
+/// Beside the running total, each violation is counted on its UTC day, so a period can be read
+/// exactly: days split at midnight, kinds apart, samples per day, the range half-open.
+async fn violations_are_counted_per_day(store: &TestStore) {
+    use datapact_store::{ViolationEvent, day_start};
+    const DAY: i64 = 86_400_000;
+    let acme = store.create_licensee("acme", &by()).await.unwrap();
+    let other = store.create_licensee("other", &by()).await.unwrap();
+    let midnight = day_start(NOW).plus_millis(DAY);
+    let event = |licensee_id, kind: &str, at: Timestamp, n: i64| ViolationEvent {
+        licensee_id,
+        kind: kind.into(),
+        at,
+        request_id: format!("req-{n}"),
+        client: "203.0.113.9".into(),
+    };
+    // Three in the last second before midnight, twelve after it, one of another kind, one by
+    // another licensee; in two batches.
+    let mut events: Vec<_> =
+        (0..3).map(|n| event(acme.id, "rate_limited", midnight.plus_millis(-1_000 + n), n)).collect();
+    events.push(event(other.id, "rate_limited", midnight, 99));
+    store.record_violations(events).await.unwrap();
+    let mut events: Vec<_> = (3..15).map(|n| event(acme.id, "rate_limited", midnight.plus_millis(n), n)).collect();
+    events.push(event(acme.id, "blocked", midnight.plus_millis(DAY + 5), 50));
+    store.record_violations(events).await.unwrap();
+
+    let all = store.violation_days(acme.id, Timestamp(i64::MIN), Timestamp(i64::MAX)).await.unwrap();
+    let summary: Vec<_> = all.iter().map(|d| (d.kind.as_str(), d.day_start, d.count, d.first_at, d.last_at)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("blocked", midnight.plus_millis(DAY), 1, midnight.plus_millis(DAY + 5), midnight.plus_millis(DAY + 5)),
+            ("rate_limited", day_start(NOW), 3, midnight.plus_millis(-1_000), midnight.plus_millis(-998)),
+            ("rate_limited", midnight, 12, midnight.plus_millis(3), midnight.plus_millis(14)),
+        ]
+    );
+    // The day totals add up to the running total.
+    let total = store.violations(Some("acme")).await.unwrap();
+    let rate_limited = total.iter().find(|v| v.kind == "rate_limited").unwrap();
+    assert_eq!(rate_limited.count, 15);
+    // Samples are per day: the newest ten of the day.
+    assert_eq!(all[2].samples.len(), datapact_store::VIOLATION_SAMPLES);
+    assert_eq!(all[2].samples.last().unwrap().request_id, "req-14");
+    assert_eq!(all[1].samples.iter().map(|s| s.request_id.as_str()).collect::<Vec<_>>(), ["req-0", "req-1", "req-2"]);
+    // [from, until): a range that starts at midnight leaves the day before out.
+    let from_midnight = store.violation_days(acme.id, midnight, midnight.plus_millis(DAY)).await.unwrap();
+    assert_eq!(from_midnight.iter().map(|d| d.count).collect::<Vec<_>>(), vec![12]);
+    assert!(
+        store.violation_days(acme.id, midnight.plus_millis(2 * DAY), Timestamp(i64::MAX)).await.unwrap().is_empty()
+    );
+}
+
 async fn trace_findings_are_kept_newest_first(store: &TestStore) {
     use datapact_store::{LeakFile, NewTraceFinding};
     assert!(store.trace_findings(10).await.unwrap().is_empty());
@@ -760,6 +811,7 @@ store_tests!(
     change_feeds_follow_ingest_order,
     every_change_of_rights_is_audited_in_its_transaction,
     violations_aggregate_with_recent_samples,
+    violations_are_counted_per_day,
     trace_findings_are_kept_newest_first,
     reads_agree_on_every_store,
 );

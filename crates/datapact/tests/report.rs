@@ -198,6 +198,18 @@ async fn scenario(postgres: bool) -> Option<Scenario> {
         })
         .collect();
     s.store.record_violations(violations).await.unwrap();
+    // One the day before the period and one on the --as-of day but after it: left out (the
+    // running total counts five; the report counts the period's three, from the per-day counts).
+    let outside = [("2026-10-31T23:59:59.999Z", "req-net-oct"), ("2026-12-31T06:00:00Z", "req-net-dec")].map(
+        |(at, request_id)| ViolationEvent {
+            licensee_id: acme,
+            kind: "network_not_allowed".into(),
+            at: t(at),
+            request_id: request_id.into(),
+            client: "203.0.113.7".into(),
+        },
+    );
+    s.store.record_violations(outside.to_vec()).await.unwrap();
     s.ok("2026-11-12T14:00:00Z", &["licensee", "block", "acme", "--reason", "requests from outside its networks"]);
 
     // Nov 20: a leak of 100 of its 121 posts (both deleted ones and the late one among them) is traced.
@@ -382,7 +394,8 @@ async fn the_report_states_every_finding(s: Scenario) {
          first over on 2026-11-03.",
         "acme was invoiced 101.05 USD, paid 50.00 USD, was credited 0.00 USD, and owes 51.05 USD (51.05 USD overdue).",
         "acme is suspended for non-payment since 2026-12-21T00:00:00.000Z: DP-000001 (51.05 USD outstanding) unpaid",
-        "network_not_allowed: 3 time(s), first at 2026-11-12T11:00:00.000Z, last at 2026-11-12T13:00:00.000Z",
+        "network_not_allowed: 3 time(s) in the period, first at 2026-11-12T11:00:00.000Z, last at \
+         2026-11-12T13:00:00.000Z",
         "licensee.block by cli@",
         "acme received 100 of the 100 leaked posts matched (100.0%).",
         "The leak holds 2 post(s) acme received that were deleted: 2 proven deletion-compliance violation(s), 0 that \

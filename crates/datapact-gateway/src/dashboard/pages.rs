@@ -86,6 +86,37 @@ async fn month_usage(state: &AppState, now: Timestamp) -> Result<Option<MonthUsa
     Ok(Some(MonthUsage { today: today_total, month: month_total, by_licensee }))
 }
 
+/// One licensee's violations of one kind this month.
+struct MonthViolation {
+    licensee: String,
+    kind: String,
+    count: u64,
+    last_at: Timestamp,
+}
+
+/// This month's violations (from the per-day counts, not the all-time running totals), newest
+/// first.
+async fn month_violations(state: &AppState, now: Timestamp) -> Result<Vec<MonthViolation>, Problem> {
+    let month_start = MonthKey::of(now).start();
+    let mut found = Vec::new();
+    for licensee in state.store.licensees().await? {
+        let mut kinds: BTreeMap<String, (u64, Timestamp)> = BTreeMap::new();
+        for day in state.store.violation_days(licensee.id, month_start, Timestamp(i64::MAX)).await? {
+            let entry = kinds.entry(day.kind).or_insert((0, day.last_at));
+            entry.0 += day.count;
+            entry.1 = entry.1.max(day.last_at);
+        }
+        found.extend(kinds.into_iter().map(|(kind, (count, last_at))| MonthViolation {
+            licensee: licensee.name.clone(),
+            kind,
+            count,
+            last_at,
+        }));
+    }
+    found.sort_by_key(|v| std::cmp::Reverse(v.last_at));
+    Ok(found)
+}
+
 /// `GET /dashboard/live`: the numbers the overview refreshes (JSON, polled by `dashboard.js`).
 pub async fn live(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let session = match viewer(&state, &headers).await {
@@ -94,9 +125,8 @@ pub async fn live(State(state): State<AppState>, headers: HeaderMap) -> Response
     };
     let now = state.clock.now();
     let usage = try_page!(session, month_usage(&state, now).await);
-    let violations = try_page!(session, state.store.violations(None).await);
-    let month_start = MonthKey::of(now).start();
-    let open: u64 = violations.iter().filter(|v| v.last_at >= month_start).map(|v| v.count).sum();
+    let violations = try_page!(session, month_violations(&state, now).await);
+    let open: u64 = violations.iter().map(|v| v.count).sum();
     use std::sync::atomic::Ordering::Relaxed;
     let mut response = Json(json!({
         "at_ms": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
@@ -134,10 +164,7 @@ pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Resp
     let caps: HashMap<&str, Option<u64>> =
         agreements.iter().map(|a| (a.licensee.as_str(), a.monthly_records)).collect();
     let usage = try_page!(session, month_usage(&state, now).await);
-    let violations = try_page!(session, state.store.violations(None).await);
-    let month_start = MonthKey::of(now).start();
-    let mut recent: Vec<_> = violations.iter().filter(|v| v.last_at >= month_start).collect();
-    recent.sort_by_key(|v| std::cmp::Reverse(v.last_at));
+    let recent = try_page!(session, month_violations(&state, now).await);
     let open: u64 = recent.iter().map(|v| v.count).sum();
     let revenue = revenue_to_date(&state, now).await;
     let body = html! {
@@ -398,7 +425,7 @@ pub async fn licensee(State(state): State<AppState>, Path(name): Path<String>, h
             }
         }
         section aria-labelledby="violations-heading" {
-            h2 #violations-heading { "Violations" }
+            h2 #violations-heading { "Violations (all time)" }
             @if violations.is_empty() { p { "None." } } @else {
                 div.scroll { table {
                     thead { tr { th scope="col" { "Kind" } th scope="col" class="num" { "Count" } th scope="col" { "First" } th scope="col" { "Last" } } }

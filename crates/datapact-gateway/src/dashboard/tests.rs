@@ -254,3 +254,33 @@ async fn a_login_without_the_login_pages_nonce_is_refused() {
     let (status, _, _) = login_post(&s.state, &right).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn violations_this_month_count_only_this_months() {
+    use datapact_store::ViolationEvent;
+    let s = setup().await;
+    let acme = s.state.store.licensee("acme").await.unwrap().unwrap();
+    let now = s.state.clock.now();
+    let event = |at: Timestamp, n: usize| ViolationEvent {
+        licensee_id: acme.id,
+        kind: "rate_limited".into(),
+        at,
+        request_id: format!("r{n}"),
+        client: "203.0.113.9".into(),
+    };
+    // Five 40 days ago (last month at the latest), two now: the running total is seven.
+    let mut events: Vec<_> = (0..5).map(|n| event(now.plus_millis(-40 * 86_400_000), n)).collect();
+    events.extend((5..7).map(|n| event(now, n)));
+    s.state.store.record_violations(events).await.unwrap();
+    let (cookie, _) = login(&s.state, "vic").await;
+    let get = |uri: &str| Request::get(uri).header(header::COOKIE, &cookie).body(Body::empty()).unwrap();
+    let (status, _, live) = send(&s.state, get("/dashboard/live")).await;
+    assert_eq!(status, StatusCode::OK, "{live}");
+    let live: serde_json::Value = serde_json::from_str(&live).unwrap();
+    assert_eq!(live["violations_month"], "2", "{live}");
+    let (_, _, overview) = send(&s.state, get("/dashboard")).await;
+    assert!(overview.contains("<td>rate_limited</td><td class=\"num\">2</td>"), "{overview}");
+    // The licensee page keeps the all-time totals, and says so.
+    let (_, _, page) = send(&s.state, get("/dashboard/licensees/acme")).await;
+    assert!(page.contains("Violations (all time)") && page.contains("<td class=\"num\">7</td>"), "{page}");
+}

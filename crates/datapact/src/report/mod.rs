@@ -627,18 +627,9 @@ async fn licensee_section(
         })
         .collect();
 
-    let violations = records
-        .violations
-        .iter()
-        .filter(|v| &v.licensee == name && v.first_at <= as_of)
-        .map(|v| model::ViolationRow {
-            kind: v.kind.clone(),
-            count: v.count,
-            first_at: v.first_at,
-            last_at: v.last_at,
-            sample_request_ids: v.samples.iter().filter(|s| s.at <= as_of).map(|s| s.request_id.clone()).collect(),
-        })
-        .collect();
+    let running: Vec<&datapact_store::Violation> = records.violations.iter().filter(|v| &v.licensee == name).collect();
+    let days = store.violation_days(licensee.id, Timestamp(i64::MIN), Timestamp(i64::MAX)).await?;
+    let violations = violation_rows(&running, &days, start_of(from), cut, as_of);
 
     let (trace_findings, canary_hits) = trace_rows(&records.findings, licensee.id);
     let mut deletion_violations: Vec<model::DeletionViolationRow> = store
@@ -678,6 +669,79 @@ async fn licensee_section(
 
 fn money(currency: datapact_billing::Currency, minor: i128) -> Money {
     Money::new(currency, i64::try_from(minor).unwrap_or(i64::MAX))
+}
+
+/// The period's violations per kind, from the per-day counts: days starting in
+/// `[from_start, cut)`, the day holding `--as-of` only up to it when its samples tell (else the
+/// row says so). Violations recorded before per-day counting began (the running total exceeds
+/// the days' sum) are reported as undated when the running total's span meets the period.
+fn violation_rows(
+    running: &[&datapact_store::Violation],
+    days: &[datapact_store::ViolationDay],
+    from_start: Timestamp,
+    cut: Timestamp,
+    as_of: Timestamp,
+) -> Vec<model::ViolationRow> {
+    let mut kinds: BTreeMap<&str, model::ViolationRow> = BTreeMap::new();
+    let row = |kind: &str| model::ViolationRow {
+        kind: kind.to_owned(),
+        count: 0,
+        first_at: None,
+        last_at: None,
+        sample_request_ids: Vec::new(),
+        notes: Vec::new(),
+    };
+    let mut samples: BTreeMap<&str, Vec<&datapact_store::ViolationSample>> = BTreeMap::new();
+    for day in days.iter().filter(|d| d.day_start >= from_start && d.day_start < cut) {
+        let before: Vec<_> = day.samples.iter().filter(|s| s.at <= as_of).collect();
+        let (count, first, last, note) = if day.last_at <= as_of {
+            (day.count, Some(day.first_at), Some(day.last_at), None)
+        } else {
+            // The day holding --as-of, with violations after it: exact when every one of the
+            // day's violations is among its samples.
+            let note = (day.count as usize > day.samples.len()).then(|| {
+                format!(
+                    "On {}, {} violation(s) of this kind were recorded in all, some after --as-of; only the {} kept \
+                     as samples are known to precede it and are counted here.",
+                    day.day_start.to_datetime().date_naive(),
+                    day.count,
+                    before.len()
+                )
+            });
+            (before.len() as u64, before.first().map(|s| s.at), before.last().map(|s| s.at), note)
+        };
+        if count == 0 && note.is_none() {
+            continue;
+        }
+        let entry = kinds.entry(&day.kind).or_insert_with(|| row(&day.kind));
+        entry.count += count;
+        entry.first_at = match (entry.first_at, first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        entry.last_at = entry.last_at.max(last);
+        entry.notes.extend(note);
+        samples.entry(&day.kind).or_default().extend(before);
+    }
+    for violation in running {
+        let dated: u64 = days.iter().filter(|d| d.kind == violation.kind).map(|d| d.count).sum();
+        let undated = violation.count.saturating_sub(dated);
+        // Undated ones all happened within the running total's span, before the first dated one.
+        if undated > 0 && violation.first_at < cut && violation.last_at >= from_start {
+            kinds.entry(&violation.kind).or_insert_with(|| row(&violation.kind)).notes.push(format!(
+                "{undated} more of this kind were recorded before datapact counted violations per day, between {} \
+                 and {}; they cannot be placed in or out of the period and are not counted here.",
+                violation.first_at, violation.last_at
+            ));
+        }
+    }
+    for (kind, row) in kinds.iter_mut() {
+        let mut kept = samples.remove(kind).unwrap_or_default();
+        kept.sort_by_key(|s| s.at);
+        let skip = kept.len().saturating_sub(datapact_store::VIOLATION_SAMPLES);
+        row.sample_request_ids = kept[skip..].iter().map(|s| s.request_id.clone()).collect();
+    }
+    kinds.into_values().collect()
 }
 
 /// Counted records per day of the period, and per month against the cap, as committed before
@@ -919,5 +983,59 @@ mod tests {
             command(&args(Some("2026-11"), None, None), &StoreArg::Postgres, from, to, when)
                 .starts_with("datapact --store \"$DATAPACT_STORE\" report")
         );
+    }
+
+    #[test]
+    fn violations_are_those_of_the_period_and_what_cannot_be_placed_is_said() {
+        use datapact_store::{Violation, ViolationDay, ViolationSample};
+        let t = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+        let sample = |at: &str, id: &str| ViolationSample { at: t(at), request_id: id.into(), client: "c".into() };
+        let day = |start: &str, count: u64, samples: Vec<ViolationSample>| ViolationDay {
+            kind: "rate_limited".into(),
+            day_start: t(start),
+            count,
+            first_at: samples.first().unwrap().at,
+            last_at: samples.last().unwrap().at,
+            samples,
+        };
+        let days = vec![
+            day("2026-10-31T00:00:00Z", 1, vec![sample("2026-10-31T23:00:00Z", "oct")]),
+            day(
+                "2026-11-02T00:00:00Z",
+                2,
+                vec![sample("2026-11-02T01:00:00Z", "a"), sample("2026-11-02T02:00:00Z", "b")],
+            ),
+            // The --as-of day (Nov 5, 12:00): 20 recorded, 2 of the 10 samples before noon.
+            day(
+                "2026-11-05T00:00:00Z",
+                20,
+                (0..10).map(|n| sample(&format!("2026-11-05T{:02}:00:00Z", 10 + n), &format!("d{n}"))).collect(),
+            ),
+        ];
+        // The running total also holds 4 from before per-day counting (27 against 23 dated).
+        let running = Violation {
+            licensee: "acme".into(),
+            kind: "rate_limited".into(),
+            count: 27,
+            first_at: t("2026-10-01T00:00:00Z"),
+            last_at: t("2026-11-05T19:00:00Z"),
+            samples: vec![],
+        };
+        let as_of = t("2026-11-05T12:00:00Z");
+        let (from, cut) = (t("2026-11-01T00:00:00Z"), Timestamp(as_of.0 + 1));
+        let rows = violation_rows(&[&running], &days, from, cut, as_of);
+        let [row] = rows.as_slice() else { panic!("{rows:?}") };
+        assert_eq!(row.count, 2 + 3, "Nov 2's two and the three samples up to noon on Nov 5");
+        assert_eq!((row.first_at, row.last_at), (Some(t("2026-11-02T01:00:00Z")), Some(t("2026-11-05T12:00:00Z"))));
+        assert_eq!(row.sample_request_ids, ["a", "b", "d0", "d1", "d2"]);
+        assert_eq!(row.notes.len(), 2, "{:?}", row.notes);
+        assert!(row.notes[0].contains("On 2026-11-05, 20 violation(s)") && row.notes[0].contains("only the 3 kept"));
+        assert!(
+            row.notes[1].starts_with("4 more of this kind were recorded before datapact counted violations per day")
+        );
+
+        // A period none of it touches: nothing, not even the undated note.
+        let (from, cut) = (t("2026-12-01T00:00:00Z"), t("2027-01-01T00:00:00Z"));
+        assert!(violation_rows(&[&running], &days, from, cut, t("2027-01-02T00:00:00Z")).is_empty());
     }
 }
