@@ -1,10 +1,8 @@
 //! The dashboard's parts that live in the binary (issue 12): `datapact admin-user` and the
 //! trace runner the gateway's trace page calls (the trace lives in this crate, `trace.rs`).
 
-use std::future::Future;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -12,9 +10,9 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use datapact_core::{Clock, Timestamp};
 use datapact_gateway::dashboard::TraceRunner;
-use datapact_gateway::dashboard::trace::Progress;
+use datapact_gateway::dashboard::trace::{Progress, Traced};
 use datapact_store::admin_users::{AdminRole, NewAdminUser};
-use datapact_store::{PgStore, Store};
+use datapact_store::{LeakFile, PgStore, Store};
 
 use crate::commands::{LedgerPlace, cli_change};
 use crate::{canaries, trace};
@@ -98,7 +96,13 @@ pub struct ServeTracer {
 }
 
 impl ServeTracer {
-    async fn run(self, leak: PathBuf, progress: Progress) -> anyhow::Result<serde_json::Value> {
+    async fn run(
+        self,
+        leak: PathBuf,
+        file: LeakFile,
+        actor: String,
+        progress: Progress,
+    ) -> anyhow::Result<(serde_json::Value, i64)> {
         if self.store.is_shared() {
             progress("syncing the fingerprint secret with the shared store");
             datapact_store::secrets::SecretRing::sync_with_store(&self.data_dir, self.store.as_ref(), self.clock.now())
@@ -122,19 +126,18 @@ impl ServeTracer {
         };
         progress("loading every post and reading the leak's fingerprints");
         let result = trace::trace_full(&args, &self.data_dir, &ledger, self.store.as_ref(), canaries).await?;
+        let id =
+            trace::record(self.store.as_ref(), &result.report, &result.deletions, vec![file], actor, self.clock.now())
+                .await?;
         let mut json = serde_json::to_value(&result.report)?;
         json["deletion_compliance"] = serde_json::to_value(&result.deletions)?;
-        Ok(json)
+        Ok((json, id))
     }
 }
 
 impl TraceRunner for ServeTracer {
-    fn trace(
-        &self,
-        path: PathBuf,
-        progress: Progress,
-    ) -> Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send>> {
+    fn trace(&self, path: PathBuf, file: LeakFile, actor: String, progress: Progress) -> Traced {
         let this = self.clone();
-        Box::pin(async move { this.run(path, progress).await.map_err(|e| format!("{e:#}")) })
+        Box::pin(async move { this.run(path, file, actor, progress).await.map_err(|e| format!("{e:#}")) })
     }
 }

@@ -318,53 +318,65 @@ pub async fn trace_full_at(
     }
 
     let finding = if args.record {
-        let mut json = serde_json::to_value(&report)?;
-        json["deletion_compliance"] = serde_json::to_value(&deletions)?;
-        let at = now;
-        let finding = NewTraceFinding {
-            at,
-            actor: format!("cli@{}", gethostname::gethostname().to_string_lossy()),
-            leak_files: leak_files.clone(),
-            outcome: format!("{:?}", report.outcome),
-            accused: report.accused.iter().map(|a| a.licensee as i64).collect(),
-            report: json,
-        };
-        let id = store.record_trace_finding(finding).await.context("cannot record the finding")?;
-        let violations: Vec<NewDeletionViolation> = deletions
-            .iter()
-            .flat_map(|check| check.verdicts.iter().map(move |f| (check, f)))
-            .filter_map(|(check, f)| match f.verdict {
-                DeletionVerdict::Violation { post_id, deleted_at, deadline_at, witness } => {
-                    Some(NewDeletionViolation {
-                        licensee_id: check.licensee,
-                        post_id: datapact_core::PostId::new(post_id as i64),
-                        deleted_at: datapact_core::Timestamp(deleted_at),
-                        deadline_at: datapact_core::Timestamp(deadline_at),
-                        notified_at: f.notified_at,
-                        finding_id: Some(id),
-                        evidence: serde_json::json!({
-                            "deletion_deadline": check.deletion_deadline,
-                            "witness": witness,
-                            "witness_available_at": datapact_core::Timestamp(witness.available_at),
-                            "received_at": f.received_at,
-                            "notified_at": f.notified_at,
-                            "notified_via": f.notified_via,
-                            "leak_files": leak_files,
-                        }),
-                        recorded_at: at,
-                    })
-                }
-                DeletionVerdict::MayPredate { .. } => None,
-            })
-            .collect();
-        if !violations.is_empty() {
-            store.record_deletion_violations(violations).await.context("cannot record the deletion violations")?;
-        }
-        Some(id)
+        let actor = format!("cli@{}", gethostname::gethostname().to_string_lossy());
+        Some(record(store, &report, &deletions, leak_files, actor, now).await?)
     } else {
         None
     };
     Ok(TraceResult { report, deletions, finding })
+}
+
+/// Keeps a trace's finding (the report, the leak files' hashes, who and when) and the deletion
+/// violations it proves: what `datapact trace --record` and the dashboard's trace page store.
+/// Returns the finding's id.
+pub async fn record(
+    store: &dyn Store,
+    report: &TraceReport,
+    deletions: &[DeletionCheck],
+    leak_files: Vec<LeakFile>,
+    actor: String,
+    at: datapact_core::Timestamp,
+) -> anyhow::Result<i64> {
+    let mut json = serde_json::to_value(report)?;
+    json["deletion_compliance"] = serde_json::to_value(deletions)?;
+    let finding = NewTraceFinding {
+        at,
+        actor,
+        leak_files: leak_files.clone(),
+        outcome: format!("{:?}", report.outcome),
+        accused: report.accused.iter().map(|a| a.licensee as i64).collect(),
+        report: json,
+    };
+    let id = store.record_trace_finding(finding).await.context("cannot record the finding")?;
+    let violations: Vec<NewDeletionViolation> = deletions
+        .iter()
+        .flat_map(|check| check.verdicts.iter().map(move |f| (check, f)))
+        .filter_map(|(check, f)| match f.verdict {
+            DeletionVerdict::Violation { post_id, deleted_at, deadline_at, witness } => Some(NewDeletionViolation {
+                licensee_id: check.licensee,
+                post_id: datapact_core::PostId::new(post_id as i64),
+                deleted_at: datapact_core::Timestamp(deleted_at),
+                deadline_at: datapact_core::Timestamp(deadline_at),
+                notified_at: f.notified_at,
+                finding_id: Some(id),
+                evidence: serde_json::json!({
+                    "deletion_deadline": check.deletion_deadline,
+                    "witness": witness,
+                    "witness_available_at": datapact_core::Timestamp(witness.available_at),
+                    "received_at": f.received_at,
+                    "notified_at": f.notified_at,
+                    "notified_via": f.notified_via,
+                    "leak_files": leak_files,
+                }),
+                recorded_at: at,
+            }),
+            DeletionVerdict::MayPredate { .. } => None,
+        })
+        .collect();
+    if !violations.is_empty() {
+        store.record_deletion_violations(violations).await.context("cannot record the deletion violations")?;
+    }
+    Ok(id)
 }
 
 fn read_leaks(

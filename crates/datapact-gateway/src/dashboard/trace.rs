@@ -19,8 +19,8 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use datapact_core::Timestamp;
+use datapact_store::LeakFile;
 use datapact_store::admin_users::AdminRole;
-use datapact_store::{LeakFile, NewTraceFinding};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -37,12 +37,17 @@ pub const KEPT_JOBS: usize = 50;
 /// Where a running trace is, as the runner tells it: shown on the trace's page.
 pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// What a trace run gives: the report and the recorded finding's id, or why it failed.
+pub type Traced = Pin<Box<dyn Future<Output = Result<(Value, i64), String>> + Send>>;
+
 /// Runs `datapact trace` on one file; supplied by the binary.
 pub trait TraceRunner: Send + Sync + 'static {
-    /// Traces the leak at `path` (its format sniffed), saying through `progress` what it is
-    /// doing. The report as `datapact trace --json` prints it (with `deletion_compliance`), or
-    /// why it could not be made.
-    fn trace(&self, path: PathBuf, progress: Progress) -> Pin<Box<dyn Future<Output = Result<Value, String>> + Send>>;
+    /// Traces the leak at `path` (its format sniffed; `file` names it as uploaded), saying
+    /// through `progress` what it is doing, and records the finding and the deletion violations
+    /// it proves under `actor`, as `datapact trace --record` does. The report as `datapact trace
+    /// --json` prints it (with `deletion_compliance`) and the finding's id, or why it could not
+    /// be made.
+    fn trace(&self, path: PathBuf, file: LeakFile, actor: String, progress: Progress) -> Traced;
 }
 
 #[derive(Clone, Debug)]
@@ -234,26 +239,11 @@ pub async fn upload(State(state): State<AppState>, headers: HeaderMap, mut multi
                 job.state = JobState::Running(stage.to_owned());
             }
         });
-        let outcome = runner.trace(path.clone(), progress).await;
+        let outcome = runner.trace(path.clone(), job.file.clone(), job.by.clone(), progress).await;
         let _ = std::fs::remove_file(&path);
         let finished = background.clock.now();
         let state = match outcome {
-            Ok(report) => {
-                let accused: Vec<i64> =
-                    report["accused"].as_array().into_iter().flatten().filter_map(|a| a["licensee"].as_i64()).collect();
-                let finding = NewTraceFinding {
-                    at: finished,
-                    actor: job.by.clone(),
-                    leak_files: vec![job.file.clone()],
-                    outcome: report["outcome"].as_str().unwrap_or("unknown").to_owned(),
-                    accused,
-                    report: report.clone(),
-                };
-                match background.store.record_trace_finding(finding).await {
-                    Ok(id) => JobState::Done { report, finding: Some(id) },
-                    Err(error) => JobState::Failed(format!("traced, but the finding could not be recorded: {error}")),
-                }
-            }
+            Ok((report, id)) => JobState::Done { report, finding: Some(id) },
             Err(error) => JobState::Failed(error),
         };
         background.trace_jobs.set(id, Job { finished: Some(finished), state, ..job });
