@@ -110,6 +110,9 @@ pub fn print_welcome(
     }
     println!("Admin API (token in {}/admin-token):", data_dir.display());
     println!("  curl -s -H \"Authorization: Bearer $(cat {}/admin-token)\" {admin}/admin/stats", data_dir.display());
+    println!(
+        "Dashboard: {admin}/dashboard (log in with that token, or add users: datapact admin-user add NAME --role operator)"
+    );
     println!();
 }
 
