@@ -190,11 +190,14 @@ pub(crate) mod sql {
     pub(crate) const END_EXPIRED_SESSIONS: &str = "DELETE FROM admin_sessions WHERE expires_at <= ?1";
     pub(crate) const INSERT_SESSION: &str = "INSERT INTO admin_sessions
         (token_hash, user_name, role, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-    /// A live session: unexpired, and its user still there and enabled (or the admin token's).
+    /// A live session: unexpired, and its user still there and enabled (or the admin token's),
+    /// and made since the user was (re)created: a login that raced a removal cannot come back to
+    /// life when the name is added again.
     pub(crate) const SESSION: &str = "SELECT s.user_name, COALESCE(u.role, s.role), s.csrf_token, s.created_at,
             s.expires_at
         FROM admin_sessions s LEFT JOIN admin_users u ON u.name = s.user_name
         WHERE s.token_hash = ?1 AND s.expires_at > ?2
-          AND ((u.name IS NULL AND s.user_name = 'admin-token') OR (u.name IS NOT NULL AND u.disabled_at IS NULL))";
+          AND ((u.name IS NULL AND s.user_name = 'admin-token')
+               OR (u.name IS NOT NULL AND u.disabled_at IS NULL AND s.created_at >= u.created_at))";
     pub(crate) const END_SESSION: &str = "DELETE FROM admin_sessions WHERE token_hash = ?1";
 }

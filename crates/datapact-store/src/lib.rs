@@ -702,6 +702,9 @@ pub trait Store: Send + Sync + 'static {
     async fn admin_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<AdminSession>>;
     /// Ends a session (logout).
     async fn end_admin_session(&self, token_hash: &str) -> StoreResult<()>;
+    /// Ends every session of `user` (a gateway ends the admin token's when it starts, since the
+    /// token may have changed); returns how many.
+    async fn end_admin_sessions_of(&self, user: &str) -> StoreResult<u64>;
     /// Writes one audit entry on its own, for actions that change nothing else in the store (a
     /// dashboard trace run, a logout).
     async fn record_audit(

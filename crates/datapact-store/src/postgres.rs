@@ -1401,6 +1401,10 @@ impl Store for PgStore {
         admin_users::end_session(&mut *self.pool.acquire().await?, token_hash).await
     }
 
+    async fn end_admin_sessions_of(&self, user: &str) -> StoreResult<u64> {
+        admin_users::end_sessions_of(&mut *self.pool.acquire().await?, user).await
+    }
+
     async fn audit_log(&self, count: usize) -> StoreResult<Vec<AuditEntry>> {
         let found = sqlx::query(pg!(sql::AUDIT_LOG)).bind(limit(count)).fetch_all(&self.pool).await?;
         rows(found, |row| {

@@ -1410,6 +1410,11 @@ impl Store for SqliteStore {
         self.write(move |conn| admin_users::end_session(conn, &token_hash)).await
     }
 
+    async fn end_admin_sessions_of(&self, user: &str) -> StoreResult<u64> {
+        let user = user.to_owned();
+        self.write(move |conn| admin_users::end_sessions_of(conn, &user)).await
+    }
+
     async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
         self.read(move |conn| {
             let mut statement = conn.prepare_cached(sql::AUDIT_LOG)?;

@@ -105,12 +105,19 @@ async fn sessions_expire_follow_their_user_and_end(store: &TestStore) {
     store.create_admin_session(session("h-ghost", "ghost", AdminRole::Admin, T0), &login("ghost")).await.unwrap();
     assert!(store.admin_session("h-ghost", Timestamp(T0.0 + 3)).await.unwrap().is_none());
 
-    // A session reads its user's role as it is now.
+    // A login that raced the removal (its password checked before, its session written after)
+    // leaves a session no one can use, even once the name is added again with a new password.
+    let raced = session("h-raced", "olga", AdminRole::Operator, Timestamp(T0.0 + 1));
+    store.create_admin_session(raced, &login("olga")).await.unwrap();
+    assert!(store.admin_session("h-raced", Timestamp(T0.0 + 3)).await.unwrap().is_none());
     store
         .add_admin_user(new_user("olga", AdminRole::Viewer), &Change::new("cli@host", Timestamp(T0.0 + 4)))
         .await
         .unwrap();
-    store.create_admin_session(session("h-olga2", "olga", AdminRole::Operator, T0), &login("olga")).await.unwrap();
+    assert!(store.admin_session("h-raced", Timestamp(T0.0 + 5)).await.unwrap().is_none(), "came back to life");
+    // A session reads its user's role as it is now.
+    let after = session("h-olga2", "olga", AdminRole::Operator, Timestamp(T0.0 + 4));
+    store.create_admin_session(after, &login("olga")).await.unwrap();
     assert_eq!(store.admin_session("h-olga2", Timestamp(T0.0 + 5)).await.unwrap().unwrap().role, AdminRole::Viewer);
 
     // Logins are audited under the user's name.
@@ -133,6 +140,15 @@ async fn sessions_expire_follow_their_user_and_end(store: &TestStore) {
         .await
         .unwrap();
     assert!(store.admin_session("h-token", Timestamp(T0.0 + 1)).await.unwrap().is_none(), "swept");
+
+    // A gateway's start ends the admin token's sessions (the token may have changed), no others.
+    let late = Timestamp(T0.0 + 2 * HOUR + 1);
+    let olga = session("h-olga3", "olga", AdminRole::Viewer, late);
+    store.create_admin_session(olga, &Change::new("olga", late)).await.unwrap();
+    assert!(store.admin_session("h-late", late).await.unwrap().is_some());
+    assert_eq!(store.end_admin_sessions_of(ADMIN_TOKEN_USER).await.unwrap(), 1);
+    assert!(store.admin_session("h-late", late).await.unwrap().is_none());
+    assert!(store.admin_session("h-olga3", late).await.unwrap().is_some());
 }
 
 store_tests!(users_are_added_once_and_removal_disables_them, sessions_expire_follow_their_user_and_end);

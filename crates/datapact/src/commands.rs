@@ -262,6 +262,12 @@ async fn serve(
             .context("cannot create the ledger checkpoints' signing key")?;
     }
     datapact_gateway::checkpoints::spawn_schedule(state.clone());
+    // The admin token may have changed since the last start: sessions opened with the old one end.
+    state
+        .store
+        .end_admin_sessions_of(datapact_store::admin_users::ADMIN_TOKEN_USER)
+        .await
+        .context("cannot end the admin token's dashboard sessions")?;
     let config = GatewayConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,

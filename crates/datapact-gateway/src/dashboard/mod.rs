@@ -62,19 +62,47 @@ pub const LOGIN_WINDOW_MS: i64 = 15 * 60 * 1000;
 static FAILED_LOGINS: std::sync::LazyLock<std::sync::Mutex<HashMap<String, (u32, Timestamp)>>> =
     std::sync::LazyLock::new(Default::default);
 
-fn login_throttled(name: &str, now: Timestamp) -> bool {
+/// Names tracked one by one; past this many within a window, the others share one count.
+const MAX_TRACKED_NAMES: usize = 10_000;
+const OVERFLOW_NAME: &str = "\u{0}overflow";
+
+/// Counts a login attempt for `name` before its password is checked (so parallel guesses count
+/// too) and says whether it may go on; a success clears the count ([`login_succeeded`]).
+fn login_attempt(name: &str, now: Timestamp) -> bool {
     let Ok(mut failed) = FAILED_LOGINS.lock() else { return false };
     failed.retain(|_, (_, first)| now.0 - first.0 < LOGIN_WINDOW_MS);
-    failed.get(name).is_some_and(|(count, _)| *count >= MAX_FAILED_LOGINS)
+    // Spraying many names cannot push a name out of the count: past the bound, untracked names
+    // share one count, and are refused together once it is spent.
+    let key = if failed.len() < MAX_TRACKED_NAMES || failed.contains_key(name) { name } else { OVERFLOW_NAME };
+    let entry = failed.entry(key.to_owned()).or_insert((0, now));
+    if entry.0 >= MAX_FAILED_LOGINS {
+        return false;
+    }
+    entry.0 += 1;
+    true
 }
 
-fn login_failed(name: &str, now: Timestamp) {
+fn login_succeeded(name: &str) {
     if let Ok(mut failed) = FAILED_LOGINS.lock() {
-        // Bounded: names sprayed past this many within a window are not tracked one by one.
-        if failed.len() < 10_000 || failed.contains_key(name) {
-            failed.entry(name.to_owned()).or_insert((0, now)).0 += 1;
-        }
+        failed.remove(name);
     }
+}
+
+/// Password checks running at once: each argon2 check holds 19 MiB and a core, so a flood of
+/// logins waits here instead of exhausting memory.
+static PASSWORD_CHECKS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()).max(2))
+});
+/// How long a login waits for a password check before it is told to try again.
+const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Checks `password` against `hash` on the blocking pool, within [`PASSWORD_CHECKS`]; `None`
+/// when too many checks are waiting.
+async fn check_password(password: String, hash: String) -> Option<bool> {
+    let permit = tokio::time::timeout(PASSWORD_CHECK_WAIT, PASSWORD_CHECKS.acquire()).await.ok()?.ok()?;
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
+    drop(permit);
+    Some(matches)
 }
 
 /// Whether the admin listener serves TLS: the session cookie is then `Secure`.
@@ -327,7 +355,7 @@ async fn login(
     };
     let by_token = !field("token").is_empty();
     let throttle_key = if by_token { format!("token:{ADMIN_TOKEN_USER}") } else { format!("user:{}", field("user")) };
-    if login_throttled(&throttle_key, now) {
+    if !login_attempt(&throttle_key, now) {
         tracing::warn!(user = field("user"), "dashboard login refused: too many failures");
         let message = format!("Too many failed logins: wait {} minutes and try again.", LOGIN_WINDOW_MS / 60_000);
         return page_response(StatusCode::TOO_MANY_REQUESTS, login_form(Some(&message), &nonce));
@@ -338,23 +366,22 @@ async fn login(
             .then(|| (ADMIN_TOKEN_USER.to_owned(), AdminRole::Admin))
     } else {
         let (name, password) = (field("user").to_owned(), field("password").to_owned());
-        match state.store.admin_user(&name).await {
+        let (user, hash) = match state.store.admin_user(&name).await {
             Ok(Some(user)) if user.disabled_at.is_none() => {
                 let hash = user.password_hash.clone();
-                let matches =
-                    tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
-                matches.then_some((user.name, user.role))
+                (Some(user), hash)
             }
-            Ok(_) => {
-                // As long as a wrong password, so timing does not tell which names exist.
-                let _ = tokio::task::spawn_blocking(move || verify_password(&password, &UNKNOWN_USER_HASH)).await;
-                None
-            }
+            // As long as a wrong password, so timing does not tell which names exist.
+            Ok(_) => (None, UNKNOWN_USER_HASH.clone()),
             Err(error) => return error_page(None, &Problem::from(error)),
-        }
+        };
+        let Some(matches) = check_password(password, hash).await else {
+            let message = "Too many logins at once: try again in a moment.";
+            return page_response(StatusCode::SERVICE_UNAVAILABLE, login_form(Some(message), &nonce));
+        };
+        user.filter(|_| matches).map(|user| (user.name, user.role))
     };
     let Some((user, role)) = who else {
-        login_failed(&throttle_key, now);
         tracing::warn!(user = field("user"), "dashboard login refused");
         return page_response(StatusCode::UNAUTHORIZED, login_form(Some("Wrong name, password or token."), &nonce));
     };
@@ -370,6 +397,7 @@ async fn login(
     if let Err(error) = state.store.create_admin_session(session, &Change::new(user.clone(), now)).await {
         return error_page(None, &Problem::from(error));
     }
+    login_succeeded(&throttle_key);
     tracing::info!(user, %role, "dashboard login");
     let secure = tls.is_some_and(|tls| tls.0.0);
     let cookie = session_cookie(&token, SESSION_LIFETIME.as_secs(), secure);

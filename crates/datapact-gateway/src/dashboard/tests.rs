@@ -284,3 +284,58 @@ async fn violations_this_month_count_only_this_months() {
     let (_, _, page) = send(&s.state, get("/dashboard/licensees/acme")).await;
     assert!(page.contains("Violations (all time)") && page.contains("<td class=\"num\">7</td>"), "{page}");
 }
+
+fn multipart(fields: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "datapact-test-boundary";
+    let mut body = Vec::new();
+    for (name, file_name, value) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes());
+        if let Some(file_name) = file_name {
+            body.extend_from_slice(format!("; filename=\"{file_name}\"\r\nContent-Type: text/plain").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n\r\n");
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn a_trace_upload_is_refused_before_it_is_read_unless_the_session_csrf_and_role_check_out() {
+    let s = setup().await;
+    let upload = |cookie: Option<&str>, fields: &[(&str, Option<&str>, &[u8])]| {
+        let (content_type, body) = multipart(fields);
+        let mut request = Request::post("/dashboard/trace").header(header::CONTENT_TYPE, content_type);
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        request.body(Body::from(body)).unwrap()
+    };
+    let big = vec![b'x'; 4 * 1024 * 1024];
+    // No session: 403 (the 4 MB field is never read into memory).
+    let (status, _, page) = send(&s.state, upload(None, &[("padding", None, &big)])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("not logged in"), "{page}");
+    // A session, but a form field far longer than any token: refused as a bad upload.
+    let (cookie, csrf) = login(&s.state, "olga").await;
+    let (status, _, page) = send(&s.state, upload(Some(&cookie), &[("padding", None, &big)])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("too long"), "{page}");
+    // The file without this session's CSRF token: refused.
+    let (status, _, page) =
+        send(&s.state, upload(Some(&cookie), &[("csrf", None, b"0000"), ("leak", Some("leak.txt"), b"a post")])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    // A viewer with its own token: refused by role.
+    let (viewer, viewer_csrf) = login(&s.state, "vic").await;
+    let fields: &[(&str, Option<&str>, &[u8])] =
+        &[("csrf", None, viewer_csrf.as_bytes()), ("leak", Some("leak.txt"), b"a post")];
+    let (status, _, page) = send(&s.state, upload(Some(&viewer), fields)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("role"), "{page}");
+    // The operator with its token gets as far as the runner (none in this test state).
+    let fields: &[(&str, Option<&str>, &[u8])] =
+        &[("csrf", None, csrf.as_bytes()), ("leak", Some("leak.txt"), b"a post")];
+    let (status, _, page) = send(&s.state, upload(Some(&cookie), fields)).await;
+    assert!(page.contains("Tracing is not available") || status == StatusCode::SEE_OTHER, "{status} {page}");
+}

@@ -167,17 +167,26 @@ fn outcome(report: &Value) -> &str {
     }
 }
 
-/// `POST /dashboard/trace` (multipart: `csrf`, then `leak`).
+/// The largest form field other than the file (the CSRF token is 64 characters).
+const MAX_FORM_FIELD: usize = 1_024;
+
+/// `POST /dashboard/trace` (multipart: `csrf`, then `leak`). Nothing is read before the session
+/// checks out, the file not before the CSRF token and the role do; the file streams into a
+/// private temporary file (hashed as it comes), which the trace reads and then removes.
 pub async fn upload(State(state): State<AppState>, headers: HeaderMap, mut multipart: Multipart) -> Response {
+    match super::session(&state, &headers).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return forbidden(None, "You are not logged in, or your session has ended. Log in again."),
+        Err(problem) => return error_page(None, &problem),
+    }
+    let bad_upload = |why: String| error_page(None, &Problem::invalid_request(why));
     let mut fields = std::collections::HashMap::new();
-    let mut leak: Option<(String, Vec<u8>)> = None;
+    let mut leak: Option<(String, tempfile::NamedTempFile, u64, Sha256)> = None;
     loop {
-        let field = match multipart.next_field().await {
+        let mut field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(error) => {
-                return error_page(None, &Problem::invalid_request(format!("cannot read the upload: {error}")));
-            }
+            Err(error) => return bad_upload(format!("cannot read the upload: {error}")),
         };
         let name = field.name().unwrap_or_default().to_owned();
         if name == "leak" {
@@ -186,27 +195,52 @@ pub async fn upload(State(state): State<AppState>, headers: HeaderMap, mut multi
                 return refused;
             }
             let file_name = field.file_name().unwrap_or("leak").to_owned();
-            match field.bytes().await {
-                Ok(bytes) => leak = Some((file_name, bytes.to_vec())),
+            let mut kept = match tempfile::Builder::new().prefix("datapact-leak-").tempfile() {
+                Ok(kept) => kept,
                 Err(error) => {
-                    return error_page(None, &Problem::invalid_request(format!("cannot read the file: {error}")));
+                    return error_page(None, &Problem::unavailable(format!("cannot keep the upload: {error}")));
+                }
+            };
+            let (mut bytes, mut hash) = (0u64, Sha256::new());
+            loop {
+                match field.chunk().await {
+                    Ok(Some(chunk)) => {
+                        hash.update(&chunk);
+                        bytes += chunk.len() as u64;
+                        if let Err(error) = std::io::Write::write_all(&mut kept, &chunk) {
+                            let problem = Problem::unavailable(format!("cannot keep the upload: {error}"));
+                            return error_page(None, &problem);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(error) => return bad_upload(format!("cannot read the file: {error}")),
                 }
             }
-        } else if let Ok(text) = field.text().await {
-            fields.insert(name, text);
+            leak = Some((file_name, kept, bytes, hash));
+        } else {
+            let mut text = Vec::new();
+            loop {
+                match field.chunk().await {
+                    Ok(Some(chunk)) if text.len() + chunk.len() <= MAX_FORM_FIELD => text.extend_from_slice(&chunk),
+                    Ok(Some(_)) => return bad_upload(format!("the form field {name:?} is too long")),
+                    Ok(None) => break,
+                    Err(error) => return bad_upload(format!("cannot read the upload: {error}")),
+                }
+            }
+            fields.insert(name, String::from_utf8_lossy(&text).into_owned());
         }
     }
     let session = match authorize(&state, &headers, &fields, AdminRole::Operator).await {
         Ok(session) => session,
         Err(refused) => return refused,
     };
-    let Some((file_name, bytes)) = leak.filter(|(_, bytes)| !bytes.is_empty()) else {
+    let Some((file_name, kept, bytes, hash)) = leak.filter(|(_, _, bytes, _)| *bytes > 0) else {
         return error_page(Some(&session), &Problem::invalid_request("Choose a non-empty file to trace."));
     };
     let Some(runner) = state.trace_jobs.runner.clone() else {
         return forbidden(Some(&session), "Tracing is not available on this gateway.");
     };
-    let file = LeakFile { name: file_name, bytes: bytes.len() as u64, sha256: hex(&Sha256::digest(&bytes)) };
+    let file = LeakFile { name: file_name, bytes, sha256: hex(&hash.finalize()) };
     let change = change(&state, &session);
     let audited = state
         .store
@@ -224,10 +258,9 @@ pub async fn upload(State(state): State<AppState>, headers: HeaderMap, mut multi
         state: JobState::Running("queued".into()),
     };
     state.trace_jobs.set(id, job.clone());
-    let path = std::env::temp_dir().join(format!("datapact-leak-{}-{id}-{}", std::process::id(), &file.sha256[..16]));
-    if let Err(error) = std::fs::write(&path, &bytes) {
-        return error_page(Some(&session), &Problem::unavailable(format!("cannot keep the upload: {error}")));
-    }
+    // Removed when the trace is done with it (dropped at the end of the task).
+    let kept = kept.into_temp_path();
+    let path = kept.to_path_buf();
     let background = state.clone();
     tokio::spawn(async move {
         let jobs = background.clone();
@@ -239,8 +272,8 @@ pub async fn upload(State(state): State<AppState>, headers: HeaderMap, mut multi
                 job.state = JobState::Running(stage.to_owned());
             }
         });
-        let outcome = runner.trace(path.clone(), job.file.clone(), job.by.clone(), progress).await;
-        let _ = std::fs::remove_file(&path);
+        let outcome = runner.trace(path, job.file.clone(), job.by.clone(), progress).await;
+        drop(kept);
         let finished = background.clock.now();
         let state = match outcome {
             Ok((report, id)) => JobState::Done { report, finding: Some(id) },

@@ -101,6 +101,10 @@ pub(super) async fn session(
     .transpose()
 }
 
+pub(super) async fn end_sessions_of(conn: &mut PgConnection, user: &str) -> StoreResult<u64> {
+    Ok(sqlx::query(pg!(sql::END_USER_SESSIONS)).bind(user).execute(conn).await?.rows_affected())
+}
+
 pub(super) async fn end_session(conn: &mut PgConnection, token_hash: &str) -> StoreResult<()> {
     sqlx::query(pg!(sql::END_SESSION)).bind(token_hash).execute(conn).await?;
     Ok(())

@@ -107,6 +107,10 @@ pub(super) fn session(conn: &Connection, token_hash: &str, now: Timestamp) -> St
     .transpose()
 }
 
+pub(super) fn end_sessions_of(conn: &mut Connection, user: &str) -> StoreResult<u64> {
+    Ok(conn.execute(sql::END_USER_SESSIONS, [user])? as u64)
+}
+
 pub(super) fn end_session(conn: &mut Connection, token_hash: &str) -> StoreResult<()> {
     conn.execute(sql::END_SESSION, [token_hash])?;
     Ok(())
