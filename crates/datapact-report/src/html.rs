@@ -77,7 +77,8 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
     let name = &l.licensee;
     writeln!(out, "<h2>Licensee {}</h2>", e(name))?;
     let reason = if l.status_reason.is_empty() { String::new() } else { format!(" ({})", l.status_reason) };
-    p(out, "status", &format!("Status: {}{reason}", l.status))?;
+    let status = format!("Status at the end of the period (or --as-of, if earlier): {}{reason}", l.status);
+    p(out, "status", &status)?;
 
     writeln!(out, "<h3>Agreement and price books in force</h3>")?;
     match &l.agreement {

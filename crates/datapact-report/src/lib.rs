@@ -362,7 +362,8 @@ pub fn trace_statement(log10_bound: Option<f64>, log10_bound_all: Option<f64>, c
 /// A percentage with one decimal.
 pub fn percent(numerator: u64, denominator: u64) -> String {
     if denominator == 0 {
-        return "0.0%".to_owned();
+        // Nothing to be a share of (a cap of 0): no percentage says anything true.
+        return "n/a".to_owned();
     }
     let tenths = (u128::from(numerator) * 1000 + u128::from(denominator) / 2) / u128::from(denominator);
     format!("{}.{}%", tenths / 10, tenths % 10)

@@ -50,7 +50,7 @@ fn write_licensee(out: &mut String, l: &LicenseeReport) -> std::fmt::Result {
     writeln!(out, "## Licensee {}\n", e(name))?;
     writeln!(
         out,
-        "Status: {} {}\n",
+        "Status at the end of the period (or --as-of, if earlier): {} {}\n",
         e(&l.status),
         if l.status_reason.is_empty() { String::new() } else { format!("({})", e(&l.status_reason)) }
     )?;

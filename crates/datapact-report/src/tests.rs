@@ -116,7 +116,7 @@ fn percentages_round_half_up_to_a_tenth() {
     assert_eq!(percent(1, 3), "33.3%");
     assert_eq!(percent(2, 3), "66.7%");
     assert_eq!(percent(240, 100), "240.0%");
-    assert_eq!(percent(5, 0), "0.0%");
+    assert_eq!(percent(5, 0), "n/a");
 }
 
 #[test]

@@ -270,11 +270,14 @@ fn report_args(format: &str) -> Vec<&str> {
     vec!["report", "acme", "--from", "2026-11-01", "--to", "2026-12-31", "--as-of", AS_OF, "--format", format]
 }
 
-/// Runs the printed regeneration command (with `--store "$DATAPACT_STORE"` on PostgreSQL).
+/// Runs the printed regeneration command (with `--store "$DATAPACT_STORE"` on PostgreSQL), on the
+/// scenario's clock (its --as-of instants are in the real clock's future, which is refused).
 fn rerun(s: &Scenario, command: &str) -> Vec<u8> {
     let command = command.strip_prefix("datapact ").expect("the command starts with datapact");
     let mut sh = std::process::Command::new("sh");
-    sh.arg("-c").arg(format!("'{}' {command}", common::BIN)).env_remove("DATAPACT_ADMIN_TOKEN");
+    sh.arg("-c")
+        .arg(format!("'{}' --now 2027-01-05T00:00:00Z {command}", common::BIN))
+        .env_remove("DATAPACT_ADMIN_TOKEN");
     match s.store_arg.get(1) {
         Some(url) => sh.env("DATAPACT_STORE", url),
         None => sh.env_remove("DATAPACT_STORE"),
@@ -302,6 +305,12 @@ async fn the_report_states_every_finding(s: Scenario) {
     assert_eq!(november["month"], "2026-11");
     assert_eq!((november["counted"].as_u64(), november["over_cap"].as_u64()), (Some(121), Some(21)));
     assert_eq!(november["first_day_over"], "2026-11-03");
+    // A period starting later in the month still names the month's first day over (and the
+    // batches of the month to date).
+    let args = ["report", "acme", "--from", "2026-11-20", "--to", "2026-11-30", "--as-of", AS_OF, "--format", "json"];
+    let late: serde_json::Value = serde_json::from_str(&s.ok("2027-01-05T00:00:00Z", &args)).unwrap();
+    assert_eq!(late["licensees"][0]["usage"]["months"][0]["first_day_over"], "2026-11-03", "{late}");
+    assert_eq!(late["reproducibility"]["ledger_ranges"], report["reproducibility"]["ledger_ranges"], "{late}");
     assert_eq!(acme["usage"]["months"][1]["counted"], 0, "nothing in December");
     let days = acme["usage"]["days"].as_array().unwrap();
     assert_eq!(days.len(), 61, "every day of the period");
@@ -415,9 +424,8 @@ async fn the_report_states_every_finding(s: Scenario) {
     assert!(markdown.contains("owes 51.05 USD"));
     let html_command = html.rsplit("<pre>").next().unwrap().split("</pre>").next().unwrap();
     let html_command = html_command.replace("&#39;", "'").replace("&quot;", "\"").replace("&amp;", "&");
-    std::fs::remove_file(&out).unwrap();
-    rerun(&s, &html_command);
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), html, "the HTML reruns to the same bytes");
+    assert!(!html_command.contains("--out"), "rerunning must not overwrite the original: {html_command}");
+    assert_eq!(String::from_utf8(rerun(&s, &html_command)).unwrap(), html, "the HTML reruns to the same bytes");
 
     // --all --month: one section per licensee.
     let all: serde_json::Value = serde_json::from_str(
@@ -496,6 +504,8 @@ impl Scenario {
         assert!(stderr.contains("--from 2026-12-01 is after --to 2026-11-01"), "{stderr}");
         let stderr = self.fails(&["report", "acme", "--month", "2026-11", "--out", "/nonexistent-dir/r.html"]);
         assert!(stderr.contains("cannot write --out /nonexistent-dir/r.html"), "{stderr}");
+        let stderr = self.fails(&["report", "acme", "--month", "2026-11", "--as-of", "2027-06-01T00:00:00Z"]);
+        assert!(stderr.contains("is in the future"), "{stderr}");
         let stderr = self.fails(&["report", "acme", "--month", "November"]);
         assert!(stderr.contains("--month \"November\" is not a month"), "{stderr}");
         let stderr = self.fails(&["report", "acme", "--month", "2026-11", "--as-of", "yesterday"]);
@@ -532,7 +542,20 @@ fn a_pdf_is_printed_with_chromium() {
     let out = dir.path().join("acme.pdf");
     common::datapact_ok(
         dir.path(),
-        &["report", "acme", "--month", "2026-11", "--as-of", AS_OF, "--format", "pdf", "--out", out.to_str().unwrap()],
+        &[
+            "--now",
+            "2027-01-05T00:00:00Z",
+            "report",
+            "acme",
+            "--month",
+            "2026-11",
+            "--as-of",
+            AS_OF,
+            "--format",
+            "pdf",
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
     let pdf = std::fs::read(&out).unwrap();
     assert!(pdf.starts_with(b"%PDF-"), "a PDF");

@@ -106,6 +106,12 @@ pub async fn run(
         })?,
         None => now,
     };
+    if as_of > now {
+        bail!(
+            "--as-of {as_of} is in the future (it is {now}): a report states what the records held at an instant \
+             that has passed; leave --as-of out for now"
+        );
+    }
     if args.format == ReportFormat::Pdf {
         if args.out.is_none() {
             bail!("--format pdf needs --out FILE (a PDF is not written to standard output)");
@@ -118,14 +124,17 @@ pub async fn run(
         }
     }
     let names = match &args.licensee {
-        Some(name) => {
-            if store.licensee(name).await?.is_none() {
-                bail!("no licensee named {name:?} (see `datapact licensee list`)");
+        Some(name) => match store.licensee(name).await? {
+            None => bail!("no licensee named {name:?} (see `datapact licensee list`)"),
+            Some(licensee) if licensee.created_at > as_of => {
+                bail!("licensee {name:?} was created at {}, after --as-of {as_of}", licensee.created_at)
             }
-            vec![name.clone()]
-        }
+            Some(_) => vec![name.clone()],
+        },
         None => {
-            let mut all: Vec<String> = store.licensees().await?.into_iter().map(|l| l.name).collect();
+            // Those that existed by --as-of: one created later would change a rerun's bytes.
+            let mut all: Vec<String> =
+                store.licensees().await?.into_iter().filter(|l| l.created_at <= as_of).map(|l| l.name).collect();
             all.sort();
             all
         }
@@ -224,7 +233,11 @@ fn shell_quote(arg: &str) -> String {
 fn command(args: &ReportArgs, store_arg: &StoreArg<'_>, from: NaiveDate, to: NaiveDate, as_of: Timestamp) -> String {
     let mut words: Vec<String> = vec!["datapact".into()];
     match store_arg {
-        StoreArg::DataDir(dir) => words.extend(["--data-dir".into(), shell_quote(&dir.display().to_string())]),
+        StoreArg::DataDir(dir) => {
+            // Absolute, so the command works from any directory.
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            words.extend(["--data-dir".into(), shell_quote(&dir.display().to_string())])
+        }
         StoreArg::Postgres => words.extend(["--store".into(), "\"$DATAPACT_STORE\"".into()]),
     }
     words.push("report".into());
@@ -234,8 +247,11 @@ fn command(args: &ReportArgs, store_arg: &StoreArg<'_>, from: NaiveDate, to: Nai
     }
     words.extend(["--from".into(), from.to_string(), "--to".into(), to.to_string()]);
     words.extend(["--as-of".into(), as_of.to_string(), "--format".into(), args.format.name().into()]);
-    if let Some(out) = &args.out {
-        words.extend(["--out".into(), shell_quote(&out.display().to_string())]);
+    // Not the original --out: rerunning must not overwrite the document it checks. Text formats
+    // go to standard output; a PDF needs a file (and carries Chromium's creation date, so only its
+    // text, not its bytes, comes out the same).
+    if args.format == ReportFormat::Pdf {
+        words.extend(["--out".into(), "regenerated.pdf".into()]);
     }
     words.join(" ")
 }
@@ -276,7 +292,6 @@ async fn gather(
     let mut audit = store.audit_log(usize::MAX >> 1).await?;
     audit.retain(|entry| entry.at <= as_of);
     audit.sort_by_key(|entry| entry.seq);
-    let from_start = start_of(from);
     let period_end = start_of(to.succ_opt().unwrap_or(to));
     let cut = Timestamp(period_end.millis().min(as_of.millis().saturating_add(1)));
     // The terms in force at the end of the period (or at --as-of, if earlier), replayed from the
@@ -326,7 +341,9 @@ async fn gather(
                 }
             }
         }
-        for range in ledger.batch_ranges(licensee.id, from_start, cut).await? {
+        // From the first month's first day: the month-to-date counts rest on those batches too.
+        let first_month_start = start_of(from.with_day(1).unwrap_or(from));
+        for range in ledger.batch_ranges(licensee.id, first_month_start, cut).await? {
             ranges.push(model::LedgerRange {
                 licensee: name.clone(),
                 chain: range.chain,
@@ -708,7 +725,9 @@ fn violation_rows(
                     before.len()
                 )
             });
-            (before.len() as u64, before.first().map(|s| s.at), before.last().map(|s| s.at), note)
+            // The day's first is known even when its sample was pushed out.
+            let first = Some(day.first_at).filter(|at| *at <= as_of).or(before.first().map(|s| s.at));
+            (before.len() as u64, first, before.last().map(|s| s.at), note)
         };
         if count == 0 && note.is_none() {
             continue;
@@ -724,14 +743,17 @@ fn violation_rows(
         samples.entry(&day.kind).or_default().extend(before);
     }
     for violation in running {
-        let dated: u64 = days.iter().filter(|d| d.kind == violation.kind).map(|d| d.count).sum();
-        let undated = violation.count.saturating_sub(dated);
-        // Undated ones all happened within the running total's span, before the first dated one.
-        if undated > 0 && violation.first_at < cut && violation.last_at >= from_start {
+        let dated: Vec<_> = days.iter().filter(|d| d.kind == violation.kind).collect();
+        let undated = violation.count.saturating_sub(dated.iter().map(|d| d.count).sum());
+        // Undated ones came before per-day counting began: after the running total's first, and
+        // before the first dated day (or, with none dated yet, by --as-of). Only stored values
+        // that no later violation changes, so a rerun says the same.
+        let until = dated.iter().map(|d| d.first_at).min().unwrap_or(as_of).min(as_of);
+        if undated > 0 && violation.first_at < cut && until >= from_start {
             kinds.entry(&violation.kind).or_insert_with(|| row(&violation.kind)).notes.push(format!(
-                "{undated} more of this kind were recorded before datapact counted violations per day, between {} \
-                 and {}; they cannot be placed in or out of the period and are not counted here.",
-                violation.first_at, violation.last_at
+                "{undated} more of this kind were recorded before datapact counted violations per day, from {} \
+                 to no later than {until}; they cannot be placed in or out of the period and are not counted here.",
+                violation.first_at
             ));
         }
     }
@@ -789,6 +811,8 @@ async fn usage(
     let mut day = from.with_day(1).unwrap_or(from);
     let mut to_date = 0u64;
     let mut current = String::new();
+    // The month's first day over the cap, even when it falls before the period.
+    let mut first_over: Option<NaiveDate> = None;
     // Days after `--as-of` had not happened: they are left out, not shown as zeros.
     let last = to.min(partial.date());
     while day <= last {
@@ -796,9 +820,13 @@ async fn usage(
         if key != current {
             current = key.clone();
             to_date = 0;
+            first_over = None;
         }
         let counted = per_day.get(&day).copied().unwrap_or(0);
         to_date += counted;
+        if first_over.is_none() && cap.is_some_and(|cap| to_date > cap) {
+            first_over = Some(day);
+        }
         if day >= from {
             days.push(model::DayUsage { day: day.to_string(), counted, month_to_date: to_date, cap });
             if months.last().is_none_or(|m| m.month != key) {
@@ -815,9 +843,7 @@ async fn usage(
             m.counted = to_date;
             if let Some(cap) = cap {
                 m.over_cap = to_date.saturating_sub(cap);
-                if to_date > cap && m.first_day_over.is_none() {
-                    m.first_day_over = Some(day.to_string());
-                }
+                m.first_day_over = first_over.map(|d| d.to_string());
             }
         }
         let Some(next) = day.succ_opt() else { break };
@@ -1028,11 +1054,16 @@ mod tests {
         assert_eq!(row.count, 2 + 3, "Nov 2's two and the three samples up to noon on Nov 5");
         assert_eq!((row.first_at, row.last_at), (Some(t("2026-11-02T01:00:00Z")), Some(t("2026-11-05T12:00:00Z"))));
         assert_eq!(row.sample_request_ids, ["a", "b", "d0", "d1", "d2"]);
-        assert_eq!(row.notes.len(), 2, "{:?}", row.notes);
+        // The 4 undated ones came before the first dated one (Oct 31): not November's, so no note.
+        assert_eq!(row.notes.len(), 1, "{:?}", row.notes);
         assert!(row.notes[0].contains("On 2026-11-05, 20 violation(s)") && row.notes[0].contains("only the 3 kept"));
-        assert!(
-            row.notes[1].starts_with("4 more of this kind were recorded before datapact counted violations per day")
-        );
+        // A period that reaches back into October may hold them: it says so, with stored bounds only.
+        let rows = violation_rows(&[&running], &days, t("2026-10-01T00:00:00Z"), cut, as_of);
+        let notes = &rows[0].notes;
+        let expected = "4 more of this kind were recorded before datapact counted violations per day, from \
+                        2026-10-01T00:00:00.000Z to no later than 2026-10-31T23:00:00.000Z";
+        assert!(notes[1].starts_with(expected), "{notes:?}");
+        assert_eq!(rows[0].count, 1 + 2 + 3);
 
         // A period none of it touches: nothing, not even the undated note.
         let (from, cut) = (t("2026-12-01T00:00:00Z"), t("2027-01-01T00:00:00Z"));
