@@ -159,6 +159,9 @@ pub struct MonthUsage {
     pub over_cap: u64,
     /// The first day the month's count passed the cap.
     pub first_day_over: Option<String>,
+    /// The last day counted, when the month is not whole in the report (the period or `--as-of`
+    /// ends inside it).
+    pub through: Option<String>,
 }
 
 /// Invoices of the period's months as they stood at `as_of`.
@@ -400,16 +403,18 @@ pub fn count_or_dash(n: Option<u64>) -> String {
 
 /// One month's usage against its cap.
 pub fn month_sentence(name: &str, m: &MonthUsage) -> String {
+    let month = match &m.through {
+        Some(day) => format!("{} (through {day})", m.month),
+        None => m.month.clone(),
+    };
     match m.cap {
-        None => format!(
-            "In {}, {name} was counted {} records; its agreement sets no monthly cap.",
-            m.month,
-            count(m.counted)
-        ),
+        None => {
+            format!("In {}, {name} was counted {} records; its agreement sets no monthly cap.", month, count(m.counted))
+        }
         Some(cap) if m.over_cap > 0 => format!(
             "In {}, {name} was counted {} records against a {} cap of {}: {} over the cap ({} of the cap), first \
              over on {}.",
-            m.month,
+            month,
             count(m.counted),
             m.cap_mode,
             count(cap),
@@ -419,7 +424,7 @@ pub fn month_sentence(name: &str, m: &MonthUsage) -> String {
         ),
         Some(cap) => format!(
             "In {}, {name} was counted {} records against a {} cap of {} ({} of the cap): within the cap.",
-            m.month,
+            month,
             count(m.counted),
             m.cap_mode,
             count(cap),

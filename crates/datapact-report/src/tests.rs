@@ -62,6 +62,7 @@ fn sample(name: &str) -> Report {
                     cap_mode: "soft".into(),
                     over_cap: 140,
                     first_day_over: Some("2026-11-02".into()),
+                    through: None,
                 }],
                 days,
             },

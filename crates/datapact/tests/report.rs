@@ -475,6 +475,16 @@ async fn the_report_states_every_finding(s: Scenario) {
     let args = ["report", "acme", "--month", "2027-01", "--format", "json"];
     let january: serde_json::Value = serde_json::from_str(&s.ok("2027-01-05T00:00:00Z", &args)).unwrap();
     assert_eq!(january["licensees"][0]["agreement"]["monthly_records"], 500);
+    // Over November to January, each month is held to the cap in force at its end: November to
+    // 100 (over it), January to the 500 applied on Jan 2; January is counted through Jan 5 only.
+    let args = ["report", "acme", "--from", "2026-11-01", "--to", "2027-01-31", "--format", "json"];
+    let three: serde_json::Value = serde_json::from_str(&s.ok("2027-01-05T00:00:00Z", &args)).unwrap();
+    let months = &three["licensees"][0]["usage"]["months"];
+    assert_eq!((months[0]["cap"].as_u64(), months[0]["over_cap"].as_u64()), (Some(100), Some(21)), "{months}");
+    assert_eq!((months[2]["cap"].as_u64(), months[2]["through"].as_str()), (Some(500), Some("2027-01-05")), "{months}");
+    assert_eq!(months[0]["through"], serde_json::Value::Null);
+    let markdown = s.ok("2027-01-05T00:00:00Z", &["report", "acme", "--month", "2027-01", "--format", "md"]);
+    assert!(markdown.contains("In 2027-01 (through 2027-01-05), acme was counted"), "{markdown}");
     assert_eq!(january["licensees"][0]["status"], "active");
     assert_eq!(january["licensees"][0]["billing"]["suspension"], serde_json::Value::Null, "paid in full");
     assert_eq!(rerun(&s, command), json_text.as_bytes(), "as of 2026-12-31, the same bytes");

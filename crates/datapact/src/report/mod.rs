@@ -553,7 +553,25 @@ async fn licensee_section(
         });
     }
 
-    let usage = usage(ledger, licensee.id, agreement, from, to, cut).await?;
+    // Each month against the cap in force at its end (or at --as-of, if earlier).
+    let mut month_caps = BTreeMap::new();
+    let mut month = from.with_day(1).unwrap_or(from);
+    while month <= to {
+        let next = month.checked_add_months(chrono::Months::new(1)).context("a month past the calendar")?;
+        let at = Timestamp(start_of(next).millis().min(cut.millis()));
+        let in_force = terms_in_force(&records.audit, at)?;
+        let agreement = in_force
+            .terms
+            .licensees
+            .iter()
+            .filter(|l| &l.terms.name == name)
+            .find_map(|l| Agreement::resolve(in_force.terms.plan(&l.terms.plan)?, &l.terms).ok());
+        let cap = agreement.as_ref().and_then(|a| a.monthly_records);
+        let mode = agreement.as_ref().map_or_else(|| "none".to_owned(), |a| text_of(&a.cap));
+        month_caps.insert(month.format("%Y-%m").to_string(), (cap, mode));
+        month = next;
+    }
+    let usage = usage(ledger, licensee.id, &month_caps, from, to, cut).await?;
 
     // Billing: invoices of the period's months issued by as_of, as they stood then.
     let first_month = datapact_billing::Month::of(from).context("the period's first month")?;
@@ -766,18 +784,18 @@ fn violation_rows(
     kinds.into_values().collect()
 }
 
-/// Counted records per day of the period, and per month against the cap, as committed before
-/// `cut` (so usage recorded after `--as-of` is left out).
+/// Counted records per day of the period, and per month against its cap (`month_caps`: the cap
+/// and its mode by `YYYY-MM`), as committed before `cut` (so usage recorded after `--as-of` is
+/// left out).
 async fn usage(
     ledger: &Ledger,
     licensee_id: i64,
-    agreement: Option<&Agreement>,
+    month_caps: &BTreeMap<String, (Option<u64>, String)>,
     from: NaiveDate,
     to: NaiveDate,
     cut: Timestamp,
 ) -> anyhow::Result<model::Usage> {
-    let cap = agreement.and_then(|a| a.monthly_records);
-    let cap_mode = agreement.map_or_else(|| "none".to_owned(), |a| text_of(&a.cap));
+    let (mut cap, mut cap_mode) = (None, "none".to_owned());
     // Whole days from the ledger's daily totals (kept even after `ledger prune`), from the first
     // month's first day; the day `--as-of` falls in, if inside the period, from its deliveries
     // committed by then; nothing after it.
@@ -821,6 +839,7 @@ async fn usage(
             current = key.clone();
             to_date = 0;
             first_over = None;
+            (cap, cap_mode) = month_caps.get(&key).cloned().unwrap_or((None, "none".to_owned()));
         }
         let counted = per_day.get(&day).copied().unwrap_or(0);
         to_date += counted;
@@ -837,10 +856,14 @@ async fn usage(
                     cap_mode: cap_mode.clone(),
                     over_cap: 0,
                     first_day_over: None,
+                    through: None,
                 });
             }
             let m = months.last_mut().expect("pushed above");
             m.counted = to_date;
+            // Not whole: the next day would still be this month, but it is not in the report.
+            let month_goes_on = day.succ_opt().is_some_and(|next| next.month() == day.month());
+            m.through = (day == last && month_goes_on).then(|| day.to_string());
             if let Some(cap) = cap {
                 m.over_cap = to_date.saturating_sub(cap);
                 m.first_day_over = first_over.map(|d| d.to_string());
