@@ -287,6 +287,7 @@ async fn serve(
     if let Some((keys, examples)) = demo_keys {
         demo::print_welcome(&keys, examples.as_ref(), &public, &admin, data_dir);
     }
+    let stop_signal = shutdown_signal();
     // A stable line that scripts and tests can wait for.
     println!("datapact listening licensee={public} admin={admin}");
     std::io::stdout().flush().ok();
@@ -297,7 +298,7 @@ async fn serve(
         }
     };
     let stopped_for = tokio::select! {
-        _ = shutdown_signal() => None,
+        _ = stop_signal => None,
         lost = claim_lost => Some(lost),
     };
     tracing::info!(?drain, "shutting down: draining in-flight requests");
@@ -382,21 +383,30 @@ async fn keep_claim(store: Arc<PgStore>, mut claim: GatewayClaim) -> anyhow::Err
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGINT or SIGTERM. The handlers are installed when this is called, not when the future is
+/// first polled: a signal sent right after `datapact listening` is printed must stop the gateway
+/// gracefully, not kill it with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return interrupt.await.unwrap_or(()),
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let installed = signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
+        async move {
+            match installed {
+                Ok((mut interrupt, mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                Err(_) => tokio::signal::ctrl_c().await.unwrap_or(()),
+            }
         }
     }
     #[cfg(not(unix))]
-    interrupt.await.ok();
+    async {
+        tokio::signal::ctrl_c().await.ok();
+    }
 }
 
 /// Lines printed per input before the rest only go to the rejects file.

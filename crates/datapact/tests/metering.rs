@@ -755,7 +755,8 @@ async fn ledger_verify_names_the_batch_of_a_row_edited_deleted_or_swapped() {
     let admin = gateway.http.post(format!("{}/admin/ledger/verify", gateway.admin)).bearer_auth(token).send().await;
     let admin: Value = admin.unwrap().json().await.unwrap();
     assert_eq!(admin["ok"], true, "{admin}");
-    assert!(gateway.stop().success());
+    let stopped = gateway.stop();
+    assert!(stopped.success(), "the gateway did not stop cleanly: {stopped}");
     let stdout = assert_verifies(&data_dir);
     let head = stdout
         .lines()
@@ -1095,7 +1096,8 @@ async fn kill_9_under_load_never_loses_a_record_and_keyed_retries_count_exactly_
         sum.unexpected.extend(tally.unexpected);
         sum.capped |= tally.capped;
     }
-    assert!(gateway.stop().success());
+    let stopped = gateway.stop();
+    assert!(stopped.success(), "the gateway did not stop cleanly: {stopped}");
     println!(
         "keyed: {} received, {} broken in flight, {} refused, {} replays; plain: {} received, {} broken, {} refused",
         keyed.received.len(),
@@ -1175,7 +1177,8 @@ async fn a_hard_cap_holds_exactly_across_kill_9_restarts() {
         received += tally.received.len() as u64;
     }
     println!("capped clients received {received} of {CAP}");
-    assert!(gateway.stop().success());
+    let stopped = gateway.stop();
+    assert!(stopped.success(), "the gateway did not stop cleanly: {stopped}");
     let (delivered, counted, _) = month_usage(&data_dir, "acme");
     assert_eq!(counted, CAP, "the cap is reached and never crossed, whatever the restarts");
     assert_eq!(delivered, CAP);

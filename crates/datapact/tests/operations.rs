@@ -404,3 +404,16 @@ async fn demo_start(data_dir: &std::path::Path) -> Vec<String> {
     assert!(child.wait().unwrap().success());
     keys
 }
+
+/// A SIGTERM sent the moment `datapact listening` is printed stops the gateway gracefully (exit
+/// 0): its handlers are installed before the line, so the default action never kills it.
+#[test]
+fn a_sigterm_right_after_listening_is_a_graceful_stop() {
+    let (dir, _key) = seeded_data_dir();
+    let data = data(&dir);
+    for round in 0..5 {
+        let gateway = Gateway::start(&data, &[]);
+        let status = gateway.stop();
+        assert!(status.success(), "round {round}: {status}");
+    }
+}
