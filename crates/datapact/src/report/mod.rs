@@ -515,14 +515,8 @@ async fn licensee_section(
         .collect();
 
     // Price-book versions for its plan in force during the period.
-    let mut books: Vec<&PriceBook> = records.price_books.iter().collect();
-    books.sort_by_key(|b| b.effective);
     let mut price_books = Vec::new();
-    for (i, book) in books.iter().enumerate() {
-        let until = books.get(i + 1).map(|next| next.effective.pred_opt().unwrap_or(next.effective));
-        if book.effective > to || until.is_some_and(|u| u < from) {
-            continue;
-        }
+    for (book, until) in in_force_during(records.price_books.iter().collect(), |b| b.effective, from, to) {
         let Some(price) = plan.as_ref().and_then(|p| book.plans.get(p)) else { continue };
         price_books.push(model::PriceBookVersion {
             effective: book.effective.to_string(),
@@ -534,15 +528,9 @@ async fn licensee_section(
         });
     }
 
-    let mut overrides: Vec<&datapact_billing::PriceOverride> =
-        records.billing_terms.get(name).map(|b| b.prices.iter().collect()).unwrap_or_default();
-    overrides.sort_by_key(|o| o.effective);
+    let overrides = records.billing_terms.get(name).map(|b| b.prices.iter().collect()).unwrap_or_default();
     let mut negotiated_prices = Vec::new();
-    for (i, o) in overrides.iter().enumerate() {
-        let until = overrides.get(i + 1).map(|next| next.effective.pred_opt().unwrap_or(next.effective));
-        if o.effective > to || until.is_some_and(|u| u < from) {
-            continue;
-        }
+    for (o, until) in in_force_during(overrides, |o| o.effective, from, to) {
         negotiated_prices.push(model::NegotiatedPrice {
             effective: o.effective.to_string(),
             until: until.map(|u| u.to_string()),
@@ -782,6 +770,25 @@ fn violation_rows(
         row.sample_request_ids = kept[skip..].iter().map(|s| s.request_id.clone()).collect();
     }
     kinds.into_values().collect()
+}
+
+/// The versions (each in force from its `effective` day until the next one's) in force on some
+/// day of `from..=to`, with the last day of each (`None`: still in force), oldest first.
+fn in_force_during<T>(
+    mut versions: Vec<&T>,
+    effective: impl Fn(&T) -> NaiveDate,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Vec<(&T, Option<NaiveDate>)> {
+    versions.sort_by_key(|v| effective(v));
+    let untils: Vec<Option<NaiveDate>> = (0..versions.len())
+        .map(|i| versions.get(i + 1).map(|next| effective(next).pred_opt().unwrap_or(effective(next))))
+        .collect();
+    versions
+        .into_iter()
+        .zip(untils)
+        .filter(|(v, until)| effective(v) <= to && !until.is_some_and(|u| u < from))
+        .collect()
 }
 
 /// Counted records per day of the period, and per month against its cap (`month_caps`: the cap
@@ -1091,5 +1098,19 @@ mod tests {
         // A period none of it touches: nothing, not even the undated note.
         let (from, cut) = (t("2026-12-01T00:00:00Z"), t("2027-01-01T00:00:00Z"));
         assert!(violation_rows(&[&running], &days, from, cut, t("2027-01-02T00:00:00Z")).is_empty());
+    }
+
+    #[test]
+    fn versions_in_force_are_those_meeting_the_period() {
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let versions = [day("2026-12-01"), day("2026-01-01"), day("2026-11-15"), day("2026-06-01")];
+        let found = in_force_during(versions.iter().collect(), |d| *d, day("2026-11-01"), day("2026-11-30"));
+        // June's runs to Nov 14, Nov 15's to Nov 30; January's ended before, December's begins after.
+        assert_eq!(
+            found.iter().map(|(d, until)| (**d, *until)).collect::<Vec<_>>(),
+            [(day("2026-06-01"), Some(day("2026-11-14"))), (day("2026-11-15"), Some(day("2026-11-30")))]
+        );
+        let last = in_force_during(versions.iter().collect(), |d| *d, day("2027-01-01"), day("2027-01-31"));
+        assert_eq!(last.iter().map(|(d, until)| (**d, *until)).collect::<Vec<_>>(), [(day("2026-12-01"), None)]);
     }
 }
