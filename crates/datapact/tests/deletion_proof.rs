@@ -13,11 +13,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use datapact_core::ingest::parse_line;
-use datapact_core::purpose::Purpose;
-use datapact_core::{Clock, Endpoint, KeyPrefix, ManualClock, PostId, Timestamp};
-use datapact_ledger::{Cap, Dedup};
+use datapact_core::{Clock, Endpoint, ManualClock, PostId, Timestamp};
+use datapact_ledger::Cap;
 use datapact_mark::PreparedPost;
-use datapact_store::ledger::{EventFacts, Ledger, MeterRequest, Reserved};
+use datapact_store::ledger::Ledger;
 use datapact_store::secrets::SecretRing;
 use datapact_store::{PgStore, SqliteStore, Store};
 use datapact_trace::{DeletionVerdict, LeakFormat};
@@ -84,30 +83,18 @@ fn at(hours: i64) -> Timestamp {
     Timestamp(T0.0 + hours * HOUR)
 }
 
+/// Searches by `licensee` at `when`, 100 posts a response, far from any cap.
 async fn deliver(ledger: &Ledger, licensee: i64, posts: &[(i64, u32)], when: Timestamp) {
-    for (i, page) in posts.chunks(100).enumerate() {
-        let request_id = format!("r-{licensee}-{}-{i}", when.0);
-        let request = MeterRequest {
-            licensee_id: licensee,
-            request_id: &request_id,
-            cap: Cap::hard(1_000_000),
-            dedup: Dedup::None,
-            page,
-            at: when,
-            prepaid: None,
-        };
-        let Reserved::Serve(reservation) = ledger.reserve(request).await.unwrap() else { panic!("refused") };
-        let facts = EventFacts {
-            key_prefix: KeyPrefix("dp_0123456789ab".into()),
-            endpoint: Endpoint::Search,
-            purpose: Purpose::AiInput,
-            request_id: request_id.clone(),
-            idempotency_key: None,
-            user_reads: 0,
-            bytes: 1,
-        };
-        reservation.commit(facts, None).await.unwrap();
-    }
+    let delivery = common::DirectDelivery {
+        licensee,
+        posts,
+        at: when,
+        cap: Cap::hard(1_000_000),
+        page_size: 100,
+        endpoint: Endpoint::Search,
+        canaries: &[],
+    };
+    common::deliver_directly(ledger, delivery).await;
 }
 
 /// `beta`'s copies of `texts` as a JSON-lines leak with ids.

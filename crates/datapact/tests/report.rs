@@ -17,11 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datapact_core::ingest::parse_line;
-use datapact_core::purpose::Purpose;
-use datapact_core::{Clock, Endpoint, KeyPrefix, ManualClock, Timestamp};
-use datapact_ledger::{Cap, Dedup};
+use datapact_core::{Clock, Endpoint, ManualClock, Timestamp};
+use datapact_ledger::Cap;
 use datapact_mark::PreparedPost;
-use datapact_store::ledger::{EventFacts, Ledger, MeterRequest, Reserved};
+use datapact_store::ledger::Ledger;
 use datapact_store::secrets::SecretRing;
 use datapact_store::{PgStore, SqliteStore, Store, ViolationEvent};
 use datapact_trace::LeakFormat;
@@ -100,6 +99,8 @@ async fn deliver(ledger: &Ledger, clock: &ManualClock, licensee: i64, posts: &[(
     deliver_with_canaries(ledger, clock, licensee, posts, &[], when).await;
 }
 
+/// Lookups by `licensee` at `when` (the test clock set there), 50 posts a response, against a
+/// soft cap of 100; `canaries` with the first.
 async fn deliver_with_canaries(
     ledger: &Ledger,
     clock: &ManualClock,
@@ -109,30 +110,16 @@ async fn deliver_with_canaries(
     when: Timestamp,
 ) {
     clock.set(when);
-    for (i, page) in posts.chunks(50).enumerate() {
-        let request_id = format!("r-{licensee}-{}-{i}", when.0);
-        let request = MeterRequest {
-            licensee_id: licensee,
-            request_id: &request_id,
-            cap: Cap::soft(100),
-            dedup: Dedup::None,
-            page,
-            at: when,
-            prepaid: None,
-        };
-        let Reserved::Serve(reservation) = ledger.reserve(request).await.unwrap() else { panic!("refused") };
-        let facts = EventFacts {
-            key_prefix: KeyPrefix("dp_0123456789ab".into()),
-            endpoint: Endpoint::Lookup,
-            purpose: Purpose::AiInput,
-            request_id: request_id.clone(),
-            idempotency_key: None,
-            user_reads: 0,
-            bytes: 1,
-        };
-        let canaries = if i == 0 { canaries } else { &[] };
-        reservation.commit_with_canaries(facts, canaries, None).await.unwrap();
-    }
+    let delivery = common::DirectDelivery {
+        licensee,
+        posts,
+        at: when,
+        cap: Cap::soft(100),
+        page_size: 50,
+        endpoint: Endpoint::Lookup,
+        canaries,
+    };
+    common::deliver_directly(ledger, delivery).await;
 }
 
 /// The scripted scenario, through November and December 2026.

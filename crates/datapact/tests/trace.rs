@@ -6,15 +6,16 @@
 #[path = "../src/trace.rs"]
 mod trace;
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datapact_core::ingest::parse_line;
-use datapact_core::purpose::Purpose;
-use datapact_core::{Clock, Endpoint, KeyPrefix, ManualClock, Timestamp};
-use datapact_ledger::{Cap, Dedup};
+use datapact_core::{Clock, Endpoint, ManualClock, Timestamp};
+use datapact_ledger::Cap;
 use datapact_mark::{Outcome, PreparedPost};
-use datapact_store::ledger::{EventFacts, Ledger, MeterRequest, Reserved};
+use datapact_store::ledger::Ledger;
 use datapact_store::secrets::SecretRing;
 use datapact_store::{Change, SqliteStore, Store};
 use datapact_trace::LeakFormat;
@@ -52,29 +53,17 @@ async fn setup(with_secret: bool) -> Setup {
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(NOW));
     let ledger = Ledger::open(dir.path(), clock).unwrap();
     for (licensee, n) in [(alpha, posts.len()), (beta, posts.len() / 2)] {
-        for (i, page) in posts[..n].chunks(100).enumerate() {
-            let page: Vec<(i64, u32)> = page.iter().map(|p| (p.0, 1)).collect();
-            let request = MeterRequest {
-                licensee_id: licensee,
-                request_id: "test",
-                cap: Cap::hard(1_000_000),
-                dedup: Dedup::None,
-                page: &page,
-                at: NOW,
-                prepaid: None,
-            };
-            let Reserved::Serve(reservation) = ledger.reserve(request).await.unwrap() else { panic!("refused") };
-            let facts = EventFacts {
-                key_prefix: KeyPrefix("dp_0123456789ab".into()),
-                endpoint: Endpoint::Search,
-                purpose: Purpose::AiInput,
-                request_id: format!("r-{licensee}-{i}"),
-                idempotency_key: None,
-                user_reads: 0,
-                bytes: 1,
-            };
-            reservation.commit(facts, None).await.unwrap();
-        }
+        let copies: Vec<(i64, u32)> = posts[..n].iter().map(|p| (p.0, 1)).collect();
+        let delivery = common::DirectDelivery {
+            licensee,
+            posts: &copies,
+            at: NOW,
+            cap: Cap::hard(1_000_000),
+            page_size: 100,
+            endpoint: Endpoint::Search,
+            canaries: &[],
+        };
+        common::deliver_directly(&ledger, delivery).await;
     }
     Setup { dir, posts, alpha, beta }
 }

@@ -424,3 +424,48 @@ impl Drop for PrivatePostgres {
         let _ = command.args(["-D", &data, "-m", "immediate", "stop"]).output();
     }
 }
+
+/// Deliveries metered and committed straight through a ledger, without a gateway: how the
+/// trace, deletion-proof and report tests give licensees copies at chosen instants.
+pub struct DirectDelivery<'a> {
+    pub licensee: i64,
+    /// `(post id, revision)`.
+    pub posts: &'a [(i64, u32)],
+    pub at: datapact_core::Timestamp,
+    pub cap: datapact_ledger::Cap,
+    /// Posts per response (one usage event each).
+    pub page_size: usize,
+    pub endpoint: datapact_core::Endpoint,
+    /// Canaries delivered with the first response.
+    pub canaries: &'a [i64],
+}
+
+/// Commits `delivery`'s responses, as request ids `r-{licensee}-{at}-{page}`.
+pub async fn deliver_directly(ledger: &datapact_store::ledger::Ledger, delivery: DirectDelivery<'_>) {
+    use datapact_store::ledger::{EventFacts, MeterRequest, Reserved};
+    let DirectDelivery { licensee, posts, at, cap, page_size, endpoint, canaries } = delivery;
+    for (i, page) in posts.chunks(page_size).enumerate() {
+        let request_id = format!("r-{licensee}-{}-{i}", at.0);
+        let request = MeterRequest {
+            licensee_id: licensee,
+            request_id: &request_id,
+            cap,
+            dedup: datapact_ledger::Dedup::None,
+            page,
+            at,
+            prepaid: None,
+        };
+        let Reserved::Serve(reservation) = ledger.reserve(request).await.unwrap() else { panic!("refused") };
+        let facts = EventFacts {
+            key_prefix: datapact_core::KeyPrefix("dp_0123456789ab".into()),
+            endpoint,
+            purpose: datapact_core::purpose::Purpose::AiInput,
+            request_id: request_id.clone(),
+            idempotency_key: None,
+            user_reads: 0,
+            bytes: 1,
+        };
+        let canaries = if i == 0 { canaries } else { &[] };
+        reservation.commit_with_canaries(facts, canaries, None).await.unwrap();
+    }
+}
