@@ -156,6 +156,7 @@ pub struct Violation {
 /// running total, from store version 13 on SQLite and 11 on PostgreSQL).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ViolationDay {
+    pub licensee_id: i64,
     pub kind: String,
     /// The day's first instant (UTC midnight).
     pub day_start: Timestamp,
@@ -545,11 +546,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn record_violations(&self, events: Vec<ViolationEvent>) -> StoreResult<()>;
     async fn violations(&self, licensee: Option<&str>) -> StoreResult<Vec<Violation>>;
-    /// One licensee's violations per kind and day, for the days starting in `[from, until)`,
-    /// ordered by kind then day.
+    /// Violations per licensee, kind and day (one licensee's, or every licensee's with `None`),
+    /// for the days starting in `[from, until)`, ordered by licensee, kind, then day.
     async fn violation_days(
         &self,
-        licensee_id: i64,
+        licensee_id: Option<i64>,
         from: Timestamp,
         until: Timestamp,
     ) -> StoreResult<Vec<ViolationDay>>;

@@ -1032,7 +1032,7 @@ impl Store for PgStore {
 
     async fn violation_days(
         &self,
-        licensee_id: i64,
+        licensee_id: Option<i64>,
         from: Timestamp,
         until: Timestamp,
     ) -> StoreResult<Vec<ViolationDay>> {
@@ -1043,13 +1043,14 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows(found, |row| {
-            let samples: String = row.try_get(5)?;
+            let samples: String = row.try_get(6)?;
             Ok(ViolationDay {
-                kind: row.try_get(0)?,
-                day_start: Timestamp(row.try_get(1)?),
-                count: row.try_get::<i64, _>(2)?.max(0) as u64,
-                first_at: Timestamp(row.try_get(3)?),
-                last_at: Timestamp(row.try_get(4)?),
+                licensee_id: row.try_get(0)?,
+                kind: row.try_get(1)?,
+                day_start: Timestamp(row.try_get(2)?),
+                count: row.try_get::<i64, _>(3)?.max(0) as u64,
+                first_at: Timestamp(row.try_get(4)?),
+                last_at: Timestamp(row.try_get(5)?),
                 samples: serde_json::from_str(&samples).unwrap_or_default(),
             })
         })

@@ -91,8 +91,9 @@ pub(crate) mod sql {
            samples = excluded.samples";
 
     pub(crate) const SELECT_VIOLATION_DAYS: &str =
-        "SELECT kind, day_start, count, first_at, last_at, samples FROM violation_days
-         WHERE licensee_id = ?1 AND day_start >= ?2 AND day_start < ?3 ORDER BY kind, day_start";
+        "SELECT licensee_id, kind, day_start, count, first_at, last_at, samples FROM violation_days
+         WHERE (CAST(?1 AS BIGINT) IS NULL OR licensee_id = ?1) AND day_start >= ?2 AND day_start < ?3
+         ORDER BY licensee_id, kind, day_start";
 
     pub(crate) const INSERT_INVOICE: &str = "INSERT INTO invoices (seq, number, licensee_id, month, plan, currency,
            issued_at, due, lines, records, total_minor)

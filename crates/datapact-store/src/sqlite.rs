@@ -1038,7 +1038,7 @@ impl Store for SqliteStore {
 
     async fn violation_days(
         &self,
-        licensee_id: i64,
+        licensee_id: Option<i64>,
         from: Timestamp,
         until: Timestamp,
     ) -> StoreResult<Vec<ViolationDay>> {
@@ -1046,13 +1046,14 @@ impl Store for SqliteStore {
             let mut statement = conn.prepare_cached(sql::SELECT_VIOLATION_DAYS)?;
             let rows = statement
                 .query_map(params![licensee_id, from.0, until.0], |row| {
-                    let samples: String = row.get(5)?;
+                    let samples: String = row.get(6)?;
                     Ok(ViolationDay {
-                        kind: row.get(0)?,
-                        day_start: Timestamp(row.get(1)?),
-                        count: row.get::<_, i64>(2)?.max(0) as u64,
-                        first_at: Timestamp(row.get(3)?),
-                        last_at: Timestamp(row.get(4)?),
+                        licensee_id: row.get(0)?,
+                        kind: row.get(1)?,
+                        day_start: Timestamp(row.get(2)?),
+                        count: row.get::<_, i64>(3)?.max(0) as u64,
+                        first_at: Timestamp(row.get(4)?),
+                        last_at: Timestamp(row.get(5)?),
                         samples: serde_json::from_str(&samples).unwrap_or_default(),
                     })
                 })?

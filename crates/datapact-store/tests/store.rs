@@ -304,7 +304,7 @@ async fn violations_are_counted_per_day(store: &TestStore) {
     events.push(event(acme.id, "blocked", midnight.plus_millis(DAY + 5), 50));
     store.record_violations(events).await.unwrap();
 
-    let all = store.violation_days(acme.id, Timestamp(i64::MIN), Timestamp(i64::MAX)).await.unwrap();
+    let all = store.violation_days(Some(acme.id), Timestamp(i64::MIN), Timestamp(i64::MAX)).await.unwrap();
     let summary: Vec<_> = all.iter().map(|d| (d.kind.as_str(), d.day_start, d.count, d.first_at, d.last_at)).collect();
     assert_eq!(
         summary,
@@ -322,11 +322,20 @@ async fn violations_are_counted_per_day(store: &TestStore) {
     assert_eq!(all[2].samples.len(), datapact_store::VIOLATION_SAMPLES);
     assert_eq!(all[2].samples.last().unwrap().request_id, "req-14");
     assert_eq!(all[1].samples.iter().map(|s| s.request_id.as_str()).collect::<Vec<_>>(), ["req-0", "req-1", "req-2"]);
+    // Every licensee's at once: acme's three rows, then the other's one.
+    let everyone = store.violation_days(None, Timestamp(i64::MIN), Timestamp(i64::MAX)).await.unwrap();
+    let owners: Vec<i64> = everyone.iter().map(|d| d.licensee_id).collect();
+    assert_eq!(owners, [acme.id, acme.id, acme.id, other.id]);
+    assert_eq!((everyone[3].count, everyone[3].day_start), (1, midnight));
     // [from, until): a range that starts at midnight leaves the day before out.
-    let from_midnight = store.violation_days(acme.id, midnight, midnight.plus_millis(DAY)).await.unwrap();
+    let from_midnight = store.violation_days(Some(acme.id), midnight, midnight.plus_millis(DAY)).await.unwrap();
     assert_eq!(from_midnight.iter().map(|d| d.count).collect::<Vec<_>>(), vec![12]);
     assert!(
-        store.violation_days(acme.id, midnight.plus_millis(2 * DAY), Timestamp(i64::MAX)).await.unwrap().is_empty()
+        store
+            .violation_days(Some(acme.id), midnight.plus_millis(2 * DAY), Timestamp(i64::MAX))
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 

@@ -98,21 +98,24 @@ struct MonthViolation {
 /// first.
 async fn month_violations(state: &AppState, now: Timestamp) -> Result<Vec<MonthViolation>, Problem> {
     let month_start = MonthKey::of(now).start();
-    let mut found = Vec::new();
-    for licensee in state.store.licensees().await? {
-        let mut kinds: BTreeMap<String, (u64, Timestamp)> = BTreeMap::new();
-        for day in state.store.violation_days(licensee.id, month_start, Timestamp(i64::MAX)).await? {
-            let entry = kinds.entry(day.kind).or_insert((0, day.last_at));
-            entry.0 += day.count;
-            entry.1 = entry.1.max(day.last_at);
-        }
-        found.extend(kinds.into_iter().map(|(kind, (count, last_at))| MonthViolation {
-            licensee: licensee.name.clone(),
+    // One read for every licensee (the overview polls this every 2 s).
+    let days = state.store.violation_days(None, month_start, Timestamp(i64::MAX)).await?;
+    let names: HashMap<i64, String> = state.store.licensees().await?.into_iter().map(|l| (l.id, l.name)).collect();
+    let mut kinds: BTreeMap<(i64, String), (u64, Timestamp)> = BTreeMap::new();
+    for day in days {
+        let entry = kinds.entry((day.licensee_id, day.kind)).or_insert((0, day.last_at));
+        entry.0 += day.count;
+        entry.1 = entry.1.max(day.last_at);
+    }
+    let mut found: Vec<MonthViolation> = kinds
+        .into_iter()
+        .map(|((licensee_id, kind), (count, last_at))| MonthViolation {
+            licensee: names.get(&licensee_id).cloned().unwrap_or_else(|| licensee_id.to_string()),
             kind,
             count,
             last_at,
-        }));
-    }
+        })
+        .collect();
     found.sort_by_key(|v| std::cmp::Reverse(v.last_at));
     Ok(found)
 }

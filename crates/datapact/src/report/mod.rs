@@ -651,7 +651,7 @@ async fn licensee_section(
         .collect();
 
     let running: Vec<&datapact_store::Violation> = records.violations.iter().filter(|v| &v.licensee == name).collect();
-    let days = store.violation_days(licensee.id, Timestamp(i64::MIN), Timestamp(i64::MAX)).await?;
+    let days = store.violation_days(Some(licensee.id), Timestamp(i64::MIN), Timestamp(i64::MAX)).await?;
     let violations = violation_rows(&running, &days, start_of(from), cut, as_of);
 
     let (trace_findings, canary_hits) = trace_rows(&records.findings, licensee.id);
@@ -1047,6 +1047,7 @@ mod tests {
         let t = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
         let sample = |at: &str, id: &str| ViolationSample { at: t(at), request_id: id.into(), client: "c".into() };
         let day = |start: &str, count: u64, samples: Vec<ViolationSample>| ViolationDay {
+            licensee_id: 1,
             kind: "rate_limited".into(),
             day_start: t(start),
             count,
