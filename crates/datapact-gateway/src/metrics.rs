@@ -1,13 +1,15 @@
 //! Prometheus metrics: requests, latency and records served, rendered on the admin listener.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use datapact_core::Endpoint;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const REQUESTS: &str = "datapact_http_requests_total";
@@ -54,11 +56,7 @@ pub fn handle() -> PrometheusHandle {
 /// Middleware factory: counts and times every request under its route template (never the raw
 /// path, which would make one series per id).
 pub async fn track(listener: &'static str, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let method: &'static str = match *request.method() {
         axum::http::Method::GET => "GET",
         axum::http::Method::POST => "POST",
@@ -72,11 +70,39 @@ pub async fn track(listener: &'static str, request: Request, next: Next) -> Resp
     if listener == "licensee" {
         LICENSEE_REQUESTS.fetch_add(1, Ordering::Relaxed);
     }
-    let status = response.status().as_u16().to_string();
-    metrics::counter!(REQUESTS, "listener" => listener, "method" => method, "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!(LATENCY, "listener" => listener, "route" => route).record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (requests, latency) = series(listener, method, route, response.status().as_u16());
+    requests.increment(1);
+    latency.record(started.elapsed().as_secs_f64());
     response
+}
+
+/// A request series: listener, method, status.
+type SeriesKey = (&'static str, &'static str, u16);
+
+/// The request counter and latency histogram of a series, registered once: registering hashes
+/// and allocates every label, which every request would otherwise pay.
+fn series(listener: &'static str, method: &'static str, route: &str, status: u16) -> (Counter, Histogram) {
+    type Series = HashMap<String, Vec<(SeriesKey, Counter, Histogram)>>;
+    static SERIES: LazyLock<RwLock<Series>> = LazyLock::new(Default::default);
+    let key = (listener, method, status);
+    let found = |series: &Series| {
+        let entries = series.get(route)?;
+        entries.iter().find(|(k, ..)| *k == key).map(|(_, counter, histogram)| (counter.clone(), histogram.clone()))
+    };
+    if let Some(found) = SERIES.read().ok().as_deref().and_then(found) {
+        return found;
+    }
+    // Handles bind to the recorder installed when they are made: make sure it is ours.
+    handle();
+    let counter = metrics::counter!(REQUESTS, "listener" => listener, "method" => method, "route" => route.to_owned(), "status" => status.to_string());
+    let histogram = metrics::histogram!(LATENCY, "listener" => listener, "route" => route.to_owned());
+    if let Ok(mut series) = SERIES.write()
+        && found(&series).is_none()
+    {
+        series.entry(route.to_owned()).or_default().push((key, counter.clone(), histogram.clone()));
+    }
+    (counter, histogram)
 }
 
 /// Records posts delivered to a licensee.
@@ -85,5 +111,27 @@ pub fn records_served(licensee: &str, endpoint: Endpoint, count: usize) {
         RECORDS_DELIVERED.fetch_add(count as u64, Ordering::Relaxed);
         metrics::counter!(RECORDS, "licensee" => licensee.to_owned(), "endpoint" => endpoint.as_str())
             .increment(count as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Handles kept for a series count into that series, and only it.
+    #[test]
+    fn a_kept_series_counts_every_request_under_its_own_labels() {
+        for _ in 0..3 {
+            series("licensee", "GET", "/test/series", 200).0.increment(1);
+        }
+        series("licensee", "GET", "/test/series", 404).0.increment(1);
+        series("admin", "GET", "/test/series", 200).0.increment(1);
+        let text = handle().render();
+        let line = |listener: &str, status: u16| {
+            format!(r#"{REQUESTS}{{listener="{listener}",method="GET",route="/test/series",status="{status}"}}"#)
+        };
+        assert!(text.contains(&format!("{} 3", line("licensee", 200))), "{text}");
+        assert!(text.contains(&format!("{} 1", line("licensee", 404))), "{text}");
+        assert!(text.contains(&format!("{} 1", line("admin", 200))), "{text}");
     }
 }
