@@ -252,6 +252,17 @@ impl Delivery {
         Meta::for_page(self.handles.iter().map(|post| post.id).chain(canary), next_token)
     }
 
+    /// Posts already chosen and rendered, in order.
+    pub(crate) fn of_rendered(posts: Vec<(PostHandle, Arc<PostJson>)>) -> Self {
+        let (handles, json) = posts.into_iter().unzip();
+        Delivery { handles, json, canary: None }
+    }
+
+    /// Each post with its rendering, in order (the canary left out).
+    pub(crate) fn rendered(&self) -> impl Iterator<Item = (PostHandle, Arc<PostJson>)> + '_ {
+        self.handles.iter().copied().zip(self.json.iter().cloned())
+    }
+
     /// Renders posts read from the store just now (they are current), reusing cached renderings.
     pub(crate) fn of_posts(state: &AppState, posts: &[Post], fields: PostFields) -> Self {
         let cache = state.feed.post_cache();
@@ -289,8 +300,9 @@ impl Delivery {
     }
 }
 
-/// The posts with these ids this request may receive, unordered: live (not deleted) as of the
-/// request's start, and not by an author who opted out of the key's purpose. A post deleted or
+/// The posts with these ids this request may receive, in the order of `ids`, each once: live
+/// (not deleted) as of the request's start, and not by an author who opted out of the key's
+/// purpose. A post deleted or
 /// corrected before a request starts is never served to it: [`crate::freshness::live_revisions`]
 /// answers from the feed's memory only when the feed has applied every change the store has
 /// committed, and asks the store otherwise.
@@ -661,6 +673,8 @@ pub async fn search_recent(
         Some((name, token)) => Some(Cursor::decode(token, sort).ok_or_else(|| invalid_token(name, token))?),
     };
     admission.admit().await?;
+    // Named before the index is read: a page resolved for this state of posts still holds.
+    let posts_state = crate::freshness::posts_state(&state);
     let mut authors = HashMap::new();
     for username in parsed.usernames() {
         let id = state.store.user_by_username(&username).await?.map(|user| user.author.id.get());
@@ -678,6 +692,12 @@ pub async fn search_recent(
     let mut next = cursor;
     let mut resolved_authors: Vec<(String, Option<i64>)> = authors.into_iter().collect();
     resolved_authors.sort_unstable();
+    let snapshot = state.terms.snapshot();
+    let kept = |handle: &PostHandle| !admission.withholds(&snapshot, handle.author_id);
+    // The first page's live posts before opt-outs, when it alone fills the response: kept with
+    // their renderings for the next request that finds posts in the same state.
+    let mut to_keep: Option<(Arc<crate::search::CachedPage>, Vec<PostHandle>)> = None;
+    let mut reused = None;
     loop {
         let key = PageKey {
             query: raw_query.to_owned(),
@@ -691,17 +711,51 @@ pub async fn search_recent(
             .index
             .search(key, |index| index.search(&resolved, &filters, sort, limit - chosen.len(), next.as_ref()))
             .ok_or_else(|| Problem::unavailable("the search index is unavailable"))?;
-        let page = &page.1;
-        let ids: Vec<PostId> = page.ids.iter().map(|&id| PostId::new(id)).collect();
-        let mut live: HashMap<PostId, PostHandle> =
-            live_posts(&state, &admission, &ids).await?.into_iter().map(|post| (post.id, post)).collect();
-        chosen.extend(ids.iter().filter_map(|id| live.remove(id)));
-        next = page.next;
+        let first = chosen.is_empty() && next == cursor;
+        next = page.page.next;
+        if first
+            && let Some(resolution) = posts_state.and_then(|now| state.index.resolution(&page, now, view.post_fields))
+        {
+            let posts: Vec<_> = resolution.posts.iter().filter(|(handle, _)| kept(handle)).cloned().collect();
+            if posts.len() >= limit || next.is_none() {
+                reused = Some(Delivery::of_rendered(posts));
+                break;
+            }
+        }
+        let ids: Vec<PostId> = page.page.ids.iter().map(|&id| PostId::new(id)).collect();
+        // In the page's order already: no map from id to post needed.
+        let live: Vec<PostHandle> = crate::freshness::live_revisions(&state, &ids)
+            .await?
+            .into_iter()
+            .map(|(id, revision, author_id)| PostHandle { id, revision, author_id })
+            .collect();
+        if first && posts_state.is_some() {
+            to_keep = Some((Arc::clone(&page), live.clone()));
+        }
+        chosen.extend(live.into_iter().filter(|handle| kept(handle)));
         if chosen.len() >= limit || next.is_none() {
             break;
         }
+        // Refilled: the response is more than the first page, which alone is not worth keeping.
+        to_keep = None;
     }
-    let mut delivery = Delivery::of_handles(&state, chosen, view.post_fields).await?;
+    let mut delivery = match reused {
+        Some(delivery) => delivery,
+        None => {
+            let delivery = Delivery::of_handles(&state, chosen, view.post_fields).await?;
+            // Kept only when no opt-out left anything out: what is kept is the page for anyone.
+            if let (Some(now), Some((page, live))) = (posts_state, to_keep)
+                && live.as_slice() == delivery.handles()
+            {
+                page.keep(crate::search::ResolvedPage {
+                    state: now,
+                    fields: view.post_fields,
+                    posts: delivery.rendered().collect(),
+                });
+            }
+            delivery
+        }
+    };
     delivery.add_canary(&state, &admission, view.post_fields, canary).await?;
     respond(&state, &admission, view, delivery, false, Vec::new(), true, next.map(|next| next.encode())).await
 }
@@ -846,6 +900,46 @@ mod tests {
         assert!(body.get("data").is_none() && body["errors"].as_array().unwrap().len() == 2, "{body}");
         let body = gateway.get("/2/tweets/search/recent?query=first").await;
         assert_eq!(body["meta"], serde_json::json!({"result_count": 0}));
+    }
+
+    /// A search page's live posts and renderings are kept for the next request, which reuses them
+    /// only while no post has changed (whoever changed it), and still applies its own opt-outs.
+    #[tokio::test]
+    async fn a_kept_search_page_is_reused_only_while_posts_are_unchanged() {
+        let gateway = Gateway::start().await;
+        let search = "/2/tweets/search/recent?query=first&tweet.fields=author_id";
+        let first = gateway.get(search).await;
+        assert_eq!(first["meta"]["result_count"], 5);
+        let found = gateway.state.index.resolutions_found();
+        assert_eq!(gateway.get(search).await, first);
+        assert_eq!(gateway.state.index.resolutions_found(), found + 1, "the kept page was reused");
+
+        // Opt-outs are per key and applied to the reused page.
+        let change = Change::new("test", NOW);
+        gateway.state.store.set_opt_out(UserId::new(AUTHOR), "search", true, &change).await.unwrap();
+        gateway.state.terms.reload(gateway.state.store.as_ref()).await.unwrap();
+        assert_eq!(gateway.get(search).await["meta"], serde_json::json!({"result_count": 0}));
+        gateway.state.store.set_opt_out(UserId::new(AUTHOR), "search", false, &change).await.unwrap();
+        gateway.state.terms.reload(gateway.state.store.as_ref()).await.unwrap();
+        assert_eq!(gateway.get(search).await, first);
+
+        // Another process deletes and corrects: not reused, and the change is served at once.
+        let other = SqliteStore::open(gateway._dir.path()).unwrap();
+        other.ingest(vec![IngestRecord::Delete { id: PostId::new(2), deleted_at: None }], NOW).await.unwrap();
+        other.ingest(vec![post(4, "post 4, first text, corrected")], NOW).await.unwrap();
+        let found = gateway.state.index.resolutions_found();
+        let body = gateway.get(search).await;
+        assert_eq!(
+            texts(&body),
+            ["post 5, first text", "post 4, first text, corrected", "post 3, first text", "post 1, first text"]
+        );
+        assert_eq!(gateway.state.index.resolutions_found(), found, "posts changed: nothing reused");
+        // Once the feed has applied the changes, the new page is kept and reused in turn.
+        gateway.state.feed.poll(gateway.state.store.as_ref(), &gateway.state.index).await.unwrap();
+        let fresh = gateway.get(search).await;
+        assert_eq!(fresh["meta"]["result_count"], 4);
+        assert_eq!(gateway.get(search).await, fresh);
+        assert_eq!(gateway.state.index.resolutions_found(), found + 1);
     }
 
     #[tokio::test]

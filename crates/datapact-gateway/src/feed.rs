@@ -82,6 +82,11 @@ impl PostFeed {
 
     /// Reads everything new in the store; returns how many revisions and events were applied.
     pub async fn poll(&self, store: &dyn Store, index: &crate::search::SharedIndex) -> StoreResult<usize> {
+        // Read before the store is: everything up to this stamp is in what the poll reads.
+        let stamp = store.post_change_stamp().or_else(|| {
+            store.repair_post_change_stamp();
+            store.post_change_stamp()
+        });
         let mut applied = 0;
         loop {
             let after = self.latest_seq();
@@ -116,6 +121,9 @@ impl PostFeed {
             if page.len() < PAGE {
                 break;
             }
+        }
+        if let Some(stamp) = stamp {
+            self.live.apply_stamp(stamp);
         }
         self.caught_up.store(true, Ordering::Release);
         Ok(applied)

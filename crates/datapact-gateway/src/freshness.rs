@@ -12,8 +12,14 @@
 //! committed before the request began, and is the answer. Otherwise (a commit the feed has not
 //! polled yet, a store without a commit-ordered watermark) the store is asked per id, as before.
 //!
+//! Before even the watermark, the store's post change stamp ([`Store::post_change_stamp`]: two
+//! atomic loads from a file every process maps) is compared with the one the feed read before
+//! its last complete poll: equal means no change to posts has begun since, so memory is the
+//! answer without any query. The watermark query was a tenth of a search's CPU.
+//!
 //! [`Store::live_post_revisions`]: datapact_store::Store::live_post_revisions
 //! [`Store::feed_watermark`]: datapact_store::Store::feed_watermark
+//! [`Store::post_change_stamp`]: datapact_store::Store::post_change_stamp
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -37,6 +43,13 @@ pub async fn live_revisions(state: &AppState, ids: &[PostId]) -> Result<Vec<(Pos
         return Ok(Vec::new());
     }
     let live = state.feed.live_posts();
+    // The stamp (two atomic loads) first: unchanged since the feed's last poll means nothing to
+    // ask the store. It is read before the table, so the table is never older than the request.
+    if let Some(stamp) = state.store.post_change_stamp()
+        && let Some(found) = live.lookup_if_stamped(stamp, ids)
+    {
+        return Ok(found);
+    }
     // The watermark is read first: anything committed before this request is at or below it.
     if let Some(watermark) = state.store.feed_watermark().await?
         && let Some(found) = live.lookup_if_applied(watermark, ids)
@@ -46,6 +59,27 @@ pub async fn live_revisions(state: &AppState, ids: &[PostId]) -> Result<Vec<(Pos
     live.fallbacks.fetch_add(1, Ordering::Relaxed);
     let found = state.store.live_post_revisions(ids).await?;
     Ok(in_given_order(ids, found))
+}
+
+/// The state of every post, named: the store's post change stamp with the feed having applied
+/// everything up to it, and the version of the feed's table. While two reads give the same
+/// `PostsState`, no post has been ingested, corrected or deleted in between, so anything derived
+/// from posts' live state (which posts of a search page are live, at which revision) still holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PostsState {
+    stamp: u64,
+    version: u64,
+}
+
+/// The state of posts now, if the feed has applied every change up to the store's stamp; `None`
+/// when it has not (or the store keeps no stamp), when nothing can be named.
+pub fn posts_state(state: &AppState) -> Option<PostsState> {
+    let stamp = state.store.post_change_stamp()?;
+    let live = state.feed.live_posts();
+    // The version first: an apply landing in between makes it older than the table, so a state
+    // named with it is only ever matched conservatively (a miss), never wrongly.
+    let version = live.version.load(Ordering::Acquire);
+    (stamp != NO_STAMP && live.stamp_applied.load(Ordering::Acquire) == stamp).then_some(PostsState { stamp, version })
 }
 
 /// The store's answer (ascending, or in any order) in the order of `ids`, each id once.
@@ -65,9 +99,22 @@ pub struct LivePosts {
     revisions_applied: AtomicI64,
     /// The highest event `seq` whose event, and every one before it, is in `table`.
     events_applied: AtomicI64,
+    /// The store's post change stamp read before the last poll that applied everything
+    /// ([`Store::post_change_stamp`]); [`NO_STAMP`] until one has.
+    ///
+    /// [`Store::post_change_stamp`]: datapact_store::Store::post_change_stamp
+    stamp_applied: AtomicU64,
+    /// Bumped by every apply, whatever it changed: with the stamp, names the table's state
+    /// (see [`PostsState`]).
+    version: AtomicU64,
+    /// How many checks the stamp answered (no query at all).
+    stamped: AtomicU64,
     /// How many checks had to ask the store (the feed was behind the store's watermark).
     fallbacks: AtomicU64,
 }
+
+/// No stamp applied yet (a store's stamp never reaches it: it counts changes).
+const NO_STAMP: u64 = u64::MAX;
 
 impl Default for LivePosts {
     fn default() -> Self {
@@ -81,6 +128,9 @@ impl LivePosts {
             table: RwLock::new(PostTable::default()),
             revisions_applied: AtomicI64::new(0),
             events_applied: AtomicI64::new(0),
+            stamp_applied: AtomicU64::new(NO_STAMP),
+            version: AtomicU64::new(0),
+            stamped: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
         }
     }
@@ -95,6 +145,7 @@ impl LivePosts {
                 let post = &entry.post;
                 table.apply_revision(post.id, post.revision, post.author_id, post.deleted_at.is_some());
             }
+            self.version.fetch_add(1, Ordering::Release);
         }
         // Release: whoever reads this `seq` (Acquire) sees the table as updated above.
         self.revisions_applied.fetch_max(last, Ordering::Release);
@@ -111,8 +162,31 @@ impl LivePosts {
                     PostEventKind::Deleted => table.apply_deletion(event.post_id),
                 }
             }
+            self.version.fetch_add(1, Ordering::Release);
         }
         self.events_applied.fetch_max(last, Ordering::Release);
+    }
+
+    /// Publishes that every change to posts up to the store's post change stamp `stamp` (read
+    /// before the revisions and events just applied were) is in the table.
+    pub fn apply_stamp(&self, stamp: u64) {
+        self.stamp_applied.store(stamp, Ordering::Release);
+    }
+
+    /// The live posts among `ids` (as [`live_revisions`] returns them) if the store's post change
+    /// stamp, read just now, is `stamp` and the table holds everything up to it; `None` if not.
+    pub fn lookup_if_stamped(&self, stamp: u64, ids: &[PostId]) -> Option<Vec<(PostId, u32, UserId)>> {
+        if stamp == NO_STAMP || self.stamp_applied.load(Ordering::Acquire) != stamp {
+            return None;
+        }
+        let found = self.lookup(ids)?;
+        self.stamped.fetch_add(1, Ordering::Relaxed);
+        Some(found)
+    }
+
+    /// How many checks the store's post change stamp answered without a query.
+    pub fn stamped(&self) -> u64 {
+        self.stamped.load(Ordering::Relaxed)
     }
 
     /// `(revision seq, event seq)` applied so far.
@@ -127,6 +201,10 @@ impl LivePosts {
         if revisions < watermark.0 || events < watermark.1 {
             return None;
         }
+        self.lookup(ids)
+    }
+
+    fn lookup(&self, ids: &[PostId]) -> Option<Vec<(PostId, u32, UserId)>> {
         // A poisoned lock means an update panicked halfway: the store answers from then on.
         let table = self.table.read().ok()?;
         let mut found = Vec::with_capacity(ids.len());
@@ -402,6 +480,35 @@ mod tests {
         fn fallbacks(&self) -> u64 {
             self.state.feed.live_posts().fallbacks()
         }
+
+        fn stamped(&self) -> u64 {
+            self.state.feed.live_posts().stamped()
+        }
+    }
+
+    /// Another process writing the same store (the CLI's `ingest`, here a second handle on the
+    /// data directory) moves the stamp this gateway reads: its change is seen before the feed
+    /// polls, and the stamp answers again once it has.
+    #[tokio::test]
+    async fn a_change_by_another_process_is_seen_before_the_feed_polls() {
+        let gateway = Gateway::start((1..=3).map(|id| post(id, 7, "first")).collect()).await;
+        let asked = ids(&[3, 2, 1]);
+        let stamped = gateway.stamped();
+        live_revisions(&gateway.state, &asked).await.unwrap();
+        assert_eq!(gateway.stamped(), stamped + 1, "unchanged since the poll: the stamp answers");
+
+        let other = SqliteStore::open(gateway._dir.path()).unwrap();
+        other.ingest(vec![delete(2), post(1, 7, "corrected")], NOW).await.unwrap();
+        let fallbacks = gateway.fallbacks();
+        let live = live_revisions(&gateway.state, &asked).await.unwrap();
+        let author = UserId::new(7);
+        assert_eq!(live, [(PostId::new(3), 1, author), (PostId::new(1), 2, author)]);
+        assert_eq!(gateway.stamped(), stamped + 1, "the stamp moved: not answered by it");
+        assert_eq!(gateway.fallbacks(), fallbacks + 1, "answered by the store");
+
+        gateway.poll().await;
+        assert_eq!(live_revisions(&gateway.state, &asked).await.unwrap(), live);
+        assert_eq!(gateway.stamped(), stamped + 2);
     }
 
     #[tokio::test]
@@ -443,8 +550,10 @@ mod tests {
         gateway.poll().await;
         let asked = ids(&[6, 5, 4, 3, 2, 1, 99, 5, 1]);
         let fallbacks = gateway.fallbacks();
+        let stamped = gateway.stamped();
         let live = live_revisions(&gateway.state, &asked).await.unwrap();
         assert_eq!(gateway.fallbacks(), fallbacks, "answered from memory");
+        assert_eq!(gateway.stamped(), stamped + 1, "without a query");
         assert_eq!(live, gateway.stores_answer(&asked).await);
         let author = UserId::new(7);
         assert_eq!(

@@ -5,10 +5,15 @@
 //! whichever store holds the posts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use datapact_search::{Cursor, Doc, Filters, SearchIndex, SearchPage, SortOrder};
 use datapact_store::{PostEvent, PostEventKind, RevisionEntry};
+
+use crate::api::PostHandle;
+use crate::fingerprint::PostJson;
+use crate::freshness::PostsState;
+use crate::render::PostFields;
 
 /// Result pages kept for repeated searches (each at most 100 ids).
 const CACHED_PAGES: usize = 16_384;
@@ -18,7 +23,40 @@ pub struct SharedIndex {
     index: Arc<RwLock<SearchIndex>>,
     /// Bumped after every change to the index: a cached page is valid only for its generation.
     generation: Arc<AtomicU64>,
-    pages: Arc<quick_cache::sync::Cache<PageKey, Arc<(u64, SearchPage)>>>,
+    pages: Arc<quick_cache::sync::Cache<PageKey, Arc<CachedPage>>>,
+    /// How many requests found a page's resolution kept for them.
+    resolutions_found: Arc<AtomicU64>,
+}
+
+/// A page of results, for the index generation it was computed at.
+pub struct CachedPage {
+    pub generation: u64,
+    pub page: SearchPage,
+    /// Its live posts and their renderings, as a request last resolved them.
+    resolved: Mutex<Option<Arc<ResolvedPage>>>,
+}
+
+/// A search page's posts that were live, at their revisions, with their renderings in one field
+/// set, before any licensee's opt-outs were applied; valid while posts are in `state`.
+pub struct ResolvedPage {
+    pub state: PostsState,
+    pub fields: PostFields,
+    pub posts: Vec<(PostHandle, Arc<PostJson>)>,
+}
+
+impl CachedPage {
+    /// The resolution kept for posts in `state` and renderings in `fields`, if there is one.
+    fn resolved(&self, state: PostsState, fields: PostFields) -> Option<Arc<ResolvedPage>> {
+        let kept = self.resolved.lock().ok()?;
+        kept.as_ref().filter(|kept| kept.state == state && kept.fields == fields).cloned()
+    }
+
+    /// Keeps a resolution (replacing any older one).
+    pub fn keep(&self, resolved: ResolvedPage) {
+        if let Ok(mut kept) = self.resolved.lock() {
+            *kept = Some(Arc::new(resolved));
+        }
+    }
 }
 
 impl Default for SharedIndex {
@@ -52,18 +90,31 @@ impl SharedIndex {
             index: Arc::new(RwLock::new(SearchIndex::new())),
             generation: Arc::new(AtomicU64::new(0)),
             pages: Arc::new(quick_cache::sync::Cache::new(CACHED_PAGES)),
+            resolutions_found: Default::default(),
         }
+    }
+
+    /// The resolution of `page` kept for posts in `state` and renderings in `fields`, if any.
+    pub fn resolution(&self, page: &CachedPage, state: PostsState, fields: PostFields) -> Option<Arc<ResolvedPage>> {
+        let found = page.resolved(state, fields)?;
+        self.resolutions_found.fetch_add(1, Ordering::Relaxed);
+        Some(found)
+    }
+
+    /// How many requests found a page's resolution kept for them.
+    pub fn resolutions_found(&self) -> u64 {
+        self.resolutions_found.load(Ordering::Relaxed)
     }
 
     /// A page of results: from the cache when the index has not changed since it was computed,
     /// else computed by `run` (and kept). `None` if the index is unavailable.
-    pub fn search(&self, key: PageKey, run: impl FnOnce(&SearchIndex) -> SearchPage) -> Option<Arc<(u64, SearchPage)>> {
+    pub fn search(&self, key: PageKey, run: impl FnOnce(&SearchIndex) -> SearchPage) -> Option<Arc<CachedPage>> {
         // Read before the index: a change landing meanwhile tags the page as older, never newer.
         let generation = self.generation.load(Ordering::Acquire);
-        if let Some(page) = self.pages.get(&key).filter(|page| page.0 == generation) {
+        if let Some(page) = self.pages.get(&key).filter(|page| page.generation == generation) {
             return Some(page);
         }
-        let page = Arc::new((generation, self.read(run)?));
+        let page = Arc::new(CachedPage { generation, page: self.read(run)?, resolved: Mutex::new(None) });
         self.pages.insert(key, Arc::clone(&page));
         Some(page)
     }
@@ -162,7 +213,7 @@ mod tests {
             after: None,
         };
         let page = index.search(key, |i| i.search(&resolved, &filters, SortOrder::Recency, 10, None)).unwrap();
-        (page.0, page.1.ids.clone())
+        (page.generation, page.page.ids.clone())
     }
 
     /// A cached page never outlives a change to the index: new posts, deletions and corrections

@@ -500,6 +500,21 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// A stamp of the changes to posts, read from memory with no query: `Some(n)` when no change
+    /// to posts is being written, where `n` moves with every change that finishes; `None` while
+    /// one is in progress, or if this store keeps no stamp. A gateway that read `Some(n)` before
+    /// it applied [`Store::revisions_after`] and [`Store::events_after`] to the end has seen every
+    /// change to posts up to `n`; while the stamp still reads `Some(n)`, nothing has changed since,
+    /// and [`Store::feed_watermark`] need not be asked. The embedded store keeps one (a file
+    /// mapped by every process that opens it); the PostgreSQL store does not.
+    fn post_change_stamp(&self) -> Option<u64> {
+        None
+    }
+
+    /// Makes [`Store::post_change_stamp`] readable again after a writer died mid-change, if no
+    /// writer is mid-change now; does nothing otherwise.
+    fn repair_post_change_stamp(&self) {}
+
     async fn users_by_ids(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>>;
 
     /// Case-insensitive, as X's usernames are.

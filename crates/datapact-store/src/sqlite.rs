@@ -31,6 +31,7 @@ use crate::{
 
 mod admin_users;
 mod billing;
+mod change_stamp;
 mod checkpoints;
 mod compliance;
 mod webhooks;
@@ -65,6 +66,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Arc<Mutex<Connection>>,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    /// Moved by every change to posts, in every process (see [`change_stamp`]).
+    changes: Arc<change_stamp::ChangeStamp>,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -111,7 +114,8 @@ impl SqliteStore {
         });
         let readers =
             r2d2::Pool::builder().max_size(READ_CONNECTIONS).min_idle(Some(1)).build(manager).map_err(unavailable)?;
-        Ok(SqliteStore { path: path.to_owned(), writer: Arc::new(Mutex::new(writer)), readers })
+        let changes = Arc::new(change_stamp::ChangeStamp::open(path)?);
+        Ok(SqliteStore { path: path.to_owned(), writer: Arc::new(Mutex::new(writer)), readers, changes })
     }
 
     pub fn path(&self) -> &Path {
@@ -524,7 +528,10 @@ fn apply_terms_change(tx: &rusqlite::Transaction<'_>, item: TermsChange, change:
 #[async_trait]
 impl Store for SqliteStore {
     async fn ingest(&self, records: Vec<IngestRecord>, now: Timestamp) -> StoreResult<Vec<IngestEffect>> {
+        let changes = Arc::clone(&self.changes);
         self.write(move |conn| {
+            // The only writer of posts, revisions and post events: the stamp brackets its commit.
+            let _change = changes.begin()?;
             let tx = conn.transaction()?;
             let effects = {
                 let mut ingester = Ingester { tx: &tx, now, authors_seen: HashMap::new() };
@@ -684,6 +691,14 @@ impl Store for SqliteStore {
             Ok(events)
         })
         .await
+    }
+
+    fn post_change_stamp(&self) -> Option<u64> {
+        self.changes.read()
+    }
+
+    fn repair_post_change_stamp(&self) {
+        self.changes.repair();
     }
 
     async fn feed_watermark(&self) -> StoreResult<Option<(i64, i64)>> {
