@@ -80,7 +80,9 @@ impl PostView {
             users.push(slipped.canary.author.clone());
             users.sort_unstable_by_key(|user| user.author.id);
         }
+        let written = if single { None } else { posts.written(marking) };
         let data = match (single, json.first()) {
+            (false, _) if let Some(written) = &written => Data::WrittenPosts(written),
             (false, _) => Data::Posts(&json),
             (true, Some(post)) => Data::Post(post),
             (true, None) => Data::Absent,
@@ -140,6 +142,9 @@ pub struct Delivery {
     json: Vec<Arc<PostJson>>,
     /// A canary slipped in before `handles[position]` (never first or last), if this page got one.
     canary: Option<Box<Slipped>>,
+    /// The kept search page these are all the posts of, in order (its written `data` array is
+    /// then this delivery's, while no canary is added and nothing is cut).
+    page: Option<Arc<crate::search::ResolvedPage>>,
 }
 
 /// A canary in a delivery: where it goes, the post and its rendering.
@@ -162,6 +167,9 @@ impl Delivery {
 
     /// Keeps the first `len` posts only (and the canary only if it is still between two of them).
     pub fn truncate(&mut self, len: usize) {
+        if len < self.handles.len() {
+            self.page = None;
+        }
         self.handles.truncate(len);
         self.json.truncate(len);
         if self.canary.as_ref().is_some_and(|slipped| slipped.position >= len) {
@@ -242,7 +250,7 @@ impl Delivery {
                 })),
                 ..Delivery::default()
             });
-            let post = Delivery { handles: vec![*handle], json: vec![json.clone()], canary: None };
+            let post = Delivery { handles: vec![*handle], json: vec![json.clone()], ..Delivery::default() };
             canary.into_iter().chain(std::iter::once(post))
         })
     }
@@ -255,7 +263,22 @@ impl Delivery {
     /// Posts already chosen and rendered, in order.
     pub(crate) fn of_rendered(posts: Vec<(PostHandle, Arc<PostJson>)>) -> Self {
         let (handles, json) = posts.into_iter().unzip();
-        Delivery { handles, json, canary: None }
+        Delivery { handles, json, ..Delivery::default() }
+    }
+
+    /// All the posts of a kept search page, in order.
+    fn of_page(page: Arc<crate::search::ResolvedPage>) -> Self {
+        let mut delivery = Self::of_rendered(page.posts.clone());
+        delivery.page = Some(page);
+        delivery
+    }
+
+    /// The `data` array of this delivery in `marking`'s copy, already written, when it is a whole
+    /// kept search page with nothing added.
+    fn written(&self, marking: Marking) -> Option<Arc<[u8]>> {
+        let page = self.page.as_ref().filter(|_| self.canary.is_none())?;
+        debug_assert_eq!(page.posts.len(), self.handles.len());
+        Some(page.written(marking))
     }
 
     /// Each post with its rendering, in order (the canary left out).
@@ -267,7 +290,7 @@ impl Delivery {
     pub(crate) fn of_posts(state: &AppState, posts: &[Post], fields: PostFields) -> Self {
         let cache = state.feed.post_cache();
         let json = posts.iter().map(|post| cache.render(post, fields)).collect();
-        Delivery { handles: posts.iter().map(PostHandle::of).collect(), json, canary: None }
+        Delivery { handles: posts.iter().map(PostHandle::of).collect(), json, ..Delivery::default() }
     }
 
     /// Renders the chosen posts, in order: from the cache when it holds the revision the store
@@ -296,7 +319,7 @@ impl Delivery {
             }
         }
         let (handles, json) = handles.into_iter().zip(json).filter_map(|(handle, json)| Some((handle, json?))).unzip();
-        Ok(Delivery { handles, json, canary: None })
+        Ok(Delivery { handles, json, ..Delivery::default() })
     }
 }
 
@@ -716,10 +739,17 @@ pub async fn search_recent(
         if first
             && let Some(resolution) = posts_state.and_then(|now| state.index.resolution(&page, now, view.post_fields))
         {
-            let posts: Vec<_> = resolution.posts.iter().filter(|(handle, _)| kept(handle)).cloned().collect();
-            if posts.len() >= limit || next.is_none() {
-                reused = Some(Delivery::of_rendered(posts));
-                break;
+            if resolution.posts.iter().all(|(handle, _)| kept(handle)) {
+                if resolution.posts.len() >= limit || next.is_none() {
+                    reused = Some(Delivery::of_page(resolution));
+                    break;
+                }
+            } else {
+                let posts: Vec<_> = resolution.posts.iter().filter(|(handle, _)| kept(handle)).cloned().collect();
+                if posts.len() >= limit || next.is_none() {
+                    reused = Some(Delivery::of_rendered(posts));
+                    break;
+                }
             }
         }
         let ids: Vec<PostId> = page.page.ids.iter().map(|&id| PostId::new(id)).collect();
@@ -747,11 +777,7 @@ pub async fn search_recent(
             if let (Some(now), Some((page, live))) = (posts_state, to_keep)
                 && live.as_slice() == delivery.handles()
             {
-                page.keep(crate::search::ResolvedPage {
-                    state: now,
-                    fields: view.post_fields,
-                    posts: delivery.rendered().collect(),
-                });
+                page.keep(crate::search::ResolvedPage::new(now, view.post_fields, delivery.rendered().collect()));
             }
             delivery
         }

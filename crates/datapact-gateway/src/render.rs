@@ -204,6 +204,8 @@ pub enum Data<'a> {
     Post(&'a PostJson),
     /// Rendered post objects, as an array; an empty slice leaves `data` out, as X does.
     Posts(&'a [Arc<PostJson>]),
+    /// A non-empty array of post objects already written by [`write_posts`], for the body's marking.
+    WrittenPosts(&'a [u8]),
     /// One user object.
     User(&'a UserRecord, UserFields),
     /// User objects, as an array; an empty slice leaves `data` out.
@@ -259,17 +261,8 @@ impl Body<'_> {
         match self.data {
             Data::Absent => {}
             Data::Post(post) => post.write(object.key("data"), self.marking),
-            Data::Posts(posts) if !posts.is_empty() => {
-                let out = object.key("data");
-                out.push(b'[');
-                for (n, post) in posts.iter().enumerate() {
-                    if n > 0 {
-                        out.push(b',');
-                    }
-                    post.write(out, self.marking);
-                }
-                out.push(b']');
-            }
+            Data::Posts(posts) if !posts.is_empty() => write_posts(object.key("data"), posts, self.marking),
+            Data::WrittenPosts(written) => object.key("data").extend_from_slice(written),
             Data::User(user, fields) => write_user(object.key("data"), user, fields),
             Data::Users(users, fields) if !users.is_empty() => write_users(object.key("data"), users, fields),
             Data::Posts(_) | Data::Users(..) => {}
@@ -312,12 +305,25 @@ impl Body<'_> {
             Data::Absent => 0,
             Data::Post(post) => post.len(),
             Data::Posts(posts) => posts.iter().map(|post| post.len() + 1).sum(),
+            Data::WrittenPosts(written) => written.len(),
             Data::User(..) => 256,
             Data::Users(users, _) => users.len() * 256,
         };
         let users = self.users.map_or(0, |(users, _)| 32 + users.len() * 256);
         data + users + self.errors.len() * 256 + 160
     }
+}
+
+/// The `data` array of post objects, in `marking`'s copy.
+pub fn write_posts(out: &mut Vec<u8>, posts: &[Arc<PostJson>], marking: Marking) {
+    out.push(b'[');
+    for (n, post) in posts.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        post.write(out, marking);
+    }
+    out.push(b']');
 }
 
 fn write_users(out: &mut Vec<u8>, users: &[UserRecord], fields: UserFields) {

@@ -11,7 +11,7 @@ use datapact_search::{Cursor, Doc, Filters, SearchIndex, SearchPage, SortOrder};
 use datapact_store::{PostEvent, PostEventKind, RevisionEntry};
 
 use crate::api::PostHandle;
-use crate::fingerprint::PostJson;
+use crate::fingerprint::{Marking, PostJson};
 use crate::freshness::PostsState;
 use crate::render::PostFields;
 
@@ -38,10 +38,39 @@ pub struct CachedPage {
 
 /// A search page's posts that were live, at their revisions, with their renderings in one field
 /// set, before any licensee's opt-outs were applied; valid while posts are in `state`.
+#[derive(Debug)]
 pub struct ResolvedPage {
     pub state: PostsState,
     pub fields: PostFields,
     pub posts: Vec<(PostHandle, Arc<PostJson>)>,
+    /// The `data` array of all `posts`, as last written, for one marking (one licensee's copy).
+    written: Mutex<Option<(Marking, Arc<[u8]>)>>,
+}
+
+impl ResolvedPage {
+    pub fn new(state: PostsState, fields: PostFields, posts: Vec<(PostHandle, Arc<PostJson>)>) -> Self {
+        ResolvedPage { state, fields, posts, written: Mutex::new(None) }
+    }
+
+    /// The `data` array of all the page's posts in `marking`'s copy: written once per marking
+    /// in a row, then shared (a page repeated by one licensee is one copy of bytes, not a
+    /// splice per post per request).
+    pub fn written(&self, marking: Marking) -> Arc<[u8]> {
+        if let Ok(written) = self.written.lock()
+            && let Some((kept, bytes)) = written.as_ref()
+            && *kept == marking
+        {
+            return Arc::clone(bytes);
+        }
+        let json: Vec<Arc<PostJson>> = self.posts.iter().map(|(_, json)| Arc::clone(json)).collect();
+        let mut out = Vec::with_capacity(json.iter().map(|post| post.len() + 1).sum::<usize>() + 1);
+        crate::render::write_posts(&mut out, &json, marking);
+        let bytes: Arc<[u8]> = out.into();
+        if let Ok(mut written) = self.written.lock() {
+            *written = Some((marking, Arc::clone(&bytes)));
+        }
+        bytes
+    }
 }
 
 impl CachedPage {

@@ -124,6 +124,23 @@ async fn each_licensee_gets_its_own_copy_and_fingerprint_false_gets_the_public_t
     let (_, single, _) = gateway.get(&keys["acme"], &format!("/2/tweets/{some_id}")).await;
     assert_eq!(single["data"]["text"].as_str().unwrap(), copies["acme"][&some_id]);
 
+    // Search pages repeated by licensees in turn (a repeated page is served from what the
+    // gateway kept of it) still carry each licensee's own copy, every time.
+    let mut searched: BTreeMap<&str, BTreeMap<i64, String>> = BTreeMap::new();
+    for name in ["acme", "beta", "acme", "globex", "beta", "acme", "acme", "globex"] {
+        let (status, search, _) = gateway.get(&keys[name], "/2/tweets/search/recent?query=sparse&max_results=50").await;
+        assert_eq!(status, 200, "{search}");
+        let found = texts(&search);
+        assert_eq!(found.len(), 50, "{name}");
+        assert_eq!(&found, searched.entry(name).or_insert_with(|| found.clone()), "{name}: the same copy every time");
+    }
+    let folded =
+        |copy: &BTreeMap<i64, String>| -> Vec<String> { copy.values().map(|t| typography_folded(t)).collect() };
+    assert_eq!(folded(&searched["acme"]), folded(&searched["globex"]), "the same posts, the same words");
+    assert_eq!(folded(&searched["beta"]), folded(&searched["globex"]));
+    assert_ne!(searched["acme"], searched["beta"], "but each licensee's own typography");
+    assert_ne!(searched["acme"], searched["globex"]);
+
     // A restart renders with the same secret: the same copies.
     drop(gateway);
     let gateway = Gateway::start(&data_dir, &[]);
