@@ -92,6 +92,11 @@ impl SqliteStore {
         let mut writer =
             Connection::open(path).map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
         writer.busy_timeout(BUSY_TIMEOUT)?;
+        // Every transaction of the writer writes: take the write lock at BEGIN, where a busy
+        // database is waited for. A deferred one that reads first and then finds another process
+        // has committed meanwhile fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT,
+        // which no busy timeout covers): a CLI command racing a running gateway's write.
+        writer.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         // A 64 MiB page cache holds a whole ingest batch; checkpointing every 8,192 pages (32 MiB)
         // rather than SQLite's default 1,000 stops hot index pages being copied after every commit.
         writer.execute_batch(
