@@ -330,13 +330,17 @@ impl Delivery {
 /// answers from the feed's memory only when the feed has applied every change the store has
 /// committed, and asks the store otherwise.
 async fn live_posts(state: &AppState, admission: &Admission, ids: &[PostId]) -> Result<Vec<PostHandle>, Problem> {
-    let live = crate::freshness::live_revisions(state, ids).await?;
+    let mut live = live_handles(state, ids).await?;
     let snapshot = state.terms.snapshot();
-    Ok(live
-        .into_iter()
-        .filter(|&(_, _, author_id)| !admission.withholds(&snapshot, author_id))
-        .map(|(id, revision, author_id)| PostHandle { id, revision, author_id })
-        .collect())
+    live.retain(|post| !admission.withholds(&snapshot, post.author_id));
+    Ok(live)
+}
+
+/// The posts with these ids that are live as of the request's start, in the order of `ids`, each
+/// once, whoever asks (no opt-outs applied).
+async fn live_handles(state: &AppState, ids: &[PostId]) -> Result<Vec<PostHandle>, Problem> {
+    let live = crate::freshness::live_revisions(state, ids).await?;
+    Ok(live.into_iter().map(|(id, revision, author_id)| PostHandle { id, revision, author_id }).collect())
 }
 
 /// Meters `delivery` and renders it (ARCHITECTURE.md: no body leaves before its records are
@@ -739,26 +743,19 @@ pub async fn search_recent(
         if first
             && let Some(resolution) = posts_state.and_then(|now| state.index.resolution(&page, now, view.post_fields))
         {
-            if resolution.posts.iter().all(|(handle, _)| kept(handle)) {
-                if resolution.posts.len() >= limit || next.is_none() {
-                    reused = Some(Delivery::of_page(resolution));
-                    break;
-                }
+            let delivery = if resolution.posts.iter().all(|(handle, _)| kept(handle)) {
+                Delivery::of_page(resolution)
             } else {
-                let posts: Vec<_> = resolution.posts.iter().filter(|(handle, _)| kept(handle)).cloned().collect();
-                if posts.len() >= limit || next.is_none() {
-                    reused = Some(Delivery::of_rendered(posts));
-                    break;
-                }
+                Delivery::of_rendered(resolution.posts.iter().filter(|(handle, _)| kept(handle)).cloned().collect())
+            };
+            if delivery.len() >= limit || next.is_none() {
+                reused = Some(delivery);
+                break;
             }
         }
         let ids: Vec<PostId> = page.page.ids.iter().map(|&id| PostId::new(id)).collect();
         // In the page's order already: no map from id to post needed.
-        let live: Vec<PostHandle> = crate::freshness::live_revisions(&state, &ids)
-            .await?
-            .into_iter()
-            .map(|(id, revision, author_id)| PostHandle { id, revision, author_id })
-            .collect();
+        let live = live_handles(&state, &ids).await?;
         if first && posts_state.is_some() {
             to_keep = Some((Arc::clone(&page), live.clone()));
         }

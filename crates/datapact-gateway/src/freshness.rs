@@ -45,9 +45,10 @@ pub async fn live_revisions(state: &AppState, ids: &[PostId]) -> Result<Vec<(Pos
     let live = state.feed.live_posts();
     // The stamp (two atomic loads) first: unchanged since the feed's last poll means nothing to
     // ask the store. It is read before the table, so the table is never older than the request.
-    if let Some(stamp) = state.store.post_change_stamp()
-        && let Some(found) = live.lookup_if_stamped(stamp, ids)
+    if posts_state(state).is_some()
+        && let Some(found) = live.lookup(ids)
     {
+        live.stamped.fetch_add(1, Ordering::Relaxed);
         return Ok(found);
     }
     // The watermark is read first: anything committed before this request is at or below it.
@@ -171,17 +172,6 @@ impl LivePosts {
     /// before the revisions and events just applied were) is in the table.
     pub fn apply_stamp(&self, stamp: u64) {
         self.stamp_applied.store(stamp, Ordering::Release);
-    }
-
-    /// The live posts among `ids` (as [`live_revisions`] returns them) if the store's post change
-    /// stamp, read just now, is `stamp` and the table holds everything up to it; `None` if not.
-    pub fn lookup_if_stamped(&self, stamp: u64, ids: &[PostId]) -> Option<Vec<(PostId, u32, UserId)>> {
-        if stamp == NO_STAMP || self.stamp_applied.load(Ordering::Acquire) != stamp {
-            return None;
-        }
-        let found = self.lookup(ids)?;
-        self.stamped.fetch_add(1, Ordering::Relaxed);
-        Some(found)
     }
 
     /// How many checks the store's post change stamp answered without a query.

@@ -261,7 +261,9 @@ impl Body<'_> {
         match self.data {
             Data::Absent => {}
             Data::Post(post) => post.write(object.key("data"), self.marking),
-            Data::Posts(posts) if !posts.is_empty() => write_posts(object.key("data"), posts, self.marking),
+            Data::Posts(posts) if !posts.is_empty() => {
+                write_posts(object.key("data"), posts.iter().map(|post| &**post), self.marking)
+            }
             Data::WrittenPosts(written) => object.key("data").extend_from_slice(written),
             Data::User(user, fields) => write_user(object.key("data"), user, fields),
             Data::Users(users, fields) if !users.is_empty() => write_users(object.key("data"), users, fields),
@@ -315,9 +317,9 @@ impl Body<'_> {
 }
 
 /// The `data` array of post objects, in `marking`'s copy.
-pub fn write_posts(out: &mut Vec<u8>, posts: &[Arc<PostJson>], marking: Marking) {
+pub fn write_posts<'a>(out: &mut Vec<u8>, posts: impl IntoIterator<Item = &'a PostJson>, marking: Marking) {
     out.push(b'[');
-    for (n, post) in posts.iter().enumerate() {
+    for (n, post) in posts.into_iter().enumerate() {
         if n > 0 {
             out.push(b',');
         }

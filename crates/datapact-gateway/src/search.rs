@@ -62,9 +62,8 @@ impl ResolvedPage {
         {
             return Arc::clone(bytes);
         }
-        let json: Vec<Arc<PostJson>> = self.posts.iter().map(|(_, json)| Arc::clone(json)).collect();
-        let mut out = Vec::with_capacity(json.iter().map(|post| post.len() + 1).sum::<usize>() + 1);
-        crate::render::write_posts(&mut out, &json, marking);
+        let mut out = Vec::with_capacity(self.posts.iter().map(|(_, json)| json.len() + 1).sum::<usize>() + 1);
+        crate::render::write_posts(&mut out, self.posts.iter().map(|(_, json)| &**json), marking);
         let bytes: Arc<[u8]> = out.into();
         if let Ok(mut written) = self.written.lock() {
             *written = Some((marking, Arc::clone(&bytes)));
