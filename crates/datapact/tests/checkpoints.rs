@@ -73,9 +73,17 @@ async fn checkpoints_are_published_verified_and_catch_a_rewritten_history(store:
     assert_eq!(keys["keys"].as_array().map(Vec::len), Some(1), "{keys}");
     assert_eq!((keys["keys"][0]["kty"].as_str(), keys["keys"][0]["crv"].as_str()), (Some("OKP"), Some("Ed25519")));
 
-    // Traffic (the 10:00 slot's checkpoint is made once the ledger has a batch), then the clock
-    // crosses the hour: the 11:00 checkpoint signs the ledger's head.
-    traffic(&gateway, &key, 5).await;
+    // Traffic (the 10:00 slot's checkpoint is made once the ledger has a batch: waited for, so it
+    // signs the first batch only and the rewrite below departs from the 11:00 one alone), then the
+    // clock crosses the hour: the 11:00 checkpoint signs the ledger's head.
+    traffic(&gateway, &key, 1).await;
+    let made = eventually(Duration::from_secs(20), async || {
+        let (status, body, _) = gateway.get(&key, "/2/usage/checkpoints").await;
+        assert_eq!(status, 200, "{body}");
+        body["data"].as_array().is_some_and(|data| !data.is_empty())
+    });
+    assert!(made.await.is_some(), "no checkpoint for the 10:00 slot within 20 s");
+    traffic(&gateway, &key, 4).await;
     set_clock(&gateway, &data, T1).await;
     let page = wait_for_checkpoint(&gateway, &key, "2026-03-10T11:00:00.000Z").await;
     let first = page["data"][0].clone();
