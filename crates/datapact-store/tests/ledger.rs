@@ -482,6 +482,60 @@ fn a_reopened_ledger_continues_the_chain_and_the_counts() {
     assert_eq!(block(ledger.month_counted(1, MonthKey::of(at))).unwrap(), 10);
 }
 
+/// After a restart, every request in flight finds the licensee's counts missing at once: one of
+/// them reads them and the others wait for that read (a day's dedup set on a busy ledger is
+/// millions of rows), and every decision still rests on them.
+#[test]
+fn requests_after_a_restart_share_one_read_of_the_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let at = t0().plus_millis(HOUR);
+    let cap = Cap::hard(1_000);
+    {
+        let ledger = open(dir.path(), &clock);
+        deliver(&ledger, 1, cap, Dedup::Daily, &(1..=200).collect::<Vec<_>>(), at, "before");
+    }
+    let ledger = open(dir.path(), &clock);
+    assert_eq!(ledger.count_loads(), 0);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+    let counted: Vec<Vec<bool>> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..32)
+            .map(|n| {
+                let ledger = ledger.clone();
+                tokio::spawn(async move {
+                    // Post 1 was counted before the restart; post 1000 + n is new.
+                    let page = page(&[1, 1_000 + n]);
+                    let request = MeterRequest {
+                        licensee_id: 1,
+                        request_id: "r",
+                        cap,
+                        dedup: Dedup::Daily,
+                        page: &page,
+                        at,
+                        prepaid: None,
+                    };
+                    match ledger.reserve(request).await.unwrap() {
+                        Reserved::Serve(reservation) => {
+                            let counts = reservation.allotment().counts.clone();
+                            reservation.commit(facts(&format!("after-{n}")), None).await.unwrap();
+                            counts
+                        }
+                        refused => panic!("{refused:?}"),
+                    }
+                })
+            })
+            .collect();
+        let mut counted = Vec::new();
+        for task in tasks {
+            counted.push(task.await.unwrap());
+        }
+        counted
+    });
+    assert!(counted.iter().all(|counts| counts == &[false, true]), "{counted:?}");
+    assert_eq!(ledger.count_loads(), 1, "one read of the month and the day, shared by 32 requests");
+    assert_eq!(block(ledger.month_counted(1, MonthKey::of(at))).unwrap(), 200 + 32);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Failing closed
 // ---------------------------------------------------------------------------------------------

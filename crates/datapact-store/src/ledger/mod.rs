@@ -367,7 +367,21 @@ pub struct LedgerInner {
     jobs: mpsc::Sender<Message>,
     shared: Arc<Shared>,
     in_flight: Arc<Mutex<HashMap<(i64, String), InFlightKey>>>,
+    /// One read of committed counts at a time per licensee ([`Ledger::reserve`]).
+    loads: CountLoads,
     clock: Arc<dyn Clock>,
+}
+
+/// Reads of committed counts, one at a time per licensee: requests that find a licensee's counts
+/// missing while another request reads them wait for that read instead of repeating it. After a
+/// restart under load, every request in flight misses the same day's dedup set, which on a busy
+/// ledger is a read of millions of rows; each doing its own read kept the gateway busy for
+/// seconds with copies of one answer.
+#[derive(Default)]
+struct CountLoads {
+    gates: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Reads made so far ([`Ledger::count_loads`]).
+    made: std::sync::atomic::AtomicU64,
 }
 
 impl std::ops::Deref for Ledger {
@@ -452,6 +466,7 @@ impl Ledger {
             jobs,
             shared,
             in_flight: Arc::new(Mutex::new(HashMap::new())),
+            loads: CountLoads::default(),
             clock,
         })))
     }
@@ -519,6 +534,7 @@ impl Ledger {
             jobs,
             shared,
             in_flight: Arc::new(Mutex::new(HashMap::new())),
+            loads: CountLoads::default(),
             clock,
         })))
     }
@@ -534,6 +550,7 @@ impl Ledger {
             jobs,
             shared: Arc::new(Shared { meter: Mutex::new(MeterState::default()) }),
             in_flight: Arc::new(Mutex::new(HashMap::new())),
+            loads: CountLoads::default(),
             clock,
         }))
     }
@@ -572,32 +589,36 @@ impl Ledger {
         (needs.month || needs.day || needs.charged).then_some((state.generation, needs))
     }
 
-    /// Reads what [`Needs`] names from the committed ledger.
+    /// Reads what [`Needs`] names from the committed ledger; SQLite's reads run on a blocking
+    /// thread (a day's dedup set can be millions of rows, which must not stall the gateway).
     async fn load(&self, licensee_id: i64, month: MonthKey, day: DayKey, needs: Needs) -> StoreResult<Loaded> {
-        let month_total = if needs.month {
-            Some(read!(self, |conn| read::month_counted(conn, licensee_id, month), |pool| pg::month_counted(
-                pool,
-                licensee_id,
-                month
-            ))?)
-        } else {
-            None
-        };
-        let day_set = if needs.day {
-            Some(read!(self, |conn| read::counted_on(conn, licensee_id, day), |pool| pg::counted_on(
-                pool,
-                licensee_id,
-                day
-            ))?)
-        } else {
-            None
-        };
-        let charged = if needs.charged {
-            Some(read!(self, |conn| read::charged(conn, licensee_id), |pool| pg::charged(pool, licensee_id))?)
-        } else {
-            None
-        };
-        Ok(Loaded { month: month_total, day: day_set, charged })
+        self.loads.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match &self.backend {
+            Backend::Sqlite { readers, .. } => {
+                let readers = readers.clone();
+                blocking(move || {
+                    let conn = readers.get().map_err(unavailable)?;
+                    Ok(Loaded {
+                        month: needs.month.then(|| read::month_counted(&conn, licensee_id, month)).transpose()?,
+                        day: needs.day.then(|| read::counted_on(&conn, licensee_id, day)).transpose()?,
+                        charged: needs.charged.then(|| read::charged(&conn, licensee_id)).transpose()?,
+                    })
+                })
+                .await
+            }
+            Backend::Postgres { pool } => Ok(Loaded {
+                month: if needs.month { Some(pg::month_counted(pool, licensee_id, month).await?) } else { None },
+                day: if needs.day { Some(pg::counted_on(pool, licensee_id, day).await?) } else { None },
+                charged: if needs.charged { Some(pg::charged(pool, licensee_id).await?) } else { None },
+            }),
+        }
+    }
+
+    /// How many times this process read a licensee's committed counts (month total, day's dedup
+    /// set, credit charged) to decide a reservation: once per licensee and period after a start,
+    /// and again after a failed commit.
+    pub fn count_loads(&self) -> u64 {
+        self.loads.made.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Decides what of `request.page` to deliver and reserves its counts: exact under any
@@ -621,7 +642,11 @@ impl Ledger {
         // reading again.
         let mut attempts = 0;
         let mut state = loop {
-            while let Some((generation, needs)) = self.missing(&request, month, day) {
+            while self.missing(&request, month, day).is_some() {
+                let gate = Arc::clone(lock(&self.loads.gates).entry(request.licensee_id).or_default());
+                let _loading = gate.lock().await;
+                // Another request may have read them while this one waited.
+                let Some((generation, needs)) = self.missing(&request, month, day) else { break };
                 let loaded = self.load(request.licensee_id, month, day, needs).await?;
                 let mut state = lock(&self.shared.meter);
                 if state.generation == generation {
