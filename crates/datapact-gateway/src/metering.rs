@@ -4,9 +4,9 @@
 //! A handler chooses its posts, then hands them to [`deliver_posts`] with a function that renders
 //! the body. `deliver_posts` reserves the counts (which may cut the page at a hard cap, or refuse
 //! it with 429 `usage-capped`), renders what was allotted, commits the ledger rows and only then
-//! returns the body. The reservation, rendering and commit run in their own task, so a client
-//! that disconnects mid-request cannot leave a reservation half-made; its response is still
-//! committed (counted, not received: the only way the ledger may exceed what clients got).
+//! returns the body. A client that disconnects mid-request cannot leave a reservation half-made:
+//! the reservation commits itself when dropped (counted, not received: the only way the ledger
+//! may exceed what clients got); see [`meter_body`].
 //!
 //! [`idempotency`] makes a retried request with the same `Idempotency-Key` replay the committed
 //! body without counting it again.
@@ -94,6 +94,12 @@ pub async fn check_cap(state: &AppState, admission: &Admission) -> Result<(), Pr
 }
 
 /// [`deliver_posts`]'s work, returning the body: reserve, render, commit, in that order.
+///
+/// A client that disconnects cancels this future. Before the reservation there is nothing to
+/// undo; after it, the reservation commits itself when dropped (counted, not received: the only
+/// way the ledger may exceed what clients got), so most responses run inline. Two kinds finish
+/// in a task of their own, immune to cancellation: a response with an `Idempotency-Key` (a retry
+/// must find its body) and one that crosses a notification threshold (the webhook must be raised).
 pub async fn meter_body<F, Fut>(
     state: &AppState,
     admission: &Admission,
@@ -104,50 +110,65 @@ where
     F: FnOnce(Delivery, bool) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Rendered, Problem>> + Send + 'static,
 {
-    let Some(ledger) = state.ledger.clone() else {
+    let Some(ledger) = state.ledger.as_ref() else {
         let count = delivery.len();
         let rendered = render(delivery, false).await?;
         admission.served(count);
         return Ok(MeteredBody { body: rendered.body, cut: false });
     };
     let (cap, dedup, prepaid) = meter_terms(state, admission)?;
-    let admission = admission.clone();
-    let state = state.clone();
-    let task = tokio::spawn(async move {
-        let page: Vec<(i64, u32)> = delivery.delivered().map(|(id, revision)| (id.get(), revision)).collect();
-        let at = admission.now();
-        let request_id = admission.request_id();
-        let request =
-            MeterRequest { licensee_id: admission.licensee_id(), request_id, cap, dedup, page: &page, at, prepaid };
-        let reservation = match ledger.reserve(request).await? {
-            Reserved::Refused(capped) => return Err(usage_capped(capped, at)),
-            Reserved::NoCredit(exhausted) => return Err(credits_depleted(&state, &admission, exhausted)),
-            Reserved::Serve(reservation) => reservation,
-        };
-        let allotted = reservation.posts().len();
-        let cut = reservation.cut();
-        let crossing = crate::webhooks::Crossing {
-            licensee_id: admission.licensee_id(),
-            at,
-            cap: cap.monthly_records.limit().map(|limit| {
-                let after = reservation.allotment().used_after;
-                (limit, after - u64::from(reservation.allotment().counted), after)
-            }),
-            credit: prepaid
-                .zip(reservation.balance())
-                .map(|(terms, (before, after))| (terms.credited_micros, before, after)),
-        };
-        delivery.truncate(allotted);
-        let canaries: Vec<i64> = delivery.canary().map(PostId::get).into_iter().collect();
-        let rendered = render(delivery, cut).await?;
-        let facts = facts(&admission, &rendered);
-        let response = response_to_keep(&admission, &rendered);
-        reservation.commit_with_canaries(facts, &canaries, response).await.map_err(not_committed)?;
-        admission.served(allotted);
-        crate::webhooks::raise_crossings(&state, crossing);
-        Ok(MeteredBody { body: rendered.body, cut })
-    });
-    task.await.map_err(|error| {
+    let page: Vec<(i64, u32)> = delivery.delivered().map(|(id, revision)| (id.get(), revision)).collect();
+    let at = admission.now();
+    let request_id = admission.request_id();
+    let request =
+        MeterRequest { licensee_id: admission.licensee_id(), request_id, cap, dedup, page: &page, at, prepaid };
+    let mut reservation = match ledger.reserve(request).await? {
+        Reserved::Refused(capped) => return Err(usage_capped(capped, at)),
+        Reserved::NoCredit(exhausted) => return Err(credits_depleted(state, admission, exhausted)),
+        Reserved::Serve(reservation) => reservation,
+    };
+    // No await from here until the reservation is either committed on drop or moved into a task.
+    reservation.commit_if_dropped(facts(admission, 0, 0));
+    let crossing = crate::webhooks::Crossing {
+        licensee_id: admission.licensee_id(),
+        at,
+        cap: cap.monthly_records.limit().map(|limit| {
+            let after = reservation.allotment().used_after;
+            (limit, after - u64::from(reservation.allotment().counted), after)
+        }),
+        credit: prepaid
+            .zip(reservation.balance())
+            .map(|(terms, (before, after))| (terms.credited_micros, before, after)),
+    };
+    let allotted = reservation.posts().len();
+    let cut = reservation.cut();
+    delivery.truncate(allotted);
+    let canaries: Vec<i64> = delivery.canary().map(PostId::get).into_iter().collect();
+    let notifies = !crate::webhooks::crossings(&crossing).is_empty();
+    let finish = {
+        let (state, admission) = (state.clone(), admission.clone());
+        async move {
+            let rendered = match render(delivery, cut).await {
+                Ok(rendered) => rendered,
+                Err(problem) => {
+                    reservation.abandon();
+                    return Err(problem);
+                }
+            };
+            let facts = facts(&admission, rendered.user_reads, rendered.body.len() as u64);
+            let response = response_to_keep(&admission, &rendered);
+            reservation.commit_with_canaries(facts, &canaries, response).await.map_err(not_committed)?;
+            admission.served(allotted);
+            if notifies {
+                crate::webhooks::raise_crossings(&state, crossing);
+            }
+            Ok(MeteredBody { body: rendered.body, cut })
+        }
+    };
+    if admission.idempotency().is_none() && !notifies {
+        return finish.await;
+    }
+    tokio::spawn(finish).await.map_err(|error| {
         tracing::error!(%error, "metering task failed");
         Problem::unavailable("the response could not be metered; nothing was delivered, retry")
     })?
@@ -156,7 +177,7 @@ where
 /// Meters and returns a response carrying no posts (user lookups): its user reads are recorded.
 pub async fn deliver_users(state: &AppState, admission: &Admission, rendered: Rendered) -> Result<Response, Problem> {
     let Some(ledger) = &state.ledger else { return Ok(json(rendered.body, false)) };
-    let facts = facts(admission, &rendered);
+    let facts = facts(admission, rendered.user_reads, rendered.body.len() as u64);
     let response = response_to_keep(admission, &rendered);
     // Submitted before the first await: a disconnecting client cannot leave it half-done.
     let commit = ledger.record(admission.licensee_id(), admission.now(), facts, response);
@@ -164,15 +185,15 @@ pub async fn deliver_users(state: &AppState, admission: &Admission, rendered: Re
     Ok(json(rendered.body, false))
 }
 
-fn facts(admission: &Admission, rendered: &Rendered) -> EventFacts {
+fn facts(admission: &Admission, user_reads: u32, bytes: u64) -> EventFacts {
     EventFacts {
         key_prefix: admission.key_prefix().clone(),
         endpoint: admission.endpoint,
         purpose: admission.purpose,
         request_id: admission.request_id().to_owned(),
         idempotency_key: admission.idempotency().map(|claim| claim.key.clone()),
-        user_reads: rendered.user_reads,
-        bytes: rendered.body.len() as u64,
+        user_reads,
+        bytes,
     }
 }
 

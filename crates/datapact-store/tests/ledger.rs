@@ -674,6 +674,62 @@ fn abandoned_reservations_under_load_never_over_count() {
     verified(&ledger);
 }
 
+/// A reservation whose caller may be cancelled (`commit_if_dropped`: a request whose client went
+/// away) commits itself when dropped: counted though never sent, which errs the way the ledger
+/// may, and nothing else in flight fails closed because of it. The cap stays exact.
+#[test]
+fn cancelled_reservations_commit_themselves_and_fail_nothing_else() {
+    let (_dir, _clock, ledger) = fresh();
+    let at = t0().plus_millis(HOUR);
+    let month = MonthKey::of(at);
+    let cap = Cap::hard(1_000);
+    let counted = AtomicU64::new(0);
+    let cancelled = AtomicU64::new(0);
+    let failed = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for thread in 0..8_u64 {
+            let (ledger, counted, cancelled, failed) = (&ledger, &counted, &cancelled, &failed);
+            scope.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let mut rng = Rng::new(900 + thread);
+                for request in 0..300 {
+                    let ids: Vec<i64> = (0..1 + rng.below(20)).map(|_| rng.below(3_000) as i64).collect();
+                    let Reserved::Serve(mut reservation) = reserve(ledger, 1, cap, Dedup::Daily, &page(&ids), at)
+                    else {
+                        break;
+                    };
+                    let n = reservation.allotment().counted as u64;
+                    let id = format!("t{thread}-{request}");
+                    if rng.below(4) == 0 {
+                        reservation.commit_if_dropped(facts(&id));
+                        drop(reservation);
+                        counted.fetch_add(n, Ordering::SeqCst);
+                        cancelled.fetch_add(1, Ordering::SeqCst);
+                    } else if runtime.block_on(reservation.commit(facts(&id), None)).is_ok() {
+                        counted.fetch_add(n, Ordering::SeqCst);
+                    } else {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(failed.load(Ordering::SeqCst), 0, "a cancelled reservation made others fail closed");
+    assert!(cancelled.load(Ordering::SeqCst) > 20, "the test cancelled too few to say anything");
+    // The writer takes jobs in order: once a later commit returns, every cancelled one is written.
+    let mut total = counted.load(Ordering::SeqCst);
+    if let Reserved::Serve(last) = reserve(&ledger, 1, cap, Dedup::Daily, &page(&[1_000_000]), at) {
+        total += last.allotment().counted as u64;
+        block(last.commit(facts("last"), None)).unwrap();
+    }
+    assert!(total <= 1_000, "{total} counted against a hard cap of 1,000");
+    assert_eq!(block(ledger.month_counted(1, month)).unwrap(), total);
+    let events = block(ledger.usage(Some(1), month, UsageBy::Month)).unwrap();
+    let reserved = cancelled.load(Ordering::SeqCst);
+    assert!(events[0].responses > reserved, "{events:?}");
+    verified(&ledger);
+}
+
 #[test]
 fn concurrent_commits_during_a_failure_never_over_count() {
     let (dir, _clock, ledger) = fresh();

@@ -710,6 +710,7 @@ impl Ledger {
             settle: None,
             bounds: None,
             submitted: false,
+            if_dropped: None,
         }))
     }
 
@@ -923,8 +924,10 @@ pub fn check_node_name(node: &str) -> StoreResult<()> {
 }
 
 /// A reservation: the posts a response may deliver and the counts they took. Commit it before
-/// sending them; dropping it uncommitted gives the counts back (and, to stay exact, makes every
-/// other request in flight fail closed — it happens only if a handler panics).
+/// sending them. Dropped uncommitted, it is committed anyway if [`Reservation::commit_if_dropped`]
+/// asked for it (a request cancelled by its client: counted, not received, which errs the way the
+/// ledger may); otherwise it gives the counts back, and to stay exact makes every other request in
+/// flight fail closed ([`Reservation::abandon`], or a panic).
 #[derive(Debug)]
 pub struct Reservation {
     jobs: mpsc::Sender<Message>,
@@ -942,6 +945,8 @@ pub struct Reservation {
     /// What its commit must not cross (shared reservations only).
     bounds: Option<Bounds>,
     submitted: bool,
+    /// The facts to commit it with if it is dropped uncommitted ([`Reservation::commit_if_dropped`]).
+    if_dropped: Option<EventFacts>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -970,6 +975,22 @@ impl Reservation {
         self.allotment.cut
     }
 
+    /// Makes dropping this reservation uncommitted commit it with `facts` (a response whose body
+    /// was never finished: say so with zero bytes), instead of giving its counts back. For a caller
+    /// that may be cancelled between reserving and committing, such as a request handler whose
+    /// client disconnects: giving counts back would make every request in flight fail closed,
+    /// while committing them only counts what the client may not have received.
+    pub fn commit_if_dropped(&mut self, facts: EventFacts) {
+        self.if_dropped = Some(facts);
+    }
+
+    /// Gives the counts back without committing (the response failed and sends no posts): every
+    /// count is reloaded from the ledger, and requests reserved meanwhile fail closed, since their
+    /// decisions may rest on these counts.
+    pub fn abandon(mut self) {
+        self.if_dropped = None;
+    }
+
     /// Sends the response's rows to the writer now, and returns the commit to await before
     /// sending the body (an error: the body must not be sent).
     pub fn commit(
@@ -989,6 +1010,17 @@ impl Reservation {
         canaries: &[i64],
         response: Option<IdempotentResponse>,
     ) -> impl Future<Output = StoreResult<()>> + Send + 'static {
+        self.send(facts, canaries, response)
+    }
+
+    /// Sends the rows to the writer now (so it happens even if the returned commit is never
+    /// awaited); the commit settles a shared reservation once the rows are written.
+    fn send(
+        &mut self,
+        facts: EventFacts,
+        canaries: &[i64],
+        response: Option<IdempotentResponse>,
+    ) -> impl Future<Output = StoreResult<()>> + Send + 'static + use<> {
         self.submitted = true;
         let commit = submit(
             &self.jobs,
@@ -1015,6 +1047,18 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
+        if !self.submitted
+            && let Some(facts) = self.if_dropped.take()
+        {
+            let settles = self.settle.is_some();
+            let commit = self.send(facts, &[], None);
+            // The rows are on their way to the writer; nobody waits for the outcome, but a shared
+            // reservation still settles after it (with no runtime, it is left to reconcile).
+            if settles && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(commit);
+            }
+            return;
+        }
         if let Some(Settle { limiter, id, .. }) = self.settle.take() {
             // Never committed: give its counts back to every node (or leave it to reconcile).
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {

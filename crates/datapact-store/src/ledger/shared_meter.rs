@@ -174,6 +174,7 @@ impl Ledger {
                                 .map(|terms| terms.credited_micros),
                         }),
                         submitted: false,
+                        if_dropped: None,
                     }));
                 }
             }
