@@ -130,6 +130,7 @@ pub fn licensee_router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), terms::enforce))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), checkpoints::header))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_licensee))
+        .route_layer(axum::middleware::from_fn(metering::await_commit))
         .route_layer(axum::middleware::from_fn(|request, next| metrics::track("licensee", request, next)));
     // The compliance jobs' signed URLs: the only licensee routes without a bearer key (the
     // signature names the licensee and the job, and expires).
