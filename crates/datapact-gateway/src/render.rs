@@ -104,15 +104,7 @@ pub fn write_post(out: &mut Vec<u8>, post: &Post, fields: PostFields) {
     if fields.has(PostFields::CREATED_AT) {
         write_time(object.key("created_at"), post.created_at);
     }
-    let out = object.key("edit_history_tweet_ids");
-    out.push(b'[');
-    for (n, id) in post.edit_history.iter().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        write_id(out, id.get());
-    }
-    out.push(b']');
+    write_array(object.key("edit_history_tweet_ids"), &post.edit_history, |out, id| write_id(out, id.get()));
     write_id(object.key("id"), post.id.get());
     if fields.has(PostFields::IN_REPLY_TO_USER_ID)
         && let Some(user) = post.in_reply_to_user_id
@@ -138,18 +130,12 @@ pub fn write_post(out: &mut Vec<u8>, post: &Post, fields: PostFields) {
         inner.finish();
     }
     if fields.has(PostFields::REFERENCED_TWEETS) && !post.referenced_posts.is_empty() {
-        let out = object.key("referenced_tweets");
-        out.push(b'[');
-        for (n, reference) in post.referenced_posts.iter().enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
+        write_array(object.key("referenced_tweets"), &post.referenced_posts, |out, reference| {
             let mut inner = ObjectWriter::new(out);
             write_id(inner.key("id"), reference.id.get());
             write_str(inner.key("type"), &reference.kind);
             inner.finish();
-        }
-        out.push(b']');
+        });
     }
     write_str(object.key("text"), &post.text);
     object.finish();
@@ -270,15 +256,7 @@ impl Body<'_> {
             Data::Posts(_) | Data::Users(..) => {}
         }
         if !self.errors.is_empty() {
-            let out = object.key("errors");
-            out.push(b'[');
-            for (n, error) in self.errors.iter().enumerate() {
-                if n > 0 {
-                    out.push(b',');
-                }
-                write_value(out, error);
-            }
-            out.push(b']');
+            write_array(object.key("errors"), self.errors, write_value);
         }
         if let Some((users, fields)) = self.users {
             let mut includes = ObjectWriter::new(object.key("includes"));
@@ -318,23 +296,21 @@ impl Body<'_> {
 
 /// The `data` array of post objects, in `marking`'s copy.
 pub fn write_posts<'a>(out: &mut Vec<u8>, posts: impl IntoIterator<Item = &'a PostJson>, marking: Marking) {
-    out.push(b'[');
-    for (n, post) in posts.into_iter().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        post.write(out, marking);
-    }
-    out.push(b']');
+    write_array(out, posts, |out, post| post.write(out, marking));
 }
 
 fn write_users(out: &mut Vec<u8>, users: &[UserRecord], fields: UserFields) {
+    write_array(out, users, |out, user| write_user(out, user, fields));
+}
+
+/// A JSON array of `items`, each written by `write`.
+fn write_array<T>(out: &mut Vec<u8>, items: impl IntoIterator<Item = T>, mut write: impl FnMut(&mut Vec<u8>, T)) {
     out.push(b'[');
-    for (n, user) in users.iter().enumerate() {
+    for (n, item) in items.into_iter().enumerate() {
         if n > 0 {
             out.push(b',');
         }
-        write_user(out, user, fields);
+        write(out, item);
     }
     out.push(b']');
 }
