@@ -89,6 +89,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0009_checkpoints.sql"),
     include_str!("postgres/0010_admin_users.sql"),
     include_str!("postgres/0011_violation_days.sql"),
+    include_str!("postgres/0012_deliveries_through_events.sql"),
 ];
 /// Connections in the pool unless [`PgOptions::max_connections`] says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;

@@ -153,7 +153,7 @@ async fn a_url_asking_for_tls_gets_tls() {
     assert!(tls, "the session is encrypted");
     let store = PgStore::connect_with(&url, PgOptions { schema: Some(schema.name.clone()), max_connections: 2 }).await;
     let store = store.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 11);
+    assert_eq!(store.schema_version().await.unwrap(), 12);
     store.close().await;
 }
 
@@ -162,13 +162,13 @@ async fn schema_is_versioned_and_a_newer_one_refused() {
     let Some(schema) = Schema::new().await else { return };
     let store = schema.connect().await.unwrap();
     // Every migration ran: the newest is the signed checkpoints' tables.
-    assert_eq!(store.schema_version().await.unwrap(), 11);
+    assert_eq!(store.schema_version().await.unwrap(), 12);
     assert_eq!(store.fingerprint_ring().await.unwrap(), None);
     store.ingest(vec![post(1, 7, "kept")], NOW).await.unwrap();
     store.close().await;
     // Connecting again applies nothing and keeps the data.
     let store = schema.connect().await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 11);
+    assert_eq!(store.schema_version().await.unwrap(), 12);
     assert_eq!(store.stats().await.unwrap().posts, 1);
     store.close().await;
 

@@ -11,8 +11,8 @@ use datapact_core::purpose::Purpose;
 use datapact_core::{Endpoint, KeyPrefix, ManualClock, Timestamp};
 use datapact_ledger::{Cap, ChainBreak, Dedup, MonthKey, RequestFingerprint};
 use datapact_store::ledger::{
-    ChainAnchor, Claim, EventFacts, IdempotentResponse, Ledger, MeterRequest, Reserved, UsageBy, VerifyFailure,
-    VerifyReport,
+    ChainAnchor, Claim, EventFacts, IdempotentResponse, Ledger, MeterRequest, Reservation, Reserved, UsageBy,
+    VerifyFailure, VerifyReport,
 };
 use datapact_store::postgres::PgOptions;
 use datapact_store::{PgStore, StoreError};
@@ -58,6 +58,40 @@ impl TestLedger {
         let store = PgStore::connect_with(&url, options).await.unwrap();
         let ledger = Ledger::open_postgres(&store, node, Arc::new(ManualClock::new(t0()))).await.unwrap();
         Some(TestLedger { ledger, place: Place::Postgres { store, url, schema } })
+    }
+
+    /// The ledger opened afresh, with its counts read back from the database: the SQLite ledger
+    /// after a restart, or on PostgreSQL a second node's.
+    async fn reopened(&mut self) {
+        let clock = Arc::new(ManualClock::new(t0()));
+        match &self.place {
+            Place::Sqlite(dir) => {
+                // The file is locked while the old ledger lives: stand a scratch one in for it.
+                let scratch = tempfile::tempdir().unwrap();
+                drop(std::mem::replace(&mut self.ledger, Ledger::open(scratch.path(), clock.clone()).unwrap()));
+                self.ledger = Ledger::open(dir.path(), clock).unwrap();
+            }
+            Place::Postgres { store, .. } => {
+                self.ledger = Ledger::open_postgres(store, "node-b", clock).await.unwrap();
+            }
+        }
+    }
+
+    /// A number the SQL query counts, read behind the ledger's back.
+    async fn count(&self, sql: &str) -> i64 {
+        match &self.place {
+            Place::Sqlite(dir) => {
+                let conn = rusqlite::Connection::open(dir.path().join(datapact_store::ledger::LEDGER_FILE)).unwrap();
+                conn.query_row(sql, [], |row| row.get(0)).unwrap()
+            }
+            Place::Postgres { url, schema, .. } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::raw_sql(&format!("SET search_path TO {schema}")).execute(&mut conn).await.unwrap();
+                let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+                n
+            }
+        }
     }
 
     /// Runs SQL behind the ledger's back, as someone with a database shell could.
@@ -174,6 +208,7 @@ macro_rules! ledger_tests {
 ledger_tests!(
     a_hard_cap_is_exact_under_concurrent_requests,
     committed_rows_read_back_and_verify,
+    each_licensee_reads_back_its_own_deliveries_from_shared_batches,
     batch_ranges_name_a_licensees_batches,
     an_edited_delivery_is_named,
     a_retried_idempotency_key_replays_without_counting,
@@ -224,6 +259,122 @@ async fn committed_rows_read_back_and_verify(t: TestLedger) {
     let report = verified(ledger, &[]).await;
     assert_eq!(report.chains.len(), 1);
     assert_eq!((report.chains[0].rows, report.daily_checked), (3 + 7, 2));
+}
+
+/// A reservation for `posts` under daily dedup and no cap.
+async fn reserve_daily(ledger: &Ledger, licensee_id: i64, request_id: &str, posts: &[(i64, u32)]) -> Reservation {
+    let request = MeterRequest {
+        licensee_id,
+        request_id,
+        cap: Cap::UNLIMITED,
+        dedup: Dedup::Daily,
+        page: posts,
+        at: t0(),
+        prepaid: None,
+    };
+    match ledger.reserve(request).await.unwrap() {
+        Reserved::Serve(reservation) => reservation,
+        refused => panic!("refused: {refused:?}"),
+    }
+}
+
+/// A licensee's deliveries are read through its usage events (no index of their own): when many
+/// licensees' responses share batches, with canaries among them, every read still gives each
+/// licensee exactly its own deliveries — the export, the posts received, the posts among a leak,
+/// and (read back afresh) the posts already counted today, on which daily dedup decides.
+async fn each_licensee_reads_back_its_own_deliveries_from_shared_batches(mut t: TestLedger) {
+    const LICENSEES: i64 = 3;
+    const POSTS: i64 = 80;
+    // (licensee, request id, post id, revision, counted), as committed.
+    type Committed = Vec<(i64, String, i64, u32, bool)>;
+    let mut clients = Vec::new();
+    for client in 0..12_i64 {
+        let ledger = t.ledger.clone();
+        clients.push(tokio::spawn(async move {
+            let licensee = 1 + client % LICENSEES;
+            let mut committed: Committed = Vec::new();
+            for request in 0..12_i64 {
+                let first = (client * 7 + request * 5) % POSTS;
+                let size = 1 + (client + request) % 6;
+                let posts: Vec<(i64, u32)> = (0..size).map(|k| ((first + k * 3) % POSTS, 1 + (k % 2) as u32)).collect();
+                let id = format!("{client}-{request}");
+                let reservation = reserve_daily(&ledger, licensee, &id, &posts).await;
+                let counts = reservation.allotment().counts.clone();
+                // Every third response carries a canary of its own (revision 0, never counted).
+                let canaries: Vec<i64> = if request % 3 == 0 { vec![1_000 + client * 100 + request] } else { vec![] };
+                reservation.commit_with_canaries(facts(&id), &canaries, None).await.unwrap();
+                for (&(post, revision), &counted) in posts.iter().zip(&counts) {
+                    committed.push((licensee, id.clone(), post, revision, counted));
+                }
+                for &canary in &canaries {
+                    committed.push((licensee, id.clone(), canary, 0, false));
+                }
+            }
+            committed
+        }));
+    }
+    let mut committed: Committed = Vec::new();
+    for client in clients {
+        committed.extend(client.await.unwrap());
+    }
+    let shared = t
+        .count(
+            "SELECT COUNT(*) FROM (SELECT chain, seq FROM usage_events GROUP BY chain, seq
+             HAVING COUNT(DISTINCT licensee_id) > 1) mixed",
+        )
+        .await;
+    assert!(shared > 0, "the test needs batches holding several licensees' responses");
+
+    let month = MonthKey::of(t0());
+    for reopened in [false, true] {
+        if reopened {
+            t.reopened().await;
+        }
+        let ledger = &t.ledger;
+        for licensee in 1..=LICENSEES {
+            let mine: Vec<_> = committed.iter().filter(|c| c.0 == licensee).collect();
+            let mut want: Vec<(String, String, u32, bool)> =
+                mine.iter().map(|c| (c.1.clone(), c.2.to_string(), c.3, c.4)).collect();
+            want.sort();
+            let mut got = Vec::new();
+            ledger
+                .deliveries(licensee, month, |r| {
+                    got.push((r.request_id, r.post_id, r.revision, r.counted));
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            got.sort();
+            assert_eq!(got, want, "licensee {licensee}'s export");
+
+            let received = ledger.received(licensee).await.unwrap();
+            let mut want_received: std::collections::BTreeMap<i64, u32> = Default::default();
+            for c in mine.iter().filter(|c| c.3 > 0) {
+                let oldest = want_received.entry(c.2).or_insert(c.3);
+                *oldest = (*oldest).min(c.3);
+            }
+            let got_received: std::collections::BTreeMap<i64, u32> =
+                received.iter().map(|(post, r)| (*post, r.oldest_revision)).collect();
+            assert_eq!(got_received, want_received, "licensee {licensee}'s posts received (canaries excluded)");
+
+            let everything: HashSet<i64> = committed.iter().map(|c| c.2).collect();
+            let delivered: HashSet<i64> = mine.iter().map(|c| c.2).collect();
+            assert_eq!(ledger.delivered_among(licensee, &everything).await.unwrap(), delivered.len() as u64);
+        }
+    }
+    // Read back afresh, today's counted posts decide dedup: a page of every post counts exactly
+    // those no earlier response of the licensee counted.
+    for licensee in 1..=LICENSEES {
+        let counted: HashSet<i64> = committed.iter().filter(|c| c.0 == licensee && c.4).map(|c| c.2).collect();
+        let every: Vec<(i64, u32)> = (0..POSTS).map(|post| (post, 1)).collect();
+        let id = format!("all-{licensee}");
+        let reservation = reserve_daily(&t.ledger, licensee, &id, &every).await;
+        let want: Vec<bool> = (0..POSTS).map(|post| !counted.contains(&post)).collect();
+        assert_eq!(reservation.allotment().counts, want, "licensee {licensee}'s dedup after reading back");
+        assert!(!counted.is_empty() && counted.len() < POSTS as usize, "the check needs both kinds of post");
+        reservation.commit(facts(&id), None).await.unwrap();
+    }
+    verified(&t.ledger, &[]).await;
 }
 
 async fn batch_ranges_name_a_licensees_batches(t: TestLedger) {

@@ -90,8 +90,12 @@ const RELOAD_ATTEMPTS: usize = 16;
 /// The most posts one reservation may hold (a page, or a burst of the stream).
 pub const MAX_RESERVATION_POSTS: usize = 1_000;
 
-const MIGRATIONS: &[&str] =
-    &[include_str!("0001_ledger.sql"), include_str!("0002_canaries.sql"), include_str!("0003_credits.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("0001_ledger.sql"),
+    include_str!("0002_canaries.sql"),
+    include_str!("0003_credits.sql"),
+    include_str!("0004_deliveries_through_events.sql"),
+];
 const READ_CONNECTIONS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -28,8 +28,27 @@ pub fn month_range(month: MonthKey) -> (i64, i64) {
 pub(super) const MONTH_COUNTED_SQL: &str = "SELECT CAST(COALESCE(SUM(counted), 0) AS BIGINT) FROM usage_daily WHERE licensee_id = ?1 AND day >= ?2 AND day < ?3";
 pub(super) const CHARGED_SQL: &str =
     "SELECT CAST(COALESCE(SUM(charged), 0) AS BIGINT) FROM usage_daily WHERE licensee_id = ?1";
-pub(super) const COUNTED_ON_SQL: &str =
-    "SELECT post_id FROM deliveries WHERE licensee_id = ?1 AND at >= ?2 AND at < ?3 AND counted = 1";
+/// The deliveries of a licensee's responses (`e`: the usage event, `d`: each delivery it made). A
+/// response's delivery rows follow its usage event in its batch, up to the batch's next event, so
+/// they are read through the events' licensee index: a per-delivery index would cost the group
+/// commit a second B-tree insert for every post delivered (ARCHITECTURE.md, "Invariants").
+macro_rules! licensee_deliveries {
+    () => {
+        "usage_events e JOIN deliveries d
+           ON d.chain = e.chain AND d.seq = e.seq AND d.ordinal > e.ordinal
+          AND d.ordinal < COALESCE((SELECT MIN(n.ordinal) FROM usage_events n
+                                    WHERE n.chain = e.chain AND n.seq = e.seq AND n.ordinal > e.ordinal),
+                                   9223372036854775807)
+          AND d.licensee_id = e.licensee_id"
+    };
+}
+/// Only responses that counted something are read: under daily dedup most repeat posts already
+/// counted, so a restart reads the day's counted posts, not every delivery of the day.
+pub(super) const COUNTED_ON_SQL: &str = concat!(
+    "SELECT d.post_id FROM ",
+    licensee_deliveries!(),
+    " WHERE e.licensee_id = ?1 AND e.at >= ?2 AND e.at < ?3 AND e.counted > 0 AND d.counted = 1"
+);
 pub(super) const STORED_RESPONSE_SQL: &str =
     "SELECT fingerprint, request_id, first_used_at, body FROM idempotent_responses WHERE licensee_id = ?1 AND key = ?2";
 pub(super) const DAILY_COUNTS_SQL: &str =
@@ -38,15 +57,22 @@ pub(super) const DAILY_COUNTS_SQL: &str =
 /// Per chain, the first and last batch holding a licensee's usage events in `[from, to)`, and how many.
 pub(super) const BATCH_RANGES_SQL: &str = "SELECT chain, MIN(seq), MAX(seq), COUNT(*) FROM usage_events
      WHERE licensee_id = ?1 AND at >= ?2 AND at < ?3 GROUP BY chain ORDER BY chain";
-pub(super) const DELIVERIES_SQL: &str = "SELECT at, post_id, revision, request_id, counted FROM deliveries
-     WHERE licensee_id = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, chain, seq, ordinal";
-pub(super) const DELIVERED_POSTS_SQL: &str = "SELECT DISTINCT post_id FROM deliveries WHERE licensee_id = ?1";
+pub(super) const DELIVERIES_SQL: &str = concat!(
+    "SELECT d.at, d.post_id, d.revision, d.request_id, d.counted FROM ",
+    licensee_deliveries!(),
+    " WHERE e.licensee_id = ?1 AND e.at >= ?2 AND e.at < ?3 ORDER BY d.at, d.chain, d.seq, d.ordinal"
+);
+pub(super) const DELIVERED_POSTS_SQL: &str =
+    concat!("SELECT DISTINCT d.post_id FROM ", licensee_deliveries!(), " WHERE e.licensee_id = ?1");
 pub(super) const CANARIES_SQL: &str =
     "SELECT DISTINCT licensee_id, post_id FROM deliveries WHERE revision = 0 ORDER BY licensee_id, post_id";
 
 /// Every post delivered to a licensee (canaries, revision 0, excluded): first delivery, oldest revision.
-pub(super) const RECEIVED_SQL: &str = "SELECT post_id, MIN(at), CAST(MIN(revision) AS BIGINT) FROM deliveries
-     WHERE licensee_id = ?1 AND revision > 0 GROUP BY post_id";
+pub(super) const RECEIVED_SQL: &str = concat!(
+    "SELECT d.post_id, MIN(d.at), CAST(MIN(d.revision) AS BIGINT) FROM ",
+    licensee_deliveries!(),
+    " WHERE e.licensee_id = ?1 AND d.revision > 0 GROUP BY d.post_id"
+);
 
 /// `usage`'s statement for a grouping column (`day`, `endpoint` or `purpose`).
 pub(super) fn usage_sql(group: &str) -> String {
@@ -324,7 +350,7 @@ pub(super) fn deliveries(
 }
 
 /// How many of `post_ids` the ledger says were ever delivered to a licensee (each post counted
-/// once however often it was delivered). Streams the licensee's deliveries through its index
+/// once however often it was delivered). Streams the licensee's deliveries through its events
 /// rather than binding the ids, so a leak of a million posts costs one pass, not a query each.
 pub(super) fn delivered_among(conn: &Connection, licensee_id: i64, post_ids: &HashSet<i64>) -> StoreResult<u64> {
     if post_ids.is_empty() {
