@@ -1349,6 +1349,59 @@ fn deliveries_and_usage_report_exactly_what_was_committed() {
     verified(&ledger);
 }
 
+/// The writer inserts rows many to an `INSERT`: batches holding more usage events and more
+/// deliveries than one statement takes (and remainders) are stored row for row, so they verify
+/// and read back exactly.
+#[test]
+fn batches_larger_than_one_insert_are_stored_row_for_row() {
+    let (dir, _clock, ledger) = fresh();
+    let cap = Cap::hard(1_000_000);
+    let month = MonthKey::of(t0());
+    let mut expected = Vec::new();
+    // A page of 100 posts: its deliveries fill several statements and leave a remainder.
+    let big: Vec<i64> = (1..=100).collect();
+    for (post, counted) in big.iter().zip(deliver(&ledger, 1, cap, Dedup::None, &big, t0(), "big")) {
+        expected.push(("big".to_owned(), *post, counted));
+    }
+    // Bursts of 70 one-post responses sent to the writer at once, until one batch holds more
+    // events than one statement takes.
+    let mut widest = 0;
+    for burst in 0..5 {
+        let commits: Vec<_> = (0..70)
+            .map(|n| {
+                let id = format!("burst-{burst}-{n}");
+                let post = 1_000 + burst * 100 + n;
+                let reservation = serve(&ledger, 1, cap, Dedup::None, &page(&[post]), t0());
+                expected.push((id.clone(), post, true));
+                reservation
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .enumerate()
+            .map(|(n, reservation)| reservation.commit(facts(&format!("burst-{burst}-{n}")), None))
+            .collect();
+        for commit in commits {
+            block(commit).unwrap();
+        }
+        widest = sql(dir.path())
+            .query_row("SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM usage_events GROUP BY seq)", [], |row| row.get(0))
+            .unwrap();
+        if widest > 40 {
+            break;
+        }
+    }
+    assert!(widest > 40, "no batch held more than 40 responses ({widest})");
+    let report = verified(&ledger);
+    assert_eq!(report.chains[0].rows, expected.len() as u64 + 1 + expected.len() as u64 - 100);
+    let mut got: Vec<(String, i64, bool)> = all_deliveries(&ledger, 1, month)
+        .into_iter()
+        .map(|record| (record.request_id, record.post_id.parse().unwrap(), record.counted))
+        .collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+}
+
 #[test]
 fn delivered_among_counts_each_leaked_post_a_licensee_received_once() {
     let (_dir, _clock, ledger) = fresh();

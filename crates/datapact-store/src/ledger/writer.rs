@@ -13,7 +13,7 @@ use std::time::Instant;
 use datapact_core::purpose::Purpose;
 use datapact_core::{Clock, Endpoint};
 use datapact_ledger::{Anchor, ChainWriter, DayKey, Digest, Row, SealedBatch};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Statement, ToSql, TransactionBehavior, params};
 
 use super::{Job, MAX_BATCH_ROWS, Message, Shared, lock, unavailable};
 use crate::{StoreError, StoreResult};
@@ -232,50 +232,49 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
         &sealed.hash.0[..],
     ])?;
     {
-        let mut events = tx.prepare_cached(
-            "INSERT INTO usage_events (chain, seq, ordinal, licensee_id, key_prefix, endpoint, purpose, request_id,
-                 idempotency_key, at, delivered, counted, user_reads, bytes, charged, digest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        )?;
-        let mut deliveries = tx.prepare_cached(
-            "INSERT INTO deliveries (chain, seq, ordinal, licensee_id, request_id, post_id, revision, at, counted, digest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
+        let (mut events, mut deliveries) = (Vec::new(), Vec::with_capacity(rows.len()));
         for (ordinal, (row, digest)) in rows.iter().zip(&sealed.row_digests).enumerate() {
-            let ordinal = ordinal as i64;
             match row {
-                Row::Usage(event) => events.execute(params![
-                    chain,
-                    seq,
-                    ordinal,
-                    event.licensee_id,
-                    event.key_prefix.0,
-                    event.endpoint.as_str(),
-                    event.purpose.as_str(),
-                    event.request_id,
-                    event.idempotency_key,
-                    event.at.millis(),
-                    event.delivered,
-                    event.counted,
-                    event.user_reads,
-                    event.bytes as i64,
-                    event.charged as i64,
-                    &digest.0[..],
-                ])?,
-                Row::Delivery(delivery) => deliveries.execute(params![
-                    chain,
-                    seq,
-                    ordinal,
-                    delivery.licensee_id,
-                    delivery.request_id,
-                    delivery.post_id,
-                    delivery.revision,
-                    delivery.at.millis(),
-                    delivery.counted,
-                    &digest.0[..],
-                ])?,
-            };
+                Row::Usage(event) => events.push((ordinal as i64, event, digest)),
+                Row::Delivery(delivery) => deliveries.push((ordinal as i64, delivery, digest)),
+            }
         }
+        insert_rows(&tx, &EVENTS_INSERT, &events, |statement, first, (ordinal, event, digest)| {
+            let values: [&dyn ToSql; EVENT_COLUMNS] = [
+                &chain,
+                &seq,
+                ordinal,
+                &event.licensee_id,
+                &event.key_prefix.0,
+                &event.endpoint.as_str(),
+                &event.purpose.as_str(),
+                &event.request_id,
+                &event.idempotency_key,
+                &event.at.millis(),
+                &event.delivered,
+                &event.counted,
+                &event.user_reads,
+                &(event.bytes as i64),
+                &(event.charged as i64),
+                &&digest.0[..],
+            ];
+            bind(statement, first, &values)
+        })?;
+        insert_rows(&tx, &DELIVERIES_INSERT, &deliveries, |statement, first, (ordinal, delivery, digest)| {
+            let values: [&dyn ToSql; DELIVERY_COLUMNS] = [
+                &chain,
+                &seq,
+                ordinal,
+                &delivery.licensee_id,
+                &delivery.request_id,
+                &delivery.post_id,
+                &delivery.revision,
+                &delivery.at.millis(),
+                &delivery.counted,
+                &&digest.0[..],
+            ];
+            bind(statement, first, &values)
+        })?;
         let mut daily = tx.prepare_cached(
             "INSERT INTO usage_daily (licensee_id, day, endpoint, purpose, events, delivered, counted, overage,
                  user_reads, bytes, charged)
@@ -326,6 +325,93 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Rows go into a table this many to an `INSERT`: a statement's fixed work (step, reset, its
+/// transaction and schema checks) is then paid once for all of them, not once per row.
+const ROWS_PER_INSERT: usize = 32;
+const EVENT_COLUMNS: usize = 16;
+const DELIVERY_COLUMNS: usize = 10;
+
+/// An `INSERT` of one row and of [`ROWS_PER_INSERT`] rows into a ledger table.
+struct Insert {
+    one: String,
+    many: String,
+}
+
+impl Insert {
+    fn new(table: &str, columns: &[&str]) -> Insert {
+        let row = format!("({})", vec!["?"; columns.len()].join(", "));
+        let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+        Insert { one: format!("{head}{row}"), many: format!("{head}{}", vec![row; ROWS_PER_INSERT].join(", ")) }
+    }
+}
+
+static EVENTS_INSERT: std::sync::LazyLock<Insert> = std::sync::LazyLock::new(|| {
+    let columns = [
+        "chain",
+        "seq",
+        "ordinal",
+        "licensee_id",
+        "key_prefix",
+        "endpoint",
+        "purpose",
+        "request_id",
+        "idempotency_key",
+        "at",
+        "delivered",
+        "counted",
+        "user_reads",
+        "bytes",
+        "charged",
+        "digest",
+    ];
+    assert_eq!(columns.len(), EVENT_COLUMNS);
+    Insert::new("usage_events", &columns)
+});
+
+static DELIVERIES_INSERT: std::sync::LazyLock<Insert> = std::sync::LazyLock::new(|| {
+    let columns =
+        ["chain", "seq", "ordinal", "licensee_id", "request_id", "post_id", "revision", "at", "counted", "digest"];
+    assert_eq!(columns.len(), DELIVERY_COLUMNS);
+    Insert::new("deliveries", &columns)
+});
+
+/// Inserts `items` in order, [`ROWS_PER_INSERT`] to a statement and the rest one by one; `bind`
+/// binds one item's values from parameter `first` (1-based) on.
+fn insert_rows<T>(
+    tx: &rusqlite::Transaction<'_>,
+    insert: &Insert,
+    items: &[T],
+    bind: impl Fn(&mut Statement<'_>, usize, &T) -> rusqlite::Result<usize>,
+) -> rusqlite::Result<()> {
+    let mut chunks = items.chunks_exact(ROWS_PER_INSERT);
+    if chunks.len() > 0 {
+        let mut many = tx.prepare_cached(&insert.many)?;
+        for chunk in chunks.by_ref() {
+            let mut next = 1;
+            for item in chunk {
+                next = bind(&mut many, next, item)?;
+            }
+            many.raw_execute()?;
+        }
+    }
+    if !chunks.remainder().is_empty() {
+        let mut one = tx.prepare_cached(&insert.one)?;
+        for item in chunks.remainder() {
+            bind(&mut one, 1, item)?;
+            one.raw_execute()?;
+        }
+    }
+    Ok(())
+}
+
+/// Binds `values` from parameter `first` on; returns the parameter after them.
+fn bind(statement: &mut Statement<'_>, first: usize, values: &[&dyn ToSql]) -> rusqlite::Result<usize> {
+    for (offset, value) in values.iter().enumerate() {
+        statement.raw_bind_parameter(first + offset, value)?;
+    }
+    Ok(first + values.len())
 }
 
 fn resume(name: &str, head: Option<Anchor>) -> ChainWriter {
