@@ -18,11 +18,6 @@ use rusqlite::{Connection, OptionalExtension, Statement, ToSql, TransactionBehav
 use super::{Job, MAX_BATCH_ROWS, Message, Shared, lock, unavailable};
 use crate::{StoreError, StoreResult};
 
-/// How long the first commit of a batch may wait for others while the batch is small.
-const LINGER: std::time::Duration = std::time::Duration::from_micros(300);
-/// A batch this large commits without waiting.
-const LINGER_ROWS: usize = 1_024;
-
 const BATCH_ROWS: &str = "datapact_ledger_batch_rows";
 const BATCH_SECONDS: &str = "datapact_ledger_commit_seconds";
 const ROWS_TOTAL: &str = "datapact_ledger_rows_total";
@@ -101,7 +96,6 @@ impl<S: BatchSink> Writer<S> {
 
     pub(super) fn run(mut self, jobs: Receiver<Message>) {
         while let Ok(first) = jobs.recv() {
-            let linger_until = Instant::now() + LINGER;
             let mut batch = Vec::new();
             let mut rows = 0;
             let mut next = Some(first);
@@ -118,20 +112,12 @@ impl<S: BatchSink> Writer<S> {
                         lock(&self.shared.meter).invalidate();
                     }
                 }
-                next = if rows >= MAX_BATCH_ROWS {
-                    None
-                } else {
-                    match jobs.try_recv() {
-                        Ok(message) => Some(message),
-                        // A small batch waits a moment for company: each commit costs a WAL
-                        // write and an fsync whatever its size.
-                        Err(_) if rows < LINGER_ROWS => {
-                            let wait = linger_until.saturating_duration_since(Instant::now());
-                            if wait.is_zero() { None } else { jobs.recv_timeout(wait).ok() }
-                        }
-                        Err(_) => None,
-                    }
-                };
+                // Never wait for company: commits that arrive while this batch is written form
+                // the next one. Waiting (300 us, until 1,024 rows) made batches twice as large but
+                // cost the writer as much per response, added the wait to every response, and
+                // woke the writer for each arrival: 15-25 % fewer metered requests/s at 64
+                // connections (BENCHMARKS.md, "Metering").
+                next = if rows >= MAX_BATCH_ROWS { None } else { jobs.try_recv().ok() };
             }
             self.commit(batch);
         }
