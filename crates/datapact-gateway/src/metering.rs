@@ -207,8 +207,8 @@ where
     let cut = reservation.cut();
     delivery.truncate(allotted);
     let canaries: Vec<i64> = delivery.canary().map(PostId::get).into_iter().collect();
-    let notifies = !crate::webhooks::crossings(&crossing).is_empty();
-    let detached = admission.idempotency().is_some() || notifies;
+    let notifications = crate::webhooks::crossings(&crossing);
+    let detached = admission.idempotency().is_some() || !notifications.is_empty();
     let finish = {
         let (state, admission) = (state.clone(), admission.clone());
         async move {
@@ -226,9 +226,7 @@ where
             let commit: Commit = Box::pin(async move {
                 commit.await.map_err(not_committed)?;
                 admission.served(allotted);
-                if notifies {
-                    crate::webhooks::raise_crossings(&state, crossing);
-                }
+                crate::webhooks::raise(&state, notifications);
                 Ok(())
             });
             Ok((MeteredBody { body: rendered.body, cut }, commit))

@@ -152,9 +152,9 @@ pub fn crossings(crossing: &Crossing) -> Vec<NewNotification> {
     raised
 }
 
-/// Raises what a response crossed, off the response's path (a store write must not delay it).
-pub fn raise_crossings(state: &AppState, crossing: Crossing) {
-    let notifications = crossings(&crossing);
+/// Raises what a response crossed ([`crossings`]), off the response's path (a store write must
+/// not delay it).
+pub fn raise(state: &AppState, notifications: Vec<NewNotification>) {
     if notifications.is_empty() {
         return;
     }
