@@ -363,13 +363,13 @@ static DELIVERIES_INSERT: std::sync::LazyLock<Insert> = std::sync::LazyLock::new
     Insert::new("deliveries", &columns)
 });
 
-/// Inserts `items` in order, [`ROWS_PER_INSERT`] to a statement and the rest one by one; `bind`
-/// binds one item's values from parameter `first` (1-based) on.
+/// Inserts `items` in order, [`ROWS_PER_INSERT`] to a statement and the rest one by one;
+/// `bind_item` binds one item's values from parameter `first` (1-based) on.
 fn insert_rows<T>(
     tx: &rusqlite::Transaction<'_>,
     insert: &Insert,
     items: &[T],
-    bind: impl Fn(&mut Statement<'_>, usize, &T) -> rusqlite::Result<usize>,
+    bind_item: impl Fn(&mut Statement<'_>, usize, &T) -> rusqlite::Result<usize>,
 ) -> rusqlite::Result<()> {
     let mut chunks = items.chunks_exact(ROWS_PER_INSERT);
     if chunks.len() > 0 {
@@ -377,7 +377,7 @@ fn insert_rows<T>(
         for chunk in chunks.by_ref() {
             let mut next = 1;
             for item in chunk {
-                next = bind(&mut many, next, item)?;
+                next = bind_item(&mut many, next, item)?;
             }
             many.raw_execute()?;
         }
@@ -385,7 +385,7 @@ fn insert_rows<T>(
     if !chunks.remainder().is_empty() {
         let mut one = tx.prepare_cached(&insert.one)?;
         for item in chunks.remainder() {
-            bind(&mut one, 1, item)?;
+            bind_item(&mut one, 1, item)?;
             one.raw_execute()?;
         }
     }
