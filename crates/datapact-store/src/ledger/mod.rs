@@ -20,6 +20,8 @@
 //! a group commit never waits behind an ingest transaction. On the PostgreSQL store it lives in the
 //! store's database (`pg`), one hash chain per gateway node, so nodes never contend for a chain.
 
+#[cfg(feature = "ledger-floor")]
+mod floor;
 mod pg;
 mod read;
 mod shared_meter;
@@ -98,6 +100,29 @@ const MIGRATIONS: &[&str] = &[
 ];
 const READ_CONNECTIONS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs a ledger's single writer on a thread of its own.
+fn spawn_writer<S: writer::BatchSink>(writer: writer::Writer<S>, jobs: mpsc::Receiver<Message>) -> StoreResult<()> {
+    std::thread::Builder::new()
+        .name("ledger-writer".into())
+        .spawn(move || writer.run(jobs))
+        .map(drop)
+        .map_err(|e| unavailable(format!("cannot start the ledger writer: {e}")))
+}
+
+#[cfg(feature = "ledger-floor")]
+use floor::FloorSink as Floor;
+/// Without the `ledger-floor` feature there is no floor: the ledger always writes `ledger.db`.
+#[cfg(not(feature = "ledger-floor"))]
+type Floor = Connection;
+
+/// The benchmark floor to write instead of the ledger, if this build has them and one is asked for.
+fn floor_sink(_data_dir: &Path) -> StoreResult<Option<Floor>> {
+    #[cfg(feature = "ledger-floor")]
+    return Floor::from_environment(_data_dir);
+    #[cfg(not(feature = "ledger-floor"))]
+    Ok(None)
+}
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
@@ -456,11 +481,11 @@ impl Ledger {
         let shared = Arc::new(Shared { meter: Mutex::new(MeterState::default()) });
         let (jobs, receiver) = mpsc::channel();
         if lock.is_some() {
-            let writer = writer::Writer::new(conn, SQLITE_CHAIN, head, Arc::clone(&shared), Arc::clone(&clock));
-            std::thread::Builder::new()
-                .name("ledger-writer".into())
-                .spawn(move || writer.run(receiver))
-                .map_err(|e| unavailable(format!("cannot start the ledger writer: {e}")))?;
+            let (shared, clock) = (Arc::clone(&shared), Arc::clone(&clock));
+            match floor_sink(data_dir)? {
+                Some(floor) => spawn_writer(writer::Writer::new(floor, SQLITE_CHAIN, None, shared, clock), receiver)?,
+                None => spawn_writer(writer::Writer::new(conn, SQLITE_CHAIN, head, shared, clock), receiver)?,
+            }
         }
         Ok(Ledger(Arc::new(LedgerInner {
             _lock: lock,
