@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Where metering's cost goes (issue 5): one build with the `ledger-floor` feature, run four ways
+# in alternating rounds on bench/metering.sh's store (each run as bench/metering_runs.sh says):
+#   unmetered  `serve --unmetered`: no ledger at all (bench/metering.sh's baseline);
+#   null       every response reserved, sealed onto the chain and handed to the writer thread,
+#              which stores nothing and answers at once (DATAPACT_LEDGER_FLOOR=null);
+#   log        null, plus each batch written with one pwrite to a preallocated file and one
+#              fdatasync: the least a ledger that flushes once per batch can cost on this disk
+#              (DATAPACT_LEDGER_FLOOR=log);
+#   metered    the ledger as shipped (SQLite, synchronous=FULL).
+# The floors do NOT meter; they exist to bound what any ledger design could save
+# (crates/datapact-store/src/ledger/floor.rs). Then the mean of each, against unmetered.
+#
+# Usage: bench/metering_floor.sh (run bench/metering.sh once first)
+# Environment (defaults): CARGO_TARGET_DIR (target), BENCH_WORK (/tmp/datapact-metering),
+# BENCH_POSTS (200000), ROUNDS (3), BENCH_DURATION (8s), BENCH_PORT (18480; also uses +1).
+# The floor build is copied to $BENCH_WORK/datapact-floor; the next plain release build relinks.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/metering_runs.sh
+source "$ROOT/bench/metering_runs.sh"
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+echo "building the floor build (cargo build --release -p datapact --features ledger-floor)" >&2
+(cd "$ROOT" && cargo build --release --quiet -p datapact --features ledger-floor)
+BIN=$WORK/datapact-floor
+cp "$TARGET/release/datapact" "$BIN"
+
+# variant NAME ROUND LOAD
+variant() {
+    case $1 in
+        unmetered) metering_run "$2" "$3" "$1" "$BIN" -- --unmetered ;;
+        null | log) metering_run "$2" "$3" "$1" "$BIN" DATAPACT_LEDGER_FLOOR="$1" ;;
+        metered) metering_run "$2" "$3" "$1" "$BIN" ;;
+    esac
+}
+
+ROWS=$WORK/floor-rows.md
+echo "$METERING_RUN_HEADER" | tee "$ROWS"
+for round in $(seq "${ROUNDS:-3}"); do
+    for load in lookup search; do
+        order=(unmetered null log metered)
+        ((round % 2 == 0)) && order=(metered log null unmetered)
+        for name in "${order[@]}"; do
+            variant "$name" "$round" "$load" | tee -a "$ROWS"
+        done
+    done
+done
+echo
+echo "| load | build | req/s (mean) | vs unmetered | p99 ms (mean) | CPU µs/request (mean) |"
+echo "|---|---|---|---|---|---|"
+awk -F' *\\| *' 'NR > 2 { key = $3 " " $4; n[key]++; rps[key] += $5; p99[key] += $6; cpu[key] += $7 }
+    END {
+        split("lookup search", loads, " "); split("unmetered null log metered", builds, " ")
+        for (l = 1; l <= 2; l++) for (b = 1; b <= 4; b++) {
+            key = loads[l] " " builds[b]; base = loads[l] " unmetered"
+            if (!n[key]) continue
+            printf "| %s | %s | %.0f | %.1f %% fewer | %.2f | %.1f |\n", loads[l], builds[b], rps[key] / n[key],
+                100 * (1 - (rps[key] / n[key]) / (rps[base] / n[base])), p99[key] / n[key], cpu[key] / n[key]
+        }
+    }' "$ROWS"

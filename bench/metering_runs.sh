@@ -1,0 +1,58 @@
+# One measured run of a datapact build on bench/metering.sh's store, for bench/metering_ab.sh and
+# bench/metering_floor.sh (sourced, not run). A run: a fresh ledger, `serve` alone, a 2 s warm-up,
+# then `wrk -t2 -c64 -d$BENCH_DURATION` of one load (bench/metering.sh's lookup or search paths).
+# It prints one table row: requests/s, p99, the server's CPU per request, the ledger writer
+# thread's CPU per request (from /proc/PID/task; "-" when the build runs without one) and the
+# group commit's mean rows per batch (from /metrics).
+# Expects ROOT to be set; reads BENCH_WORK, BENCH_POSTS, BENCH_PORT, BENCH_DURATION.
+
+WORK=${BENCH_WORK:-/tmp/datapact-metering}
+DATA=$WORK/data-${BENCH_POSTS:-200000}
+PORT=${BENCH_PORT:-18480}
+[[ -f $DATA/ingested && -s $WORK/paths-search.txt && -s $WORK/serve-metered.out ]] ||
+    { echo "run bench/metering.sh first: no store, paths or key in $WORK" >&2; exit 1; }
+BENCH_KEY=$(awk '$1 == "nimbus" && $2 ~ /^dpk_/ { print $2; exit }' "$WORK/serve-metered.out")
+export BENCH_KEY
+HZ=$(getconf CLK_TCK)
+
+METERING_RUN_HEADER="| round | load | build | req/s | p99 ms | CPU µs/request | writer µs/request | rows per batch |
+|---|---|---|---|---|---|---|---|"
+
+ticks() { awk '{ print $14 + $15 }' "$1"; }
+
+# metering_run ROUND LOAD NAME BIN [VAR=VALUE ...] [-- SERVE FLAGS ...]
+metering_run() {
+    local round=$1 load=$2 name=$3 bin=$4
+    shift 4
+    local environment=() flags=()
+    while (($#)) && [[ $1 != -- ]]; do environment+=("$1"); shift; done
+    (($#)) && shift
+    flags=("$@")
+    rm -f "$DATA"/ledger.db* "$DATA"/ledger-floor.log
+    env "${environment[@]}" DATAPACT_LOG=warn "$bin" --data-dir "$DATA" serve "${flags[@]}" \
+        --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$((PORT + 1))" >"$WORK/run-serve.out" 2>"$WORK/run-serve.err" &
+    local pid=$!
+    for _ in $(seq 1200); do grep -q '^datapact listening' "$WORK/run-serve.out" && break; sleep 0.1; done
+    grep -q '^datapact listening' "$WORK/run-serve.out" ||
+        { echo "$name did not start: $(tail -3 "$WORK/run-serve.err")" >&2; kill "$pid" 2>/dev/null; exit 1; }
+    local writer
+    writer=$(grep -l '^ledger-writer$' /proc/"$pid"/task/*/comm 2>/dev/null | head -1) || true
+    [[ -n $writer ]] && writer=${writer%/comm}/stat
+    export BENCH_PATHS_FILE=$WORK/paths-$load.txt
+    wrk -t2 -c64 -d2s -s "$ROOT/bench/paths.lua" "http://127.0.0.1:$PORT" >/dev/null
+    local t0 t1 w0=0 w1=0 result metrics
+    t0=$(ticks "/proc/$pid/stat")
+    [[ -n $writer ]] && w0=$(ticks "$writer")
+    result=$(wrk -t2 -c64 -d"${BENCH_DURATION:-8s}" -s "$ROOT/bench/paths.lua" "http://127.0.0.1:$PORT" | grep RESULT)
+    t1=$(ticks "/proc/$pid/stat")
+    [[ -n $writer ]] && w1=$(ticks "$writer")
+    metrics=$(curl -sS --fail -H "Authorization: Bearer $(cat "$DATA/admin-token")" "http://127.0.0.1:$((PORT + 1))/metrics")
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    awk -v r="$round" -v l="$load" -v n="$name" -v hz="$HZ" -v cpu=$((t1 - t0)) -v w=$((w1 - w0)) -v writer="$writer" \
+        -v req="$(sed 's/.* requests=\([0-9]*\).*/\1/' <<<"$result")" \
+        -v rps="$(sed 's/.* rps=\([0-9.]*\).*/\1/' <<<"$result")" -v p99="$(sed 's/.* p99_us=\([0-9]*\).*/\1/' <<<"$result")" \
+        -v rows="$(awk '/^datapact_ledger_batch_rows_sum/ { s = $NF } /^datapact_ledger_batch_rows_count/ { c = $NF } END { if (c) printf "%.1f", s / c; else print "-" }' <<<"$metrics")" \
+        'BEGIN { printf "| %d | %s | %s | %.0f | %.2f | %.1f | %s | %s |\n", r, l, n, rps, p99 / 1000, 1e6 * cpu / hz / req,
+            writer == "" ? "-" : sprintf("%.1f", 1e6 * w / hz / req), rows }'
+}
