@@ -14,14 +14,16 @@
 # Usage: bench/metering_floor.sh (run bench/metering.sh once first)
 # Environment (defaults): CARGO_TARGET_DIR (target), BENCH_WORK (/tmp/datapact-metering),
 # BENCH_POSTS (200000), ROUNDS (3), BENCH_DURATION (8s), BENCH_PORT (18480; also uses +1).
-# The floor build is copied to $BENCH_WORK/datapact-floor; the next plain release build relinks.
+# The floor build goes to $CARGO_TARGET_DIR/ledger-floor and is copied to $BENCH_WORK/datapact-floor.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/metering_runs.sh
 source "$ROOT/bench/metering_runs.sh"
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-echo "building the floor build (cargo build --release -p datapact --features ledger-floor)" >&2
-(cd "$ROOT" && cargo build --release --quiet -p datapact --features ledger-floor)
+# A target directory of its own: the floor build must never be left where a plain release build
+# is expected. Absolute, so cargo (run in $ROOT) and cp agree on it.
+TARGET=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")/ledger-floor
+echo "building the floor build (cargo build --release -p datapact --features ledger-floor, in $TARGET)" >&2
+(cd "$ROOT" && cargo build --release --quiet -p datapact --features ledger-floor --target-dir "$TARGET")
 BIN=$WORK/datapact-floor
 cp "$TARGET/release/datapact" "$BIN"
 

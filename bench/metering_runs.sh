@@ -3,7 +3,7 @@
 # then `wrk -t2 -c64 -d$BENCH_DURATION` of one load (bench/metering.sh's lookup or search paths).
 # It prints one table row: requests/s, p99, the server's CPU per request, the ledger writer
 # thread's CPU per request (from /proc/PID/task; "-" when the build runs without one) and the
-# group commit's mean rows per batch (from /metrics).
+# group commit's mean rows per batch over the measured window (from /metrics).
 # Expects ROOT to be set; reads BENCH_WORK, BENCH_POSTS, BENCH_PORT, BENCH_DURATION.
 
 WORK=${BENCH_WORK:-/tmp/datapact-metering}
@@ -20,6 +20,14 @@ METERING_RUN_HEADER="| round | load | build | req/s | p99 ms | CPU µs/request |
 
 ticks() { awk '{ print $14 + $15 }' "$1"; }
 
+# batch_rows: the group commit's rows and batches so far ("SUM COUNT", from /metrics), so a
+# run's mean batch is taken over its measured window only.
+batch_rows() {
+    curl -sS --fail -H "Authorization: Bearer $(cat "$DATA/admin-token")" "http://127.0.0.1:$((PORT + 1))/metrics" |
+        awk '/^datapact_ledger_batch_rows_sum/ { s = $NF } /^datapact_ledger_batch_rows_count/ { c = $NF }
+            END { printf "%s %s\n", s + 0, c + 0 }'
+}
+
 # metering_run ROUND LOAD NAME BIN [VAR=VALUE ...] [-- SERVE FLAGS ...]
 metering_run() {
     local round=$1 load=$2 name=$3 bin=$4
@@ -29,30 +37,38 @@ metering_run() {
     (($#)) && shift
     flags=("$@")
     rm -f "$DATA"/ledger.db* "$DATA"/ledger-floor.log
-    env "${environment[@]}" DATAPACT_LOG=warn "$bin" --data-dir "$DATA" serve "${flags[@]}" \
+    : >"$WORK/run-serve.out"
+    # A floor only where the caller asks for one, never inherited from the shell.
+    env -u DATAPACT_LEDGER_FLOOR "${environment[@]}" DATAPACT_LOG=warn "$bin" --data-dir "$DATA" serve "${flags[@]}" \
         --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$((PORT + 1))" >"$WORK/run-serve.out" 2>"$WORK/run-serve.err" &
     local pid=$!
+    # Whatever fails below (set -e), the server does not outlive the run.
+    # shellcheck disable=SC2064 # the pid is fixed now
+    trap "kill $pid 2>/dev/null" EXIT
     for _ in $(seq 1200); do grep -q '^datapact listening' "$WORK/run-serve.out" && break; sleep 0.1; done
     grep -q '^datapact listening' "$WORK/run-serve.out" ||
-        { echo "$name did not start: $(tail -3 "$WORK/run-serve.err")" >&2; kill "$pid" 2>/dev/null; exit 1; }
+        { echo "$name did not start: $(tail -3 "$WORK/run-serve.err")" >&2; exit 1; }
     local writer
     writer=$(grep -l '^ledger-writer$' /proc/"$pid"/task/*/comm 2>/dev/null | head -1) || true
     [[ -n $writer ]] && writer=${writer%/comm}/stat
     export BENCH_PATHS_FILE=$WORK/paths-$load.txt
     wrk -t2 -c64 -d2s -s "$ROOT/bench/paths.lua" "http://127.0.0.1:$PORT" >/dev/null
-    local t0 t1 w0=0 w1=0 result metrics
+    local t0 t1 w0=0 w1=0 result before after
+    before=$(batch_rows)
     t0=$(ticks "/proc/$pid/stat")
     [[ -n $writer ]] && w0=$(ticks "$writer")
     result=$(wrk -t2 -c64 -d"${BENCH_DURATION:-8s}" -s "$ROOT/bench/paths.lua" "http://127.0.0.1:$PORT" | grep RESULT)
     t1=$(ticks "/proc/$pid/stat")
     [[ -n $writer ]] && w1=$(ticks "$writer")
-    metrics=$(curl -sS --fail -H "Authorization: Bearer $(cat "$DATA/admin-token")" "http://127.0.0.1:$((PORT + 1))/metrics")
+    after=$(batch_rows)
     kill "$pid"
     wait "$pid" 2>/dev/null || true
+    trap - EXIT
     awk -v r="$round" -v l="$load" -v n="$name" -v hz="$HZ" -v cpu=$((t1 - t0)) -v w=$((w1 - w0)) -v writer="$writer" \
         -v req="$(sed 's/.* requests=\([0-9]*\).*/\1/' <<<"$result")" \
         -v rps="$(sed 's/.* rps=\([0-9.]*\).*/\1/' <<<"$result")" -v p99="$(sed 's/.* p99_us=\([0-9]*\).*/\1/' <<<"$result")" \
-        -v rows="$(awk '/^datapact_ledger_batch_rows_sum/ { s = $NF } /^datapact_ledger_batch_rows_count/ { c = $NF } END { if (c) printf "%.1f", s / c; else print "-" }' <<<"$metrics")" \
+        -v rows="$(awk '{ s[NR] = $1; c[NR] = $2 } END { if (c[2] > c[1]) printf "%.1f", (s[2] - s[1]) / (c[2] - c[1]); else print "-" }' <<<"$before
+$after")" \
         'BEGIN { printf "| %d | %s | %s | %.0f | %.2f | %.1f | %s | %s |\n", r, l, n, rps, p99 / 1000, 1e6 * cpu / hz / req,
             writer == "" ? "-" : sprintf("%.1f", 1e6 * w / hz / req), rows }'
 }

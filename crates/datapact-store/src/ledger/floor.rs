@@ -35,8 +35,9 @@ pub(super) enum FloorSink {
 impl FloorSink {
     /// The floor `DATAPACT_LEDGER_FLOOR` names, if set; its `log` file goes in `data_dir`.
     pub(super) fn from_environment(data_dir: &Path) -> StoreResult<Option<FloorSink>> {
-        let Ok(name) = std::env::var(FLOOR_VARIABLE) else { return Ok(None) };
-        let sink = match name.as_str() {
+        let Some(value) = std::env::var_os(FLOOR_VARIABLE) else { return Ok(None) };
+        let name = value.to_string_lossy();
+        let sink = match &*name {
             "null" => FloorSink::Null,
             "log" => {
                 let path = data_dir.join("ledger-floor.log");

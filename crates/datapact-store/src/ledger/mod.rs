@@ -526,6 +526,10 @@ impl Ledger {
         limiter: Option<datapact_limiter::RedisLimiter>,
     ) -> StoreResult<Ledger> {
         check_node_name(node)?;
+        #[cfg(feature = "ledger-floor")]
+        if std::env::var_os(floor::FLOOR_VARIABLE).is_some() {
+            tracing::warn!("{} is ignored on the PostgreSQL store: this ledger meters", floor::FLOOR_VARIABLE);
+        }
         let options = store.pool().connect_options().as_ref().clone();
         let chain = node.to_owned();
         let shared = Arc::new(Shared { meter: Mutex::new(MeterState::default()) });
