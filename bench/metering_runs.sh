@@ -3,7 +3,9 @@
 # then `wrk -t2 -c64 -d$BENCH_DURATION` of one load (bench/metering.sh's lookup or search paths).
 # It prints one table row: requests/s, p99, the server's CPU per request, the ledger writer
 # thread's CPU per request (from /proc/PID/task; "-" when the build runs without one) and the
-# group commit's mean rows per batch over the measured window (from /metrics).
+# group commit's mean rows per batch over the measured window (from /metrics), and the share of the
+# machine's CPU time left idle or waiting on I/O meanwhile (from /proc/stat): a metered run that
+# leaves CPUs idle is held back by waiting (on the ledger's fsync), not by CPU.
 # Expects ROOT to be set; reads BENCH_WORK, BENCH_POSTS, BENCH_PORT, BENCH_DURATION.
 
 WORK=${BENCH_WORK:-/tmp/datapact-metering}
@@ -15,10 +17,13 @@ BENCH_KEY=$(awk '$1 == "nimbus" && $2 ~ /^dpk_/ { print $2; exit }' "$WORK/serve
 export BENCH_KEY
 HZ=$(getconf CLK_TCK)
 
-METERING_RUN_HEADER="| round | load | build | req/s | p99 ms | CPU µs/request | writer µs/request | rows per batch |
-|---|---|---|---|---|---|---|---|"
+METERING_RUN_HEADER="| round | load | build | req/s | p99 ms | CPU µs/request | writer µs/request | rows per batch | CPU idle % |
+|---|---|---|---|---|---|---|---|---|"
 
 ticks() { awk '{ print $14 + $15 }' "$1"; }
+
+# cpu_times: the machine's idle plus I/O wait time and its total, in ticks ("IDLE TOTAL").
+cpu_times() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print $5 + $6, t; exit }' /proc/stat; }
 
 # batch_rows: the group commit's rows and batches so far ("SUM COUNT", from /metrics), so a
 # run's mean batch is taken over its measured window only.
@@ -53,13 +58,15 @@ metering_run() {
     [[ -n $writer ]] && writer=${writer%/comm}/stat
     export BENCH_PATHS_FILE=$WORK/paths-$load.txt
     wrk -t2 -c64 -d2s -s "$ROOT/bench/paths.lua" "http://127.0.0.1:$PORT" >/dev/null
-    local t0 t1 w0=0 w1=0 result before after
+    local t0 t1 w0=0 w1=0 result before after idle0 idle1
     before=$(batch_rows)
+    idle0=$(cpu_times)
     t0=$(ticks "/proc/$pid/stat")
     [[ -n $writer ]] && w0=$(ticks "$writer")
     result=$(wrk -t2 -c64 -d"${BENCH_DURATION:-8s}" -s "$ROOT/bench/paths.lua" "http://127.0.0.1:$PORT" | grep RESULT)
     t1=$(ticks "/proc/$pid/stat")
     [[ -n $writer ]] && w1=$(ticks "$writer")
+    idle1=$(cpu_times)
     after=$(batch_rows)
     kill "$pid"
     wait "$pid" 2>/dev/null || true
@@ -69,6 +76,8 @@ metering_run() {
         -v rps="$(sed 's/.* rps=\([0-9.]*\).*/\1/' <<<"$result")" -v p99="$(sed 's/.* p99_us=\([0-9]*\).*/\1/' <<<"$result")" \
         -v rows="$(awk '{ s[NR] = $1; c[NR] = $2 } END { if (c[2] > c[1]) printf "%.1f", (s[2] - s[1]) / (c[2] - c[1]); else print "-" }' <<<"$before
 $after")" \
-        'BEGIN { printf "| %d | %s | %s | %.0f | %.2f | %.1f | %s | %s |\n", r, l, n, rps, p99 / 1000, 1e6 * cpu / hz / req,
-            writer == "" ? "-" : sprintf("%.1f", 1e6 * w / hz / req), rows }'
+        -v idle="$(awk '{ i[NR] = $1; t[NR] = $2 } END { printf "%.1f", 100 * (i[2] - i[1]) / (t[2] - t[1]) }' <<<"$idle0
+$idle1")" \
+        'BEGIN { printf "| %d | %s | %s | %.0f | %.2f | %.1f | %s | %s | %s |\n", r, l, n, rps, p99 / 1000, 1e6 * cpu / hz / req,
+            writer == "" ? "-" : sprintf("%.1f", 1e6 * w / hz / req), rows, idle }'
 }
