@@ -25,6 +25,14 @@ ticks() { awk '{ print $14 + $15 }' "$1"; }
 # cpu_times: the machine's idle plus I/O wait time and its total, in ticks ("IDLE TOTAL").
 cpu_times() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print $5 + $6, t; exit }' /proc/stat; }
 
+# delta_ratio BEFORE AFTER SCALE: two "X Y" readings of counters taken before and after the measured
+# window; prints SCALE * (change in X) / (change in Y) to one decimal, or "-" when Y did not change.
+delta_ratio() {
+    awk -v scale="$3" '{ x[NR] = $1; y[NR] = $2 }
+        END { if (y[2] > y[1]) printf "%.1f", scale * (x[2] - x[1]) / (y[2] - y[1]); else print "-" }' <<<"$1
+$2"
+}
+
 # batch_rows: the group commit's rows and batches so far ("SUM COUNT", from /metrics), so a
 # run's mean batch is taken over its measured window only.
 batch_rows() {
@@ -74,10 +82,7 @@ metering_run() {
     awk -v r="$round" -v l="$load" -v n="$name" -v hz="$HZ" -v cpu=$((t1 - t0)) -v w=$((w1 - w0)) -v writer="$writer" \
         -v req="$(sed 's/.* requests=\([0-9]*\).*/\1/' <<<"$result")" \
         -v rps="$(sed 's/.* rps=\([0-9.]*\).*/\1/' <<<"$result")" -v p99="$(sed 's/.* p99_us=\([0-9]*\).*/\1/' <<<"$result")" \
-        -v rows="$(awk '{ s[NR] = $1; c[NR] = $2 } END { if (c[2] > c[1]) printf "%.1f", (s[2] - s[1]) / (c[2] - c[1]); else print "-" }' <<<"$before
-$after")" \
-        -v idle="$(awk '{ i[NR] = $1; t[NR] = $2 } END { printf "%.1f", 100 * (i[2] - i[1]) / (t[2] - t[1]) }' <<<"$idle0
-$idle1")" \
+        -v rows="$(delta_ratio "$before" "$after" 1)" -v idle="$(delta_ratio "$idle0" "$idle1" 100)" \
         'BEGIN { printf "| %d | %s | %s | %.0f | %.2f | %.1f | %s | %s | %s |\n", r, l, n, rps, p99 / 1000, 1e6 * cpu / hz / req,
             writer == "" ? "-" : sprintf("%.1f", 1e6 * w / hz / req), rows, idle }'
 }
