@@ -3,6 +3,10 @@
 //!
 //! - **Baseline**: the `deliveries` table of the ledger's schema (same columns, same primary key), rows
 //!   inserted by one connection in 10,000-row transactions, WAL with `synchronous=FULL`.
+//! - **Narrowest row**: the same, into the least any ledger with a row per delivered post must write:
+//!   a rowid table of integers (position, licensee, post, revision, time, counted), no digest, no
+//!   text. Its µs per row, times the rows a response writes, is a floor on the ledger's CPU per
+//!   response that no schema of that shape goes under (BENCHMARKS.md uses it to bound requests/s).
 //! - **Ledger**: `Ledger::reserve` + `Reservation::commit` from many concurrent tasks, each
 //!   response a page of 100 posts (101 rows: its usage event and 100 deliveries), every commit
 //!   awaited before the next — what the gateway does per response. Counted: delivery rows.
@@ -40,8 +44,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     println!("rows {rows}, tasks {tasks}, page {PAGE}, dir {}", root.path().display());
 
-    let baseline = baseline(&root.path().join("baseline.db"), rows)?;
+    let baseline = baseline_of(&root.path().join("baseline.db"), rows, Table::Ledger)?;
     println!("baseline: {rows} delivery rows in 10,000-row transactions: {baseline:.0} rows/s");
+    let narrowest = baseline_of(&root.path().join("narrowest.db"), rows, Table::Narrowest)?;
+    println!(
+        "narrowest row (integers only, rowid table), same way: {narrowest:.0} rows/s = {:.2} µs per row \
+         (the ledger's table: {:.2} µs)",
+        1e6 / narrowest,
+        1e6 / baseline
+    );
 
     let (ledger_rate, batches) = ledger(Place::Sqlite(&root.path().join("ledger")), rows, tasks, PAGE)?;
     println!("ledger: {rows} delivery rows via group commit, {tasks} tasks: {ledger_rate:.0} rows/s");
@@ -70,16 +81,33 @@ enum Place<'a> {
     Postgres(&'a str),
 }
 
-fn baseline(path: &std::path::Path, rows: u64) -> Result<f64, Box<dyn std::error::Error>> {
+/// Which table a baseline inserts into.
+#[derive(Clone, Copy, PartialEq)]
+enum Table {
+    /// The ledger's own `deliveries` table.
+    Ledger,
+    /// Integers only, keyed by rowid: the narrowest row a delivery can be.
+    Narrowest,
+}
+
+fn baseline_of(path: &std::path::Path, rows: u64, table: Table) -> Result<f64, Box<dyn std::error::Error>> {
     let mut conn = Connection::open(path)?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;
-         CREATE TABLE deliveries (
-             chain TEXT NOT NULL, seq INTEGER NOT NULL, ordinal INTEGER NOT NULL, licensee_id INTEGER NOT NULL,
-             request_id TEXT NOT NULL, post_id INTEGER NOT NULL, revision INTEGER NOT NULL, at INTEGER NOT NULL,
-             counted INTEGER NOT NULL, digest BLOB NOT NULL, PRIMARY KEY (chain, seq, ordinal)
-         ) STRICT, WITHOUT ROWID;",
-    )?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;")?;
+    conn.execute_batch(match table {
+        Table::Ledger => {
+            "CREATE TABLE deliveries (
+                 chain TEXT NOT NULL, seq INTEGER NOT NULL, ordinal INTEGER NOT NULL, licensee_id INTEGER NOT NULL,
+                 request_id TEXT NOT NULL, post_id INTEGER NOT NULL, revision INTEGER NOT NULL, at INTEGER NOT NULL,
+                 counted INTEGER NOT NULL, digest BLOB NOT NULL, PRIMARY KEY (chain, seq, ordinal)
+             ) STRICT, WITHOUT ROWID;"
+        }
+        Table::Narrowest => {
+            "CREATE TABLE deliveries (
+                 position INTEGER PRIMARY KEY, licensee_id INTEGER NOT NULL, post_id INTEGER NOT NULL,
+                 revision INTEGER NOT NULL, at INTEGER NOT NULL, counted INTEGER NOT NULL
+             ) STRICT;"
+        }
+    })?;
     let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |row| row.get(0))?;
     assert_eq!(synchronous, 2, "the baseline must be durable too");
     let started = Instant::now();
@@ -90,22 +118,35 @@ fn baseline(path: &std::path::Path, rows: u64) -> Result<f64, Box<dyn std::error
         seq += 1;
         let tx = conn.transaction()?;
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO deliveries (chain, seq, ordinal, licensee_id, request_id, post_id, revision, at, counted,
-                     digest) VALUES ('sqlite', ?1, ?2, ?3, ?4, ?5, 1, ?6, 1, ?7)",
-            )?;
+            let mut insert = tx.prepare_cached(match table {
+                Table::Ledger => {
+                    "INSERT INTO deliveries (chain, seq, ordinal, licensee_id, request_id, post_id, revision, at,
+                         counted, digest) VALUES ('sqlite', ?1, ?2, ?3, ?4, ?5, 1, ?6, 1, ?7)"
+                }
+                Table::Narrowest => {
+                    "INSERT INTO deliveries (position, licensee_id, post_id, revision, at, counted)
+                         VALUES (?1 << 20 | ?2, ?3, ?4, 1, ?5, 1)"
+                }
+            })?;
             for ordinal in 0..BASELINE_TRANSACTION.min((rows - written) as usize) {
                 let n = written + ordinal as u64;
-                let digest = blake_like(n);
-                insert.execute(params![
-                    seq,
-                    ordinal as i64,
-                    (n % 8) as i64 + 1,
-                    format!("bench-{}", n / PAGE as u64),
-                    1_800_000_000_000_000_000i64 + (n % 1_000_000) as i64,
-                    at + n as i64,
-                    &digest[..],
-                ])?;
+                let licensee = (n % 8) as i64 + 1;
+                let post = 1_800_000_000_000_000_000i64 + (n % 1_000_000) as i64;
+                if table == Table::Ledger {
+                    let digest = blake_like(n);
+                    let request = format!("bench-{}", n / PAGE as u64);
+                    insert.execute(params![
+                        seq,
+                        ordinal as i64,
+                        licensee,
+                        request,
+                        post,
+                        at + n as i64,
+                        &digest[..]
+                    ])?;
+                } else {
+                    insert.execute(params![seq, ordinal as i64, licensee, post, at + n as i64])?;
+                }
             }
         }
         tx.commit()?;
