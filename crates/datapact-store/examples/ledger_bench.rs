@@ -82,7 +82,7 @@ enum Place<'a> {
 }
 
 /// Which table a baseline inserts into.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Table {
     /// The ledger's own `deliveries` table.
     Ledger,
@@ -90,24 +90,43 @@ enum Table {
     Narrowest,
 }
 
+impl Table {
+    fn create(self) -> &'static str {
+        match self {
+            Table::Ledger => {
+                "CREATE TABLE deliveries (
+                     chain TEXT NOT NULL, seq INTEGER NOT NULL, ordinal INTEGER NOT NULL, licensee_id INTEGER NOT NULL,
+                     request_id TEXT NOT NULL, post_id INTEGER NOT NULL, revision INTEGER NOT NULL, at INTEGER NOT NULL,
+                     counted INTEGER NOT NULL, digest BLOB NOT NULL, PRIMARY KEY (chain, seq, ordinal)
+                 ) STRICT, WITHOUT ROWID;"
+            }
+            Table::Narrowest => {
+                "CREATE TABLE deliveries (
+                     position INTEGER PRIMARY KEY, licensee_id INTEGER NOT NULL, post_id INTEGER NOT NULL,
+                     revision INTEGER NOT NULL, at INTEGER NOT NULL, counted INTEGER NOT NULL
+                 ) STRICT;"
+            }
+        }
+    }
+
+    fn insert(self) -> &'static str {
+        match self {
+            Table::Ledger => {
+                "INSERT INTO deliveries (chain, seq, ordinal, licensee_id, request_id, post_id, revision, at, counted,
+                     digest) VALUES ('sqlite', ?1, ?2, ?3, ?4, ?5, 1, ?6, 1, ?7)"
+            }
+            Table::Narrowest => {
+                "INSERT INTO deliveries (position, licensee_id, post_id, revision, at, counted)
+                     VALUES (?1 << 20 | ?2, ?3, ?4, 1, ?5, 1)"
+            }
+        }
+    }
+}
+
 fn baseline_of(path: &std::path::Path, rows: u64, table: Table) -> Result<f64, Box<dyn std::error::Error>> {
     let mut conn = Connection::open(path)?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;")?;
-    conn.execute_batch(match table {
-        Table::Ledger => {
-            "CREATE TABLE deliveries (
-                 chain TEXT NOT NULL, seq INTEGER NOT NULL, ordinal INTEGER NOT NULL, licensee_id INTEGER NOT NULL,
-                 request_id TEXT NOT NULL, post_id INTEGER NOT NULL, revision INTEGER NOT NULL, at INTEGER NOT NULL,
-                 counted INTEGER NOT NULL, digest BLOB NOT NULL, PRIMARY KEY (chain, seq, ordinal)
-             ) STRICT, WITHOUT ROWID;"
-        }
-        Table::Narrowest => {
-            "CREATE TABLE deliveries (
-                 position INTEGER PRIMARY KEY, licensee_id INTEGER NOT NULL, post_id INTEGER NOT NULL,
-                 revision INTEGER NOT NULL, at INTEGER NOT NULL, counted INTEGER NOT NULL
-             ) STRICT;"
-        }
-    })?;
+    conn.execute_batch(table.create())?;
     let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |row| row.get(0))?;
     assert_eq!(synchronous, 2, "the baseline must be durable too");
     let started = Instant::now();
@@ -118,35 +137,27 @@ fn baseline_of(path: &std::path::Path, rows: u64, table: Table) -> Result<f64, B
         seq += 1;
         let tx = conn.transaction()?;
         {
-            let mut insert = tx.prepare_cached(match table {
-                Table::Ledger => {
-                    "INSERT INTO deliveries (chain, seq, ordinal, licensee_id, request_id, post_id, revision, at,
-                         counted, digest) VALUES ('sqlite', ?1, ?2, ?3, ?4, ?5, 1, ?6, 1, ?7)"
-                }
-                Table::Narrowest => {
-                    "INSERT INTO deliveries (position, licensee_id, post_id, revision, at, counted)
-                         VALUES (?1 << 20 | ?2, ?3, ?4, 1, ?5, 1)"
-                }
-            })?;
+            let mut insert = tx.prepare_cached(table.insert())?;
             for ordinal in 0..BASELINE_TRANSACTION.min((rows - written) as usize) {
                 let n = written + ordinal as u64;
                 let licensee = (n % 8) as i64 + 1;
                 let post = 1_800_000_000_000_000_000i64 + (n % 1_000_000) as i64;
-                if table == Table::Ledger {
-                    let digest = blake_like(n);
-                    let request = format!("bench-{}", n / PAGE as u64);
-                    insert.execute(params![
-                        seq,
-                        ordinal as i64,
-                        licensee,
-                        request,
-                        post,
-                        at + n as i64,
-                        &digest[..]
-                    ])?;
-                } else {
-                    insert.execute(params![seq, ordinal as i64, licensee, post, at + n as i64])?;
-                }
+                match table {
+                    Table::Ledger => {
+                        let digest = blake_like(n);
+                        let request = format!("bench-{}", n / PAGE as u64);
+                        insert.execute(params![
+                            seq,
+                            ordinal as i64,
+                            licensee,
+                            request,
+                            post,
+                            at + n as i64,
+                            &digest[..]
+                        ])?
+                    }
+                    Table::Narrowest => insert.execute(params![seq, ordinal as i64, licensee, post, at + n as i64])?,
+                };
             }
         }
         tx.commit()?;
