@@ -107,6 +107,23 @@ struct Table {
     source_file: &'static str,
     columns: Vec<String>,
     order_by: Vec<String>,
+    /// The statement reading the source's rows, in `columns`' order, with [`SQLITE_CHAIN`] as its
+    /// parameter, for a table not laid out as PostgreSQL's (see [`ledger_deliveries`]).
+    select: Option<String>,
+}
+
+/// The ledger's deliveries: SQLite keys each by its position in its one chain and reads its
+/// request from its usage event (ledger migration 5); PostgreSQL stores all three per row.
+fn ledger_deliveries() -> Table {
+    let columns =
+        ["chain", "seq", "ordinal", "licensee_id", "request_id", "post_id", "revision", "at", "counted", "digest"];
+    Table {
+        name: "deliveries".into(),
+        source_file: LEDGER_FILE,
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        order_by: Vec::new(),
+        select: Some(format!("SELECT ?1 AS chain, * FROM ({})", ledger::DELIVERY_CHAIN_ROWS_SQL)),
+    }
 }
 
 /// A PostgreSQL column type the copy converts to.
@@ -267,7 +284,11 @@ fn source_tables(conn: &Connection, source_file: &'static str) -> StoreResult<Ve
         key.sort();
         let order_by =
             if key.is_empty() { vec!["rowid".to_owned()] } else { key.into_iter().map(|(_, c)| c).collect() };
-        tables.push(Table { name, source_file, columns, order_by });
+        if source_file == LEDGER_FILE && name == "deliveries" {
+            tables.push(ledger_deliveries());
+            continue;
+        }
+        tables.push(Table { name, source_file, columns, order_by, select: None });
     }
     Ok(tables)
 }
@@ -364,16 +385,21 @@ async fn copy_table(
         columns.join(", "),
         arguments.join(", ")
     );
-    let select = format!(
-        "SELECT {} FROM {} ORDER BY {}",
-        columns.join(", "),
-        quote(&table.name),
-        table.order_by.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
-    );
+    let select = table.select.clone().unwrap_or_else(|| {
+        format!(
+            "SELECT {} FROM {} ORDER BY {}",
+            columns.join(", "),
+            quote(&table.name),
+            table.order_by.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+        )
+    });
     let mut tx = begin(pg).await?;
     let result = async {
         let mut statement = source.prepare(&select)?;
-        let mut rows = statement.query([])?;
+        let mut rows = match table.select {
+            Some(_) => statement.query([SQLITE_CHAIN])?,
+            None => statement.query([])?,
+        };
         let mut copied = 0u64;
         loop {
             let mut batch: Vec<Column> = types.iter().map(|t| t.column()).collect();

@@ -114,6 +114,11 @@ fn chain_break(failure: VerifyFailure) -> ChainBreak {
     }
 }
 
+/// A delivery row's key in SQLite's ledger: its place in the chain, `seq << 20 | ordinal`.
+fn position(seq: i64, ordinal: i64) -> i64 {
+    (seq << 20) | ordinal
+}
+
 fn sql(dir: &Path) -> Connection {
     let conn = Connection::open(dir.join(LEDGER_FILE)).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
@@ -717,6 +722,9 @@ fn cancelled_reservations_commit_themselves_and_fail_nothing_else() {
     assert_eq!(failed.load(Ordering::SeqCst), 0, "a cancelled reservation made others fail closed");
     assert!(cancelled.load(Ordering::SeqCst) > 20, "the test cancelled too few to say anything");
     // The writer takes jobs in order: once a later commit returns, every cancelled one is written.
+    // (`last` below commits nothing when the cap is already reached, so another licensee's
+    // response is the marker.)
+    block(ledger.record(2, at, facts("marker"), None)).unwrap();
     let mut total = counted.load(Ordering::SeqCst);
     if let Reserved::Serve(last) = reserve(&ledger, 1, cap, Dedup::Daily, &page(&[1_000_000]), at) {
         total += last.allotment().counted as u64;
@@ -827,19 +835,18 @@ fn an_untouched_ledger_verifies_with_its_counts() {
 
 #[test]
 fn an_edited_delivery_is_named() {
-    let at = "UPDATE deliveries SET at = at + 1 WHERE seq = 2 AND ordinal = 3";
-    for (statement, index) in [
-        ("UPDATE deliveries SET post_id = 999 WHERE seq = 2 AND ordinal = 2", 2),
-        ("UPDATE deliveries SET counted = 0 WHERE seq = 2 AND ordinal = 1", 1),
-        ("UPDATE deliveries SET revision = revision + 1 WHERE seq = 2 AND ordinal = 2", 2),
-        (at, 3),
-        ("UPDATE deliveries SET licensee_id = 7 WHERE seq = 2 AND ordinal = 1", 1),
-        ("UPDATE deliveries SET request_id = 'forged' WHERE seq = 2 AND ordinal = 2", 2),
+    for (set, index) in [
+        ("post_id = 999", 2),
+        ("counted = 0", 1),
+        ("revision = revision + 1", 2),
+        ("at = at + 1", 3),
+        ("licensee_id = 7", 1),
     ] {
-        assert_eq!(chain_tamper(statement), ChainBreak::RowMismatch { seq: 2, index }, "{statement}");
+        let statement = format!("UPDATE deliveries SET {set} WHERE position = {}", position(2, index));
+        assert_eq!(chain_tamper(&statement), ChainBreak::RowMismatch { seq: 2, index: index as u32 }, "{statement}");
     }
     // A value the row cannot even hold.
-    let failure = tamper("UPDATE deliveries SET counted = 2 WHERE seq = 3 AND ordinal = 2");
+    let failure = tamper(&format!("UPDATE deliveries SET counted = 2 WHERE position = {}", position(3, 2)));
     assert!(matches!(failure, VerifyFailure::Unreadable { seq: 3, index: 2, .. }), "{failure:?}");
 }
 
@@ -850,6 +857,8 @@ fn an_edited_usage_event_is_named() {
         "UPDATE usage_events SET user_reads = 0 WHERE seq = 3",
         "UPDATE usage_events SET endpoint = 'lookup' WHERE seq = 3",
         "UPDATE usage_events SET key_prefix = 'dp_ffffffffffff' WHERE seq = 3",
+        // The deliveries read their request back from it: the event breaks first.
+        "UPDATE usage_events SET request_id = 'forged' WHERE seq = 3",
     ] {
         assert_eq!(chain_tamper(statement), ChainBreak::RowMismatch { seq: 3, index: 0 }, "{statement}");
     }
@@ -861,42 +870,60 @@ fn an_edited_usage_event_is_named() {
 
 #[test]
 fn deleted_inserted_and_swapped_rows_are_named() {
+    let p = position;
     assert_eq!(
-        chain_tamper("DELETE FROM deliveries WHERE seq = 2 AND ordinal = 2"),
+        chain_tamper(&format!("DELETE FROM deliveries WHERE position = {}", p(2, 2))),
         ChainBreak::RowMismatch { seq: 2, index: 2 }
     );
     assert_eq!(
-        chain_tamper("DELETE FROM deliveries WHERE seq = 2 AND ordinal = 3"),
+        chain_tamper(&format!("DELETE FROM deliveries WHERE position = {}", p(2, 3))),
         ChainBreak::RowsMissing { seq: 2, expected: 4, found: 3 }
     );
-    let copy = "INSERT INTO deliveries SELECT chain, seq, ordinal + 1, licensee_id, request_id, 4242, revision, at,
-         counted, digest FROM deliveries WHERE seq = 2 AND ordinal = 3";
-    assert_eq!(chain_tamper(copy), ChainBreak::RowInserted { seq: 2, index: 4, row_count: 4 });
-    // At the ordinal of the batch's event (the tables' keys do not collide).
-    let shadow = "INSERT INTO deliveries SELECT chain, seq, 0, licensee_id, request_id, 4242, revision, at,
-         counted, digest FROM deliveries WHERE seq = 2 AND ordinal = 1";
-    assert_eq!(chain_tamper(shadow), ChainBreak::RowMismatch { seq: 2, index: 1 });
+    let copy = format!(
+        "INSERT INTO deliveries SELECT position + 1, licensee_id, 4242, revision, at, counted, digest
+         FROM deliveries WHERE position = {}",
+        p(2, 3)
+    );
+    assert_eq!(chain_tamper(&copy), ChainBreak::RowInserted { seq: 2, index: 4, row_count: 4 });
+    // At the ordinal of the batch's event (the tables' keys do not collide): it follows no event
+    // of its batch, so it has no request to read back.
+    let shadow = format!(
+        "INSERT INTO deliveries SELECT {}, licensee_id, 4242, revision, at, counted, digest
+         FROM deliveries WHERE position = {}",
+        p(2, 0),
+        p(2, 1)
+    );
+    let failure = tamper(&shadow);
+    assert!(matches!(failure, VerifyFailure::Unreadable { seq: 2, index: 1, .. }), "{failure:?}");
     // Under a batch that does not exist, before or after the chain.
     for seq in [0, 9] {
         let stray = format!(
-            "INSERT INTO deliveries SELECT chain, {seq}, ordinal, licensee_id, request_id, post_id, revision, at,
-             counted, digest FROM deliveries WHERE seq = 2 AND ordinal = 1"
+            "INSERT INTO deliveries SELECT {}, licensee_id, post_id, revision, at, counted, digest
+             FROM deliveries WHERE position = {}",
+            p(seq, 1),
+            p(2, 1)
         );
         let failure = tamper(&stray);
-        assert_eq!(failure, VerifyFailure::Stray { table: "deliveries", seq, ordinal: 1 }, "seq {seq}");
+        assert_eq!(failure, VerifyFailure::Stray { table: "deliveries", seq: seq as u64, ordinal: 1 }, "seq {seq}");
     }
-    let swap = "UPDATE deliveries SET post_id = CASE ordinal WHEN 1 THEN (SELECT post_id FROM deliveries
-             WHERE seq = 3 AND ordinal = 3) ELSE (SELECT post_id FROM deliveries WHERE seq = 3 AND ordinal = 1) END
-         WHERE seq = 3 AND ordinal IN (1, 3)";
-    assert_eq!(chain_tamper(swap), ChainBreak::RowMismatch { seq: 3, index: 1 });
+    let (first, third) = (p(3, 1), p(3, 3));
+    let swap = format!(
+        "UPDATE deliveries SET post_id = CASE position WHEN {first} THEN (SELECT post_id FROM deliveries
+             WHERE position = {third}) ELSE (SELECT post_id FROM deliveries WHERE position = {first}) END
+         WHERE position IN ({first}, {third})"
+    );
+    assert_eq!(chain_tamper(&swap), ChainBreak::RowMismatch { seq: 3, index: 1 });
     // Two whole rows (digests too) swapped between positions.
-    let swap_rows = "UPDATE deliveries SET ordinal = -ordinal WHERE seq = 3 AND ordinal IN (1, 2);
-         UPDATE deliveries SET ordinal = 2 WHERE seq = 3 AND ordinal = -1;
-         UPDATE deliveries SET ordinal = 1 WHERE seq = 3 AND ordinal = -2";
-    assert_eq!(chain_tamper(swap_rows), ChainBreak::RowMismatch { seq: 3, index: 1 });
+    let (one, two) = (p(3, 1), p(3, 2));
+    let swap_rows = format!(
+        "UPDATE deliveries SET position = -position WHERE position IN ({one}, {two});
+         UPDATE deliveries SET position = {two} WHERE position = -{one};
+         UPDATE deliveries SET position = {one} WHERE position = -{two}"
+    );
+    assert_eq!(chain_tamper(&swap_rows), ChainBreak::RowMismatch { seq: 3, index: 1 });
     // A row moved to another batch.
-    let moved = "UPDATE deliveries SET seq = 3, ordinal = 4 WHERE seq = 2 AND ordinal = 3";
-    assert_eq!(chain_tamper(moved), ChainBreak::RowsMissing { seq: 2, expected: 4, found: 3 });
+    let moved = format!("UPDATE deliveries SET position = {} WHERE position = {}", p(3, 4), p(2, 3));
+    assert_eq!(chain_tamper(&moved), ChainBreak::RowsMissing { seq: 2, expected: 4, found: 3 });
 }
 
 #[test]
@@ -916,7 +943,7 @@ fn an_edited_batch_header_is_named() {
 
 #[test]
 fn a_deleted_batch_is_named() {
-    let middle = "DELETE FROM usage_events WHERE seq = 2; DELETE FROM deliveries WHERE seq = 2;
+    let middle = "DELETE FROM usage_events WHERE seq = 2; DELETE FROM deliveries WHERE position >> 20 = 2;
          DELETE FROM ledger_batches WHERE seq = 2;
          UPDATE usage_daily SET counted = counted - 3, delivered = delivered - 3, events = events - 1
          WHERE licensee_id = 2";
@@ -931,7 +958,7 @@ fn a_deleted_batch_is_named() {
         other => panic!("{other:?}"),
     }
     // The first batch deleted.
-    let first = "DELETE FROM usage_events WHERE seq = 1; DELETE FROM deliveries WHERE seq = 1;
+    let first = "DELETE FROM usage_events WHERE seq = 1; DELETE FROM deliveries WHERE position >> 20 = 1;
          DELETE FROM ledger_batches WHERE seq = 1";
     assert_eq!(
         tamper(first).to_string(),
@@ -944,7 +971,7 @@ fn the_newest_batch_deleted_is_caught_against_a_recorded_head() {
     let (dir, _clock, ledger, head) = four_batches();
     sql(dir.path())
         .execute_batch(
-            "DELETE FROM usage_events WHERE seq = 4; DELETE FROM deliveries WHERE seq = 4;
+            "DELETE FROM usage_events WHERE seq = 4; DELETE FROM deliveries WHERE position >> 20 = 4;
              DELETE FROM ledger_batches WHERE seq = 4;
              DELETE FROM usage_daily WHERE licensee_id = 2;
              INSERT INTO usage_daily SELECT licensee_id, (at / 86400000) * 86400000, endpoint, purpose, COUNT(*),
@@ -995,13 +1022,10 @@ fn edited_daily_breakdowns_are_named() {
 }
 
 /// The SQLite store has one chain: a row filed under another chain's name is not history, and
-/// must not hide from `verify` while the meter and the exports read it.
+/// must not hide from `verify` while the meter and the exports read it. (Delivery rows name no
+/// chain there: their position is in the file's one.)
 #[test]
 fn rows_filed_under_another_chain_are_named() {
-    let forged = "INSERT INTO deliveries SELECT 'elsewhere', seq, ordinal, licensee_id, request_id, 4242, revision,
-         at, counted, digest FROM deliveries WHERE seq = 2 AND ordinal = 1";
-    let failure = tamper(forged);
-    assert!(matches!(failure, VerifyFailure::Stray { table: "deliveries", .. }), "{failure:?}");
     let forged = "INSERT INTO usage_events SELECT 'elsewhere', seq, ordinal, licensee_id, key_prefix, endpoint,
          purpose, request_id, idempotency_key, at, delivered, 0, user_reads, bytes, digest, charged FROM usage_events
          WHERE seq = 2";
@@ -1144,7 +1168,7 @@ fn pruning_removes_whole_old_batches_and_keeps_the_chain() {
     let report = verified(&ledger);
     assert_eq!((report.chains[0].batches, report.chains[0].pruned_batches, report.chains[0].rows), (5, 2, 10));
     // Rows of a batch not pruned are still guarded.
-    sql(dir.path()).execute_batch("DELETE FROM deliveries WHERE seq = 3 AND ordinal = 2").unwrap();
+    sql(dir.path()).execute_batch(&format!("DELETE FROM deliveries WHERE position = {}", position(3, 2))).unwrap();
     assert_eq!(chain_break(broken(&ledger, None)), ChainBreak::RowMismatch { seq: 3, index: 2 });
 }
 
@@ -1158,7 +1182,7 @@ fn pruning_everything_still_verifies_and_rows_under_pruned_batches_are_strays() 
     assert_eq!((report.chains[0].batches, report.chains[0].pruned_batches, report.chains[0].rows), (4, 4, 0));
     // A row slipped back under a pruned batch belongs to nothing.
     sql(dir.path())
-        .execute_batch("INSERT INTO deliveries VALUES ('sqlite', 2, 1, 1, 'forged', 1, 1, 0, 1, zeroblob(32))")
+        .execute_batch(&format!("INSERT INTO deliveries VALUES ({}, 1, 1, 1, 0, 1, zeroblob(32))", position(2, 1)))
         .unwrap();
     assert_eq!(broken(&ledger, None), VerifyFailure::Stray { table: "deliveries", seq: 2, ordinal: 1 });
 }
@@ -1170,7 +1194,7 @@ fn a_middle_batch_disguised_as_pruned_is_named() {
     let (dir, _clock, ledger, _head) = four_batches();
     sql(dir.path())
         .execute_batch(
-            "DELETE FROM usage_events WHERE seq = 3; DELETE FROM deliveries WHERE seq = 3;
+            "DELETE FROM usage_events WHERE seq = 3; DELETE FROM deliveries WHERE position >> 20 = 3;
              UPDATE ledger_batches SET pruned = 1 WHERE seq = 3",
         )
         .unwrap();
@@ -1414,4 +1438,90 @@ fn delivered_among_counts_each_leaked_post_a_licensee_received_once() {
     assert_eq!(block(ledger.delivered_among(2, &leaked)).unwrap(), 1);
     assert_eq!(block(ledger.delivered_among(3, &leaked)).unwrap(), 0);
     assert_eq!(block(ledger.delivered_among(1, &HashSet::new())).unwrap(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ledger migration 5: delivery rows keyed by position
+// ---------------------------------------------------------------------------------------------
+
+/// `four_batches`' ledger rewritten as a ledger of schema version 4 (migrations 1 to 4 as they
+/// shipped; deliveries keyed by `(chain, seq, ordinal)` and carrying their request), closed.
+fn four_batches_at_version_4() -> (tempfile::TempDir, ManualClock, Anchor) {
+    let (dir, clock, ledger, head) = four_batches();
+    drop(ledger);
+    let current = dir.path().join(LEDGER_FILE);
+    let old = dir.path().join("v4.db");
+    let conn = Connection::open(&old).unwrap();
+    for migration in [
+        include_str!("../src/ledger/0001_ledger.sql"),
+        include_str!("../src/ledger/0002_canaries.sql"),
+        include_str!("../src/ledger/0003_credits.sql"),
+        include_str!("../src/ledger/0004_deliveries_through_events.sql"),
+    ] {
+        conn.execute_batch(migration).unwrap();
+    }
+    conn.execute("ATTACH DATABASE ?1 AS current", [current.to_str().unwrap()]).unwrap();
+    conn.execute_batch(
+        "INSERT INTO ledger_batches SELECT * FROM current.ledger_batches;
+         INSERT INTO usage_events SELECT * FROM current.usage_events;
+         INSERT INTO usage_daily SELECT * FROM current.usage_daily;
+         INSERT INTO deliveries (chain, seq, ordinal, licensee_id, request_id, post_id, revision, at, counted, digest)
+         SELECT 'sqlite', d.position >> 20, d.position & 1048575, d.licensee_id,
+                (SELECT e.request_id FROM current.usage_events e WHERE e.seq = d.position >> 20
+                   AND e.ordinal < (d.position & 1048575) ORDER BY e.ordinal DESC LIMIT 1),
+                d.post_id, d.revision, d.at, d.counted, d.digest
+         FROM current.deliveries d;
+         DETACH DATABASE current;
+         PRAGMA user_version = 4;",
+    )
+    .unwrap();
+    drop(conn);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", current.display()));
+    }
+    std::fs::rename(&old, &current).unwrap();
+    (dir, clock, head)
+}
+
+#[test]
+fn a_version_4_ledger_is_rekeyed_and_still_verifies_against_its_head() {
+    let (dir, clock, head) = four_batches_at_version_4();
+    let month = MonthKey::of(t0());
+    let ledger = open(dir.path(), &clock);
+    let version: i64 = sql(dir.path()).query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+    assert_eq!(version, 5);
+    // The same chain, row for row: the head recorded before the migration still matches.
+    let report = block(ledger.verify(&[anchor(head)])).unwrap().unwrap();
+    assert_eq!((report.chains[0].batches, report.chains[0].rows), (4, 16));
+    let requests: Vec<String> = all_deliveries(&ledger, 1, month).into_iter().map(|d| d.request_id).collect();
+    assert_eq!(requests, ["req-0", "req-0", "req-0", "req-2", "req-2", "req-2"]);
+    let posts: Vec<String> = all_deliveries(&ledger, 2, month).into_iter().map(|d| d.post_id).collect();
+    assert_eq!(posts, ["11", "12", "13", "31", "32", "33"]);
+    // And it goes on: a new batch lands at the next position.
+    clock.set(t0().plus_millis(5 * HOUR));
+    deliver(&ledger, 1, Cap::hard(100), Dedup::None, &[77], clock.now(), "req-5");
+    assert_eq!(verified(&ledger).chains[0].rows, 18);
+    let newest: i64 = sql(dir.path()).query_row("SELECT MAX(position) FROM deliveries", [], |row| row.get(0)).unwrap();
+    assert_eq!(newest, position(5, 1));
+}
+
+/// A delivery whose stored request is not its event's can only come from an edit; the new layout
+/// would read the event's back and erase the evidence, so the migration refuses and changes nothing.
+#[test]
+fn an_edited_version_4_ledger_is_not_migrated() {
+    for edit in [
+        "UPDATE deliveries SET request_id = 'forged' WHERE seq = 2 AND ordinal = 2",
+        "UPDATE deliveries SET chain = 'elsewhere' WHERE seq = 3 AND ordinal = 1",
+        "UPDATE deliveries SET ordinal = 0 WHERE seq = 2 AND ordinal = 1",
+    ] {
+        let (dir, clock, _head) = four_batches_at_version_4();
+        sql(dir.path()).execute_batch(edit).unwrap();
+        let error = Ledger::open(dir.path(), Arc::new(clock.clone())).err().expect("an edited ledger was migrated");
+        assert!(error.to_string().contains("ledger.db was edited"), "{edit}: {error}");
+        let conn = sql(dir.path());
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(version, 4, "{edit}");
+        let rows: i64 = conn.query_row("SELECT COUNT(*) FROM deliveries", [], |row| row.get(0)).unwrap();
+        assert_eq!(rows, 12, "{edit}: the old rows are all still there");
+    }
 }

@@ -95,6 +95,15 @@ impl TestLedger {
     }
 
     /// Runs SQL behind the ledger's back, as someone with a database shell could.
+    /// The condition on `deliveries` that picks batch `seq`'s rows: SQLite keys a delivery by its
+    /// position in its one chain, `seq << 20 | ordinal`; PostgreSQL by `(chain, seq, ordinal)`.
+    fn deliveries_of_batch(&self, seq: u64) -> String {
+        match &self.place {
+            Place::Sqlite(_) => format!("position >> 20 = {seq}"),
+            Place::Postgres { .. } => format!("seq = {seq}"),
+        }
+    }
+
     async fn tamper(&self, sql: &str) {
         match &self.place {
             Place::Sqlite(dir) => {
@@ -411,7 +420,11 @@ async fn an_edited_delivery_is_named(t: TestLedger) {
     t.tamper("UPDATE deliveries SET post_id = 2 WHERE post_id = 99").await;
     verified(&t.ledger, &[ChainAnchor { chain: None, anchor: head }]).await;
     // The newest batch dropped whole: only a recorded head can tell.
-    t.tamper("DELETE FROM deliveries WHERE seq = 2; DELETE FROM usage_events WHERE seq = 2; DELETE FROM ledger_batches WHERE seq = 2").await;
+    let batch = t.deliveries_of_batch(2);
+    t.tamper(&format!(
+        "DELETE FROM deliveries WHERE {batch}; DELETE FROM usage_events WHERE seq = 2; DELETE FROM ledger_batches WHERE seq = 2"
+    ))
+    .await;
     let failure = t.ledger.verify(&[ChainAnchor { chain: None, anchor: head }]).await.unwrap().unwrap_err();
     assert!(
         matches!(failure, VerifyFailure::Chain(ChainBreak::AnchorMismatch { .. }) | VerifyFailure::DailyTotals { .. }),

@@ -228,10 +228,21 @@ async fn rewrite_last_delivery(data_dir: &Path, store: &[&str], seq: u64) {
         [_, url] => Sql::Postgres(url.to_string()),
         _ => unreachable!(),
     };
+    // SQLite keys a delivery by its position (`seq << 20 | ordinal`) in its one chain, and reads
+    // its request from the usage event it follows; PostgreSQL stores all three.
+    let deliveries = match statements {
+        Sql::Sqlite(_) => {
+            "(SELECT 'sqlite' AS chain, position >> 20 AS seq, position & 1048575 AS ordinal, licensee_id,
+                     (SELECT e.request_id FROM usage_events e WHERE e.seq = position >> 20
+                        AND e.ordinal < (position & 1048575) ORDER BY e.ordinal DESC LIMIT 1) AS request_id,
+                     post_id, revision, at, counted, digest FROM deliveries)"
+        }
+        Sql::Postgres(_) => "deliveries",
+    };
     let rows = statements.query(&format!(
         "SELECT d.chain, d.ordinal, d.licensee_id, d.request_id, d.post_id, d.revision, d.at, d.counted
-         FROM deliveries d WHERE d.seq = {seq} AND d.ordinal = (
-             SELECT MAX(ordinal) FROM (SELECT ordinal FROM deliveries WHERE seq = {seq} AND chain = d.chain
+         FROM {deliveries} d WHERE d.seq = {seq} AND d.ordinal = (
+             SELECT MAX(ordinal) FROM (SELECT ordinal FROM {deliveries} x WHERE seq = {seq} AND chain = d.chain
                                        UNION ALL SELECT ordinal FROM usage_events WHERE seq = {seq} AND chain = d.chain) o)"
     )).await;
     let [row] = rows.as_slice() else { panic!("batch {seq} does not end with a delivery: {rows:?}") };
@@ -246,16 +257,23 @@ async fn rewrite_last_delivery(data_dir: &Path, store: &[&str], seq: u64) {
     };
     // The digest of the row before it (all zeros for a batch's first row).
     let prev = statements.query(&format!(
-        "SELECT digest FROM (SELECT ordinal, digest FROM deliveries WHERE chain = '{chain}' AND seq = {seq}
+        "SELECT digest FROM (SELECT ordinal, digest FROM {deliveries} x WHERE chain = '{chain}' AND seq = {seq}
                              UNION ALL SELECT ordinal, digest FROM usage_events WHERE chain = '{chain}' AND seq = {seq}) o
          WHERE ordinal = {} ", ordinal - 1
     )).await;
     let prev = prev.first().map(|r| digest_of(&r[0])).unwrap_or(Digest([0; 32]));
     let digest = row_digest(&prev, &Row::Delivery(delivery.clone()));
-    statements.execute(&format!(
-        "UPDATE deliveries SET post_id = {}, digest = {} WHERE chain = '{chain}' AND seq = {seq} AND ordinal = {ordinal}",
-        delivery.post_id, statements.bytes(&digest.0)
-    )).await;
+    let row_is = match statements {
+        Sql::Sqlite(_) => format!("position = {}", (seq << 20) | ordinal as u64),
+        Sql::Postgres(_) => format!("chain = '{chain}' AND seq = {seq} AND ordinal = {ordinal}"),
+    };
+    statements
+        .execute(&format!(
+            "UPDATE deliveries SET post_id = {}, digest = {} WHERE {row_is}",
+            delivery.post_id,
+            statements.bytes(&digest.0)
+        ))
+        .await;
     // Re-seal this batch and every later one.
     let batches = statements
         .query(&format!(

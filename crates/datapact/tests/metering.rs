@@ -772,20 +772,24 @@ async fn ledger_verify_names_the_batch_of_a_row_edited_deleted_or_swapped() {
     let batches: Vec<i64> = {
         let conn = ledger_db(&data_dir);
         let mut statement = conn
-            .prepare("SELECT seq FROM deliveries GROUP BY seq HAVING COUNT(DISTINCT post_id) >= 3 ORDER BY seq")
+            .prepare(
+                "SELECT position >> 20 AS seq FROM deliveries GROUP BY seq HAVING COUNT(DISTINCT post_id) >= 3
+                 ORDER BY seq",
+            )
             .unwrap();
         statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
     };
     assert!(batches.len() >= 3, "several batches: {batches:?}");
     let target = batches[batches.len() / 2];
+    // SQLite keys a delivery by its position, `seq << 20 | ordinal`.
     let edit = "UPDATE deliveries SET post_id = post_id + 1
-                WHERE seq = ?1 AND ordinal = (SELECT MIN(ordinal) FROM deliveries WHERE seq = ?1)";
+                WHERE position = (SELECT MIN(position) FROM deliveries WHERE position >> 20 = ?1)";
     let delete =
-        "DELETE FROM deliveries WHERE seq = ?1 AND ordinal = (SELECT MAX(ordinal) FROM deliveries WHERE seq = ?1)";
+        "DELETE FROM deliveries WHERE position = (SELECT MAX(position) FROM deliveries WHERE position >> 20 = ?1)";
     let count = "UPDATE usage_events SET counted = counted - 1 WHERE seq = ?1";
     let swap = |conn: &rusqlite::Connection| {
         let rows: Vec<(i64, i64)> = conn
-            .prepare("SELECT ordinal, post_id FROM deliveries WHERE seq = ?1 ORDER BY ordinal")
+            .prepare("SELECT position, post_id FROM deliveries WHERE position >> 20 = ?1 ORDER BY position")
             .unwrap()
             .query_map([target], |row| Ok((row.get(0)?, row.get(1)?)))
             .unwrap()
@@ -793,8 +797,8 @@ async fn ledger_verify_names_the_batch_of_a_row_edited_deleted_or_swapped() {
             .unwrap();
         let ((first, a), (last, b)) = (rows[0], rows[rows.len() - 1]);
         assert_ne!(a, b);
-        let set = "UPDATE deliveries SET post_id = ?1 WHERE seq = ?2 AND ordinal = ?3";
-        conn.execute(set, [b, target, first]).unwrap() + conn.execute(set, [a, target, last]).unwrap()
+        let set = "UPDATE deliveries SET post_id = ?1 WHERE position = ?2";
+        conn.execute(set, [b, first]).unwrap() + conn.execute(set, [a, last]).unwrap()
     };
     type Tamper<'a> = Box<dyn Fn(&rusqlite::Connection) -> usize + 'a>;
     let tampering: [(&str, Tamper); 4] = [
@@ -836,7 +840,7 @@ async fn ledger_verify_names_the_batch_of_a_row_edited_deleted_or_swapped() {
                  bytes = bytes - (SELECT SUM(bytes) FROM usage_events WHERE seq = {newest})
              WHERE endpoint = 'lookup';
              DELETE FROM usage_events WHERE seq = {newest};
-             DELETE FROM deliveries WHERE seq = {newest};
+             DELETE FROM deliveries WHERE position >> 20 = {newest};
              DELETE FROM ledger_batches WHERE seq = {newest};"
         ))
         .unwrap();

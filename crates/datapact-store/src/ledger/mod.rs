@@ -24,6 +24,7 @@
 mod floor;
 mod pg;
 mod read;
+pub(crate) use read::DELIVERY_CHAIN_ROWS_SQL;
 mod shared_meter;
 mod verify;
 mod writer;
@@ -91,12 +92,26 @@ pub const MAX_BATCH_ROWS: usize = 16_384;
 const RELOAD_ATTEMPTS: usize = 16;
 /// The most posts one reservation may hold (a page, or a burst of the stream).
 pub const MAX_RESERVATION_POSTS: usize = 1_000;
+/// The low bits of a delivery's `position`, SQLite's key for it (`seq << ORDINAL_BITS | ordinal`),
+/// that hold its ordinal. The SQL spells it out as `<< 20`, `>> 20` and `& 1048575`.
+pub(crate) const ORDINAL_BITS: u32 = 20;
+// A batch stops taking commits at MAX_BATCH_ROWS, so it holds fewer than that plus one response.
+const _: () = assert!(MAX_BATCH_ROWS + 4 * MAX_RESERVATION_POSTS < 1 << ORDINAL_BITS);
+
+/// A delivery row's `position` in SQLite's ledger, or `None` past what the key can hold (an
+/// ordinal of 2^20 or more, or a `seq` of 2^43 or more: 27 years of 10,000 commits a second).
+pub(crate) fn delivery_position(seq: u64, ordinal: usize) -> Option<i64> {
+    let ordinal = u64::try_from(ordinal).ok().filter(|o| *o < 1 << ORDINAL_BITS)?;
+    let seq = seq.checked_shl(ORDINAL_BITS).filter(|s| *s >> ORDINAL_BITS == seq && *s <= i64::MAX as u64)?;
+    Some((seq | ordinal) as i64)
+}
 
 const MIGRATIONS: &[&str] = &[
     include_str!("0001_ledger.sql"),
     include_str!("0002_canaries.sql"),
     include_str!("0003_credits.sql"),
     include_str!("0004_deliveries_through_events.sql"),
+    include_str!("0005_deliveries_by_position.sql"),
 ];
 const READ_CONNECTIONS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

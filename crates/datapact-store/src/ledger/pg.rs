@@ -20,10 +20,10 @@ use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row as _};
 
 use super::read::{
-    BATCH_RANGES_SQL, BatchRange, CANARIES_SQL, CHARGED_SQL, COUNTED_ON_SQL, DAILY_COUNTS_SQL, DELIVERED_POSTS_SQL,
-    DELIVERIES_SQL, HEADS_SQL, MONTH_COUNTED_SQL, PRUNE_BATCHES_SQL, PRUNE_DELIVERIES_SQL, PRUNE_EVENTS_SQL,
-    PRUNE_LAST_SQL, PRUNE_RESPONSES_SQL, RECEIVED_SQL, Received, STORED_RESPONSE_SQL, anchors_for, chain_heads,
-    month_range, received_post, stored_header, usage_group, usage_lines, usage_sql,
+    BATCH_RANGES_SQL, BatchRange, CANARIES_SQL, CHARGED_SQL, DAILY_COUNTS_SQL, HEADS_SQL, MONTH_COUNTED_SQL,
+    PRUNE_BATCHES_SQL, PRUNE_EVENTS_SQL, PRUNE_LAST_SQL, PRUNE_RESPONSES_SQL, Received, STORED_RESPONSE_SQL,
+    anchors_for, chain_heads, licensee_delivery_statements, month_range, received_post, stored_header, usage_group,
+    usage_lines, usage_sql,
 };
 use super::verify::{
     ChainWalk, DAILY_LINES_SQL, DAILY_TOTALS_SQL, DailyLine, PRUNE_HORIZON_SQL, Positioned, check_daily_line,
@@ -36,6 +36,18 @@ use super::{
 };
 use crate::postgres::pg;
 use crate::{StoreError, StoreResult};
+
+licensee_delivery_statements!(
+    "usage_events e JOIN deliveries d
+       ON d.chain = e.chain AND d.seq = e.seq AND d.ordinal > e.ordinal
+      AND d.ordinal < COALESCE((SELECT MIN(n.ordinal) FROM usage_events n
+                                WHERE n.chain = e.chain AND n.seq = e.seq AND n.ordinal > e.ordinal),
+                               9223372036854775807)
+      AND d.licensee_id = e.licensee_id",
+    "d.chain, d.seq, d.ordinal"
+);
+/// PostgreSQL's: its deliveries are keyed by `(chain, seq, ordinal)`.
+const PRUNE_DELIVERIES_SQL: &str = "DELETE FROM deliveries WHERE chain = ?1 AND seq <= ?2";
 
 /// Batches a verify walk reads at a time (their rows with them): bounded memory on any ledger.
 const VERIFY_CHUNK_BATCHES: i64 = 512;

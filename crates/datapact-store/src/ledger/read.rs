@@ -28,26 +28,49 @@ pub fn month_range(month: MonthKey) -> (i64, i64) {
 pub(super) const MONTH_COUNTED_SQL: &str = "SELECT CAST(COALESCE(SUM(counted), 0) AS BIGINT) FROM usage_daily WHERE licensee_id = ?1 AND day >= ?2 AND day < ?3";
 pub(super) const CHARGED_SQL: &str =
     "SELECT CAST(COALESCE(SUM(charged), 0) AS BIGINT) FROM usage_daily WHERE licensee_id = ?1";
-/// The deliveries of a licensee's responses (`e`: the usage event, `d`: each delivery it made). A
-/// response's delivery rows follow its usage event in its batch, up to the batch's next event, so
-/// they are read through the events' licensee index: a per-delivery index would cost the group
-/// commit a second B-tree insert for every post delivered (ARCHITECTURE.md, "Invariants").
-macro_rules! licensee_deliveries {
-    () => {
-        "usage_events e JOIN deliveries d
-           ON d.chain = e.chain AND d.seq = e.seq AND d.ordinal > e.ordinal
-          AND d.ordinal < COALESCE((SELECT MIN(n.ordinal) FROM usage_events n
-                                    WHERE n.chain = e.chain AND n.seq = e.seq AND n.ordinal > e.ordinal),
-                                   9223372036854775807)
-          AND d.licensee_id = e.licensee_id"
+/// The statements that read a licensee's deliveries, given the store's join of its usage events
+/// (`e`) to the deliveries each made (`d`), and the chain order of `d`. A response's delivery rows
+/// follow its usage event in its batch, up to the batch's next event, so they are read through the
+/// events' licensee index: a per-delivery index would cost the group commit a second B-tree insert
+/// for every post delivered (ARCHITECTURE.md, "Invariants"). SQLite keys a delivery by its
+/// position, `seq << 20 | ordinal` (ledger migration 5); PostgreSQL (`pg.rs`) by `(chain, seq,
+/// ordinal)`.
+macro_rules! licensee_delivery_statements {
+    ($deliveries:literal, $chain_order:literal) => {
+        /// Only responses that counted something are read: under daily dedup most repeat posts already
+        /// counted, so a restart reads the day's counted posts, not every delivery of the day.
+        const COUNTED_ON_SQL: &str = concat!(
+            "SELECT d.post_id FROM ",
+            $deliveries,
+            " WHERE e.licensee_id = ?1 AND e.at >= ?2 AND e.at < ?3 AND e.counted > 0 AND d.counted = 1"
+        );
+        const DELIVERIES_SQL: &str = concat!(
+            "SELECT d.at, d.post_id, d.revision, e.request_id, d.counted FROM ",
+            $deliveries,
+            " WHERE e.licensee_id = ?1 AND e.at >= ?2 AND e.at < ?3 ORDER BY d.at, ",
+            $chain_order
+        );
+        const DELIVERED_POSTS_SQL: &str =
+            concat!("SELECT DISTINCT d.post_id FROM ", $deliveries, " WHERE e.licensee_id = ?1");
+        /// Every post delivered to a licensee (canaries, revision 0, excluded): first delivery, oldest revision.
+        const RECEIVED_SQL: &str = concat!(
+            "SELECT d.post_id, MIN(d.at), CAST(MIN(d.revision) AS BIGINT) FROM ",
+            $deliveries,
+            " WHERE e.licensee_id = ?1 AND d.revision > 0 GROUP BY d.post_id"
+        );
     };
 }
-/// Only responses that counted something are read: under daily dedup most repeat posts already
-/// counted, so a restart reads the day's counted posts, not every delivery of the day.
-pub(super) const COUNTED_ON_SQL: &str = concat!(
-    "SELECT d.post_id FROM ",
-    licensee_deliveries!(),
-    " WHERE e.licensee_id = ?1 AND e.at >= ?2 AND e.at < ?3 AND e.counted > 0 AND d.counted = 1"
+pub(super) use licensee_delivery_statements;
+
+licensee_delivery_statements!(
+    "usage_events e JOIN deliveries d
+       ON d.position > (e.seq << 20) + e.ordinal
+      AND d.position < (e.seq << 20) + COALESCE((SELECT MIN(n.ordinal) FROM usage_events n
+                                                   WHERE n.chain = e.chain AND n.seq = e.seq
+                                                     AND n.ordinal > e.ordinal),
+                                                 1048576)
+      AND d.licensee_id = e.licensee_id",
+    "d.position"
 );
 pub(super) const STORED_RESPONSE_SQL: &str =
     "SELECT fingerprint, request_id, first_used_at, body FROM idempotent_responses WHERE licensee_id = ?1 AND key = ?2";
@@ -57,22 +80,19 @@ pub(super) const DAILY_COUNTS_SQL: &str =
 /// Per chain, the first and last batch holding a licensee's usage events in `[from, to)`, and how many.
 pub(super) const BATCH_RANGES_SQL: &str = "SELECT chain, MIN(seq), MAX(seq), COUNT(*) FROM usage_events
      WHERE licensee_id = ?1 AND at >= ?2 AND at < ?3 GROUP BY chain ORDER BY chain";
-pub(super) const DELIVERIES_SQL: &str = concat!(
-    "SELECT d.at, d.post_id, d.revision, d.request_id, d.counted FROM ",
-    licensee_deliveries!(),
-    " WHERE e.licensee_id = ?1 AND e.at >= ?2 AND e.at < ?3 ORDER BY d.at, d.chain, d.seq, d.ordinal"
-);
-pub(super) const DELIVERED_POSTS_SQL: &str =
-    concat!("SELECT DISTINCT d.post_id FROM ", licensee_deliveries!(), " WHERE e.licensee_id = ?1");
 pub(super) const CANARIES_SQL: &str =
     "SELECT DISTINCT licensee_id, post_id FROM deliveries WHERE revision = 0 ORDER BY licensee_id, post_id";
 
-/// Every post delivered to a licensee (canaries, revision 0, excluded): first delivery, oldest revision.
-pub(super) const RECEIVED_SQL: &str = concat!(
-    "SELECT d.post_id, MIN(d.at), CAST(MIN(d.revision) AS BIGINT) FROM ",
-    licensee_deliveries!(),
-    " WHERE e.licensee_id = ?1 AND d.revision > 0 GROUP BY d.post_id"
-);
+/// A chain's delivery rows in chain order, as `(seq, ordinal, licensee_id, request_id, post_id,
+/// revision, at, counted, digest)`: what `ledger verify` walks, and what `datapact migrate` copies
+/// into PostgreSQL's `deliveries`. The request is the one of the usage event the row follows in its
+/// batch (NULL when none does, which only an edit can make; the walk then names the row).
+pub(crate) const DELIVERY_CHAIN_ROWS_SQL: &str = "SELECT d.position >> 20 AS seq, d.position & 1048575 AS ordinal,
+        d.licensee_id, (SELECT e.request_id FROM usage_events e
+                        WHERE e.chain = ?1 AND e.seq = d.position >> 20 AND e.ordinal < (d.position & 1048575)
+                        ORDER BY e.ordinal DESC LIMIT 1) AS request_id,
+        d.post_id, d.revision, d.at, d.counted, d.digest
+     FROM deliveries d ORDER BY d.position";
 
 /// `usage`'s statement for a grouping column (`day`, `endpoint` or `purpose`).
 pub(super) fn usage_sql(group: &str) -> String {
@@ -493,15 +513,14 @@ pub(super) fn verify(
     }
     // The store writes one chain: a row filed under another name is no history of it, but the
     // meter's "counted today" and the delivery exports would read it.
-    for table in ["usage_events", "deliveries"] {
-        let foreign = conn
-            .query_row(&format!("SELECT seq, ordinal FROM {table} WHERE chain <> ?1 LIMIT 1"), params![chain], |row| {
-                Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u32))
-            })
-            .optional()?;
-        if let Some((seq, ordinal)) = foreign {
-            return Ok(Err(VerifyFailure::Stray { table, seq, ordinal }));
-        }
+    // (Deliveries name no chain here: their position is in this file's one.)
+    let foreign = conn
+        .query_row("SELECT seq, ordinal FROM usage_events WHERE chain <> ?1 LIMIT 1", params![chain], |row| {
+            Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u32))
+        })
+        .optional()?;
+    if let Some((seq, ordinal)) = foreign {
+        return Ok(Err(VerifyFailure::Stray { table: "usage_events", seq, ordinal }));
     }
     let mut batches = conn.prepare(
         "SELECT seq, prev_hash, rows_hash, row_count, committed_at, hash, pruned FROM ledger_batches
@@ -512,10 +531,7 @@ pub(super) fn verify(
                 counted, user_reads, bytes, digest, charged
          FROM usage_events WHERE chain = ?1 ORDER BY seq, ordinal",
     )?;
-    let mut deliveries = conn.prepare(
-        "SELECT seq, ordinal, licensee_id, request_id, post_id, revision, at, counted, digest
-         FROM deliveries WHERE chain = ?1 ORDER BY seq, ordinal",
-    )?;
+    let mut deliveries = conn.prepare(DELIVERY_CHAIN_ROWS_SQL)?;
     let headers = batches.query_map(params![chain], |row| {
         let seq = row.get::<_, i64>(0)? as u64;
         Ok((seq, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
@@ -649,7 +665,10 @@ fn delivery_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Positioned> {
         let counted: i64 = row.get(7).map_err(|e| e.to_string())?;
         let delivery = Delivery {
             licensee_id: row.get(2).map_err(|e| e.to_string())?,
-            request_id: row.get(3).map_err(|e| e.to_string())?,
+            request_id: row
+                .get::<_, Option<String>>(3)
+                .map_err(|e| e.to_string())?
+                .ok_or("it follows no usage event in its batch")?,
             post_id: row.get(4).map_err(|e| e.to_string())?,
             revision: u32::try_from(revision).map_err(|_| format!("revision {revision} out of range"))?,
             at: Timestamp(row.get(6).map_err(|e| e.to_string())?),
@@ -697,7 +716,8 @@ pub struct PruneSummary {
 // Pruning, for both stores: whole batches of a chain, oldest first, keeping their headers.
 pub(super) const PRUNE_LAST_SQL: &str = "SELECT MAX(seq) FROM ledger_batches WHERE chain = ?1 AND committed_at < ?2";
 pub(super) const PRUNE_EVENTS_SQL: &str = "DELETE FROM usage_events WHERE chain = ?1 AND seq <= ?2";
-pub(super) const PRUNE_DELIVERIES_SQL: &str = "DELETE FROM deliveries WHERE chain = ?1 AND seq <= ?2";
+/// SQLite's: its deliveries are keyed by position, `seq << 20 | ordinal`, in its one chain.
+const PRUNE_DELIVERIES_SQL: &str = "DELETE FROM deliveries WHERE position < ((?1 + 1) << 20)";
 pub(super) const PRUNE_BATCHES_SQL: &str =
     "UPDATE ledger_batches SET pruned = 1 WHERE chain = ?1 AND seq <= ?2 AND pruned = 0";
 pub(super) const PRUNE_RESPONSES_SQL: &str = "DELETE FROM idempotent_responses WHERE first_used_at < ?1";
@@ -714,7 +734,7 @@ pub(super) fn prune(
     let mut summary = PruneSummary::default();
     if let Some(last) = last {
         summary.events = tx.execute(PRUNE_EVENTS_SQL, params![chain, last])? as u64;
-        summary.deliveries = tx.execute(PRUNE_DELIVERIES_SQL, params![chain, last])? as u64;
+        summary.deliveries = tx.execute(PRUNE_DELIVERIES_SQL, params![last])? as u64;
         summary.batches = tx.execute(PRUNE_BATCHES_SQL, params![chain, last])? as u64;
     }
     let expired = now.plus_millis(-datapact_ledger::idempotency::IDEMPOTENCY_WINDOW_MS);

@@ -219,10 +219,28 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
     ])?;
     {
         let (mut events, mut deliveries) = (Vec::new(), Vec::with_capacity(rows.len()));
+        let mut request: Option<&str> = None;
         for (ordinal, (row, digest)) in rows.iter().zip(&sealed.row_digests).enumerate() {
             match row {
-                Row::Usage(event) => events.push((ordinal as i64, event, digest)),
-                Row::Delivery(delivery) => deliveries.push((ordinal as i64, delivery, digest)),
+                Row::Usage(event) => {
+                    request = Some(&event.request_id);
+                    events.push((ordinal as i64, event, digest));
+                }
+                Row::Delivery(delivery) => {
+                    // A delivery row stores no request: it is read back from the event it follows,
+                    // so one that follows another request's event would be sealed with a request
+                    // the ledger cannot give back. `response_rows` never makes one.
+                    if request != Some(delivery.request_id.as_str()) {
+                        return Err(unavailable(format!(
+                            "batch {seq}, row {ordinal}: a delivery of request {:?} follows no usage event of it",
+                            delivery.request_id
+                        )));
+                    }
+                    let position = super::delivery_position(header.seq, ordinal).ok_or_else(|| {
+                        unavailable(format!("batch {seq}, row {ordinal}: past the positions the ledger can key"))
+                    })?;
+                    deliveries.push((position, delivery, digest));
+                }
             }
         }
         insert_rows(&tx, &EVENTS_INSERT, &events, |statement, first, (ordinal, event, digest)| {
@@ -246,13 +264,10 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
             ];
             bind(statement, first, &values)
         })?;
-        insert_rows(&tx, &DELIVERIES_INSERT, &deliveries, |statement, first, (ordinal, delivery, digest)| {
+        insert_rows(&tx, &DELIVERIES_INSERT, &deliveries, |statement, first, (position, delivery, digest)| {
             let values: [&dyn ToSql; DELIVERY_COLUMNS] = [
-                &chain,
-                &seq,
-                ordinal,
+                position,
                 &delivery.licensee_id,
-                &delivery.request_id,
                 &delivery.post_id,
                 &delivery.revision,
                 &delivery.at.millis(),
@@ -317,7 +332,7 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
 /// transaction and schema checks) is then paid once for all of them, not once per row.
 const ROWS_PER_INSERT: usize = 32;
 const EVENT_COLUMNS: usize = 16;
-const DELIVERY_COLUMNS: usize = 10;
+const DELIVERY_COLUMNS: usize = 7;
 
 /// An `INSERT` of one row and of [`ROWS_PER_INSERT`] rows into a ledger table.
 struct Insert {
@@ -357,8 +372,7 @@ static EVENTS_INSERT: std::sync::LazyLock<Insert> = std::sync::LazyLock::new(|| 
 });
 
 static DELIVERIES_INSERT: std::sync::LazyLock<Insert> = std::sync::LazyLock::new(|| {
-    let columns =
-        ["chain", "seq", "ordinal", "licensee_id", "request_id", "post_id", "revision", "at", "counted", "digest"];
+    let columns = ["position", "licensee_id", "post_id", "revision", "at", "counted", "digest"];
     assert_eq!(columns.len(), DELIVERY_COLUMNS);
     Insert::new("deliveries", &columns)
 });
