@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use datapact_core::Clock;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use sqlx::{PgConnection, Postgres, Transaction};
 
 use crate::ledger::{self, LEDGER_FILE, Ledger, SQLITE_CHAIN};
@@ -291,6 +291,24 @@ fn source_tables(conn: &Connection, source_file: &'static str) -> StoreResult<Ve
         tables.push(Table { name, source_file, columns, order_by, select: None });
     }
     Ok(tables)
+}
+
+/// A delivery row that follows no usage event of its batch has no request to copy into PostgreSQL
+/// (where every delivery names it). Only an edit of `ledger.db` makes one: nothing is copied.
+fn refuse_orphan_deliveries(ledger_db: &Connection) -> StoreResult<()> {
+    let sql =
+        format!("SELECT seq, ordinal FROM ({}) WHERE request_id IS NULL LIMIT 1", ledger::DELIVERY_CHAIN_ROWS_SQL);
+    let orphan = ledger_db
+        .query_row(&sql, [SQLITE_CHAIN], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))
+        .optional()?;
+    match orphan {
+        Some((seq, ordinal)) => Err(StoreError::Invalid(format!(
+            "{LEDGER_FILE} does not verify: the delivery row at batch {seq}, row {ordinal} follows no usage event of \
+             its batch, so it has no request to copy. Run `datapact ledger verify` to see what was edited; nothing \
+             was copied"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn source_count(conn: &Connection, table: &str) -> StoreResult<u64> {
@@ -561,6 +579,8 @@ pub async fn migrate(
     let sqlite_ledger = Ledger::open_for_reading(data_dir, Arc::clone(&clock))?;
     let store_db = open_snapshot(&store_file)?;
     let ledger_db = open_snapshot(&data_dir.join(LEDGER_FILE))?;
+
+    refuse_orphan_deliveries(&ledger_db)?;
 
     let mut tables = source_tables(&store_db, SQLITE_FILE)?;
     tables.extend(source_tables(&ledger_db, LEDGER_FILE)?);

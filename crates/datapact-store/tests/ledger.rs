@@ -1513,6 +1513,9 @@ fn an_edited_version_4_ledger_is_not_migrated() {
         "UPDATE deliveries SET request_id = 'forged' WHERE seq = 2 AND ordinal = 2",
         "UPDATE deliveries SET chain = 'elsewhere' WHERE seq = 3 AND ordinal = 1",
         "UPDATE deliveries SET ordinal = 0 WHERE seq = 2 AND ordinal = 1",
+        // A batch number whose position would overflow onto batch 2's (2^44 + 2).
+        "UPDATE usage_events SET seq = 17592186044418 WHERE seq = 2;
+         UPDATE deliveries SET seq = 17592186044418 WHERE seq = 2",
     ] {
         let (dir, clock, _head) = four_batches_at_version_4();
         sql(dir.path()).execute_batch(edit).unwrap();

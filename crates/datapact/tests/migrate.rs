@@ -325,6 +325,34 @@ async fn an_interrupted_migration_is_finished_by_running_it_again() {
     assert!(!refused.status.success() && stderr.contains("deliveries"), "{stderr}");
 }
 
+/// A delivery row that follows no usage event of its batch (only an edit of `ledger.db` makes one)
+/// has no request for PostgreSQL's row: the migration names it and copies nothing.
+#[tokio::test]
+async fn a_ledger_with_a_delivery_that_follows_no_event_is_refused() {
+    let Some(schema) = pg_schema() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _key, _texts) = served_data_dir(dir.path(), 0).await;
+    let ledger = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
+    // Row 0 of batch 1 is its usage event; a delivery slipped in under it follows none.
+    ledger
+        .execute_batch(
+            "INSERT INTO deliveries (position, licensee_id, post_id, revision, at, counted, digest)
+             VALUES (1 << 20, 1, 42, 1, 0, 1, zeroblob(32))",
+        )
+        .unwrap();
+    drop(ledger);
+    let refused = migrate(&data, &schema.url, &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("batch 1, row 0 follows no usage event") && stderr.contains("nothing was copied"),
+        "{stderr}"
+    );
+    for table in ["deliveries", "posts", "migration_progress"] {
+        assert_eq!(psql(&schema.url, &format!("SELECT COUNT(*) FROM {table}")), "0", "{table}: nothing was copied");
+    }
+}
+
 /// A real interruption: `migrate` killed with SIGKILL while it copies (as soon as a first table is
 /// recorded), then run again. Wherever the kill landed, the second run finishes the copy, verified.
 #[tokio::test]

@@ -6,16 +6,16 @@
 -- `ledger verify` reads the request back from the event.
 --
 -- A row that disagrees with what it would now be read back from (a delivery filed under another
--- chain, or whose request is not its event's, or an ordinal past 2^20) could only come from an
--- edit of the ledger; copying it would erase that evidence, so the migration refuses and the ledger
--- stays as it was.
+-- chain, or whose request is not its event's, or an ordinal past 2^20, or a seq past 2^43, whose
+-- position would overflow onto another row's) could only come from an edit of the ledger; copying
+-- it would erase that evidence, so the migration refuses and the ledger stays as it was.
 CREATE TEMP TABLE deliveries_migration_refused (position TEXT NOT NULL);
 CREATE TEMP TRIGGER deliveries_migration_refuses BEFORE INSERT ON deliveries_migration_refused BEGIN
-    SELECT RAISE(ABORT, 'ledger.db was edited: a delivery row is filed under another chain, follows no usage event of its request, or has an ordinal past 2^20; nothing was changed. Run `datapact ledger verify` with the datapact that wrote it, and keep the file as evidence');
+    SELECT RAISE(ABORT, 'ledger.db was edited: a delivery row is filed under another chain, follows no usage event of its request, or has an ordinal past 2^20 or a batch past 2^43; nothing was changed. Run `datapact ledger verify` with the datapact that wrote it, and keep the file as evidence');
 END;
 INSERT INTO deliveries_migration_refused
 SELECT d.chain || '/' || d.seq || '/' || d.ordinal FROM deliveries d
-WHERE d.chain <> 'sqlite' OR d.ordinal < 0 OR d.ordinal >= 1048576 OR d.seq < 0
+WHERE d.chain <> 'sqlite' OR d.ordinal < 0 OR d.ordinal >= 1048576 OR d.seq < 0 OR d.seq >= 8796093022208
    OR d.request_id IS NOT (SELECT e.request_id FROM usage_events e
                            WHERE e.chain = d.chain AND e.seq = d.seq AND e.ordinal < d.ordinal
                            ORDER BY e.ordinal DESC LIMIT 1);
