@@ -24,10 +24,11 @@
 mod floor;
 mod pg;
 mod read;
-pub(crate) use read::DELIVERY_CHAIN_ROWS_SQL;
 mod shared_meter;
 mod verify;
 mod writer;
+
+pub(crate) use read::DELIVERY_CHAIN_ROWS_SQL;
 
 use std::collections::{BTreeMap, HashMap, HashSet, btree_map};
 use std::future::Future;
@@ -94,7 +95,7 @@ const RELOAD_ATTEMPTS: usize = 16;
 pub const MAX_RESERVATION_POSTS: usize = 1_000;
 /// The low bits of a delivery's `position`, SQLite's key for it (`seq << ORDINAL_BITS | ordinal`),
 /// that hold its ordinal. The SQL spells it out as `<< 20`, `>> 20` and `& 1048575`.
-pub(crate) const ORDINAL_BITS: u32 = 20;
+const ORDINAL_BITS: u32 = 20;
 // A batch stops taking commits at MAX_BATCH_ROWS, so it holds fewer than that plus one response.
 const _: () = assert!(MAX_BATCH_ROWS + 4 * MAX_RESERVATION_POSTS < 1 << ORDINAL_BITS);
 
