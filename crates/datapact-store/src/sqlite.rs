@@ -183,11 +183,17 @@ pub(crate) fn run_migrations(conn: &mut Connection, migrations: &[&str], what: &
         )));
     }
     for (index, migration) in migrations.iter().enumerate().skip(version) {
+        // An upgrade says so before it starts, not only after: a migration that rewrites a table
+        // runs for minutes on a large ledger (README, "Upgrading"), and nothing is served meanwhile.
+        if version > 0 {
+            tracing::info!(from = version, version = index + 1, "upgrading the {what}: applying a migration");
+        }
+        let started = std::time::Instant::now();
         let tx = conn.transaction()?;
         tx.execute_batch(migration)?;
         tx.pragma_update(None, "user_version", (index + 1) as i64)?;
         tx.commit()?;
-        tracing::info!(version = index + 1, "applied {what} migration");
+        tracing::info!(version = index + 1, seconds = started.elapsed().as_secs_f64(), "applied {what} migration");
     }
     Ok(())
 }
