@@ -6,7 +6,11 @@
 # group commit's mean rows per batch over the measured window (from /metrics), and the share of the
 # machine's CPU time left idle or waiting on I/O meanwhile (from /proc/stat): a metered run that
 # leaves CPUs idle is held back by waiting (on the ledger's fsync), not by CPU.
-# Expects ROOT to be set; reads BENCH_WORK, BENCH_POSTS, BENCH_PORT, BENCH_DURATION.
+# With BENCH_PIN=1 the gateway (every thread) runs on CPU 0 and wrk on CPU 1, as if the load came
+# from another machine, and the idle share is CPU 0's: the gateway's CPU per request then decides
+# its requests/s, without wrk's share of the CPUs in the way (BENCHMARKS.md, "The load generator
+# on a core of its own").
+# Expects ROOT to be set; reads BENCH_WORK, BENCH_POSTS, BENCH_PORT, BENCH_DURATION, BENCH_PIN.
 
 WORK=${BENCH_WORK:-/tmp/datapact-metering}
 DATA=$WORK/data-${BENCH_POSTS:-200000}
@@ -22,8 +26,16 @@ METERING_RUN_HEADER="| round | load | build | req/s | p99 ms | CPU µs/request |
 
 ticks() { awk '{ print $14 + $15 }' "$1"; }
 
-# cpu_times: the machine's idle plus I/O wait time and its total, in ticks ("IDLE TOTAL").
-cpu_times() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print $5 + $6, t; exit }' /proc/stat; }
+# cpu_times: the idle plus I/O wait time and the total of the machine (of CPU 0, the gateway's,
+# when pinned), in ticks ("IDLE TOTAL").
+cpu_times() {
+    awk -v cpu="$([[ -n ${BENCH_PIN:-} ]] && echo cpu0 || echo cpu)" \
+        '$1 == cpu { t = 0; for (i = 2; i <= 9; i++) t += $i; print $5 + $6, t; exit }' /proc/stat
+}
+# With BENCH_PIN, the commands that start the gateway and wrk (taskset execs them, so $! is still
+# the gateway's pid).
+ON_CPU0=() ON_CPU1=()
+[[ -n ${BENCH_PIN:-} ]] && ON_CPU0=(taskset -c 0) ON_CPU1=(taskset -c 1)
 
 # delta_ratio BEFORE AFTER SCALE: two "X Y" readings of counters taken before and after the measured
 # window; prints SCALE * (change in X) / (change in Y) to one decimal, or "-" when Y did not change.
@@ -52,7 +64,7 @@ metering_run() {
     rm -f "$DATA"/ledger.db* "$DATA"/ledger-floor.log
     : >"$WORK/run-serve.out"
     # A floor only where the caller asks for one, never inherited from the shell.
-    env -u DATAPACT_LEDGER_FLOOR "${environment[@]}" DATAPACT_LOG=warn "$bin" --data-dir "$DATA" serve "${flags[@]}" \
+    "${ON_CPU0[@]}" env -u DATAPACT_LEDGER_FLOOR "${environment[@]}" DATAPACT_LOG=warn "$bin" --data-dir "$DATA" serve "${flags[@]}" \
         --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$((PORT + 1))" >"$WORK/run-serve.out" 2>"$WORK/run-serve.err" &
     local pid=$!
     # Whatever fails below (set -e), the server does not outlive the run.
@@ -65,13 +77,13 @@ metering_run() {
     writer=$(grep -l '^ledger-writer$' /proc/"$pid"/task/*/comm 2>/dev/null | head -1) || true
     [[ -n $writer ]] && writer=${writer%/comm}/stat
     export BENCH_PATHS_FILE=$WORK/paths-$load.txt
-    wrk -t2 -c64 -d2s -s "$ROOT/bench/paths.lua" "http://127.0.0.1:$PORT" >/dev/null
+    "${ON_CPU1[@]}" wrk -t2 -c64 -d2s -s "$ROOT/bench/paths.lua" "http://127.0.0.1:$PORT" >/dev/null
     local t0 t1 w0=0 w1=0 result before after idle0 idle1
     before=$(batch_rows)
     idle0=$(cpu_times)
     t0=$(ticks "/proc/$pid/stat")
     [[ -n $writer ]] && w0=$(ticks "$writer")
-    result=$(wrk -t2 -c64 -d"${BENCH_DURATION:-8s}" -s "$ROOT/bench/paths.lua" "http://127.0.0.1:$PORT" | grep RESULT)
+    result=$("${ON_CPU1[@]}" wrk -t2 -c64 -d"${BENCH_DURATION:-8s}" -s "$ROOT/bench/paths.lua" "http://127.0.0.1:$PORT" | grep RESULT)
     t1=$(ticks "/proc/$pid/stat")
     [[ -n $writer ]] && w1=$(ticks "$writer")
     idle1=$(cpu_times)
