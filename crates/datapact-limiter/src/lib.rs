@@ -103,10 +103,11 @@
 //!   written. Post ids are passed and stored as decimal strings and never become Lua numbers, so every `i64` works.
 //! - **Rate windows.** [`RedisLimiter::check_rate`] is `RateLimiter::check` exactly (epoch-aligned windows, refused
 //!   requests not counted, the later window kept when a clock steps back, the count carried over a window-length
-//!   change when the windows overlap), with one difference: a counter whose window ended is dropped exactly 60 s
-//!   after its end, where the in-process limiter drops it at its next sweep (at most every 60 s). Only a window-length
-//!   change whose new window overlaps an *ended* old one can tell: then the in-process count depends on when it
-//!   swept, this one does not.
+//!   change when the windows overlap, a counter kept `ENDED_KEPT_MS`, 60 s, after its window ends and absent after).
+//!   The in-process limiter's sweeps only free memory, with one exception: a window-length change whose new window
+//!   overlaps an old window that ended about 60 s earlier, on a clock that stepped back across the instant the old
+//!   counter expires, after the in-process limiter swept it. Then the in-process count is 0 and this one carries the
+//!   old count over, so it refuses sooner.
 //! - **Released posts.** Releasing a reservation removes its posts from the day set. A reservation taken meanwhile
 //!   that delivered one of them as free ("already counted today") stays free, so a day can count up to that many
 //!   records fewer than the ledger would have (never more, and never past a cap). The in-process ledger fails such

@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use datapact_core::{Endpoint, Timestamp};
-use datapact_terms::limiter::{SWEEP_INTERVAL_MS, window_start};
+use datapact_terms::limiter::{ENDED_KEPT_MS, window_start};
 use datapact_terms::{RateDecision, RateLimit};
 
 use crate::{LimiterError, MAX_EXACT, RedisLimiter, exact, exact_signed, parse_int};
@@ -18,8 +18,7 @@ impl RedisLimiter {
     /// Counts one request of `licensee_id` on `endpoint` at `now` against `rate`, atomically across every node:
     /// allowed (and counted) exactly when fewer than `rate.limit` requests were allowed in the current window.
     ///
-    /// The same decision, field for field, as [`datapact_terms::RateLimiter::check`] (see the crate docs for the one
-    /// case where they can differ: a window-length change over a window that already ended).
+    /// The same decision, field for field, as [`datapact_terms::RateLimiter::check`] (see the crate docs).
     pub async fn check_rate(
         &self,
         licensee_id: i64,
@@ -59,14 +58,7 @@ impl RedisLimiter {
         let start_ms = window_start(now_ms, window_ms);
         let key = self.keys().rate(licensee_id, endpoint);
         let mut invocation = RATE.prepare_invoke();
-        invocation
-            .key(key)
-            .arg(now_ms)
-            .arg(start_ms)
-            .arg(window_ms)
-            .arg(limit)
-            .arg(SWEEP_INTERVAL_MS)
-            .arg(mode.as_arg());
+        invocation.key(key).arg(now_ms).arg(start_ms).arg(window_ms).arg(limit).arg(ENDED_KEPT_MS).arg(mode.as_arg());
         let mut connection = self.connection();
         let reply: Vec<String> = self.bounded("rate check", invocation.invoke_async(&mut connection)).await?;
         let counter = Counter::parse(&reply)?;

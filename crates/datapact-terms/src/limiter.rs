@@ -15,6 +15,12 @@ pub const SHARDS: usize = 32;
 /// How often (at most) a shard drops counters whose window has ended.
 pub const SWEEP_INTERVAL_MS: i64 = 60_000;
 
+/// How long after its window ends a counter is kept. A request whose clock reading is behind the last one (two
+/// tasks on either side of a window's end) must still find the ended window's count, or that window would reopen;
+/// after this, a counter counts as absent whether or not a sweep has dropped it yet, so decisions never depend on
+/// when a shard swept. The shared limiter (`datapact-limiter`) keeps its counters exactly as long.
+pub const ENDED_KEPT_MS: i64 = 60_000;
+
 /// Header names, lowercase as `http::HeaderName::from_static` wants them.
 pub const X_RATE_LIMIT_LIMIT: &str = "x-rate-limit-limit";
 /// X's header: requests left in the window.
@@ -83,6 +89,11 @@ impl Counter {
         self.start_ms.saturating_add(self.window_ms)
     }
 
+    /// Whether the counter ended [`ENDED_KEPT_MS`] or more before `now_ms`: as if it were not there.
+    fn expired(&self, now_ms: i64) -> bool {
+        self.end_ms().saturating_add(ENDED_KEPT_MS) <= now_ms
+    }
+
     /// Moves the counter to the window of `now` for a `window_ms` limit, keeping what must be kept:
     /// the same window keeps its count; a later window starts at 0; an earlier `now` (a clock stepped back) keeps
     /// the stored window; a changed window length carries the count over if the old window overlaps the new one.
@@ -134,7 +145,7 @@ impl<K> Shard<K> {
         self.next_sweep_ms = now_ms.saturating_add(SWEEP_INTERVAL_MS);
         self.counters.retain(|_, slots| {
             for slot in slots.iter_mut() {
-                if slot.is_some_and(|c| c.end_ms() <= now_ms) {
+                if slot.is_some_and(|c| c.expired(now_ms)) {
                     *slot = None;
                 }
             }
@@ -152,9 +163,10 @@ fn endpoint_index(endpoint: Endpoint) -> usize {
 /// Share it behind an `Arc`: every method takes `&self`. A check-and-increment runs under the mutex of the
 /// licensee's shard, so under any concurrency on one node exactly `min(requests, limit)` requests are allowed per
 /// window, and none is refused while capacity remains. Refused requests are not counted. Counters survive limit
-/// changes (a lower limit than the count so far refuses until the reset); a counter is dropped once its window has
-/// ended (swept at most every [`SWEEP_INTERVAL_MS`] per shard), so memory is bounded by the active
-/// (licensee, endpoint) pairs. `K` is the licensee key: its name (`String`, the default) or store id.
+/// changes (a lower limit than the count so far refuses until the reset); a counter is dropped [`ENDED_KEPT_MS`] after
+/// its window ended (swept at most every [`SWEEP_INTERVAL_MS`] per shard), so memory is bounded by the
+/// (licensee, endpoint) pairs active in the last two minutes. `K` is the licensee key: its name (`String`, the
+/// default) or store id.
 ///
 /// Requests are judged in the order they take the lock. If `now` steps back (two tasks read the clock on either side
 /// of a window boundary and reach the lock in the other order), the later window already counted is kept: the request
@@ -206,7 +218,11 @@ impl<K: Hash + Eq> RateLimiter<K> {
             None => shard.counters.entry(licensee.to_owned()).or_insert([None; 6]),
         };
         let slot = &mut slots[endpoint_index(endpoint)];
-        let counter = slot.get_or_insert(Counter { start_ms: window_start(now_ms, window_ms), window_ms, count: 0 });
+        let fresh = Counter { start_ms: window_start(now_ms, window_ms), window_ms, count: 0 };
+        if slot.is_some_and(|c| c.expired(now_ms)) {
+            *slot = Some(fresh);
+        }
+        let counter = slot.get_or_insert(fresh);
         counter.roll(now_ms, window_ms);
         let allowed = counter.count < rate.limit;
         if allowed {
@@ -226,7 +242,9 @@ impl<K: Hash + Eq> RateLimiter<K> {
         let window_ms = rate.window.millis();
         let shard = self.shard(licensee);
         let mut counter = Counter { start_ms: window_start(now_ms, window_ms), window_ms, count: 0 };
-        if let Some(stored) = shard.counters.get(licensee).and_then(|slots| slots[endpoint_index(endpoint)]) {
+        if let Some(stored) = shard.counters.get(licensee).and_then(|slots| slots[endpoint_index(endpoint)])
+            && !stored.expired(now_ms)
+        {
             counter = stored;
             counter.roll(now_ms, window_ms);
         }
@@ -242,7 +260,8 @@ impl<K: Hash + Eq> RateLimiter<K> {
         self.shard(licensee).counters.remove(licensee);
     }
 
-    /// Drops every counter whose window ended by `now` (also done automatically as requests come in).
+    /// Drops every counter whose window ended [`ENDED_KEPT_MS`] or more before `now` (also done automatically as
+    /// requests come in).
     pub fn purge(&self, now: Timestamp) {
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
