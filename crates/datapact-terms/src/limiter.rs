@@ -218,11 +218,8 @@ impl<K: Hash + Eq> RateLimiter<K> {
             None => shard.counters.entry(licensee.to_owned()).or_insert([None; 6]),
         };
         let slot = &mut slots[endpoint_index(endpoint)];
-        let fresh = Counter { start_ms: window_start(now_ms, window_ms), window_ms, count: 0 };
-        if slot.is_some_and(|c| c.expired(now_ms)) {
-            *slot = Some(fresh);
-        }
-        let counter = slot.get_or_insert(fresh);
+        *slot = slot.filter(|c| !c.expired(now_ms));
+        let counter = slot.get_or_insert(Counter { start_ms: window_start(now_ms, window_ms), window_ms, count: 0 });
         counter.roll(now_ms, window_ms);
         let allowed = counter.count < rate.limit;
         if allowed {
