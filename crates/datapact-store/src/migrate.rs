@@ -269,6 +269,10 @@ fn source_tables(conn: &Connection, source_file: &'static str) -> StoreResult<Ve
         .collect::<Result<_, _>>()?;
     let mut tables = Vec::new();
     for name in names {
+        if source_file == LEDGER_FILE && name == "deliveries" {
+            tables.push(ledger_deliveries());
+            continue;
+        }
         let mut columns = Vec::new();
         let mut key: Vec<(i64, String)> = Vec::new();
         let mut statement = conn.prepare(&format!("PRAGMA table_info({})", quote(&name)))?;
@@ -284,10 +288,6 @@ fn source_tables(conn: &Connection, source_file: &'static str) -> StoreResult<Ve
         key.sort();
         let order_by =
             if key.is_empty() { vec!["rowid".to_owned()] } else { key.into_iter().map(|(_, c)| c).collect() };
-        if source_file == LEDGER_FILE && name == "deliveries" {
-            tables.push(ledger_deliveries());
-            continue;
-        }
         tables.push(Table { name, source_file, columns, order_by, select: None });
     }
     Ok(tables)

@@ -94,7 +94,6 @@ impl TestLedger {
         }
     }
 
-    /// Runs SQL behind the ledger's back, as someone with a database shell could.
     /// The condition on `deliveries` that picks batch `seq`'s rows: SQLite keys a delivery by its
     /// position in its one chain, `seq << 20 | ordinal`; PostgreSQL by `(chain, seq, ordinal)`.
     fn deliveries_of_batch(&self, seq: u64) -> String {
@@ -104,6 +103,7 @@ impl TestLedger {
         }
     }
 
+    /// Runs SQL behind the ledger's back, as someone with a database shell could.
     async fn tamper(&self, sql: &str) {
         match &self.place {
             Place::Sqlite(dir) => {
