@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where metering's cost goes (issue 5): one build with the `ledger-floor` feature, run four ways
+# Where metering's cost goes (issue 5): one build with the `ledger-floor` feature, run six ways
 # in alternating rounds on bench/metering.sh's store (each run as bench/metering_runs.sh says):
 #   unmetered  `serve --unmetered`: no ledger at all (bench/metering.sh's baseline);
 #   null       every response reserved, sealed onto the chain and handed to the writer thread,
@@ -7,6 +7,10 @@
 #   log        null, plus each batch written with one pwrite to a preallocated file and one
 #              fdatasync: the least a ledger that flushes once per batch can cost on this disk
 #              (DATAPACT_LEDGER_FLOOR=log);
+#   null-task  null without the hand-off: a task on the gateway's runtime seals and answers
+#              (DATAPACT_LEDGER_FLOOR=null-task);
+#   log-uring  log without the hand-off: the task writes each batch and has io_uring flush it,
+#              awaiting the completion on the runtime's reactor (DATAPACT_LEDGER_FLOOR=log-uring);
 #   metered    the ledger as shipped (SQLite, synchronous=FULL).
 # The floors do NOT meter; they exist to bound what any ledger design could save
 # (crates/datapact-store/src/ledger/floor.rs). Then the mean of each, against unmetered.
@@ -31,7 +35,7 @@ cp "$TARGET/release/datapact" "$BIN"
 variant() {
     case $1 in
         unmetered) metering_run "$2" "$3" "$1" "$BIN" -- --unmetered ;;
-        null | log) metering_run "$2" "$3" "$1" "$BIN" DATAPACT_LEDGER_FLOOR="$1" ;;
+        null | log | null-task | log-uring) metering_run "$2" "$3" "$1" "$BIN" DATAPACT_LEDGER_FLOOR="$1" ;;
         metered) metering_run "$2" "$3" "$1" "$BIN" ;;
     esac
 }
@@ -40,8 +44,8 @@ ROWS=$WORK/floor-rows.md
 echo "$METERING_RUN_HEADER" | tee "$ROWS"
 for round in $(seq "${ROUNDS:-3}"); do
     for load in lookup search; do
-        order=(unmetered null log metered)
-        ((round % 2 == 0)) && order=(metered log null unmetered)
+        order=(unmetered null log null-task log-uring metered)
+        ((round % 2 == 0)) && order=(metered log-uring null-task log null unmetered)
         for name in "${order[@]}"; do
             variant "$name" "$round" "$load" | tee -a "$ROWS"
         done
@@ -52,8 +56,8 @@ echo "| load | build | req/s (mean) | vs unmetered | p99 ms (mean) | CPU µs/req
 echo "|---|---|---|---|---|---|"
 awk -F' *\\| *' 'NR > 2 { key = $3 " " $4; n[key]++; rps[key] += $5; p99[key] += $6; cpu[key] += $7 }
     END {
-        split("lookup search", loads, " "); split("unmetered null log metered", builds, " ")
-        for (l = 1; l <= 2; l++) for (b = 1; b <= 4; b++) {
+        split("lookup search", loads, " "); split("unmetered null log null-task log-uring metered", builds, " ")
+        for (l = 1; l <= 2; l++) for (b = 1; b <= 6; b++) {
             key = loads[l] " " builds[b]; base = loads[l] " unmetered"
             if (!n[key]) continue
             printf "| %s | %s | %.0f | %.1f %% fewer | %.2f | %.1f |\n", loads[l], builds[b], rps[key] / n[key],

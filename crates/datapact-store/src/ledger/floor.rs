@@ -1,62 +1,114 @@
 //! Floors for the metering benchmark (`bench/metering_floor.sh`): batch sinks that keep less than
 //! the ledger does, to measure how much of metering's cost is the writer's storage and how much
 //! is inherent to committing before answering. Compiled only with the `ledger-floor` feature and
-//! chosen by `DATAPACT_LEDGER_FLOOR`; **a gateway running one does not meter**: `null` keeps
-//! nothing, `log` keeps only a throwaway file that nothing reads back.
+//! chosen by `DATAPACT_LEDGER_FLOOR`; **a gateway running one does not meter**: the `null` floors
+//! keep nothing, the `log` floors keep only a throwaway file that nothing reads back.
 //!
+//! On the writer thread, as the ledger runs:
 //! - `null`: seals each batch onto the chain and answers at once. What is left of metering's cost
 //!   is the request side (reservation, rendering the checkpoint header), the hand-off to the writer
 //!   thread and back, and the seal.
 //! - `log`: `null`, plus each batch's header and encoded rows written with one `pwrite` into a
 //!   preallocated file and made durable with one `fdatasync`: the least a durable ledger with one
 //!   flush per batch can cost on this disk (no pages, no B-trees, no WAL index).
+//!
+//! As a task on the gateway's runtime instead, so no batch is handed to another thread:
+//! - `null-task`: `null` without the hand-off. The task is woken by a `Notify`, a wake within
+//!   the runtime rather than a thread's futex.
+//! - `log-uring`: `log` without the hand-off. The task writes the batch with `pwrite` (into the
+//!   page cache) and asks io_uring for the `fdatasync`; the runtime's reactor sees its completion
+//!   through an eventfd, so no thread of the gateway blocks on the flush. The kernel runs the flush
+//!   on an io_uring worker of its own (`iou-wrk`, counted in the gateway's CPU).
 
 use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError};
 
+use datapact_core::Clock;
 use datapact_ledger::encoding::{encode_header, encode_row};
-use datapact_ledger::{Anchor, Row, SealedBatch};
+use datapact_ledger::{Anchor, ChainWriter, Row, SealedBatch};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
 
 use super::writer::{BatchSink, WriteError};
-use super::{Job, unavailable};
+use super::{Job, Message, SQLITE_CHAIN, unavailable};
 use crate::StoreResult;
 
-/// The environment variable that picks a floor: `null` or `log`.
+/// The environment variable that picks a floor: `null`, `log`, `null-task` or `log-uring`.
 pub const FLOOR_VARIABLE: &str = "DATAPACT_LEDGER_FLOOR";
-/// The `log` floor's file: preallocated, then written round and round.
+/// The `log` floors' file: preallocated, then written round and round.
 const LOG_BYTES: u64 = 64 << 20;
 
-pub(super) enum FloorSink {
-    Null,
-    Log { file: File, offset: u64, buffer: Vec<u8> },
+/// A floor, on the writer thread or as a task on the runtime.
+pub(super) enum Floor {
+    Thread(FloorSink),
+    Task(TaskFloor),
 }
 
-impl FloorSink {
-    /// The floor `DATAPACT_LEDGER_FLOOR` names, if set; its `log` file goes in `data_dir`.
-    pub(super) fn from_environment(data_dir: &Path) -> StoreResult<Option<FloorSink>> {
+impl Floor {
+    /// The floor `DATAPACT_LEDGER_FLOOR` names, if set; a `log` file goes in `data_dir`.
+    pub(super) fn from_environment(data_dir: &Path) -> StoreResult<Option<Floor>> {
         let Some(value) = std::env::var_os(FLOOR_VARIABLE) else { return Ok(None) };
         let name = value.to_string_lossy();
-        let sink = match &*name {
-            "null" => FloorSink::Null,
-            "log" => {
-                let path = data_dir.join("ledger-floor.log");
-                let prepared =
-                    File::options().create(true).truncate(true).read(true).write(true).open(&path).and_then(|file| {
-                        file.write_all_at(&vec![0; LOG_BYTES as usize], 0)?;
-                        file.sync_all()?;
-                        Ok(file)
-                    });
-                let file = prepared.map_err(|e| unavailable(format!("cannot prepare {}: {e}", path.display())))?;
-                FloorSink::Log { file, offset: 0, buffer: Vec::new() }
-            }
+        let floor = match &*name {
+            "null" => Floor::Thread(FloorSink::Null),
+            "log" => Floor::Thread(FloorSink::Log { log: Log::prepare(data_dir)?, buffer: Vec::new() }),
+            "null-task" => Floor::Task(TaskFloor::Null),
+            "log-uring" => Floor::Task(TaskFloor::Uring(Log::prepare(data_dir)?)),
             other => {
-                return Err(unavailable(format!("{FLOOR_VARIABLE}={other}: the floors are `null` and `log`")));
+                return Err(unavailable(format!(
+                    "{FLOOR_VARIABLE}={other}: the floors are `null`, `log`, `null-task` and `log-uring`"
+                )));
             }
         };
         tracing::warn!(floor = %name, "LEDGER FLOOR: responses are NOT metered (benchmark build)");
-        Ok(Some(sink))
+        Ok(Some(floor))
     }
+}
+
+/// A preallocated file that batches are appended to, round and round.
+pub(super) struct Log {
+    file: File,
+    offset: u64,
+}
+
+impl Log {
+    fn prepare(data_dir: &Path) -> StoreResult<Log> {
+        let path = data_dir.join("ledger-floor.log");
+        let prepared =
+            File::options().create(true).truncate(true).read(true).write(true).open(&path).and_then(|file| {
+                file.write_all_at(&vec![0; LOG_BYTES as usize], 0)?;
+                file.sync_all()?;
+                Ok(file)
+            });
+        let file = prepared.map_err(|e| unavailable(format!("cannot prepare {}: {e}", path.display())))?;
+        Ok(Log { file, offset: 0 })
+    }
+
+    /// Writes the batch into the page cache (not yet durable), encoded into `buffer`.
+    fn append(&mut self, buffer: &mut Vec<u8>, sealed: &SealedBatch, rows: &[Row]) -> std::io::Result<()> {
+        buffer.clear();
+        buffer.extend_from_slice(&encode_header(&sealed.header));
+        for row in rows {
+            buffer.extend_from_slice(&encode_row(row));
+        }
+        if self.offset + buffer.len() as u64 > LOG_BYTES {
+            self.offset = 0;
+        }
+        self.file.write_all_at(buffer, self.offset)?;
+        self.offset += buffer.len() as u64;
+        Ok(())
+    }
+}
+
+/// The floors that stand in for the ledger on its writer thread.
+pub(super) enum FloorSink {
+    Null,
+    Log { log: Log, buffer: Vec<u8> },
 }
 
 impl BatchSink for FloorSink {
@@ -65,18 +117,126 @@ impl BatchSink for FloorSink {
     }
 
     fn write(&mut self, sealed: &SealedBatch, rows: &[Row], _jobs: &[Job]) -> Result<(), WriteError> {
-        let FloorSink::Log { file, offset, buffer } = self else { return Ok(()) };
-        buffer.clear();
-        buffer.extend_from_slice(&encode_header(&sealed.header));
-        for row in rows {
-            buffer.extend_from_slice(&encode_row(row));
+        let FloorSink::Log { log, buffer } = self else { return Ok(()) };
+        let written = log.append(buffer, sealed, rows).and_then(|()| log.file.sync_data());
+        written.map_err(|e| WriteError::Failed(unavailable(format!("the floor's log failed: {e}"))))
+    }
+}
+
+/// The floors that run as a task on the gateway's runtime, with no writer thread.
+pub(super) enum TaskFloor {
+    Null,
+    Uring(Log),
+}
+
+impl TaskFloor {
+    /// Spawns the floor's task on the current runtime, reading `jobs` whenever the returned
+    /// `Notify` is notified (after each send); it ends when every sender is gone.
+    pub(super) fn spawn(self, jobs: Receiver<Message>, clock: Arc<dyn Clock>) -> StoreResult<Arc<Notify>> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| unavailable("the task floors run on the gateway's runtime; there is none here"))?;
+        let mut flush = match self {
+            TaskFloor::Null => None,
+            TaskFloor::Uring(log) => Some(UringLog::new(log).map_err(|e| unavailable(format!("io_uring: {e}")))?),
+        };
+        let wake = Arc::new(Notify::new());
+        let woken = Arc::clone(&wake);
+        runtime.spawn(async move {
+            let mut chain = ChainWriter::genesis(SQLITE_CHAIN);
+            let mut buffer = Vec::new();
+            loop {
+                let (batch, rows) = match waiting(&jobs) {
+                    Some(waiting) => waiting,
+                    None => return,
+                };
+                if batch.is_empty() {
+                    // A send after the read above left a permit: this returns at once.
+                    woken.notified().await;
+                    continue;
+                }
+                let sealed = chain.seal(&rows, clock.now());
+                let written = match &mut flush {
+                    Some(log) => log.write(&mut buffer, &sealed, &rows).await,
+                    None => Ok(()),
+                };
+                if written.is_ok() {
+                    metrics::histogram!("datapact_ledger_batch_rows").record(rows.len() as f64);
+                }
+                for job in batch {
+                    let reply = written.as_ref().map_err(|e| unavailable(format!("the floor's log failed: {e}")));
+                    let _ = job.reply.send(reply.copied());
+                }
+            }
+        });
+        Ok(wake)
+    }
+}
+
+/// Every commit waiting now and their rows, or `None` once no sender is left.
+fn waiting(jobs: &Receiver<Message>) -> Option<(Vec<Job>, Vec<Row>)> {
+    let (mut batch, mut rows) = (Vec::new(), Vec::new());
+    loop {
+        match jobs.try_recv() {
+            Ok(Message::Commit(mut job)) => {
+                rows.append(&mut job.rows);
+                batch.push(job);
+            }
+            // Floors do not meter: there are no counts to reload.
+            Ok(Message::Abandoned) => {}
+            Err(TryRecvError::Empty) => return Some((batch, rows)),
+            Err(TryRecvError::Disconnected) => return (!batch.is_empty()).then_some((batch, rows)),
         }
-        if *offset + buffer.len() as u64 > LOG_BYTES {
-            *offset = 0;
+    }
+}
+
+/// The `log-uring` floor's log, flushed through io_uring.
+struct UringLog {
+    log: Log,
+    ring: io_uring::IoUring,
+    /// The eventfd io_uring signals each completion on, registered with the runtime's reactor.
+    completed: AsyncFd<File>,
+}
+
+impl UringLog {
+    fn new(log: Log) -> std::io::Result<UringLog> {
+        let ring = io_uring::IoUring::new(8)?;
+        // SAFETY: eventfd takes no pointers; its result is checked before use.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error());
         }
-        let written = file.write_all_at(buffer, *offset).and_then(|()| file.sync_data());
-        written.map_err(|e| WriteError::Failed(unavailable(format!("the floor's log failed: {e}"))))?;
-        *offset += buffer.len() as u64;
-        Ok(())
+        // SAFETY: `raw` is a new descriptor that nothing else owns.
+        let eventfd = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+        ring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        // SAFETY: the AsyncFd owns the eventfd, so it stays open while registered.
+        let completed = unsafe { AsyncFd::register(eventfd)? };
+        Ok(UringLog { log, ring, completed })
+    }
+
+    /// Appends the batch and waits, without blocking the thread, until io_uring has flushed it.
+    async fn write(&mut self, buffer: &mut Vec<u8>, sealed: &SealedBatch, rows: &[Row]) -> std::io::Result<()> {
+        self.log.append(buffer, sealed, rows)?;
+        // ASYNC: an fsync always blocks, so go straight to io_uring's worker rather than trying
+        // it inline first.
+        let flush = io_uring::opcode::Fsync::new(io_uring::types::Fd(self.log.file.as_raw_fd()))
+            .flags(io_uring::types::FsyncFlags::DATASYNC)
+            .build()
+            .flags(io_uring::squeue::Flags::ASYNC);
+        // SAFETY: the operation refers to no memory, only to the log's file, which the kernel holds
+        // a reference to until it completes; one operation is in flight at a time, so there is room.
+        unsafe { self.ring.submission().push(&flush) }
+            .map_err(|_| std::io::Error::other("io_uring's submission queue is full"))?;
+        self.ring.submit()?;
+        loop {
+            if let Some(done) = self.ring.completion().next() {
+                return match done.result() {
+                    result if result < 0 => Err(std::io::Error::from_raw_os_error(-result)),
+                    _ => Ok(()),
+                };
+            }
+            let mut ready = self.completed.readable().await?;
+            // Reading the eventfd resets it; when it would block, the readiness is cleared.
+            let _ = ready.try_io(|eventfd| eventfd.get_ref().read(&mut [0; 8]));
+        }
     }
 }

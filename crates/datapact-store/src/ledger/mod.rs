@@ -126,18 +126,58 @@ fn spawn_writer<S: writer::BatchSink>(writer: writer::Writer<S>, jobs: mpsc::Rec
         .map_err(|e| unavailable(format!("cannot start the ledger writer: {e}")))
 }
 
-#[cfg(feature = "ledger-floor")]
-use floor::FloorSink as Floor;
-/// Without the `ledger-floor` feature there is no floor: the ledger always writes `ledger.db`.
-#[cfg(not(feature = "ledger-floor"))]
-type Floor = Connection;
-
-/// The benchmark floor to write instead of the ledger, if this build has them and one is asked for.
-fn floor_sink(_data_dir: &Path) -> StoreResult<Option<Floor>> {
+/// Starts the writer of the jobs `receiver` gets: the ledger's own thread writing `conn`, or a
+/// benchmark floor if this build has them and one is asked for (a floor that runs as a task on the
+/// runtime is woken through `_jobs`).
+fn start_writer(
+    _data_dir: &Path,
+    conn: Connection,
+    head: Option<datapact_ledger::Anchor>,
+    (shared, clock): (Arc<Shared>, Arc<dyn Clock>),
+    receiver: mpsc::Receiver<Message>,
+    _jobs: &mut Jobs,
+) -> StoreResult<()> {
     #[cfg(feature = "ledger-floor")]
-    return Floor::from_environment(_data_dir);
-    #[cfg(not(feature = "ledger-floor"))]
-    Ok(None)
+    match floor::Floor::from_environment(_data_dir)? {
+        Some(floor::Floor::Thread(sink)) => {
+            return spawn_writer(writer::Writer::new(sink, SQLITE_CHAIN, None, shared, clock), receiver);
+        }
+        Some(floor::Floor::Task(task)) => {
+            _jobs.wake = Some(task.spawn(receiver, clock)?);
+            return Ok(());
+        }
+        None => {}
+    }
+    spawn_writer(writer::Writer::new(conn, SQLITE_CHAIN, head, shared, clock), receiver)
+}
+
+/// Where responses' commits are sent: the writer thread's queue (with the `ledger-floor` feature,
+/// a floor's task may read it instead, woken through `wake`).
+#[derive(Clone, Debug)]
+struct Jobs {
+    sender: mpsc::Sender<Message>,
+    #[cfg(feature = "ledger-floor")]
+    wake: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl Jobs {
+    fn new(sender: mpsc::Sender<Message>) -> Jobs {
+        Jobs {
+            sender,
+            #[cfg(feature = "ledger-floor")]
+            wake: None,
+        }
+    }
+
+    /// Queues `message` for the writer; `false` if the writer has stopped.
+    fn send(&self, message: Message) -> bool {
+        let sent = self.sender.send(message).is_ok();
+        #[cfg(feature = "ledger-floor")]
+        if let Some(wake) = &self.wake {
+            wake.notify_one();
+        }
+        sent
+    }
 }
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
@@ -409,7 +449,7 @@ pub struct LedgerInner {
     chain: String,
     /// Decisions shared with other nodes through Redis (`None`: in this process's memory).
     meter: Option<SharedMeter>,
-    jobs: mpsc::Sender<Message>,
+    jobs: Jobs,
     shared: Arc<Shared>,
     in_flight: Arc<Mutex<HashMap<(i64, String), InFlightKey>>>,
     /// One read of committed counts at a time per licensee ([`Ledger::reserve`]).
@@ -495,13 +535,11 @@ impl Ledger {
         let readers =
             r2d2::Pool::builder().max_size(READ_CONNECTIONS).min_idle(Some(1)).build(manager).map_err(unavailable)?;
         let shared = Arc::new(Shared { meter: Mutex::new(MeterState::default()) });
-        let (jobs, receiver) = mpsc::channel();
+        let (sender, receiver) = mpsc::channel();
+        let mut jobs = Jobs::new(sender);
         if lock.is_some() {
-            let (shared, clock) = (Arc::clone(&shared), Arc::clone(&clock));
-            match floor_sink(data_dir)? {
-                Some(floor) => spawn_writer(writer::Writer::new(floor, SQLITE_CHAIN, None, shared, clock), receiver)?,
-                None => spawn_writer(writer::Writer::new(conn, SQLITE_CHAIN, head, shared, clock), receiver)?,
-            }
+            let writer_state = (Arc::clone(&shared), Arc::clone(&clock));
+            start_writer(data_dir, conn, head, writer_state, receiver, &mut jobs)?;
         }
         Ok(Ledger(Arc::new(LedgerInner {
             _lock: lock,
@@ -549,7 +587,8 @@ impl Ledger {
         let options = store.pool().connect_options().as_ref().clone();
         let chain = node.to_owned();
         let shared = Arc::new(Shared { meter: Mutex::new(MeterState::default()) });
-        let (jobs, receiver) = mpsc::channel();
+        let (sender, receiver) = mpsc::channel();
+        let jobs = Jobs::new(sender);
         let (started, ready) = oneshot::channel();
         let writer_shared = Arc::clone(&shared);
         let writer_clock = Arc::clone(&clock);
@@ -590,7 +629,7 @@ impl Ledger {
 
     /// Opens a PostgreSQL store's ledger to read (every chain): usage, deliveries, verify, prune.
     pub fn open_postgres_for_reading(store: &PgStore, clock: Arc<dyn Clock>) -> Ledger {
-        let (jobs, _) = mpsc::channel();
+        let jobs = Jobs::new(mpsc::channel().0);
         Ledger(Arc::new(LedgerInner {
             _lock: None,
             backend: Backend::Postgres { pool: store.pool().clone() },
@@ -979,7 +1018,7 @@ pub fn check_node_name(node: &str) -> StoreResult<()> {
 /// flight fail closed ([`Reservation::abandon`], or a panic).
 #[derive(Debug)]
 pub struct Reservation {
-    jobs: mpsc::Sender<Message>,
+    jobs: Jobs,
     shared: Arc<Shared>,
     licensee_id: i64,
     at: Timestamp,
@@ -1124,7 +1163,7 @@ impl Drop for Reservation {
             tracing::warn!(licensee = self.licensee_id, "a ledger reservation was abandoned; counts are reloaded");
             // The counts stay held (erring towards refusing) until the writer has written
             // everything sent before this; with no writer, nothing is in flight.
-            if self.jobs.send(Message::Abandoned).is_err() {
+            if !self.jobs.send(Message::Abandoned) {
                 lock(&self.shared.meter).invalidate();
             }
         }
@@ -1133,7 +1172,7 @@ impl Drop for Reservation {
 
 #[allow(clippy::too_many_arguments)]
 fn submit(
-    jobs: &mpsc::Sender<Message>,
+    jobs: &Jobs,
     generation: Option<u64>,
     bounds: Option<Bounds>,
     licensee_id: i64,
@@ -1177,7 +1216,9 @@ fn submit(
     let (reply, done) = oneshot::channel();
     let sent = jobs.send(Message::Commit(Job { generation, bounds, rows, daily, response, reply }));
     async move {
-        sent.map_err(|_| unavailable("the ledger writer has stopped"))?;
+        if !sent {
+            return Err(unavailable("the ledger writer has stopped"));
+        }
         done.await.map_err(|_| unavailable("the ledger writer stopped before committing"))?
     }
 }
