@@ -12,12 +12,15 @@
 #   log-uring  log without the hand-off: the task writes each batch and has io_uring flush it,
 #              awaiting the completion on the runtime's reactor (DATAPACT_LEDGER_FLOOR=log-uring);
 #   metered    the ledger as shipped (SQLite, synchronous=FULL).
+# FLOORS picks the floors run between unmetered and metered (also `log-uring-2`: up to two
+# flushes in flight).
 # The floors do NOT meter; they exist to bound what any ledger design could save
 # (crates/datapact-store/src/ledger/floor.rs). Then the mean of each, against unmetered.
 #
 # Usage: bench/metering_floor.sh (run bench/metering.sh once first)
 # Environment (defaults): CARGO_TARGET_DIR (target), BENCH_WORK (/tmp/datapact-metering),
-# BENCH_POSTS (200000), ROUNDS (3), BENCH_DURATION (8s), BENCH_PORT (18480; also uses +1).
+# BENCH_POSTS (200000), ROUNDS (3), BENCH_DURATION (8s), BENCH_PORT (18480; also uses +1),
+# FLOORS ("null log null-task log-uring").
 # The floor build goes to $CARGO_TARGET_DIR/ledger-floor and is copied to $BENCH_WORK/datapact-floor.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,17 +38,22 @@ cp "$TARGET/release/datapact" "$BIN"
 variant() {
     case $1 in
         unmetered) metering_run "$2" "$3" "$1" "$BIN" -- --unmetered ;;
-        null | log | null-task | log-uring) metering_run "$2" "$3" "$1" "$BIN" DATAPACT_LEDGER_FLOOR="$1" ;;
+        null | log | null-task | log-uring | log-uring-2) metering_run "$2" "$3" "$1" "$BIN" DATAPACT_LEDGER_FLOOR="$1" ;;
         metered) metering_run "$2" "$3" "$1" "$BIN" ;;
     esac
 }
 
+# shellcheck disable=SC2206 # a list of names
+builds=(unmetered ${FLOORS:-null log null-task log-uring} metered)
 ROWS=$WORK/floor-rows.md
 echo "$METERING_RUN_HEADER" | tee "$ROWS"
 for round in $(seq "${ROUNDS:-3}"); do
     for load in lookup search; do
-        order=(unmetered null log null-task log-uring metered)
-        ((round % 2 == 0)) && order=(metered log-uring null-task log null unmetered)
+        order=("${builds[@]}")
+        if ((round % 2 == 0)); then
+            order=()
+            for ((i = ${#builds[@]} - 1; i >= 0; i--)); do order+=("${builds[i]}"); done
+        fi
         for name in "${order[@]}"; do
             variant "$name" "$round" "$load" | tee -a "$ROWS"
         done
@@ -54,10 +62,10 @@ done
 echo
 echo "| load | build | req/s (mean) | vs unmetered | p99 ms (mean) | CPU µs/request (mean) |"
 echo "|---|---|---|---|---|---|"
-awk -F' *\\| *' 'NR > 2 { key = $3 " " $4; n[key]++; rps[key] += $5; p99[key] += $6; cpu[key] += $7 }
+awk -F' *\\| *' -v names="${builds[*]}" 'NR > 2 { key = $3 " " $4; n[key]++; rps[key] += $5; p99[key] += $6; cpu[key] += $7 }
     END {
-        split("lookup search", loads, " "); split("unmetered null log null-task log-uring metered", builds, " ")
-        for (l = 1; l <= 2; l++) for (b = 1; b <= 6; b++) {
+        split("lookup search", loads, " "); count = split(names, builds, " ")
+        for (l = 1; l <= 2; l++) for (b = 1; b <= count; b++) {
             key = loads[l] " " builds[b]; base = loads[l] " unmetered"
             if (!n[key]) continue
             printf "| %s | %s | %.0f | %.1f %% fewer | %.2f | %.1f |\n", loads[l], builds[b], rps[key] / n[key],

@@ -18,7 +18,10 @@
 //! - `log-uring`: `log` without the hand-off. The task writes the batch with `pwrite` (into the
 //!   page cache) and asks io_uring for the `fdatasync`; the runtime's reactor sees its completion
 //!   through an eventfd, so no thread of the gateway blocks on the flush. The kernel runs the flush
-//!   on an io_uring worker of its own (`iou-wrk`, counted in the gateway's CPU).
+//!   on an io_uring worker of its own (`iou-wrk`, counted in the gateway's CPU). One flush is in
+//!   flight at a time: jobs that arrive meanwhile form the next batch.
+//! - `log-uring-2`: `log-uring` with up to two flushes in flight: the next batch is written and
+//!   its flush submitted while the last one's runs, so responses need not all wait on one flush.
 
 use std::fs::File;
 use std::io::Read;
@@ -38,10 +41,12 @@ use super::writer::{BatchSink, WriteError};
 use super::{Job, Message, SQLITE_CHAIN, unavailable};
 use crate::StoreResult;
 
-/// The environment variable that picks a floor: `null`, `log`, `null-task` or `log-uring`.
+/// The environment variable that picks a floor: `null`, `log`, `null-task`, `log-uring` or `log-uring-2`.
 pub const FLOOR_VARIABLE: &str = "DATAPACT_LEDGER_FLOOR";
 /// The `log` floors' file: preallocated, then written round and round.
 const LOG_BYTES: u64 = 64 << 20;
+/// Flushes `log-uring-2` keeps in flight (io_uring's queues hold 8).
+const MAX_FLUSHES: usize = 2;
 
 /// A floor, on the writer thread or as a task on the runtime.
 pub(super) enum Floor {
@@ -58,10 +63,11 @@ impl Floor {
             "null" => Floor::Thread(FloorSink::Null),
             "log" => Floor::Thread(FloorSink::Log { log: Log::prepare(data_dir)?, buffer: Vec::new() }),
             "null-task" => Floor::Task(TaskFloor::Null),
-            "log-uring" => Floor::Task(TaskFloor::Uring(Log::prepare(data_dir)?)),
+            "log-uring" => Floor::Task(TaskFloor::Uring(Log::prepare(data_dir)?, 1)),
+            "log-uring-2" => Floor::Task(TaskFloor::Uring(Log::prepare(data_dir)?, MAX_FLUSHES)),
             other => {
                 return Err(unavailable(format!(
-                    "{FLOOR_VARIABLE}={other}: the floors are `null`, `log`, `null-task` and `log-uring`"
+                    "{FLOOR_VARIABLE}={other}: the floors are `null`, `log`, `null-task`, `log-uring` and `log-uring-2`"
                 )));
             }
         };
@@ -126,8 +132,12 @@ impl BatchSink for FloorSink {
 /// The floors that run as a task on the gateway's runtime, with no writer thread.
 pub(super) enum TaskFloor {
     Null,
-    Uring(Log),
+    /// The log, and how many flushes may be in flight at once.
+    Uring(Log, usize),
 }
+
+/// A batch written to the log, waiting for its flush: the flush's number and the jobs to answer.
+type Flushing = (u64, Vec<Job>);
 
 impl TaskFloor {
     /// Spawns the floor's task on the current runtime, reading `jobs` whenever the returned
@@ -135,40 +145,73 @@ impl TaskFloor {
     pub(super) fn spawn(self, jobs: Receiver<Message>, clock: Arc<dyn Clock>) -> StoreResult<Arc<Notify>> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| unavailable("the task floors run on the gateway's runtime; there is none here"))?;
-        let mut flush = match self {
-            TaskFloor::Null => None,
-            TaskFloor::Uring(log) => Some(UringLog::new(log).map_err(|e| unavailable(format!("io_uring: {e}")))?),
+        let (mut flush, depth) = match self {
+            TaskFloor::Null => (None, 1),
+            TaskFloor::Uring(log, depth) => {
+                (Some(UringLog::new(log).map_err(|e| unavailable(format!("io_uring: {e}")))?), depth)
+            }
         };
         let wake = Arc::new(Notify::new());
         let woken = Arc::clone(&wake);
         runtime.spawn(async move {
             let mut chain = ChainWriter::genesis(SQLITE_CHAIN);
             let mut buffer = Vec::new();
+            let mut flushing = std::collections::VecDeque::<Flushing>::new();
+            let (mut numbered, mut open) = (0u64, true);
             loop {
-                let (batch, rows) = match waiting(&jobs) {
-                    Some(waiting) => waiting,
-                    None => return,
-                };
-                if batch.is_empty() {
+                let room = open && flushing.len() < depth;
+                if room {
+                    match waiting(&jobs) {
+                        None => open = false,
+                        Some((batch, rows)) if !batch.is_empty() => {
+                            let sealed = chain.seal(&rows, clock.now());
+                            metrics::histogram!("datapact_ledger_batch_rows").record(rows.len() as f64);
+                            match &mut flush {
+                                None => answer(batch, &Ok(())),
+                                Some(log) => match log.submit(&mut buffer, &sealed, &rows, numbered) {
+                                    Ok(()) => flushing.push_back((numbered, batch)),
+                                    Err(error) => answer(batch, &Err(error)),
+                                },
+                            }
+                            numbered += 1;
+                            continue;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                match &mut flush {
+                    Some(log) if !flushing.is_empty() => {
+                        // A flush completing, or (with room for another) new jobs to write meanwhile.
+                        tokio::select! {
+                            done = log.completion() => {
+                                let (number, result) = match done {
+                                    Ok(done) => done,
+                                    Err(error) => (flushing.back().map_or(0, |f| f.0), Err(error)),
+                                };
+                                // An fdatasync makes durable everything written before it was
+                                // submitted, so flush `number` covers every batch up to it.
+                                while flushing.front().is_some_and(|f| f.0 <= number) {
+                                    let (_, batch) = flushing.pop_front().expect("checked above");
+                                    answer(batch, &result);
+                                }
+                            }
+                            () = woken.notified(), if room => {}
+                        }
+                    }
+                    _ if !open => return,
                     // A send after the read above left a permit: this returns at once.
-                    woken.notified().await;
-                    continue;
-                }
-                let sealed = chain.seal(&rows, clock.now());
-                let written = match &mut flush {
-                    Some(log) => log.write(&mut buffer, &sealed, &rows).await,
-                    None => Ok(()),
-                };
-                if written.is_ok() {
-                    metrics::histogram!("datapact_ledger_batch_rows").record(rows.len() as f64);
-                }
-                for job in batch {
-                    let reply = written.as_ref().map_err(|e| unavailable(format!("the floor's log failed: {e}")));
-                    let _ = job.reply.send(reply.copied());
+                    _ => woken.notified().await,
                 }
             }
         });
         Ok(wake)
+    }
+}
+
+fn answer(batch: Vec<Job>, result: &std::io::Result<()>) {
+    for job in batch {
+        let reply = result.as_ref().map_err(|e| unavailable(format!("the floor's log failed: {e}")));
+        let _ = job.reply.send(reply.copied());
     }
 }
 
@@ -213,26 +256,34 @@ impl UringLog {
         Ok(UringLog { log, ring, completed })
     }
 
-    /// Appends the batch and waits, without blocking the thread, until io_uring has flushed it.
-    async fn write(&mut self, buffer: &mut Vec<u8>, sealed: &SealedBatch, rows: &[Row]) -> std::io::Result<()> {
+    /// Appends the batch and submits its flush (`number`) to io_uring.
+    fn submit(&mut self, buffer: &mut Vec<u8>, sealed: &SealedBatch, rows: &[Row], number: u64) -> std::io::Result<()> {
         self.log.append(buffer, sealed, rows)?;
         // ASYNC: an fsync always blocks, so go straight to io_uring's worker rather than trying
         // it inline first.
         let flush = io_uring::opcode::Fsync::new(io_uring::types::Fd(self.log.file.as_raw_fd()))
             .flags(io_uring::types::FsyncFlags::DATASYNC)
             .build()
-            .flags(io_uring::squeue::Flags::ASYNC);
+            .flags(io_uring::squeue::Flags::ASYNC)
+            .user_data(number);
         // SAFETY: the operation refers to no memory, only to the log's file, which the kernel holds
-        // a reference to until it completes; one operation is in flight at a time, so there is room.
+        // a reference to until it completes.
         unsafe { self.ring.submission().push(&flush) }
             .map_err(|_| std::io::Error::other("io_uring's submission queue is full"))?;
         self.ring.submit()?;
+        Ok(())
+    }
+
+    /// The next flush to complete: its number and outcome. Waits without blocking the thread, and
+    /// loses nothing if dropped before it returns.
+    async fn completion(&mut self) -> std::io::Result<(u64, std::io::Result<()>)> {
         loop {
             if let Some(done) = self.ring.completion().next() {
-                return match done.result() {
+                let result = match done.result() {
                     result if result < 0 => Err(std::io::Error::from_raw_os_error(-result)),
                     _ => Ok(()),
                 };
+                return Ok((done.user_data(), result));
             }
             let mut ready = self.completed.readable().await?;
             // Reading the eventfd resets it; when it would block, the readiness is cleared.
