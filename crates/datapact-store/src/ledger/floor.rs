@@ -165,7 +165,7 @@ impl TaskFloor {
                         None => open = false,
                         Some((batch, rows)) if !batch.is_empty() => {
                             let sealed = chain.seal(&rows, clock.now());
-                            metrics::histogram!("datapact_ledger_batch_rows").record(rows.len() as f64);
+                            metrics::histogram!(super::writer::BATCH_ROWS).record(rows.len() as f64);
                             match &mut flush {
                                 None => answer(batch, &Ok(())),
                                 Some(log) => match log.submit(&mut buffer, &sealed, &rows, numbered) {

@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, Statement, ToSql, TransactionBehav
 use super::{Job, MAX_BATCH_ROWS, Message, Shared, lock, unavailable};
 use crate::{StoreError, StoreResult};
 
-const BATCH_ROWS: &str = "datapact_ledger_batch_rows";
+pub(super) const BATCH_ROWS: &str = "datapact_ledger_batch_rows";
 const BATCH_SECONDS: &str = "datapact_ledger_commit_seconds";
 const ROWS_TOTAL: &str = "datapact_ledger_rows_total";
 
