@@ -38,7 +38,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use super::writer::{BatchSink, WriteError};
-use super::{Job, Message, SQLITE_CHAIN, unavailable};
+use super::{Job, MAX_BATCH_ROWS, Message, SQLITE_CHAIN, unavailable};
 use crate::StoreResult;
 
 /// The environment variable that picks a floor: `null`, `log`, `null-task`, `log-uring` or `log-uring-2`.
@@ -215,7 +215,8 @@ fn answer(batch: Vec<Job>, result: &std::io::Result<()>) {
     }
 }
 
-/// Every commit waiting now and their rows, or `None` once no sender is left.
+/// The commits waiting now and their rows, up to [`MAX_BATCH_ROWS`] rows as the writer takes them
+/// (the rest stay queued for the next batch), or `None` once no sender is left.
 fn waiting(jobs: &Receiver<Message>) -> Option<(Vec<Job>, Vec<Row>)> {
     let (mut batch, mut rows) = (Vec::new(), Vec::new());
     loop {
@@ -223,6 +224,9 @@ fn waiting(jobs: &Receiver<Message>) -> Option<(Vec<Job>, Vec<Row>)> {
             Ok(Message::Commit(mut job)) => {
                 rows.append(&mut job.rows);
                 batch.push(job);
+                if rows.len() >= MAX_BATCH_ROWS {
+                    return Some((batch, rows));
+                }
             }
             // Floors do not meter: there are no counts to reload.
             Ok(Message::Abandoned) => {}
@@ -289,5 +293,180 @@ impl UringLog {
             // Reading the eventfd resets it; when it would block, the readiness is cleared.
             let _ = ready.try_io(|eventfd| eventfd.get_ref().read(&mut [0; 8]));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Mutex, mpsc};
+
+    use datapact_core::purpose::Purpose;
+    use datapact_core::{Endpoint, KeyPrefix, ManualClock, Timestamp};
+    use datapact_ledger::Allotment;
+    use datapact_ledger::encoding::{decode_header, decode_row};
+
+    use super::*;
+    use crate::ledger::{EventFacts, Jobs, MeterState, Shared, spawn_writer, submit, writer};
+
+    const REQUESTS: usize = 200;
+
+    fn at() -> Timestamp {
+        Timestamp::parse_rfc3339("2026-03-02T00:00:00Z").unwrap()
+    }
+
+    /// The posts request `n` delivers: `n % 4` of them.
+    fn posts_of(n: usize) -> Vec<(i64, u32)> {
+        (0..n % 4).map(|i| ((n * 10 + i) as i64, 1)).collect()
+    }
+
+    /// What request `n` commits besides its posts.
+    fn facts(n: usize) -> EventFacts {
+        EventFacts {
+            key_prefix: KeyPrefix("dp_0123456789ab".into()),
+            endpoint: Endpoint::Search,
+            purpose: Purpose::AiInput,
+            request_id: format!("request-{n}"),
+            idempotency_key: None,
+            user_reads: 0,
+            bytes: 100,
+        }
+    }
+
+    /// Sends request `n`'s commit, its usage event and a delivery row per post, and returns its answer.
+    fn commit(jobs: &Jobs, n: usize, posts: &[(i64, u32)]) -> impl Future<Output = StoreResult<()>> + use<> {
+        let allotment = Allotment {
+            delivered: posts.len(),
+            counts: vec![true; posts.len()],
+            counted: posts.len() as u32,
+            cut: false,
+            overage: 0,
+            used_after: 0,
+            charge: 0,
+        };
+        submit(jobs, None, None, 7, at(), posts, &allotment, &[], facts(n), None)
+    }
+
+    /// Commits every request from 8 tasks at once: each must be answered `Ok`.
+    async fn commit_all(jobs: &Jobs) {
+        let mut tasks = Vec::new();
+        for task in 0..8 {
+            let jobs = jobs.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in (0..REQUESTS).filter(|n| n % 8 == task) {
+                    commit(&jobs, n, &posts_of(n))
+                        .await
+                        .unwrap_or_else(|e| panic!("request {n} was not committed: {e}"));
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+
+    /// The length of the encoded value `bytes` starts with (see `datapact_ledger::encoding`).
+    fn encoded_len(bytes: &[u8]) -> usize {
+        let fields = u16::from_be_bytes([bytes[2], bytes[3]]);
+        (0..fields).fold(4, |at, _| at + 4 + u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize)
+    }
+
+    /// Reads the batches back from a floor's log: they must form one chain from its genesis and
+    /// hold every request's event followed by its deliveries, each request once.
+    fn check_log(dir: &Path) {
+        let log = std::fs::read(dir.join("ledger-floor.log")).unwrap();
+        let (mut at, mut chain) = (0, ChainWriter::genesis(SQLITE_CHAIN));
+        let mut delivered: BTreeMap<String, Vec<(i64, u32)>> = BTreeMap::new();
+        // The file was preallocated with zeros, and every encoding starts with its version, 1.
+        while log[at] != 0 {
+            let len = encoded_len(&log[at..]);
+            let header = decode_header(&log[at..at + len]).unwrap();
+            at += len;
+            let rows: Vec<Row> = (0..header.row_count)
+                .map(|_| {
+                    let len = encoded_len(&log[at..]);
+                    at += len;
+                    decode_row(&log[at - len..at]).unwrap()
+                })
+                .collect();
+            assert_eq!(chain.seal(&rows, header.committed_at).header, header, "batch {} breaks the chain", header.seq);
+            let mut request = None;
+            for row in rows {
+                match row {
+                    Row::Usage(event) => {
+                        assert!(delivered.insert(event.request_id.clone(), Vec::new()).is_none(), "written twice");
+                        request = Some(event.request_id);
+                    }
+                    Row::Delivery(d) => {
+                        assert_eq!(request.as_ref(), Some(&d.request_id), "a delivery follows its request's event");
+                        delivered.get_mut(&d.request_id).unwrap().push((d.post_id, d.revision));
+                    }
+                }
+            }
+        }
+        let expected: BTreeMap<String, Vec<(i64, u32)>> =
+            (0..REQUESTS).map(|n| (format!("request-{n}"), posts_of(n))).collect();
+        assert_eq!(delivered, expected);
+    }
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared { meter: Mutex::new(MeterState::default()) })
+    }
+
+    fn clock() -> Arc<dyn Clock> {
+        Arc::new(ManualClock::new(at()))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_thread_floors_answer_every_commit_and_the_log_holds_them() {
+        for durable in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let sink = if durable {
+                FloorSink::Log { log: Log::prepare(dir.path()).unwrap(), buffer: Vec::new() }
+            } else {
+                FloorSink::Null
+            };
+            let (sender, receiver) = mpsc::channel();
+            spawn_writer(writer::Writer::new(sink, SQLITE_CHAIN, None, shared(), clock()), receiver).unwrap();
+            commit_all(&Jobs::new(sender)).await;
+            if durable {
+                check_log(dir.path());
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_task_floors_answer_every_commit_and_the_log_holds_them() {
+        for depth in [0, 1, MAX_FLUSHES] {
+            let dir = tempfile::tempdir().unwrap();
+            let floor =
+                if depth == 0 { TaskFloor::Null } else { TaskFloor::Uring(Log::prepare(dir.path()).unwrap(), depth) };
+            let (sender, receiver) = mpsc::channel();
+            let mut jobs = Jobs::new(sender);
+            jobs.wake = Some(floor.spawn(receiver, clock()).unwrap());
+            commit_all(&jobs).await;
+            if depth > 0 {
+                check_log(dir.path());
+            }
+        }
+    }
+
+    #[test]
+    fn a_task_floor_takes_what_the_writer_would_into_one_batch() {
+        let (sender, receiver) = mpsc::channel();
+        let jobs = Jobs::new(sender);
+        // 17 commits of 1,001 rows cross MAX_BATCH_ROWS (16,384) at the 17th; a commit is never split.
+        let big: Vec<(i64, u32)> = (0..1_000).map(|id| (id, 1)).collect();
+        for n in 0..20 {
+            drop(commit(&jobs, n, &big));
+        }
+        let (first, rows) = waiting(&receiver).unwrap();
+        assert_eq!((first.len(), rows.len()), (17, 17 * 1_001));
+        let (second, rows) = waiting(&receiver).unwrap();
+        assert_eq!((second.len(), rows.len()), (3, 3 * 1_001));
+        let (none, _) = waiting(&receiver).unwrap();
+        assert!(none.is_empty(), "nothing is left");
+        drop(jobs);
+        assert!(waiting(&receiver).is_none(), "no sender is left");
     }
 }

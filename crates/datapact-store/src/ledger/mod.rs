@@ -96,6 +96,9 @@ pub const MAX_RESERVATION_POSTS: usize = 1_000;
 /// The low bits of a delivery's `position`, SQLite's key for it (`seq << ORDINAL_BITS | ordinal`),
 /// that hold its ordinal. The SQL spells it out as `<< 20`, `>> 20` and `& 1048575`.
 const ORDINAL_BITS: u32 = 20;
+// SQL cannot name a Rust constant: `read.rs`, migration 5 and the tests spell these out, so a
+// change here must change them too (and, the key being stored, come with a migration).
+const _: () = assert!(ORDINAL_BITS == 20, "the SQL spells 20, 1048575 (2^20 - 1) and 1048576 (2^20)");
 // A batch stops taking commits at MAX_BATCH_ROWS, so it holds fewer than that plus one response.
 const _: () = assert!(MAX_BATCH_ROWS + 4 * MAX_RESERVATION_POSTS < 1 << ORDINAL_BITS);
 

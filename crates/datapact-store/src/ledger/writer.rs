@@ -229,7 +229,9 @@ fn write_batch(conn: &mut Connection, sealed: &SealedBatch, rows: &[Row], jobs: 
                 Row::Delivery(delivery) => {
                     // A delivery row stores no request: it is read back from the event it follows,
                     // so one that follows another request's event would be sealed with a request
-                    // the ledger cannot give back. `response_rows` never makes one.
+                    // the ledger cannot give back. `response_rows` never makes one. The whole batch
+                    // fails, not only the job: the others' reservations may rest on its counts (a
+                    // post "already counted today"), so they fail closed with it (module docs).
                     if request != Some(delivery.request_id.as_str()) {
                         return Err(unavailable(format!(
                             "batch {seq}, row {ordinal}: a delivery of request {:?} follows no usage event of it",
