@@ -90,7 +90,7 @@ pub async fn sample_stream(
                 if let Err(problem) = delivery.add_canary(&state, &admission, view.post_fields, canary).await {
                     tracing::warn!(detail = %problem.detail, "no canary in this stream burst");
                 }
-                let (body, ended) = match metering::meter_body(&state, &admission, delivery, {
+                let (body, ended) = match metering::meter_body(&state, &admission.at(state.clock.now()), delivery, {
                     let state = state.clone();
                     let marking = admission.marking();
                     move |delivery, _| async move { render_lines(&state, view, &delivery, marking).await }

@@ -385,6 +385,12 @@ impl Admission {
         self.now
     }
 
+    /// This admission as of a later instant: a stream meters each burst when it is sent (its
+    /// month's cap, its day's dedup, the prices then in force), not when the stream opened.
+    pub fn at(&self, now: Timestamp) -> Admission {
+        Admission { now, ..self.clone() }
+    }
+
     pub fn request_id(&self) -> &str {
         &self.request_id
     }

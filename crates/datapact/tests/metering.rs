@@ -690,6 +690,43 @@ async fn the_stream_delivers_exactly_the_rest_of_a_hard_cap_then_disconnects() {
     assert_verifies(&data_dir);
 }
 
+/// A stream opened in one month and still open in the next meters each burst when it is sent: the
+/// new month's hard cap holds it, and the old month keeps nothing of it.
+#[tokio::test]
+async fn a_stream_meters_each_burst_in_the_month_it_is_sent() {
+    let (_dir, data_dir, key) = metered_data_dir(&terms("monthly_records = 3\ncap = \"hard\"\ndedup = \"none\"", ""));
+    let gateway = Gateway::start(&data_dir, &["--test-clock", "2027-01-31T23:59:00Z"]);
+    let response =
+        gateway.http.get(format!("{}/2/tweets/sample/stream", gateway.public)).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    // Two days later, in February, new posts arrive on the stream opened in January.
+    let moved = admin_post(
+        &gateway,
+        &data_dir,
+        "/admin/test/clock",
+        json!({"advance_ms": 2 * 86_400_000}).to_string(),
+        "application/json",
+    )
+    .await;
+    assert_eq!(moved.status(), 200);
+    let fresh: Vec<String> = (1..=8)
+        .map(|n| json!({"id": (900_000 + n).to_string(), "text": format!("streamed {n}"), "author_id": QUIET_AUTHOR.to_string(), "created_at": time(EPOCH_MS + n * 1000)}).to_string())
+        .collect();
+    ingest(&gateway, &data_dir, &fresh).await;
+    let (posts, _, ended) = read_stream(response, Duration::from_secs(20)).await;
+    let streamed: Vec<i64> = posts.iter().flat_map(post_ids).collect();
+    assert_eq!(streamed, vec![900_001, 900_002, 900_003], "February's cap of 3, not January's");
+    assert!(ended, "the stream ends at February's cap");
+    let rest = fetch(&gateway, &key, &format!("/2/tweets?ids={}", ids(1, 3)), None).await;
+    assert_eq!(rest.status, 429, "February is at its cap: {}", rest.json);
+    let counted = |month: &str| -> u64 {
+        usage_lines(&data_dir, "acme", &["--month", month]).iter().map(|line| line["counted"].as_u64().unwrap()).sum()
+    };
+    assert_eq!((counted("2027-01"), counted("2027-02")), (0, 3));
+    drop(gateway);
+    assert_verifies(&data_dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_streams_share_a_hard_cap_exactly() {
     let (_dir, data_dir, key) = metered_data_dir(&terms("monthly_records = 10\ncap = \"hard\"\ndedup = \"none\"", ""));
