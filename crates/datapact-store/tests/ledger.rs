@@ -7,6 +7,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use datapact_core::purpose::Purpose;
 use datapact_core::{Clock, Endpoint, KeyPrefix, ManualClock, Timestamp};
@@ -589,6 +590,53 @@ fn a_failed_commit_fails_closed_and_counts_nothing() {
     assert_eq!(verified(&ledger).chains[0].head.unwrap().seq, 3);
 }
 
+/// A response that found a post free because a reservation still in flight counted it rests on
+/// that reservation: it is written only after it, and fails if it fails. Otherwise it could be
+/// served first and the count it relied on given back afterwards, leaving a post delivered today
+/// and counted nowhere (under a hard cap, one record too many).
+#[test]
+fn a_response_resting_on_a_count_in_flight_is_never_written_before_it() {
+    let cap = Cap::hard(2);
+    let at = t0().plus_millis(HOUR);
+    let month = MonthKey::of(at);
+    // What happens to the first reservation: abandoned (its render failed), its commit failing,
+    // or its commit succeeding.
+    for fate in ["abandoned", "failed", "committed"] {
+        let (dir, _clock, ledger) = fresh();
+        let first = serve(&ledger, 1, cap, Dedup::Daily, &page(&[100]), at);
+        let second = serve(&ledger, 1, cap, Dedup::Daily, &page(&[100, 101, 102]), at);
+        assert_eq!(second.allotment().counts, [false, true], "{fate}: 100 is free on the first's count; 102 is cut");
+        let mut second = Box::pin(second.commit(facts("second"), None));
+        let waiting = block(async { tokio::time::timeout(Duration::from_millis(200), &mut second).await.is_err() });
+        assert!(waiting, "{fate}: the second was written before the first it rests on");
+        let conn = sql(dir.path());
+        match fate {
+            "abandoned" => first.abandon(),
+            "failed" => {
+                conn.execute_batch(FIRE).unwrap();
+                assert!(block(first.commit(facts("first"), None)).is_err());
+                conn.execute_batch("DROP TRIGGER fail;").unwrap();
+            }
+            _ => block(first.commit(facts("first"), None)).unwrap(),
+        }
+        let served = block(second).is_ok();
+        assert_eq!(served, fate == "committed", "{fate}: the second was served: {served}");
+        // Whatever happened, every post delivered today is counted exactly once, within the cap.
+        for next in [200, 201, 202] {
+            if let Reserved::Serve(more) = reserve(&ledger, 1, cap, Dedup::Daily, &page(&[next]), at) {
+                block(more.commit(facts(&format!("more-{next}")), None)).unwrap();
+            }
+        }
+        let delivered = all_deliveries(&ledger, 1, month);
+        let posts: HashSet<&str> = delivered.iter().map(|d| d.post_id.as_str()).collect();
+        let counted: Vec<&str> = delivered.iter().filter(|d| d.counted).map(|d| d.post_id.as_str()).collect();
+        assert_eq!(counted.len(), posts.len(), "{fate}: a post delivered today is counted once: {delivered:?}");
+        assert_eq!(counted.len(), 2, "{fate}: the hard cap of 2 is filled, not crossed: {delivered:?}");
+        assert_eq!(block(ledger.month_counted(1, month)).unwrap(), 2, "{fate}");
+        verified(&ledger);
+    }
+}
+
 /// A reservation dropped uncommitted (a handler that panicked, or a request future dropped when its
 /// client went away) makes the counts reload. A batch the writer is writing at that moment is not
 /// in the database yet: the reload must not forget it.
@@ -649,6 +697,8 @@ fn abandoned_reservations_under_load_never_over_count() {
                     };
                     refused_in_a_row = 0;
                     if rng.below(20) == 0 {
+                        // Held a moment first, so others may rest on its counts meanwhile.
+                        std::thread::sleep(Duration::from_millis(1));
                         drop(reservation);
                         continue;
                     }
@@ -676,6 +726,12 @@ fn abandoned_reservations_under_load_never_over_count() {
         all_deliveries(&ledger, 1, month).into_iter().filter(|d| d.counted).map(|d| d.post_id).collect();
     assert_eq!(counted.len(), 1_000);
     assert_eq!(counted.iter().collect::<HashSet<_>>().len(), 1_000, "a post counted twice the same day");
+    let all = all_deliveries(&ledger, 1, month);
+    let counted_set: HashSet<&String> = counted.iter().collect();
+    let uncounted: Vec<_> = all.iter().filter(|d| !counted_set.contains(&d.post_id)).collect();
+    eprintln!("DEBUG uncounted {uncounted:?}");
+    let delivered: HashSet<String> = all.into_iter().map(|d| d.post_id).collect();
+    assert_eq!(delivered.len(), 1_000, "a post delivered today was counted nowhere (its count was given back)");
     verified(&ledger);
 }
 

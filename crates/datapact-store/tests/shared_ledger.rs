@@ -222,7 +222,65 @@ ledger_tests!(
     an_edited_delivery_is_named,
     a_retried_idempotency_key_replays_without_counting,
     pruning_keeps_the_chain_verifiable,
+    a_response_resting_on_a_count_in_flight_waits_for_it_and_fails_with_it,
 );
+
+/// A response that found a post free because a reservation still in flight counted it is written
+/// only after that reservation, and fails closed if it is given back: otherwise the post would be
+/// delivered today and counted nowhere (`tests/ledger.rs` has the same with a failing commit).
+async fn a_response_resting_on_a_count_in_flight_waits_for_it_and_fails_with_it(t: TestLedger) {
+    let cap = Cap::hard(2);
+    let reserve = |licensee_id: i64, request_id: &'static str, posts: Vec<(i64, u32)>| {
+        let ledger = t.ledger.clone();
+        async move {
+            let request = MeterRequest {
+                licensee_id,
+                request_id,
+                cap,
+                dedup: Dedup::Daily,
+                page: &posts,
+                at: t0(),
+                prepaid: None,
+            };
+            match ledger.reserve(request).await.unwrap() {
+                Reserved::Serve(reservation) => reservation,
+                refused => panic!("refused: {refused:?}"),
+            }
+        }
+    };
+    // Licensee 1's first reservation is given back; licensee 2's is committed.
+    for (licensee_id, abandoned) in [(1, true), (2, false)] {
+        let first = reserve(licensee_id, "first", page([100])).await;
+        let second = reserve(licensee_id, "second", page([100, 101, 102])).await;
+        assert_eq!(second.allotment().counts, [false, true], "100 rides on the first's count; 102 is cut");
+        let second = tokio::spawn(second.commit(facts("second"), None));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!second.is_finished(), "the second was written before the first it rests on");
+        if abandoned {
+            first.abandon();
+        } else {
+            first.commit(facts("first"), None).await.unwrap();
+        }
+        assert_eq!(second.await.unwrap().is_ok(), !abandoned, "licensee {licensee_id}");
+        // The cap is filled exactly, and every post delivered today is counted once.
+        for next in [200, 201] {
+            deliver(&t.ledger, licensee_id, cap, Dedup::Daily, &page([next]), "more").await;
+        }
+        let month = MonthKey::of(t0());
+        assert_eq!(t.ledger.month_counted(licensee_id, month).await.unwrap(), 2, "licensee {licensee_id}");
+        let mut rows = Vec::new();
+        t.ledger
+            .deliveries(licensee_id, month, |row| {
+                rows.push((row.post_id, row.counted));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let posts: std::collections::HashSet<&String> = rows.iter().map(|(post, _)| post).collect();
+        assert_eq!(rows.iter().filter(|(_, counted)| *counted).count(), posts.len(), "{rows:?}");
+    }
+    verified(&t.ledger, &[]).await;
+}
 
 async fn a_hard_cap_is_exact_under_concurrent_requests(t: TestLedger) {
     let cap = Cap::hard(1_000);

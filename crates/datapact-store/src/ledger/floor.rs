@@ -38,7 +38,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use super::writer::{BatchSink, WriteError};
-use super::{Job, MAX_BATCH_ROWS, Message, SQLITE_CHAIN, unavailable};
+use super::{Job, MAX_BATCH_ROWS, Message, SQLITE_CHAIN, Shared, lock, unavailable};
 use crate::StoreResult;
 
 /// The environment variable that picks a floor: `null`, `log`, `null-task`, `log-uring` or `log-uring-2`.
@@ -142,7 +142,11 @@ type Flushing = (u64, Vec<Job>);
 impl TaskFloor {
     /// Spawns the floor's task on the current runtime, reading `jobs` whenever the returned
     /// `Notify` is notified (after each send); it ends when every sender is gone.
-    pub(super) fn spawn(self, jobs: Receiver<Message>, clock: Arc<dyn Clock>) -> StoreResult<Arc<Notify>> {
+    pub(super) fn spawn(
+        self,
+        jobs: Receiver<Message>,
+        (shared, clock): (Arc<Shared>, Arc<dyn Clock>),
+    ) -> StoreResult<Arc<Notify>> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| unavailable("the task floors run on the gateway's runtime; there is none here"))?;
         let (mut flush, depth) = match self {
@@ -161,7 +165,7 @@ impl TaskFloor {
             loop {
                 let room = open && flushing.len() < depth;
                 if room {
-                    match waiting(&jobs) {
+                    match waiting(&jobs, &shared) {
                         None => open = false,
                         Some((batch, rows)) if !batch.is_empty() => {
                             let sealed = chain.seal(&rows, clock.now());
@@ -216,12 +220,15 @@ fn answer(batch: Vec<Job>, result: &std::io::Result<()>) {
 }
 
 /// The commits waiting now and their rows, up to [`MAX_BATCH_ROWS`] rows as the writer takes them
-/// (the rest stay queued for the next batch), or `None` once no sender is left.
-fn waiting(jobs: &Receiver<Message>) -> Option<(Vec<Job>, Vec<Row>)> {
+/// (the rest stay queued for the next batch), or `None` once no sender is left. Each is taken as
+/// the writer takes it (`writer::resolve`), so the meter's bookkeeping of commits in flight stays
+/// as small as with the ledger; a floor makes no job wait for another (it meters nothing).
+fn waiting(jobs: &Receiver<Message>, shared: &Shared) -> Option<(Vec<Job>, Vec<Row>)> {
     let (mut batch, mut rows) = (Vec::new(), Vec::new());
     loop {
         match jobs.try_recv() {
             Ok(Message::Commit(mut job)) => {
+                super::writer::resolve(shared, &job, job.reservation);
                 rows.append(&mut job.rows);
                 batch.push(job);
                 if rows.len() >= MAX_BATCH_ROWS {
@@ -229,7 +236,9 @@ fn waiting(jobs: &Receiver<Message>) -> Option<(Vec<Job>, Vec<Row>)> {
                 }
             }
             // Floors do not meter: there are no counts to reload.
-            Ok(Message::Abandoned) => {}
+            Ok(Message::Abandoned(reservation)) => {
+                reservation.map(|id| lock(&shared.meter).unresolved.remove(&id));
+            }
             Err(TryRecvError::Empty) => return Some((batch, rows)),
             Err(TryRecvError::Disconnected) => return (!batch.is_empty()).then_some((batch, rows)),
         }
@@ -344,7 +353,7 @@ mod tests {
             used_after: 0,
             charge: 0,
         };
-        submit(jobs, None, None, 7, at(), posts, &allotment, &[], facts(n), None)
+        submit(jobs, (None, Vec::new()), None, None, 7, at(), posts, &allotment, &[], facts(n), None)
     }
 
     /// Commits every request from 8 tasks at once: each must be answered `Ok`.
@@ -443,7 +452,7 @@ mod tests {
                 if depth == 0 { TaskFloor::Null } else { TaskFloor::Uring(Log::prepare(dir.path()).unwrap(), depth) };
             let (sender, receiver) = mpsc::channel();
             let mut jobs = Jobs::new(sender);
-            jobs.wake = Some(floor.spawn(receiver, clock()).unwrap());
+            jobs.wake = Some(floor.spawn(receiver, (shared(), clock())).unwrap());
             commit_all(&jobs).await;
             if depth > 0 {
                 check_log(dir.path());
@@ -453,6 +462,7 @@ mod tests {
 
     #[test]
     fn a_task_floor_takes_what_the_writer_would_into_one_batch() {
+        let shared = shared();
         let (sender, receiver) = mpsc::channel();
         let jobs = Jobs::new(sender);
         // 17 commits of 1,001 rows cross MAX_BATCH_ROWS (16,384) at the 17th; a commit is never split.
@@ -460,13 +470,13 @@ mod tests {
         for n in 0..20 {
             drop(commit(&jobs, n, &big));
         }
-        let (first, rows) = waiting(&receiver).unwrap();
+        let (first, rows) = waiting(&receiver, &shared).unwrap();
         assert_eq!((first.len(), rows.len()), (17, 17 * 1_001));
-        let (second, rows) = waiting(&receiver).unwrap();
+        let (second, rows) = waiting(&receiver, &shared).unwrap();
         assert_eq!((second.len(), rows.len()), (3, 3 * 1_001));
-        let (none, _) = waiting(&receiver).unwrap();
+        let (none, _) = waiting(&receiver, &shared).unwrap();
         assert!(none.is_empty(), "nothing is left");
         drop(jobs);
-        assert!(waiting(&receiver).is_none(), "no sender is left");
+        assert!(waiting(&receiver, &shared).is_none(), "no sender is left");
     }
 }

@@ -15,6 +15,10 @@
 //! - **Failure closes**: when a batch fails, every request in it and every request reserved before
 //!   the failure was noticed fails too (their reservations may rest on the failed one: a post
 //!   "already counted today", say), and the counts are reloaded from what was committed.
+//! - **Nothing is written before a count it rests on**: a response that found a post free today
+//!   because a reservation still in flight counted it waits in the writer until that reservation's
+//!   rows are taken into a batch (or its abandonment handled), so if they fail or are given back,
+//!   it fails with them rather than leave the post delivered and counted nowhere ([`Job::after`]).
 //!
 //! On the embedded store the ledger lives in its own file, [`LEDGER_FILE`], beside the store's, so
 //! a group commit never waits behind an ingest transaction. On the PostgreSQL store it lives in the
@@ -146,7 +150,7 @@ fn start_writer(
             return spawn_writer(writer::Writer::new(sink, SQLITE_CHAIN, None, shared, clock), receiver);
         }
         Some(floor::Floor::Task(task)) => {
-            _jobs.wake = Some(task.spawn(receiver, clock)?);
+            _jobs.wake = Some(task.spawn(receiver, (shared, clock))?);
             return Ok(());
         }
         None => {}
@@ -320,7 +324,14 @@ struct LicenseeMeter {
     days: BTreeMap<DayKey, HashSet<i64>>,
     /// Micro-units charged to the prepaid credit ever, committed or reserved (loaded when first needed).
     charged: Option<u64>,
+    /// Posts in `days` counted by a reservation the writer has not taken yet, and which one. A
+    /// response that finds such a post free must not be written before that reservation's rows
+    /// (or its abandonment): see [`Job::after`].
+    pending: HashMap<(DayKey, i64), ReservationId>,
 }
+
+/// A reservation that counted posts under daily dedup, for ordering the commits that rest on it.
+type ReservationId = u64;
 
 /// Which committed counts a decision needs that the meter does not hold yet.
 #[derive(Clone, Copy, Debug)]
@@ -377,6 +388,12 @@ struct MeterState {
     /// generation are refused at commit, and every count is reloaded from the database.
     generation: u64,
     licensees: HashMap<i64, LicenseeMeter>,
+    next_reservation: ReservationId,
+    /// Reservations that counted `pending` posts and that the writer has not taken yet: their
+    /// rows are not in a batch, or their abandonment not handled. Only the writer removes them
+    /// (`writer::resolve`), and `invalidate` leaves them: they say where the writer's queue
+    /// stands, not what is counted.
+    unresolved: HashSet<ReservationId>,
 }
 
 impl MeterState {
@@ -396,7 +413,8 @@ enum Message {
     Commit(Job),
     /// A reservation was dropped uncommitted: once everything sent before it is written, bump the
     /// generation and reload the counts (a reload while a batch is being written would miss it).
-    Abandoned,
+    /// Jobs waiting for it ([`Job::after`]) then go on, and are refused as decided before it.
+    Abandoned(Option<ReservationId>),
 }
 
 /// A job for the writer thread: one response's rows and what goes with them.
@@ -405,6 +423,13 @@ struct Job {
     generation: Option<u64>,
     /// What the commit must not cross, for rows decided by the shared limiter (see [`Bounds`]).
     bounds: Option<Bounds>,
+    /// The reservation these rows come from, if later jobs may wait for it.
+    reservation: Option<ReservationId>,
+    /// Reservations this job's rows rest on (a post free today because one of them counted it):
+    /// the writer holds the job until it has taken each, so the job is never written before a
+    /// count it relies on, which may yet fail or be given back. With it in the same batch, or
+    /// after it, the job fails closed with it (the batch fails, or the generation moved on).
+    after: Vec<ReservationId>,
     rows: Vec<datapact_ledger::Row>,
     daily: DailyDelta,
     response: Option<(i64, String, IdempotentResponse)>,
@@ -760,7 +785,8 @@ impl Ledger {
             }
         };
         let generation = state.generation;
-        let meter = state.licensees.get_mut(&request.licensee_id).expect("present: checked under this lock");
+        let MeterState { licensees, next_reservation, unresolved, .. } = &mut *state;
+        let meter = licensees.get_mut(&request.licensee_id).expect("present: checked under this lock");
         let prepaid = request.prepaid.map(|terms| Prepaid {
             per_record_micros: terms.per_record_micros,
             included_records: terms.included_records,
@@ -788,8 +814,34 @@ impl Ledger {
         if let Some(today) = meter.days.get_mut(&day) {
             today.extend(ids.iter().zip(&allotment.counts).filter(|(_, counts)| **counts).map(|(id, _)| *id));
         }
+        // Under daily dedup a post is free when counted today, committed or not. Not yet
+        // committed, the count may still fail or be given back, so this reservation's rows must
+        // not be written before the one holding it (see `Job::after`); and the posts this one
+        // counts are pending until its own rows go to the writer.
+        let (mut reservation, mut after) = (None, Vec::new());
+        if request.dedup == Dedup::Daily {
+            let delivered = ids.iter().zip(&allotment.counts);
+            for (post, _) in delivered.clone().filter(|(_, counts)| !**counts) {
+                if let Some(&holder) = meter.pending.get(&(day, *post))
+                    && !after.contains(&holder)
+                {
+                    after.push(holder);
+                }
+            }
+            if allotment.counted > 0 {
+                let id = *next_reservation;
+                *next_reservation += 1;
+                unresolved.insert(id);
+                for (post, _) in delivered.filter(|(_, counts)| **counts) {
+                    meter.pending.insert((day, *post), id);
+                }
+                reservation = Some(id);
+            }
+        }
         drop(state);
         Ok(Reserved::Serve(Reservation {
+            reservation,
+            after,
             jobs: self.jobs.clone(),
             shared: Arc::clone(&self.shared),
             licensee_id: request.licensee_id,
@@ -823,7 +875,7 @@ impl Ledger {
             used_after: 0,
             charge: 0,
         };
-        submit(&self.jobs, None, None, licensee_id, at, &[], &nothing, &[], facts, response)
+        submit(&self.jobs, (None, Vec::new()), None, None, licensee_id, at, &[], &nothing, &[], facts, response)
     }
 
     /// Looks up an `Idempotency-Key` for `licensee_id` and, when it is free, holds it until the
@@ -1035,6 +1087,10 @@ pub struct Reservation {
     settle: Option<Settle>,
     /// What its commit must not cross (shared reservations only).
     bounds: Option<Bounds>,
+    /// Its id, while other reservations may rest on posts it counted (in-process daily dedup).
+    reservation: Option<ReservationId>,
+    /// The reservations it rests on ([`Job::after`]).
+    after: Vec<ReservationId>,
     submitted: bool,
     /// The facts to commit it with if it is dropped uncommitted ([`Reservation::commit_if_dropped`]).
     if_dropped: Option<EventFacts>,
@@ -1115,6 +1171,7 @@ impl Reservation {
         self.submitted = true;
         let commit = submit(
             &self.jobs,
+            (self.reservation, std::mem::take(&mut self.after)),
             self.generation,
             self.bounds,
             self.licensee_id,
@@ -1166,7 +1223,7 @@ impl Drop for Reservation {
             tracing::warn!(licensee = self.licensee_id, "a ledger reservation was abandoned; counts are reloaded");
             // The counts stay held (erring towards refusing) until the writer has written
             // everything sent before this; with no writer, nothing is in flight.
-            if !self.jobs.send(Message::Abandoned) {
+            if !self.jobs.send(Message::Abandoned(self.reservation)) {
                 lock(&self.shared.meter).invalidate();
             }
         }
@@ -1176,6 +1233,7 @@ impl Drop for Reservation {
 #[allow(clippy::too_many_arguments)]
 fn submit(
     jobs: &Jobs,
+    (reservation, after): (Option<ReservationId>, Vec<ReservationId>),
     generation: Option<u64>,
     bounds: Option<Bounds>,
     licensee_id: i64,
@@ -1217,7 +1275,7 @@ fn submit(
     let response = response.map(|response| (licensee_id, event.request_id.clone(), response));
     let rows = response_rows(event, posts, counts, canaries);
     let (reply, done) = oneshot::channel();
-    let sent = jobs.send(Message::Commit(Job { generation, bounds, rows, daily, response, reply }));
+    let sent = jobs.send(Message::Commit(Job { generation, bounds, reservation, after, rows, daily, response, reply }));
     async move {
         if !sent {
             return Err(unavailable("the ledger writer has stopped"));

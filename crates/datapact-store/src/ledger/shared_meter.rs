@@ -156,6 +156,8 @@ impl Ledger {
                         Some(Settle { limiter: meter.limiter.clone(), id, ledger: self.clone() })
                     };
                     return Ok(Reserved::Serve(Reservation {
+                        reservation: None,
+                        after: Vec::new(),
                         jobs: self.jobs.clone(),
                         shared: std::sync::Arc::clone(&self.shared),
                         licensee_id: request.licensee_id,

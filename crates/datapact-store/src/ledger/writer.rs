@@ -5,7 +5,7 @@
 //! transaction's fsync runs, new commits queue up and form the next batch, so the batch size grows
 //! with the load and durability never serialises the gateway.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
@@ -95,21 +95,44 @@ impl<S: BatchSink> Writer<S> {
     }
 
     pub(super) fn run(mut self, jobs: Receiver<Message>) {
-        while let Ok(first) = jobs.recv() {
+        // Jobs held until the reservations they rest on are taken (`Job::after`), and the jobs
+        // set free when they are, written next: after them, never before.
+        let (mut held, mut ready) = (Vec::new(), VecDeque::new());
+        loop {
+            let first = match ready.pop_front() {
+                Some(job) => Message::Commit(job),
+                None => match jobs.recv() {
+                    Ok(message) => message,
+                    // Jobs still held are dropped with their replies: their callers fail closed.
+                    Err(_) => return,
+                },
+            };
             let mut batch = Vec::new();
             let mut rows = 0;
             let mut next = Some(first);
             while let Some(message) = next {
                 match message {
-                    Message::Commit(job) => {
-                        rows += job.rows.len();
-                        batch.push(job);
+                    Message::Commit(mut job) => {
+                        if !job.after.is_empty() && !waits(&self.shared, &mut job.after) {
+                            held.push(job);
+                        } else {
+                            rows += job.rows.len();
+                            let reservation = job.reservation;
+                            resolve(&self.shared, &job, reservation);
+                            batch.push(job);
+                            release(&mut held, &mut ready, reservation);
+                        }
                     }
-                    Message::Abandoned => {
+                    Message::Abandoned(reservation) => {
                         // Write what was sent before it first, so the counts reloaded include it.
                         self.commit(std::mem::take(&mut batch));
                         rows = 0;
-                        lock(&self.shared.meter).invalidate();
+                        let mut meter = lock(&self.shared.meter);
+                        meter.invalidate();
+                        reservation.map(|id| meter.unresolved.remove(&id));
+                        drop(meter);
+                        // Decided before the reload, the jobs that waited for it are refused.
+                        release(&mut held, &mut ready, reservation);
                     }
                 }
                 // Never wait for company: commits that arrive while this batch is written form
@@ -117,7 +140,11 @@ impl<S: BatchSink> Writer<S> {
                 // cost the writer as much per response, added the wait to every response, and
                 // woke the writer for each arrival: 15-25 % fewer metered requests/s at 64
                 // connections (BENCHMARKS.md, "Metering").
-                next = if rows >= MAX_BATCH_ROWS { None } else { jobs.try_recv().ok() };
+                next = if rows >= MAX_BATCH_ROWS {
+                    None
+                } else {
+                    ready.pop_front().map(Message::Commit).or_else(|| jobs.try_recv().ok())
+                };
             }
             self.commit(batch);
         }
@@ -414,6 +441,46 @@ fn bind(statement: &mut Statement<'_>, first: usize, values: &[&dyn ToSql]) -> r
         statement.raw_bind_parameter(first + offset, value)?;
     }
     Ok(first + values.len())
+}
+
+/// Drops from a job's `after` the reservations already taken; `true` if none is left to wait for.
+/// Only this thread takes reservations, so one not taken now is still to come (behind `job` in
+/// the queue, or held like it) and will [`release`] it.
+fn waits(shared: &Shared, after: &mut Vec<super::ReservationId>) -> bool {
+    let meter = lock(&shared.meter);
+    after.retain(|id| meter.unresolved.contains(id));
+    after.is_empty()
+}
+
+/// `job`, from `reservation`, is taken into a batch: the posts it counted are no longer pending,
+/// and jobs resting on it need not wait for it (in its batch or a later one, they fail with it).
+pub(super) fn resolve(shared: &Shared, job: &Job, reservation: Option<super::ReservationId>) {
+    let Some(id) = reservation else { return };
+    let mut meter = lock(&shared.meter);
+    meter.unresolved.remove(&id);
+    let day = DayKey::of(job.daily.at);
+    if let Some(licensee) = meter.licensees.get_mut(&job.daily.licensee_id) {
+        for row in &job.rows {
+            if let Row::Delivery(delivery) = row
+                && delivery.counted
+                && licensee.pending.get(&(day, delivery.post_id)) == Some(&id)
+            {
+                licensee.pending.remove(&(day, delivery.post_id));
+            }
+        }
+    }
+}
+
+/// `reservation` is taken (its job into a batch, or its abandonment handled): the held jobs
+/// waiting for nothing else are ready, in the order they came.
+fn release(held: &mut Vec<Job>, ready: &mut VecDeque<Job>, reservation: Option<super::ReservationId>) {
+    let Some(reservation) = reservation else { return };
+    for job in held.iter_mut() {
+        job.after.retain(|id| *id != reservation);
+    }
+    let (free, waiting): (Vec<Job>, Vec<Job>) = std::mem::take(held).into_iter().partition(|job| job.after.is_empty());
+    *held = waiting;
+    ready.extend(free);
 }
 
 fn resume(name: &str, head: Option<Anchor>) -> ChainWriter {
