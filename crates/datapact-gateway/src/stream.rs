@@ -61,6 +61,7 @@ pub async fn sample_stream(
     let (sender, mut receiver) = mpsc::channel::<Bytes>(16);
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
+        let mut bursts = 0;
         loop {
             let entries = match state.store.revisions_after(after, PAGE).await {
                 Ok(entries) => entries,
@@ -90,7 +91,9 @@ pub async fn sample_stream(
                 if let Err(problem) = delivery.add_canary(&state, &admission, view.post_fields, canary).await {
                     tracing::warn!(detail = %problem.detail, "no canary in this stream burst");
                 }
-                let (body, ended) = match metering::meter_body(&state, &admission.at(state.clock.now()), delivery, {
+                bursts += 1;
+                let burst = admission.burst(bursts, state.clock.now());
+                let (body, ended) = match metering::meter_body(&state, &burst, delivery, {
                     let state = state.clone();
                     let marking = admission.marking();
                     move |delivery, _| async move { render_lines(&state, view, &delivery, marking).await }

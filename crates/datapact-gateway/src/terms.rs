@@ -385,10 +385,13 @@ impl Admission {
         self.now
     }
 
-    /// This admission as of a later instant: a stream meters each burst when it is sent (its
-    /// month's cap, its day's dedup, the prices then in force), not when the stream opened.
-    pub fn at(&self, now: Timestamp) -> Admission {
-        Admission { now, ..self.clone() }
+    /// Burst `n` (from 1) of a stream admitted as this request, sent at `now`. It is metered when
+    /// it is sent (its month's cap, its day's dedup, the prices then in force), not when the stream
+    /// opened, and as a request of its own, `<request id>.<n>`: the ledger names each reservation
+    /// by its request, so a shared limiter settles or releases each burst by itself (one burst's
+    /// failed commit must not pass for committed because an earlier burst's did).
+    pub fn burst(&self, n: u64, now: Timestamp) -> Admission {
+        Admission { now, request_id: format!("{}.{n}", self.request_id), ..self.clone() }
     }
 
     pub fn request_id(&self) -> &str {

@@ -699,6 +699,7 @@ async fn a_stream_meters_each_burst_in_the_month_it_is_sent() {
     let response =
         gateway.http.get(format!("{}/2/tweets/sample/stream", gateway.public)).bearer_auth(&key).send().await.unwrap();
     assert_eq!(response.status(), 200);
+    let stream_request = response.headers()["x-request-id"].to_str().unwrap().to_owned();
     // Two days later, in February, new posts arrive on the stream opened in January.
     let moved = admin_post(
         &gateway,
@@ -723,6 +724,15 @@ async fn a_stream_meters_each_burst_in_the_month_it_is_sent() {
         usage_lines(&data_dir, "acme", &["--month", month]).iter().map(|line| line["counted"].as_u64().unwrap()).sum()
     };
     assert_eq!((counted("2027-01"), counted("2027-02")), (0, 3));
+    // Each burst is metered as a request of its own, named after the stream's.
+    let rows = datapact_ok(&data_dir, &["deliveries", "acme", "--month", "2027-02", "--format", "jsonl"]);
+    let burst: Vec<String> = rows
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|row| row["post_id"].as_str().unwrap().starts_with("9000"))
+        .map(|row| row["request_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(burst, vec![format!("{stream_request}.1"); 3]);
     drop(gateway);
     assert_verifies(&data_dir);
 }

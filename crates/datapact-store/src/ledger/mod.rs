@@ -195,8 +195,10 @@ fn unavailable(error: impl std::fmt::Display) -> StoreError {
 #[derive(Clone, Copy, Debug)]
 pub struct MeterRequest<'a> {
     pub licensee_id: i64,
-    /// The request's id (the gateway's own, unique per process): a shared limiter's reservation is
-    /// named after it, and reconciled by finding it in the ledger.
+    /// The request's id (the gateway's own, unique per process, and one per reservation: a stream
+    /// names each burst `<id>.<n>`): a shared limiter's reservation is named after it, and settled
+    /// or released by finding it in the ledger, so two reservations under one id could be mistaken
+    /// for each other.
     pub request_id: &'a str,
     pub cap: Cap,
     pub dedup: Dedup,
