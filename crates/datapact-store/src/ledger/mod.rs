@@ -374,6 +374,10 @@ impl Loaded {
 }
 
 /// How many months (and days) a licensee's meter keeps: the one asked about and the newest other.
+/// Enough while no reservation is in flight for longer than a day: a third period forgets the
+/// oldest, whose reservations still in flight would then be missed by its reload. A reservation
+/// lives for one response (the gateway's request timeout, 30 s by default, cancels it, and a
+/// cancelled one commits itself), and a stream reserves each burst when it sends it.
 const KEPT_PERIODS: usize = 2;
 
 /// Forgets the oldest periods but `current` beyond [`KEPT_PERIODS`].
