@@ -240,10 +240,7 @@ where
         let (metered, commit) = finish.await?;
         commit.await.map(|()| metered)
     });
-    let metered = finished.await.map_err(|error| {
-        tracing::error!(%error, "metering task failed");
-        Problem::unavailable("the response could not be metered; nothing was delivered, retry")
-    })??;
+    let metered = finished.await.map_err(task_failed)??;
     Ok((metered, None))
 }
 
@@ -254,7 +251,21 @@ pub async fn deliver_users(state: &AppState, admission: &Admission, rendered: Re
     let response = response_to_keep(admission, &rendered);
     // Submitted before the first await: a disconnecting client cannot leave it half-done.
     let commit = ledger.record(admission.licensee_id(), admission.now(), facts, response);
-    commit.await.map_err(not_committed)?;
+    let committed = if admission.idempotency().is_some() {
+        // Awaited in a task holding the admission, and with it the key, until the commit is
+        // durable: a client that goes away meanwhile and retries is told "in progress", rather than
+        // finding no stored response and being served (and recorded) a second time.
+        let held = admission.clone();
+        let committed = tokio::spawn(async move {
+            let committed = commit.await;
+            drop(held);
+            committed
+        });
+        committed.await.map_err(task_failed)?
+    } else {
+        commit.await
+    };
+    committed.map_err(not_committed)?;
     Ok(json(rendered.body, false))
 }
 
@@ -276,6 +287,11 @@ fn response_to_keep(admission: &Admission, rendered: &Rendered) -> Option<Idempo
         fingerprint: claim.fingerprint,
         body: rendered.body.clone(),
     })
+}
+
+fn task_failed(error: tokio::task::JoinError) -> Problem {
+    tracing::error!(%error, "metering task failed");
+    Problem::unavailable("the response could not be metered; nothing was delivered, retry")
 }
 
 fn not_committed(error: datapact_store::StoreError) -> Problem {

@@ -194,6 +194,40 @@ fn assert_usage_capped(reply: &Reply, reset: i64) {
     assert_eq!(reply.header("x-rate-limit-remaining"), Some("0"));
 }
 
+/// A user lookup sent with an `Idempotency-Key` holds its key until its commit is durable, even when
+/// the request was abandoned meanwhile (here by the request timeout, as by a client going away): a
+/// retry is told the request is in progress (409), never served and recorded a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_user_lookup_holds_its_key_until_committed() {
+    let (_dir, data_dir, key) = metered_data_dir(&terms("monthly_records = 100\ncap = \"hard\"", ""));
+    let gateway = Gateway::start(&data_dir, &["--request-timeout-secs", "1"]);
+    let path = format!("/2/users/{PROLIFIC_AUTHOR}");
+    // The ledger's writer stalls behind a write lock taken from outside.
+    let mut conn = ledger_db(&data_dir);
+    let hold = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+    let abandoned = fetch(&gateway, &key, &path, Some("u1")).await;
+    assert_eq!(abandoned.status, 503, "the request timed out waiting for its commit: {}", abandoned.json);
+    let retry = fetch(&gateway, &key, &path, Some("u1")).await;
+    assert_eq!(retry.status, 409, "the key is still held by the first request's commit: {}", retry.json);
+    hold.rollback().unwrap();
+    let mut replayed = None;
+    for _ in 0..100 {
+        let reply = fetch(&gateway, &key, &path, Some("u1")).await;
+        if reply.status == 200 {
+            replayed = Some(reply);
+            break;
+        }
+        assert_eq!(reply.status, 409, "{}", reply.json);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let replayed = replayed.expect("the first request's commit completed");
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"), "{:?}", replayed.headers);
+    let events: i64 = ledger_db(&data_dir)
+        .query_row("SELECT COUNT(*) FROM usage_events WHERE idempotency_key = 'u1'", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(events, 1, "one usage event for u1");
+}
+
 fn ledger_db(data_dir: &Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(data_dir.join("ledger.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
