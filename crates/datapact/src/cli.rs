@@ -471,8 +471,9 @@ pub enum LedgerCommand {
     /// Delete delivery and usage rows older than the retention, whole batches at a time, keeping
     /// their hashes so the chain still verifies.
     Prune {
-        /// Keep this many days (default: 3 years).
-        #[arg(long, default_value_t = 1095)]
+        /// Keep this many days (default: 3 years; at least 1, since today's deliveries decide what
+        /// daily dedup counts again).
+        #[arg(long, default_value_t = 1095, value_parser = clap::value_parser!(u32).range(1..))]
         retention_days: u32,
     },
 }

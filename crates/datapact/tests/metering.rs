@@ -1301,6 +1301,10 @@ async fn pruning_old_deliveries_keeps_the_chain_verifiable_and_the_totals() {
     let stdout = assert_verifies(&data_dir);
     let head = stdout.lines().find_map(|line| line.strip_prefix("head ")).expect("a head").trim().to_owned();
 
+    // Today's deliveries decide what daily dedup counts again: they are never pruned.
+    let refused = datapact(&data_dir, &["ledger", "prune", "--retention-days", "0"]);
+    assert!(!refused.status.success(), "a retention of 0 days was accepted");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--retention-days"), "{refused:?}");
     let pruned = datapact_ok(&data_dir, &["ledger", "prune", "--retention-days", "30"]);
     assert!(pruned.contains("12 deliveries"), "{pruned}");
     let january = datapact_ok(&data_dir, &["deliveries", "acme", "--month", "2026-01", "--format", "jsonl"]);
