@@ -823,7 +823,7 @@ impl Ledger {
         // Under daily dedup a post is free when counted today, committed or not. Not yet
         // committed, the count may still fail or be given back, so this reservation's rows must
         // not be written before the one holding it (see `Job::after`); and the posts this one
-        // counts are pending until its own rows go to the writer.
+        // counts are pending until the writer takes its own rows.
         let (mut reservation, mut after) = (None, Vec::new());
         if request.dedup == Dedup::Daily {
             let delivered = ids.iter().zip(&allotment.counts);
@@ -1145,7 +1145,9 @@ impl Reservation {
     }
 
     /// Sends the response's rows to the writer now, and returns the commit to await before
-    /// sending the body (an error: the body must not be sent).
+    /// sending the body (an error: the body must not be sent). It may wait for reservations taken
+    /// before this one whose counts this one rests on ([`Job::after`]): a caller must not hold
+    /// one of those, uncommitted, while it awaits this.
     pub fn commit(
         self,
         facts: EventFacts,
