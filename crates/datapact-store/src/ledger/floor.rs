@@ -228,7 +228,9 @@ fn waiting(jobs: &Receiver<Message>, shared: &Shared) -> Option<(Vec<Job>, Vec<R
     loop {
         match jobs.try_recv() {
             Ok(Message::Commit(mut job)) => {
-                super::writer::resolve(shared, &job, job.reservation);
+                if job.reservation.is_some() {
+                    super::writer::resolve(&mut lock(&shared.meter), &job);
+                }
                 rows.append(&mut job.rows);
                 batch.push(job);
                 if rows.len() >= MAX_BATCH_ROWS {

@@ -5,7 +5,7 @@
 //! transaction's fsync runs, new commits queue up and form the next batch, so the batch size grows
 //! with the load and durability never serialises the gateway.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
@@ -15,7 +15,7 @@ use datapact_core::{Clock, Endpoint};
 use datapact_ledger::{Anchor, ChainWriter, DayKey, Digest, Row, SealedBatch};
 use rusqlite::{Connection, OptionalExtension, Statement, ToSql, TransactionBehavior, params};
 
-use super::{Job, MAX_BATCH_ROWS, Message, Shared, lock, unavailable};
+use super::{Job, MAX_BATCH_ROWS, Message, MeterState, Shared, lock, unavailable};
 use crate::{StoreError, StoreResult};
 
 pub(super) const BATCH_ROWS: &str = "datapact_ledger_batch_rows";
@@ -64,6 +64,8 @@ pub(super) struct Writer<S> {
     name: String,
     shared: Arc<Shared>,
     clock: Arc<dyn Clock>,
+    /// Reservations taken into the batch being formed, not yet told to the meter (`commit` does).
+    taken: HashSet<super::ReservationId>,
 }
 
 /// The newest batch of `chain`, if any.
@@ -91,7 +93,7 @@ impl<S: BatchSink> Writer<S> {
         clock: Arc<dyn Clock>,
     ) -> Writer<S> {
         let chain = Some(resume(name, head));
-        Writer { sink, chain, name: name.to_owned(), shared, clock }
+        Writer { sink, chain, name: name.to_owned(), shared, clock, taken: HashSet::new() }
     }
 
     pub(super) fn run(mut self, jobs: Receiver<Message>) {
@@ -113,12 +115,13 @@ impl<S: BatchSink> Writer<S> {
             while let Some(message) = next {
                 match message {
                     Message::Commit(mut job) => {
-                        if !job.after.is_empty() && !waits(&self.shared, &mut job.after) {
+                        if !job.after.is_empty() && !self.taken_all(&mut job.after) {
                             held.push(job);
                         } else {
                             rows += job.rows.len();
                             let reservation = job.reservation;
-                            resolve(&self.shared, &job, reservation);
+                            // Told to the meter when the batch is committed (`commit`).
+                            self.taken.extend(reservation);
                             batch.push(job);
                             release(&mut held, &mut ready, reservation);
                         }
@@ -150,9 +153,31 @@ impl<S: BatchSink> Writer<S> {
         }
     }
 
+    /// Drops from a job's `after` the reservations already taken; `true` if none is left to wait
+    /// for. Only this thread takes reservations, so one not taken now is still to come (behind the
+    /// job in the queue, or held like it) and will [`release`] it.
+    fn taken_all(&self, after: &mut Vec<super::ReservationId>) -> bool {
+        after.retain(|id| !self.taken.contains(id));
+        if !after.is_empty() {
+            let meter = lock(&self.shared.meter);
+            after.retain(|id| meter.unresolved.contains(id));
+        }
+        after.is_empty()
+    }
+
     fn commit(&mut self, batch: Vec<Job>) {
         // Decisions taken before a failure was noticed may rest on the failed commit: refuse them.
-        let generation = lock(&self.shared.meter).generation;
+        // Under the same lock, the meter learns which reservations this batch took (one lock per
+        // batch, not per job: the request side takes this lock for every decision).
+        let generation = {
+            let mut meter = lock(&self.shared.meter);
+            for job in &batch {
+                resolve(&mut meter, job);
+                job.reservation.map(|id| self.taken.remove(&id));
+            }
+            meter.generation
+        };
+        assert!(self.taken.is_empty(), "every reservation taken is in the batch being committed");
         let (mut live, stale): (Vec<Job>, Vec<Job>) =
             batch.into_iter().partition(|job| job.generation.is_none_or(|g| g == generation));
         for job in stale {
@@ -443,20 +468,11 @@ fn bind(statement: &mut Statement<'_>, first: usize, values: &[&dyn ToSql]) -> r
     Ok(first + values.len())
 }
 
-/// Drops from a job's `after` the reservations already taken; `true` if none is left to wait for.
-/// Only this thread takes reservations, so one not taken now is still to come (behind `job` in
-/// the queue, or held like it) and will [`release`] it.
-fn waits(shared: &Shared, after: &mut Vec<super::ReservationId>) -> bool {
-    let meter = lock(&shared.meter);
-    after.retain(|id| meter.unresolved.contains(id));
-    after.is_empty()
-}
-
-/// `job`, from `reservation`, is taken into a batch: the posts it counted are no longer pending,
-/// and jobs resting on it need not wait for it (in its batch or a later one, they fail with it).
-pub(super) fn resolve(shared: &Shared, job: &Job, reservation: Option<super::ReservationId>) {
-    let Some(id) = reservation else { return };
-    let mut meter = lock(&shared.meter);
+/// Tells the meter that `job` was taken into a batch: the posts its reservation counted are no
+/// longer pending, and jobs resting on it need not wait for it (in its batch or a later one, they
+/// fail with it).
+pub(super) fn resolve(meter: &mut MeterState, job: &Job) {
+    let Some(id) = job.reservation else { return };
     meter.unresolved.remove(&id);
     let day = DayKey::of(job.daily.at);
     if let Some(licensee) = meter.licensees.get_mut(&job.daily.licensee_id) {
