@@ -590,6 +590,47 @@ fn a_failed_commit_fails_closed_and_counts_nothing() {
     assert_eq!(verified(&ledger).chains[0].head.unwrap().seq, 3);
 }
 
+/// The meter keeps two months and two days per licensee. A third forgets the oldest, and a request
+/// for a period forgotten is refused rather than decided on that period read again, which would
+/// miss its reservations still in flight: a hard cap crossed, a post counted twice in a day.
+#[test]
+fn a_request_for_a_period_the_meter_forgot_is_refused() {
+    let (_dir, _clock, ledger) = fresh();
+    let cap = Cap::hard(10);
+    let late = |licensee_id: i64, cap: Cap, dedup: Dedup, ids: &[i64], at: Timestamp| {
+        let page = page(ids);
+        block(ledger.reserve(MeterRequest {
+            licensee_id,
+            request_id: "late",
+            cap,
+            dedup,
+            page: &page,
+            at,
+            prepaid: None,
+        }))
+    };
+    // Months: January's cap is full in flight when February and March are metered.
+    let jan = Timestamp::parse_rfc3339("2026-01-31T23:00:00Z").unwrap();
+    let first = serve(&ledger, 1, cap, Dedup::None, &page(&(0..10).collect::<Vec<_>>()), jan);
+    deliver(&ledger, 1, cap, Dedup::None, &[500], Timestamp::parse_rfc3339("2026-02-15T00:00:00Z").unwrap(), "feb");
+    deliver(&ledger, 1, cap, Dedup::None, &[600], Timestamp::parse_rfc3339("2026-03-01T00:00:01Z").unwrap(), "mar");
+    assert!(late(1, cap, Dedup::None, &[20, 21], jan).is_err(), "a January request decided on January read again");
+    block(first.commit(facts("first"), None)).unwrap();
+    assert_eq!(block(ledger.month_counted(1, MonthKey::of(jan))).unwrap(), 10, "January's hard cap of 10");
+    // Days: post 7 is counted on day 1, in flight, when days 2 and 3 are metered.
+    let d1 = t0().plus_millis(HOUR);
+    let cap = Cap::hard(1_000);
+    let first = serve(&ledger, 2, cap, Dedup::Daily, &page(&[7]), d1);
+    deliver(&ledger, 2, cap, Dedup::Daily, &[8], d1.plus_millis(DAY), "d2");
+    deliver(&ledger, 2, cap, Dedup::Daily, &[9], d1.plus_millis(2 * DAY), "d3");
+    let again = late(2, cap, Dedup::Daily, &[7], d1);
+    assert!(again.is_err(), "post 7 would be counted twice on day 1");
+    block(first.commit(facts("first-7"), None)).unwrap();
+    // Time moving forward is never refused, and the newest periods still decide.
+    assert_eq!(deliver(&ledger, 2, cap, Dedup::Daily, &[9, 10], d1.plus_millis(2 * DAY), "d3-again"), [false, true]);
+    verified(&ledger);
+}
+
 /// A response that found a post free because a reservation still in flight counted it rests on
 /// that reservation: it is written only after it, and fails if it fails. Otherwise it could be
 /// served first and the count it relied on given back afterwards, leaving a post delivered today

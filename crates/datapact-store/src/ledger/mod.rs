@@ -326,6 +326,10 @@ struct LicenseeMeter {
     days: BTreeMap<DayKey, HashSet<i64>>,
     /// Micro-units charged to the prepaid credit ever, committed or reserved (loaded when first needed).
     charged: Option<u64>,
+    /// The newest month and day forgotten ([`KEPT_PERIODS`]): no request for them or earlier is
+    /// decided again in this generation.
+    forgot_month: Option<MonthKey>,
+    forgot_day: Option<DayKey>,
     /// Posts in `days` counted by a reservation the writer has not taken yet, and which one. A
     /// response that finds such a post free must not be written before that reservation's rows
     /// (or its abandonment): see [`Job::after`].
@@ -351,19 +355,22 @@ struct Loaded {
 }
 
 impl Loaded {
-    /// Keeps what the meter still lacks (a value already there includes reservations in flight).
+    /// Keeps what the meter still lacks (a value already there includes reservations in flight),
+    /// but never a period it has forgotten ([`KEPT_PERIODS`]).
     fn keep(self, meter: &mut LicenseeMeter, month: MonthKey, day: DayKey) {
         if let Some(total) = self.month
+            && meter.forgot_month.is_none_or(|forgot| month > forgot)
             && let btree_map::Entry::Vacant(entry) = meter.months.entry(month)
         {
             entry.insert(total);
-            trim(&mut meter.months, month);
+            meter.forgot_month = meter.forgot_month.max(trim(&mut meter.months));
         }
         if let Some(counted) = self.day
+            && meter.forgot_day.is_none_or(|forgot| day > forgot)
             && let btree_map::Entry::Vacant(entry) = meter.days.entry(day)
         {
             entry.insert(counted);
-            trim(&mut meter.days, day);
+            meter.forgot_day = meter.forgot_day.max(trim(&mut meter.days));
         }
         if let Some(charged) = self.charged
             && meter.charged.is_none()
@@ -373,19 +380,20 @@ impl Loaded {
     }
 }
 
-/// How many months (and days) a licensee's meter keeps: the one asked about and the newest other.
-/// Enough while no reservation is in flight for longer than a day: a third period forgets the
-/// oldest, whose reservations still in flight would then be missed by its reload. A reservation
-/// lives for one response (the gateway's request timeout, 30 s by default, cancels it, and a
-/// cancelled one commits itself), and a stream reserves each burst when it sends it.
+/// How many months (and days) a licensee's meter keeps: the newest two it was asked about. A third
+/// forgets the oldest, and a request for a period forgotten is refused (503, retry), since reading
+/// that period again would miss its reservations still in flight. None are, in practice: a
+/// reservation lives for one response (the gateway's request timeout, 30 s by default, cancels
+/// it, and a cancelled one commits itself), and a stream reserves each burst when it sends it.
 const KEPT_PERIODS: usize = 2;
 
-/// Forgets the oldest periods but `current` beyond [`KEPT_PERIODS`].
-fn trim<K: Ord + Copy, V>(periods: &mut BTreeMap<K, V>, current: K) {
+/// Forgets the oldest periods beyond [`KEPT_PERIODS`]; returns the newest one forgotten.
+fn trim<K: Ord + Copy, V>(periods: &mut BTreeMap<K, V>) -> Option<K> {
+    let mut forgot = None;
     while periods.len() > KEPT_PERIODS {
-        let oldest = *periods.keys().find(|key| **key != current).expect("more than one period");
-        periods.remove(&oldest);
+        forgot = periods.pop_first().map(|(period, _)| period);
     }
+    forgot
 }
 
 #[derive(Debug, Default)]
@@ -700,15 +708,26 @@ impl Ledger {
     }
 
     /// What the meter must load before deciding for `request`: `None` when it holds everything.
-    fn missing(&self, request: &MeterRequest<'_>, month: MonthKey, day: DayKey) -> Option<(u64, Needs)> {
+    /// Refused when the meter has forgotten the request's month (or, under daily dedup, its day).
+    fn missing(&self, request: &MeterRequest<'_>, month: MonthKey, day: DayKey) -> StoreResult<Option<(u64, Needs)>> {
         let state = lock(&self.shared.meter);
         let meter = state.licensees.get(&request.licensee_id);
+        if let Some(meter) = meter
+            && (meter.forgot_month.is_some_and(|forgot| month <= forgot)
+                || (request.dedup == Dedup::Daily && meter.forgot_day.is_some_and(|forgot| day <= forgot)))
+        {
+            return Err(unavailable(format!(
+                "a response timed {} is older than the periods the ledger's meter holds for its licensee, which newer \
+                 responses replaced; it was not served: retry",
+                request.at
+            )));
+        }
         let needs = Needs {
             month: meter.is_none_or(|m| !m.months.contains_key(&month)),
             day: request.dedup == Dedup::Daily && meter.is_none_or(|m| !m.days.contains_key(&day)),
             charged: request.prepaid.is_some() && meter.is_none_or(|m| m.charged.is_none()),
         };
-        (needs.month || needs.day || needs.charged).then_some((state.generation, needs))
+        Ok((needs.month || needs.day || needs.charged).then_some((state.generation, needs)))
     }
 
     /// Reads what [`Needs`] names from the committed ledger; SQLite's reads run on a blocking
@@ -764,11 +783,11 @@ impl Ledger {
         // reading again.
         let mut attempts = 0;
         let mut state = loop {
-            while self.missing(&request, month, day).is_some() {
+            while self.missing(&request, month, day)?.is_some() {
                 let gate = Arc::clone(lock(&self.loads.gates).entry(request.licensee_id).or_default());
                 let _loading = gate.lock().await;
                 // Another request may have read them while this one waited.
-                let Some((generation, needs)) = self.missing(&request, month, day) else { break };
+                let Some((generation, needs)) = self.missing(&request, month, day)? else { break };
                 let loaded = self.load(request.licensee_id, month, day, needs).await?;
                 let mut state = lock(&self.shared.meter);
                 if state.generation == generation {
