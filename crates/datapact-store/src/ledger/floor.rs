@@ -239,7 +239,9 @@ fn waiting(jobs: &Receiver<Message>, shared: &Shared) -> Option<(Vec<Job>, Vec<R
             }
             // Floors do not meter: there are no counts to reload.
             Ok(Message::Abandoned(reservation)) => {
-                reservation.map(|id| lock(&shared.meter).unresolved.remove(&id));
+                if let Some(id) = reservation {
+                    lock(&shared.meter).unresolved.remove(&id);
+                }
             }
             Err(TryRecvError::Empty) => return Some((batch, rows)),
             Err(TryRecvError::Disconnected) => return (!batch.is_empty()).then_some((batch, rows)),

@@ -5,7 +5,7 @@
 //! transaction's fsync runs, new commits queue up and form the next batch, so the batch size grows
 //! with the load and durability never serialises the gateway.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
@@ -64,8 +64,6 @@ pub(super) struct Writer<S> {
     name: String,
     shared: Arc<Shared>,
     clock: Arc<dyn Clock>,
-    /// Reservations taken into the batch being formed, not yet told to the meter (`commit` does).
-    taken: HashSet<super::ReservationId>,
 }
 
 /// The newest batch of `chain`, if any.
@@ -93,7 +91,7 @@ impl<S: BatchSink> Writer<S> {
         clock: Arc<dyn Clock>,
     ) -> Writer<S> {
         let chain = Some(resume(name, head));
-        Writer { sink, chain, name: name.to_owned(), shared, clock, taken: HashSet::new() }
+        Writer { sink, chain, name: name.to_owned(), shared, clock }
     }
 
     pub(super) fn run(mut self, jobs: Receiver<Message>) {
@@ -115,13 +113,12 @@ impl<S: BatchSink> Writer<S> {
             while let Some(message) = next {
                 match message {
                     Message::Commit(mut job) => {
-                        if !job.after.is_empty() && !self.taken_all(&mut job.after) {
+                        if !job.after.is_empty() && !taken_all(&self.shared, &batch, &mut job.after) {
                             held.push(job);
                         } else {
                             rows += job.rows.len();
                             let reservation = job.reservation;
                             // Told to the meter when the batch is committed (`commit`).
-                            self.taken.extend(reservation);
                             batch.push(job);
                             release(&mut held, &mut ready, reservation);
                         }
@@ -132,7 +129,9 @@ impl<S: BatchSink> Writer<S> {
                         rows = 0;
                         let mut meter = lock(&self.shared.meter);
                         meter.invalidate();
-                        reservation.map(|id| meter.unresolved.remove(&id));
+                        if let Some(id) = reservation {
+                            meter.unresolved.remove(&id);
+                        }
                         drop(meter);
                         // Decided before the reload, the jobs that waited for it are refused.
                         release(&mut held, &mut ready, reservation);
@@ -153,18 +152,6 @@ impl<S: BatchSink> Writer<S> {
         }
     }
 
-    /// Drops from a job's `after` the reservations already taken; `true` if none is left to wait
-    /// for. Only this thread takes reservations, so one not taken now is still to come (behind the
-    /// job in the queue, or held like it) and will [`release`] it.
-    fn taken_all(&self, after: &mut Vec<super::ReservationId>) -> bool {
-        after.retain(|id| !self.taken.contains(id));
-        if !after.is_empty() {
-            let meter = lock(&self.shared.meter);
-            after.retain(|id| meter.unresolved.contains(id));
-        }
-        after.is_empty()
-    }
-
     fn commit(&mut self, batch: Vec<Job>) {
         // Decisions taken before a failure was noticed may rest on the failed commit: refuse them.
         // Under the same lock, the meter learns which reservations this batch took (one lock per
@@ -173,11 +160,9 @@ impl<S: BatchSink> Writer<S> {
             let mut meter = lock(&self.shared.meter);
             for job in &batch {
                 resolve(&mut meter, job);
-                job.reservation.map(|id| self.taken.remove(&id));
             }
             meter.generation
         };
-        assert!(self.taken.is_empty(), "every reservation taken is in the batch being committed");
         let (mut live, stale): (Vec<Job>, Vec<Job>) =
             batch.into_iter().partition(|job| job.generation.is_none_or(|g| g == generation));
         for job in stale {
@@ -466,6 +451,19 @@ fn bind(statement: &mut Statement<'_>, first: usize, values: &[&dyn ToSql]) -> r
         statement.raw_bind_parameter(first + offset, value)?;
     }
     Ok(first + values.len())
+}
+
+/// Drops from a job's `after` the reservations already taken: into `batch`, the one being formed
+/// (the meter learns of those when it is committed), or into an earlier one. `true` if none is left
+/// to wait for. Only the writer takes reservations, so one not taken now is still to come (behind
+/// the job in the queue, or held like it) and will [`release`] it.
+fn taken_all(shared: &Shared, batch: &[Job], after: &mut Vec<super::ReservationId>) -> bool {
+    after.retain(|id| !batch.iter().any(|job| job.reservation == Some(*id)));
+    if !after.is_empty() {
+        let meter = lock(&shared.meter);
+        after.retain(|id| meter.unresolved.contains(id));
+    }
+    after.is_empty()
 }
 
 /// Tells the meter that `job` was taken into a batch: the posts its reservation counted are no
